@@ -1,0 +1,37 @@
+"""Error types of qsnn-deploy.
+
+Every error raised on bad input names *where* the problem is (layer, field) and *which limit*
+was broken, so that a user never has to read a traceback from deep inside a library.
+"""
+from __future__ import annotations
+
+
+class QSNNError(Exception):
+    """Base class of every error qsnn-deploy raises on purpose."""
+
+
+class FrozenNetError(QSNNError, ValueError):
+    """A frozen network (or a value going into one) breaks a rule of the integer format.
+
+    Args:
+        layer: name of the offending layer (or ``"input"`` / ``"net"``).
+        field: the field of that layer, e.g. ``"weight"`` or ``"threshold"``.
+        message: what is wrong and which limit applies.
+    """
+
+    def __init__(self, layer: str, field: str, message: str):
+        self.layer = layer
+        self.field = field
+        super().__init__(f"layer {layer!r}, field {field!r}: {message}")
+
+
+class UnsupportedLayerError(QSNNError, TypeError):
+    """A torch module that :func:`qsnn_deploy.freeze` cannot translate."""
+
+
+class CheckpointError(QSNNError, ValueError):
+    """A checkpoint or frozen-network file is unreadable, truncated or unsafe."""
+
+
+class SaturationError(QSNNError, OverflowError):
+    """A membrane state left its B_v-bit range while saturation was configured to raise."""

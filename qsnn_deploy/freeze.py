@@ -1,0 +1,251 @@
+"""torch model -> :class:`~qsnn_deploy.frozen.FrozenNet` (the only module that knows both worlds).
+
+Folding (DESIGN.md section 3), per LIF block ``synapse -> [avg-pool] -> [BatchNorm] -> neuron``:
+
+* integer weights: Brevitas ``quant_weight().int()`` semantics (value / scale, exact), or a plain
+  float weight quantized here to ``weight_bits`` (per tensor, symmetric, narrow range);
+* ``sigma_c = s_w,c * s_x * p * a_c`` with ``a_c = gamma_c / sqrt(running_var_c + eps)``,
+  ``p = 1/area`` of the average pool, ``s_x`` the input scale (1 for spikes);
+* ``bias_c = a_c * conv_bias_c + beta_c - a_c * running_mean_c``;
+* a channel with ``sigma_c < 0`` (negative BatchNorm gamma) has its weights negated, which flips
+  the inequality back (narrow-range weights cannot overflow; a full-range weight that would is
+  refused);
+* ``theta_int = round(theta * 2**F / |sigma|)``, ``b_int = round(bias * 2**F / |sigma|)``,
+  ``d = round(beta * 4096)``.
+
+For :class:`~qsnn_deploy.nn.QLeaky` blocks these integers come from the neuron's own
+``integer_params`` (the very function its forward pass uses): the frozen net is then exactly the
+trained model. For plain ``snntorch.Leaky`` blocks they are rounded here, and agreement with the
+float model is something :mod:`qsnn_deploy.verify` measures.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Iterable, Sequence
+
+import numpy as np
+import snntorch as snn
+import torch
+import torch.nn as nn
+
+from . import intmath
+from .errors import FrozenNetError, UnsupportedLayerError
+from .frozen import FrozenNet, InputSpec, LIFLayer
+from .nn.blocks import Block, block_affine, parse_blocks, quantized_weight
+from .nn.neuron import QLeaky
+from .nn.sequential import QSequential
+
+__all__ = ["freeze"]
+
+
+def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Sequence[int] | None = None,
+           input_scale: float | None = None, input_bits: int | None = None, input_signed: bool | None = None,
+           num_steps: int | None = None, weight_bits: int = 8, frac_bits: int = intmath.DEFAULT_FRAC_BITS,
+           state_bits: int = intmath.DEFAULT_STATE_BITS, metadata: dict | None = None) -> FrozenNet:
+    """Freeze a spiking torch model into integer tensors.
+
+    Args:
+        model: a :class:`~qsnn_deploy.nn.QSequential` (input facts are read from it), an
+            ``nn.Sequential`` of blocks (snnTorch style, ``init_hidden=True`` allowed), or any module
+            together with ``layers``.
+        layers: for models written as an explicit time loop: the modules in the order one time step
+            applies them, as modules or (name, module) pairs; functional ops become modules
+            (``F.avg_pool2d(x, 2)`` -> ``nn.AvgPool2d(2)``, ``x.flatten(1)`` -> ``nn.Flatten()``).
+        input_shape, input_scale, input_bits, input_signed, num_steps: the input facts (required
+            when the model is not a QSequential; ``input_scale`` defaults to 1/255 for 8-bit input).
+        weight_bits: width for plain float synapses (Brevitas layers keep their own width).
+        frac_bits, state_bits: F and B_v for plain ``snntorch.Leaky`` neurons (QLeaky keeps its own).
+        metadata: extra provenance stored in the frozen net.
+    """
+    named = _ordered_layers(model, layers)
+    blocks = parse_blocks(named)
+    if isinstance(model, QSequential):
+        input_shape = input_shape or model.input_shape
+        input_scale = model.input_scale if input_scale is None else input_scale
+        input_bits = model.input_bits if input_bits is None else input_bits
+        input_signed = model.input_signed if input_signed is None else input_signed
+        num_steps = num_steps or model.num_steps
+    if input_shape is None:
+        raise FrozenNetError("input", "shape", "unknown: pass input_shape=(C, H, W) (or use a QSequential, which records it)")
+    input_bits = 8 if input_bits is None else int(input_bits)
+    if input_scale is None:
+        input_scale = 1.0 / 255.0 if input_bits == 8 else 1.0
+    spec = InputSpec(tuple(int(s) for s in input_shape), input_bits, bool(input_signed), float(input_scale), True)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            frozen_layers = []
+            shape = spec.shape
+            for i, block in enumerate(blocks):
+                s_x = spec.scale if i == 0 else 1.0
+                layer = _freeze_block(block, s_x, shape, weight_bits, frac_bits, state_bits)
+                frozen_layers.append(layer)
+                shape = layer.output_shape((int(np.prod(shape)),) if layer.flatten_input else shape)
+    finally:
+        model.train(was_training)
+    meta = {
+        "source": f"{type(model).__module__}.{type(model).__name__}",
+        "deploy_faithful": all(isinstance(b.neuron, QLeaky) for b in blocks),
+        "synapses": {b.name: type(b.synapse).__name__ for b in blocks},
+    }
+    meta.update(metadata or {})
+    net = FrozenNet(spec, frozen_layers, int(num_steps or 100), meta)
+    return net.validate()
+
+
+def _ordered_layers(model: nn.Module, layers) -> list[tuple[str, nn.Module]]:
+    if layers is not None:
+        names = {id(m): n for n, m in model.named_modules()}
+        out = []
+        for i, item in enumerate(layers):
+            if isinstance(item, tuple):
+                out.append((str(item[0]), item[1]))
+            elif isinstance(item, nn.Module):
+                out.append((names.get(id(item), f"layer{i}"), item))
+            else:
+                raise UnsupportedLayerError(f"layers[{i}]: expected an nn.Module or (name, module), got {type(item).__name__}")
+        return out
+    if isinstance(model, nn.Sequential):
+        return list(model.named_children())
+    raise UnsupportedLayerError(
+        f"{type(model).__name__} is not a Sequential, so its layer order is unknown. Wrap the layers in "
+        "qsnn_deploy.nn.QSequential, or call freeze(model, layers=[...]) listing the modules in the order one time "
+        "step applies them (functional ops as modules: nn.AvgPool2d(2), nn.Flatten()).")
+
+
+def _integer_weight(block: Block, weight_bits: int) -> tuple[np.ndarray, torch.Tensor, int]:
+    syn = block.synapse
+    w = syn.weight.detach()
+    if not torch.all(torch.isfinite(w)):
+        raise FrozenNetError(block.name, "weight", "contains NaN or infinity")
+    quant = quantized_weight(syn)
+    if quant is not None:
+        w_int, scale, bits = quant
+        if not torch.all(torch.isfinite(scale)) or torch.any(scale <= 0):
+            raise FrozenNetError(block.name, "weight_scale", f"must be finite and positive, got {scale.tolist()[:4]}...")
+        w_int = torch.round(w_int.detach()).to(torch.int64).cpu().numpy()
+        return w_int, scale.detach().cpu(), int(bits)
+    if not 2 <= weight_bits <= 16:
+        raise FrozenNetError(block.name, "weight_bits", f"must be in 2..16, got {weight_bits}")
+    w64 = w.cpu().to(torch.float64)
+    top = float((1 << (weight_bits - 1)) - 1)
+    max_abs = float(w64.abs().max())
+    scale = max_abs / top if max_abs > 0 else 1.0
+    w_int = torch.round(w64 / scale).to(torch.int64).numpy()
+    return w_int, torch.full((w.shape[0],), scale, dtype=torch.float64), int(weight_bits)
+
+
+def _channel_values(value, name: str, block: Block, out_shape: tuple[int, ...], per_channel_1d: bool) -> np.ndarray:
+    """Per-channel float64 values of beta/threshold; reject per-neuron values that differ within a channel."""
+    t = torch.as_tensor(value).detach().cpu().to(torch.float64)
+    c = out_shape[0]
+    if t.numel() == 1:
+        return np.full(c, float(t.reshape(())), dtype=np.float64)
+    if per_channel_1d and t.dim() == 1 and t.numel() == c:
+        return t.numpy().copy()
+    try:
+        full = torch.broadcast_to(t, out_shape)  # snnTorch's own broadcasting against [C, (H, W)]
+    except RuntimeError as exc:
+        raise FrozenNetError(block.name, name, f"shape {tuple(t.shape)} does not broadcast to the layer output {out_shape}") from exc
+    flat = full.reshape(c, -1)
+    if not torch.all(flat == flat[:, :1]):
+        raise FrozenNetError(block.name, name, "differs between neurons of one channel; the frozen format holds one value per channel")
+    return flat[:, 0].numpy().copy()
+
+
+def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bits: int,
+                  frac_bits: int, state_bits: int) -> LIFLayer:
+    name = block.name
+    syn = block.synapse
+    neuron = block.neuron
+    w_int, w_scale, bits = _integer_weight(block, weight_bits)
+    sigma_t, bias_t = block_affine(block, w_scale, s_x, on_cpu=True)
+    sigma = sigma_t.numpy()
+    if not np.all(np.isfinite(sigma)) or not np.all(np.isfinite(bias_t.numpy())):
+        raise FrozenNetError(name, "batchnorm", "scale or bias is NaN/infinite (check BatchNorm running_var and weights)")
+    if np.any(sigma == 0):
+        bad = np.flatnonzero(sigma == 0).tolist()
+        raise FrozenNetError(name, "batchnorm", f"channels {bad[:8]} have a zero scale (BatchNorm gamma = 0): their neurons "
+                             "would see a constant current; remove them or re-train")
+    negative = sigma < 0
+    if negative.any():
+        lo, _ = intmath.weight_range(bits, narrow=False)
+        if bits > 1 and np.any(w_int[negative] == lo):
+            raise FrozenNetError(name, "weight", f"channels {np.flatnonzero(negative).tolist()[:8]} need negating (negative "
+                                 f"BatchNorm gamma) but hold {lo}, which has no {bits}-bit negation; use narrow-range weights")
+        w_int[negative] = -w_int[negative]
+    sigma_abs = torch.as_tensor(np.abs(sigma))
+    # shapes
+    flat_in = (int(np.prod(in_shape)),) if block.flatten else in_shape
+    is_conv = isinstance(syn, nn.Conv2d) or w_int.ndim == 4
+    pools = block.pools
+    if len(pools) > 1:
+        raise UnsupportedLayerError(f"block {name!r}: more than one AvgPool2d between synapse and neuron")
+    pool = tuple(int(k) for k in ((pools[0].kernel_size,) * 2 if isinstance(pools[0].kernel_size, int) else pools[0].kernel_size)) if pools else None
+    if isinstance(neuron, QLeaky):
+        th, b, d = neuron.integer_params(sigma_abs, bias_t)
+        theta_int, b_int, decay = (x.detach().cpu().round().to(torch.int64).numpy() for x in (th, b, d))
+        reset, f_bits, s_bits = ("subtract" if neuron.reset_mechanism_val == 0 else "zero"), neuron.frac_bits, neuron.state_bits
+    else:
+        reset, f_bits, s_bits = _check_leaky(name, neuron), frac_bits, state_bits
+        probe = LIFLayer(name, "conv" if is_conv else "dense", w_int, bits, np.zeros(w_int.shape[0], np.int64),
+                         np.zeros(w_int.shape[0], np.int64), np.zeros(w_int.shape[0], np.int64),
+                         stride=_pair(getattr(syn, "stride", 1)), padding=_pair(getattr(syn, "padding", 0)), pool=pool)
+        out_shape = probe.output_shape(flat_in)
+        beta = _channel_values(neuron.beta, "beta", block, out_shape, per_channel_1d=False)
+        theta = _channel_values(neuron.threshold, "threshold", block, out_shape, per_channel_1d=False)
+        if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(theta))):
+            raise FrozenNetError(name, "beta/threshold", "NaN or infinite")
+        theta_int = intmath.quantize_on_grid(theta, np.abs(sigma), f_bits)
+        b_int = intmath.quantize_on_grid(bias_t.numpy(), np.abs(sigma), f_bits)
+        decay = intmath.decay_from_beta(beta)
+    vmax = intmath.state_limit(s_bits)
+    if theta_int.min() < 0:
+        raise FrozenNetError(name, "threshold", f"negative threshold {theta_int.min()} (state units): neurons would fire with no input")
+    if theta_int.max() > vmax:
+        # |v| never exceeds vmax, so such a neuron can never fire: clamping keeps that exactly, but the
+        # float model's neuron could fire. Say so loudly; verify measures the effect.
+        n_over = int(np.count_nonzero(theta_int > vmax))
+        warnings.warn(f"layer {name!r}: {n_over} channel threshold(s) up to {theta_int.max()} state units exceed the "
+                      f"{s_bits}-bit state limit {vmax}; clamped (those neurons can never fire). Lower frac_bits or "
+                      "raise state_bits to keep them.", stacklevel=3)
+        theta_int = np.minimum(theta_int, vmax)
+    if np.abs(b_int).max(initial=0) > vmax:
+        raise FrozenNetError(name, "bias", f"{np.abs(b_int).max()} state units exceeds the {s_bits}-bit state limit {vmax}")
+    return LIFLayer(
+        name=name, synapse="conv" if is_conv else "dense", weight=w_int.astype(np.int8 if bits <= 8 else np.int16),
+        weight_bits=bits, threshold=theta_int.astype(np.int64), bias=b_int.astype(np.int64),
+        decay=decay.astype(np.int64), reset=reset, frac_bits=int(f_bits), state_bits=int(s_bits),
+        stride=_pair(getattr(syn, "stride", 1)) if is_conv else (1, 1),
+        padding=_pair(getattr(syn, "padding", 0)) if is_conv else (0, 0),
+        pool=pool, flatten_input=block.flatten, sigma=np.abs(sigma).astype(np.float64),
+    )
+
+
+def _check_leaky(name: str, neuron: nn.Module) -> str:
+    if not isinstance(neuron, snn.Leaky):
+        raise UnsupportedLayerError(f"block {name!r}: neuron {type(neuron).__name__} is not a snntorch.Leaky")
+    modes = {0: "subtract", 1: "zero"}
+    if neuron.reset_mechanism_val not in modes:
+        raise UnsupportedLayerError(f"block {name!r}: reset_mechanism 'none' is not supported (use 'subtract' or 'zero')")
+    if not getattr(neuron, "reset_delay", True):
+        raise UnsupportedLayerError(f"block {name!r}: reset_delay=False is not supported (the integer semantics reset from the previous state)")
+    if getattr(neuron, "inhibition", False) or getattr(neuron, "state_quant", False):
+        raise UnsupportedLayerError(f"block {name!r}: inhibition and state_quant are not supported")
+    g = float(torch.as_tensor(getattr(neuron, "graded_spikes_factor", 1.0)))
+    if g != 1.0:
+        raise UnsupportedLayerError(f"block {name!r}: graded_spikes_factor={g} (only binary spikes are supported)")
+    return modes[neuron.reset_mechanism_val]
+
+
+def _pair(v) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(x) for x in v)
+    return v if len(v) == 2 else (v[0], v[0])
+
+
+def frozen_layer_names(model: nn.Module, layers: Iterable | None = None) -> list[str]:
+    """Names the frozen layers of ``model`` will carry (the synapse module names)."""
+    return [b.name for b in parse_blocks(_ordered_layers(model, layers))]

@@ -1,0 +1,131 @@
+"""Deploy-faithful leaky integrate-and-fire neuron: a drop-in for ``snntorch.Leaky``.
+
+Defining equations (integer state ``v``, one unit of ``v`` = ``q = |sigma| / 2**F`` membrane units)::
+
+    J_t       = round((I_t - b) / |sigma|)             the exact integer synaptic current
+    theta_int = min(round(theta / q), 2**(B_v-1)-1)    per channel, state units (a larger θ never fires)
+    b_int     = round(b / q)
+    d         = round(clamp(beta, 0, 1) * 4096)        12-bit decay
+    r_t       = [v_{t-1} > theta_int]
+    v_t       = decay(v_{t-1}) + J_t * 2**F + b_int - r_t * theta_int          reset "subtract"
+    v_t       = decay((1 - r_t) * v_{t-1}) + J_t * 2**F + b_int                reset "zero"
+    v_t       = clip(v_t, ±(2**(B_v-1) - 1))
+    z_t       = H((v_t - theta_int) * q)               surrogate gradient in membrane units
+    decay(v)  = sign(v*d) * (|v*d| >> 12)
+
+All roundings use straight-through gradients, so the layer trains like ``snntorch.Leaky`` while
+its forward pass IS the frozen integer network's: after training, :func:`qsnn_deploy.freeze`
+yields the same spikes, every neuron, every step. ``sigma`` and ``b`` describe the synapse in
+front of the neuron (weight scale x input scale x pool x BatchNorm); :class:`QSequential` passes
+them. Used alone, ``sigma`` defaults to the ``current_scale`` given at construction and ``b`` to 0.
+
+The returned state (``mem``) is ``v`` in state units (integer-valued float64); multiply by ``q``
+(:meth:`QLeaky.membrane`) for membrane units.
+"""
+from __future__ import annotations
+
+import torch
+import snntorch as snn
+from snntorch import surrogate
+
+from .. import intmath
+from .ste import decay_ste, round_ste
+
+
+class QLeaky(snn.Leaky):
+    """Deploy-faithful ``Leaky`` with integer state (see module docstring for the equations).
+
+    Args:
+        beta: membrane decay, scalar or one per channel (shape [C]); quantized to 12 bits.
+        threshold: θ in membrane units, scalar or one per channel.
+        spike_grad: surrogate gradient (default: fast sigmoid, slope 25).
+        reset_mechanism: ``"subtract"`` (default) or ``"zero"``.
+        frac_bits: F, fractional bits of the state (default 6).
+        state_bits: B_v, signed state width (default 24).
+        current_scale: sigma used when none is passed to ``forward`` (input already in J units: 1).
+        learn_beta, learn_threshold: as in snnTorch.
+    """
+
+    def __init__(self, beta, threshold=1.0, spike_grad=None, reset_mechanism: str = "subtract",
+                 frac_bits: int = intmath.DEFAULT_FRAC_BITS, state_bits: int = intmath.DEFAULT_STATE_BITS,
+                 current_scale: float = 1.0, learn_beta: bool = False, learn_threshold: bool = False):
+        if reset_mechanism not in intmath.RESET_MODES:
+            raise ValueError(f"QLeaky supports reset_mechanism {intmath.RESET_MODES}, got {reset_mechanism!r}")
+        super().__init__(beta=beta, threshold=threshold,
+                         spike_grad=spike_grad if spike_grad is not None else surrogate.fast_sigmoid(slope=25),
+                         reset_mechanism=reset_mechanism, learn_beta=learn_beta, learn_threshold=learn_threshold,
+                         reset_delay=True)
+        self.frac_bits = int(frac_bits)
+        self.state_bits = int(state_bits)
+        self.current_scale = float(current_scale)
+        self.saturation_events = 0
+
+    # ----------------------------------------------------------------- integer parameters
+    def integer_params(self, sigma_abs: torch.Tensor, bias: torch.Tensor):
+        """(theta_int, b_int, d) per channel as float64 tensors (integer-valued, STE gradients).
+
+        ``sigma_abs`` and ``bias`` are float64 per-channel tensors [C]. :func:`qsnn_deploy.freeze`
+        calls this same method, so frozen and trained integers are identical.
+        """
+        c = sigma_abs.shape[0]
+        dev = sigma_abs.device
+        scale = float(1 << self.frac_bits)
+        theta = _per_channel(self.threshold, c, dev, "threshold")
+        beta = _per_channel(self.beta, c, dev, "beta").clamp(0.0, 1.0)
+        # A threshold at or above the state limit means "never fires" (|v| <= limit), so clamping it
+        # there changes no spike and keeps the frozen threshold within B_v bits.
+        theta_int = round_ste(theta * scale / sigma_abs).clamp(max=float(intmath.state_limit(self.state_bits)))
+        b_int = round_ste(bias * scale / sigma_abs)
+        d = round_ste(beta * float(intmath.DECAY_ONE))
+        return theta_int, b_int, d
+
+    def membrane(self, v: torch.Tensor, sigma) -> torch.Tensor:
+        """State ``v`` converted to membrane units, ``v * |sigma| / 2**F``."""
+        return v * _channel_view(torch.as_tensor(sigma, dtype=torch.float64, device=v.device).abs(), v.dim()) / (1 << self.frac_bits)
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, input_: torch.Tensor, mem: torch.Tensor | None = None, *,
+                sigma: torch.Tensor | None = None, bias: torch.Tensor | None = None):
+        """One time step. ``input_``: float current [N, C, ...]; returns (spikes, v)."""
+        c = input_.shape[1] if input_.dim() > 1 else input_.shape[0]
+        dev = input_.device
+        if sigma is None:
+            sigma = torch.full((c,), self.current_scale, dtype=torch.float64, device=dev)
+        if bias is None:
+            bias = torch.zeros(c, dtype=torch.float64, device=dev)
+        sigma_abs = sigma.to(torch.float64).abs()
+        bias = bias.to(torch.float64)
+        theta_int, b_int, d = self.integer_params(sigma_abs, bias)
+        nd = input_.dim()
+        sig_v, th_v, b_v, d_v, bias_v = (_channel_view(t, nd) for t in (sigma_abs, theta_int, b_int, d, bias))
+        current = round_ste((input_.to(torch.float64) - bias_v) / sig_v)
+        if mem is None or mem.shape != input_.shape:
+            mem = torch.zeros_like(input_, dtype=torch.float64)
+        v_prev = mem.to(torch.float64)
+        reset = (v_prev > th_v).to(torch.float64).detach()
+        if self.reset_mechanism_val == 0:
+            v = decay_ste(v_prev, d_v) + current * float(1 << self.frac_bits) + b_v - reset * th_v
+        else:
+            v = decay_ste((1.0 - reset) * v_prev, d_v) + current * float(1 << self.frac_bits) + b_v
+        vmax = float(intmath.state_limit(self.state_bits))
+        if not torch.jit.is_scripting():
+            over = (v.detach().abs() > vmax)
+            if bool(over.any()):
+                self.saturation_events += int(over.sum())
+                v = v.clamp(-vmax, vmax)
+        spk = self.spike_grad((v - th_v) * sig_v / float(1 << self.frac_bits))
+        return spk.to(input_.dtype), v
+
+
+def _per_channel(value, channels: int, device, name: str) -> torch.Tensor:
+    t = torch.as_tensor(value, device=device).to(torch.float64).flatten()
+    if t.numel() == 1:
+        return t.expand(channels)
+    if t.numel() != channels:
+        raise ValueError(f"QLeaky {name}: expected a scalar or {channels} values (one per channel), got {t.numel()}")
+    return t
+
+
+def _channel_view(t: torch.Tensor, ndim: int) -> torch.Tensor:
+    """[C] -> [C, 1, 1] for [N, C, H, W] tensors; unchanged for [N, C]."""
+    return t.view((-1,) + (1,) * max(ndim - 2, 0))

@@ -1,0 +1,141 @@
+"""``QSequential``: the documented way to declare a spiking network's layer order.
+
+A ``QSequential`` is an ``nn.Sequential`` of LIF blocks (see :mod:`qsnn_deploy.nn.blocks`) plus the
+facts the integer deployment needs: the input's float scale (1/255 for raw pixels fed as
+``pixel/255``), shape and bit width, and the default number of time steps.
+
+Its forward pass runs the whole network over T steps, layer by layer (the network is
+feed-forward, so layer l at step t needs only layer l-1 at step t): each synapse processes all T
+steps in one batched conv, a static input is convolved once, and each neuron module is called once
+per step (so forward hooks on neurons see every step). Blocks closed by a
+:class:`~qsnn_deploy.nn.QLeaky` run the integer semantics exactly (deploy-faithful); blocks closed
+by a plain ``snntorch.Leaky`` run snnTorch's float semantics.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..errors import UnsupportedLayerError
+from .blocks import Block, block_affine, parse_blocks, quantized_weight, synaptic_current
+from .neuron import QLeaky
+from .ste import round_ste
+
+
+class QSequential(nn.Sequential):
+    """A spiking ``nn.Sequential`` that knows its input and time steps.
+
+    Args:
+        *modules: layers in order (blocks of synapse, pool/BatchNorm/dropout, neuron).
+        input_shape: per-sample input shape, e.g. (1, 28, 28).
+        input_scale: float value of one integer input unit (1/255 for pixels, 1 for spikes).
+        input_bits: width of the integer input (8 for pixels, 1 for spikes).
+        input_signed: whether the integer input may be negative.
+        num_steps: default T.
+    """
+
+    def __init__(self, *modules: nn.Module, input_shape: tuple[int, ...], input_scale: float = 1.0 / 255.0,
+                 input_bits: int = 8, input_signed: bool = False, num_steps: int = 25):
+        if len(modules) == 1 and isinstance(modules[0], dict):
+            super().__init__(modules[0])  # an OrderedDict of named modules
+        else:
+            super().__init__(*modules)
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.input_scale = float(input_scale)
+        self.input_bits = int(input_bits)
+        self.input_signed = bool(input_signed)
+        self.num_steps = int(num_steps)
+        self._blocks = parse_blocks(list(self.named_children()))
+
+    @property
+    def blocks(self) -> list[Block]:
+        return self._blocks
+
+    def forward(self, x: torch.Tensor, num_steps: int | None = None, record: bool = False):
+        """Run T steps. ``x``: [N, *input_shape] (repeated every step) or [T, N, *input_shape], float
+        in model units (integer input × input_scale). Returns the output spikes [T, N, classes],
+        or (output, {block name: spikes [T, N, ...]}) with ``record=True``."""
+        per_sample = len(self.input_shape)
+        if x.dim() == per_sample + 1:
+            static, steps = True, int(num_steps or self.num_steps)
+        elif x.dim() == per_sample + 2:
+            static, steps = False, x.shape[0]
+        else:
+            raise ValueError(f"expected input [N, {self.input_shape}] or [T, N, {self.input_shape}], got {tuple(x.shape)}")
+        h = x if static else x.reshape((-1,) + tuple(x.shape[2:]))
+        n = x.shape[0] if static else x.shape[1]
+        recorded = {}
+        spikes = None
+        for i, block in enumerate(self._blocks):
+            scale = self.input_scale if i == 0 else 1.0
+            current, sigma, bias = self._block_current(block, h, scale)
+            spikes = self._run_neuron(block, current, sigma, bias, static, steps, n)
+            recorded[block.name] = spikes
+            static = False
+            h = spikes.reshape((steps * n,) + tuple(spikes.shape[2:]))
+        return (spikes, recorded) if record else spikes
+
+    # ------------------------------------------------------------------ internals
+    def _block_current(self, block: Block, h: torch.Tensor, input_scale: float):
+        for m in block.pre:
+            h = m(h)
+        if not block.deploy_faithful:
+            for m in [block.synapse] + block.post:
+                h = m(h)
+            return h, None, None
+        quant = quantized_weight(block.synapse)
+        if quant is None:
+            raise UnsupportedLayerError(f"block {block.name!r}: a QLeaky neuron needs a quantized synapse "
+                                        "(brevitas QuantConv2d/QuantLinear or a module with qsnn_int_weight())")
+        w_int, w_scale, _ = quant
+        x_int = round_ste(h / input_scale)
+        j = synaptic_current(block, x_int, w_int)
+        for m in block.post:
+            if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d)):
+                j = m(j)
+        y_stats = None
+        if self.training and block.batchnorm is not None:
+            cb = block.synapse.bias
+            sigma0 = _cview(w_scale * input_scale * _pool_factor(block), j.dim())
+            y_stats = j.to(torch.float64) * sigma0 + (0.0 if cb is None else _cview(cb.to(torch.float64), j.dim()))
+        if not self.training:
+            # Evaluate the per-channel affine in float64 on the CPU: the exact same operations as freeze().
+            sigma, bias = block_affine(block, w_scale, input_scale, on_cpu=True)
+            sigma, bias = sigma.to(j.device), bias.to(j.device)
+        else:
+            sigma, bias = block_affine(block, w_scale, input_scale, y_stats)
+        current = j.to(torch.float64) * _cview(sigma, j.dim()) + _cview(bias, j.dim())
+        return current, sigma, bias
+
+    def _run_neuron(self, block: Block, current: torch.Tensor, sigma, bias, static: bool, steps: int, n: int):
+        neuron = block.neuron
+        if not static:
+            current = current.reshape((steps, n) + tuple(current.shape[1:]))
+        outs = []
+        mem = None
+        if getattr(neuron, "init_hidden", False):
+            neuron.reset_mem()
+        for t in range(steps):
+            cur_t = current if static else current[t]
+            if isinstance(neuron, QLeaky):
+                spk, mem = neuron(cur_t, mem, sigma=sigma, bias=bias)
+            elif getattr(neuron, "init_hidden", False):
+                out = neuron(cur_t)
+                spk = out[0] if isinstance(out, tuple) else out
+            else:
+                spk, mem = neuron(cur_t, mem)
+            outs.append(spk.to(torch.float32))
+        return torch.stack(outs)
+
+
+def _pool_factor(block: Block) -> float:
+    p = 1.0
+    for pool in block.pools:
+        k = pool.kernel_size
+        k = (k, k) if isinstance(k, int) else k
+        p /= float(k[0] * k[1])
+    return p
+
+
+def _cview(t: torch.Tensor, ndim: int) -> torch.Tensor:
+    return t.view((-1,) + (1,) * max(ndim - 2, 0))

@@ -1,0 +1,217 @@
+"""Bit-accurate NumPy reference simulator of a :class:`~qsnn_deploy.frozen.FrozenNet`.
+
+Arithmetic (DESIGN.md section 3, docstring of :mod:`qsnn_deploy.frozen`):
+
+* Synaptic currents ``J`` are exact integers. They are computed with float32 BLAS GEMMs (im2col
+  for convs, channels-last) because every partial sum is an integer below 2**24 when the
+  accumulation bound checked here holds; float64 (2**53) is used beyond it. Integer GEMMs in NumPy
+  are ~300x slower and are never used.
+* A conv followed by a sum pool runs as ONE folded conv (:func:`~qsnn_deploy.intmath.fold_sum_pool`).
+* The network runs layer by layer over all T steps (feed-forward: layer l at step t depends only on
+  layer l-1 at step t), so each layer's currents for all steps come from one large GEMM; a static
+  input (the same image at every step) is multiplied once, not T times. Rows of silent input
+  patches are skipped.
+* Membrane updates are int64, with the decay rounding toward zero:
+  ``(x + ((x >> 63) & 4095)) >> 12`` equals ``sign(x) * (|x| >> 12)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .. import intmath
+from ..errors import FrozenNetError, SaturationError
+from ..frozen import FrozenNet, LIFLayer
+from .base import SATURATION_MODES, SimResult, prepare_input
+
+#: Rows per im2col chunk (bounds the temporary patch matrix to ~100-300 MB).
+_MAX_PATCH_ELEMS = 1 << 25
+#: Skip silent patches when fewer than this fraction of rows carry a spike.
+_SPARSE_ROWS = 0.5
+
+
+class _PreparedLayer:
+    """One layer's arrays laid out for the channels-last GEMM."""
+
+    def __init__(self, layer: LIFLayer, in_shape: tuple[int, ...], x_bound: int):
+        self.layer = layer
+        self.name = layer.name
+        self.out_shape = layer.output_shape((int(np.prod(in_shape)),) if layer.flatten_input else in_shape)
+        bound = layer.current_bound(x_bound)
+        if bound < intmath.FLOAT32_EXACT:
+            self.dtype = np.float32
+        elif bound < intmath.FLOAT64_EXACT:
+            self.dtype = np.float64
+        else:  # pragma: no cover - validate() forbids int64 overflow; int64 GEMM is a last resort
+            self.dtype = np.int64
+        if layer.synapse == "conv":
+            w, stride = layer.weight.astype(np.int64), layer.stride
+            if layer.pool is not None:
+                w, stride = intmath.fold_sum_pool(w, stride, layer.pool)
+            self.kernel = w.shape[2:]
+            self.stride = stride
+            self.padding = layer.padding
+            # (C_out, C_in, kh, kw) -> (C_in*kh*kw, C_out): rows in (C, kh, kw) order = window order
+            self.wmat = np.ascontiguousarray(w.reshape(w.shape[0], -1).T.astype(self.dtype))
+        else:
+            w = layer.weight.astype(np.int64)
+            if layer.flatten_input and len(in_shape) == 3:
+                # Inputs are kept channels-last (H, W, C); torch flattens (C, H, W): permute columns once.
+                c, h, ww = in_shape
+                w = w.reshape(w.shape[0], c, h, ww).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+            self.wmat = np.ascontiguousarray(w.T.astype(self.dtype))
+        self.threshold = layer.threshold.astype(np.int64)
+        self.bias = layer.bias.astype(np.int64)
+        self.decay = layer.decay.astype(np.int64)
+        self.uniform_decay = bool(np.all(self.decay == self.decay[0]))
+        if self.uniform_decay:
+            self.decay = np.int64(self.decay[0])
+
+    # -------------------------------------------------------------- synaptic current
+    def currents(self, x: np.ndarray) -> np.ndarray:
+        """J for a batch of channels-last inputs x [B, H, W, C] (or [B, F]); int64 [B, ..., C_out]."""
+        if self.layer.synapse == "dense":
+            flat = x.reshape(x.shape[0], -1)
+            return self._gemm(flat).reshape(x.shape[0], -1)
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        b = x.shape[0]
+        ho, wo = self.out_shape[1], self.out_shape[2]
+        out = np.empty((b, ho, wo, self.wmat.shape[1]), dtype=np.int64)
+        per_sample = ho * wo * self.wmat.shape[0]
+        chunk = max(1, _MAX_PATCH_ELEMS // max(per_sample, 1))
+        for start in range(0, b, chunk):
+            xs = x[start:start + chunk].astype(self.dtype, copy=False)
+            if ph or pw:
+                xs = np.pad(xs, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+            win = sliding_window_view(xs, (kh, kw), axis=(1, 2))[:, ::sh, ::sw][:, :ho, :wo]
+            cols = win.reshape(-1, self.wmat.shape[0])  # copy: (B*ho*wo, C*kh*kw)
+            out[start:start + chunk] = self._gemm(cols).reshape(-1, ho, wo, self.wmat.shape[1])
+        return out
+
+    def _gemm(self, cols: np.ndarray) -> np.ndarray:
+        cols = cols.astype(self.dtype, copy=False)
+        active = cols.any(axis=1)
+        n_active = int(np.count_nonzero(active))
+        if n_active < _SPARSE_ROWS * cols.shape[0]:
+            res = np.zeros((cols.shape[0], self.wmat.shape[1]), dtype=np.int64)
+            if n_active:
+                res[active] = np.rint(cols[active] @ self.wmat).astype(np.int64)
+            return res
+        return np.rint(cols @ self.wmat).astype(np.int64)
+
+    # -------------------------------------------------------------- neurons
+    def scan(self, j: np.ndarray, static: bool, steps: int, saturation: str, record: bool):
+        """Run the LIF recurrence over time. j: int64 [T, B, ..., C] or [B, ..., C] if static."""
+        layer = self.layer
+        shift, th, d = layer.frac_bits, self.threshold, self.decay
+        cur = (j << shift) + self.bias  # in place of J: the per-step state increment before reset
+        shape = cur.shape if static else cur.shape[1:]
+        v = np.zeros(shape, dtype=np.int64)
+        x = np.empty(shape, dtype=np.int64)
+        tmp = np.empty(shape, dtype=np.int64)
+        spikes = np.empty((steps,) + shape, dtype=np.uint8)
+        states = np.empty((steps,) + shape, dtype=np.int64) if record else None
+        r = np.zeros(shape, dtype=bool)
+        vmax = layer.state_limit
+        subtract = layer.reset == "subtract"
+        saturated = 0
+        for t in range(steps):
+            # r_t = [v_{t-1} > θ]
+            np.greater(v, th, out=r)
+            if not subtract:
+                v[r] = 0
+            np.multiply(v, d, out=x)                       # v·d  (≤ 2^(B_v-1+13), int64-safe)
+            np.right_shift(x, 63, out=tmp)
+            np.bitwise_and(tmp, intmath.DECAY_ONE - 1, out=tmp)
+            np.add(x, tmp, out=x)
+            np.right_shift(x, intmath.DECAY_BITS, out=v)   # decay toward zero
+            np.add(v, cur if static else cur[t], out=v)
+            if subtract:
+                np.subtract(v, th, out=v, where=r)
+            if v.max(initial=0) > vmax or v.min(initial=0) < -vmax:
+                n_sat = int(np.count_nonzero(v > vmax) + np.count_nonzero(v < -vmax))
+                if saturation == "raise":
+                    raise SaturationError(f"layer {self.name!r}: membrane state left the {layer.state_bits}-bit range "
+                                          f"±{vmax} at step {t} ({n_sat} neurons)")
+                saturated += n_sat
+                np.clip(v, -vmax, vmax, out=v)
+            np.greater(v, th, out=spikes[t])
+            if record:
+                states[t] = v
+        return spikes, states, saturated
+
+
+class NumpySimulator:
+    """The reference backend: exact integer semantics, vectorized over batch and time.
+
+    Args:
+        net: the frozen network (validated here).
+        saturation: ``"count"`` (clip and count, default) or ``"raise"`` (:class:`SaturationError`).
+        batch_size: samples simulated together (memory vs. GEMM efficiency).
+    """
+
+    name = "numpy"
+
+    def __init__(self, net: FrozenNet, saturation: str = "count", batch_size: int = 128):
+        if saturation not in SATURATION_MODES:
+            raise ValueError(f"saturation must be one of {SATURATION_MODES}, got {saturation!r}")
+        self.net = net.validate()
+        self.saturation = saturation
+        self.batch_size = int(batch_size)
+        self.layers: list[_PreparedLayer] = []
+        x_bound = net.input.max_abs
+        for layer, (in_shape, _) in zip(net.layers, net.layer_shapes()):
+            self.layers.append(_PreparedLayer(layer, in_shape, x_bound))
+            x_bound = 1
+
+    def run(self, x, num_steps: int | None = None, record_states: bool = False) -> SimResult:
+        """Simulate integer input ``x`` ([N, *shape] static or [T, N, *shape]) for T steps."""
+        arr, static, steps = prepare_input(self.net, x, num_steps)
+        n = arr.shape[0] if static else arr.shape[1]
+        parts = []
+        for start in range(0, n, self.batch_size):
+            xs = arr[start:start + self.batch_size] if static else arr[:, start:start + self.batch_size]
+            parts.append(self._run_batch(xs, static, steps, record_states))
+        spikes = {p.name: np.concatenate([r[0][p.name] for r in parts], axis=1) for p in self.layers}
+        sats = {p.name: int(sum(r[1][p.name] for r in parts)) for p in self.layers}
+        states = None
+        if record_states:
+            states = {p.name: np.concatenate([r[2][p.name] for r in parts], axis=1) for p in self.layers}
+        return SimResult(spikes, sats, states, backend=self.name)
+
+    def _run_batch(self, x: np.ndarray, static: bool, steps: int, record: bool):
+        # channels-last working layout
+        if x.ndim >= 4 and len(self.net.input.shape) == 3:
+            h = np.moveaxis(x, -3, -1)
+        else:
+            h = x
+        spikes, states, sats = {}, {}, {}
+        for p in self.layers:
+            if static:
+                j = p.currents(h)
+            else:
+                t_, b_ = h.shape[:2]
+                j = p.currents(h.reshape((t_ * b_,) + h.shape[2:])).reshape((t_, b_) + p_out_cl(p))
+            s, v, n_sat = p.scan(j, static, steps, self.saturation, record)
+            static = False
+            h = s
+            spikes[p.name] = _to_torch_layout(s)
+            sats[p.name] = n_sat
+            if record:
+                states[p.name] = _to_torch_layout(v)
+        return spikes, sats, states
+
+
+def p_out_cl(p: _PreparedLayer) -> tuple[int, ...]:
+    """Channels-last per-sample output shape of a prepared layer."""
+    s = p.out_shape
+    return (s[1], s[2], s[0]) if len(s) == 3 else s
+
+
+def _to_torch_layout(a: np.ndarray) -> np.ndarray:
+    """[T, B, H, W, C] -> [T, B, C, H, W]; dense outputs unchanged."""
+    if a.ndim == 5:
+        return np.ascontiguousarray(np.moveaxis(a, -1, 2))
+    return a
+
+
