@@ -227,7 +227,8 @@ def _check_leaky(name: str, neuron: nn.Module) -> str:
     if not isinstance(neuron, snn.Leaky):
         raise UnsupportedLayerError(f"block {name!r}: neuron {type(neuron).__name__} is not a snntorch.Leaky")
     modes = {0: "subtract", 1: "zero"}
-    if neuron.reset_mechanism_val not in modes:
+    val = int(neuron.reset_mechanism_val)  # a 0-d tensor in snnTorch: dict lookups need the int
+    if val not in modes:
         raise UnsupportedLayerError(f"block {name!r}: reset_mechanism 'none' is not supported (use 'subtract' or 'zero')")
     if not getattr(neuron, "reset_delay", True):
         raise UnsupportedLayerError(f"block {name!r}: reset_delay=False is not supported (the integer semantics reset from the previous state)")
@@ -236,7 +237,7 @@ def _check_leaky(name: str, neuron: nn.Module) -> str:
     g = float(torch.as_tensor(getattr(neuron, "graded_spikes_factor", 1.0)))
     if g != 1.0:
         raise UnsupportedLayerError(f"block {name!r}: graded_spikes_factor={g} (only binary spikes are supported)")
-    return modes[neuron.reset_mechanism_val]
+    return modes[val]
 
 
 def _pair(v) -> tuple[int, int]:

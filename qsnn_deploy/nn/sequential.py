@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UnsupportedLayerError
+from ..intmath import FLOAT32_EXACT
 from .blocks import Block, block_affine, parse_blocks, quantized_weight, synaptic_current
 from .neuron import QLeaky
 from .ste import round_ste
@@ -89,6 +90,8 @@ class QSequential(nn.Sequential):
                                         "(brevitas QuantConv2d/QuantLinear or a module with qsnn_int_weight())")
         w_int, w_scale, _ = quant
         x_int = round_ste(h / input_scale)
+        if _current_bound(block, w_int, x_int) >= FLOAT32_EXACT:
+            x_int = x_int.to(torch.float64)  # DESIGN §3: float32 holds J exactly only below 2**24
         j = synaptic_current(block, x_int, w_int)
         for m in block.post:
             if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d)):
@@ -126,6 +129,12 @@ class QSequential(nn.Sequential):
                 spk, mem = neuron(cur_t, mem)
             outs.append(spk.to(torch.float32))
         return torch.stack(outs)
+
+
+def _current_bound(block: Block, w_int: torch.Tensor, x_int: torch.Tensor) -> float:
+    """Largest |J| this input can produce: max over channels of sum|W| x pool area x max|x|."""
+    w_abs = w_int.detach().abs().reshape(w_int.shape[0], -1).sum(dim=1).max()
+    return float(w_abs) * round(1.0 / _pool_factor(block)) * float(x_int.detach().abs().max())
 
 
 def _pool_factor(block: Block) -> float:

@@ -51,8 +51,9 @@ class _PreparedLayer:
             self.kernel = w.shape[2:]
             self.stride = stride
             self.padding = layer.padding
-            # (C_out, C_in, kh, kw) -> (C_in*kh*kw, C_out): rows in (C, kh, kw) order = window order
-            self.wmat = np.ascontiguousarray(w.reshape(w.shape[0], -1).T.astype(self.dtype))
+            # (C_out, C_in, kh, kw) -> (kh*kw*C_in, C_out): rows in (kh, kw, C) order = patch order, so
+            # that patches copy contiguous channel runs from the channels-last input (~10x faster)
+            self.wmat = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1).T.astype(self.dtype))
         else:
             w = layer.weight.astype(np.int64)
             if layer.flatten_input and len(in_shape) == 3:
@@ -80,24 +81,24 @@ class _PreparedLayer:
         per_sample = ho * wo * self.wmat.shape[0]
         chunk = max(1, _MAX_PATCH_ELEMS // max(per_sample, 1))
         for start in range(0, b, chunk):
-            xs = x[start:start + chunk].astype(self.dtype, copy=False)
+            xs = x[start:start + chunk]  # patches stay in the input's compact dtype (uint8 for spikes)
             if ph or pw:
                 xs = np.pad(xs, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
             win = sliding_window_view(xs, (kh, kw), axis=(1, 2))[:, ::sh, ::sw][:, :ho, :wo]
-            cols = win.reshape(-1, self.wmat.shape[0])  # copy: (B*ho*wo, C*kh*kw)
+            cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(-1, self.wmat.shape[0])  # copy: (B*ho*wo, kh*kw*C)
             out[start:start + chunk] = self._gemm(cols).reshape(-1, ho, wo, self.wmat.shape[1])
         return out
 
     def _gemm(self, cols: np.ndarray) -> np.ndarray:
-        cols = cols.astype(self.dtype, copy=False)
+        """Exact integer product ``cols @ W`` through float BLAS; all-zero rows (silent patches) skipped."""
         active = cols.any(axis=1)
         n_active = int(np.count_nonzero(active))
         if n_active < _SPARSE_ROWS * cols.shape[0]:
             res = np.zeros((cols.shape[0], self.wmat.shape[1]), dtype=np.int64)
             if n_active:
-                res[active] = np.rint(cols[active] @ self.wmat).astype(np.int64)
+                res[active] = np.rint(cols[active].astype(self.dtype) @ self.wmat).astype(np.int64)
             return res
-        return np.rint(cols @ self.wmat).astype(np.int64)
+        return np.rint(cols.astype(self.dtype, copy=False) @ self.wmat).astype(np.int64)
 
     # -------------------------------------------------------------- neurons
     def scan(self, j: np.ndarray, static: bool, steps: int, saturation: str, record: bool):
@@ -180,6 +181,7 @@ class NumpySimulator:
         return SimResult(spikes, sats, states, backend=self.name)
 
     def _run_batch(self, x: np.ndarray, static: bool, steps: int, record: bool):
+        x = x.astype(_compact_dtype(self.net), copy=False)
         # channels-last working layout
         if x.ndim >= 4 and len(self.net.input.shape) == 3:
             h = np.moveaxis(x, -3, -1)
@@ -200,6 +202,16 @@ class NumpySimulator:
             if record:
                 states[p.name] = _to_torch_layout(v)
         return spikes, sats, states
+
+
+def _compact_dtype(net: FrozenNet) -> np.dtype:
+    """Smallest integer dtype holding every input value (keeps im2col patches small)."""
+    lo, hi = net.input.value_range
+    for dt in (np.uint8, np.int8, np.int16, np.int32):
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return np.dtype(dt)
+    return np.dtype(np.int64)
 
 
 def p_out_cl(p: _PreparedLayer) -> tuple[int, ...]:

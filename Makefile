@@ -1,0 +1,27 @@
+# Two commands for a fresh machine (see README): `make demo` and `make test`.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip install -q --disable-pip-version-check -c requirements/constraints.txt
+DATA ?= ../shared/data
+MODEL ?= examples/mnist_int4_brief.pt
+
+.PHONY: setup demo test bench clean
+
+setup:
+	$(PIP) "setuptools>=77.0.3,<81" wheel
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[test]"
+
+# Main job end to end on the shipped example: freeze + export the int4 MNIST QSNN, then verify that
+# the PyTorch model, the torch integer backend and the NumPy reference agree spike for spike.
+demo: setup
+	qsnn-export $(MODEL) --target numpy -o out/
+	qsnn-verify $(MODEL) --data $(DATA)/mnist -n 1000 --steps 100 --backends torch --json out/verify.json
+
+test: setup
+	$(PYTHON) -m pytest -q -p no:cacheprovider
+
+bench: setup
+	$(PYTHON) bench/bench_numpy_sim.py
+
+clean:
+	rm -rf out build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,118 @@
+"""NumPy-simulator throughput vs snnTorch's float forward of the same net, measured in one run.
+
+    python bench/bench_numpy_sim.py [--checkpoint examples/mnist_int4_brief.pt] [--steps 100] [--batch 128] [--repeats 3]
+
+The snnTorch side is the canonical explicit time loop over the seeds' MNIST net (Brevitas int4
+QuantConv2d -> avg-pool -> BatchNorm -> snntorch.Leaky, x3), float32, torch.no_grad, on the same
+real MNIST digits. Prints samples/s (median of repeats) and the ratio. Machines here are noisy
+(±25%): compare ratios within one run, never absolute times across runs.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qsnn_deploy import freeze  # noqa: E402
+from qsnn_deploy.models import build_model, mnist_arch  # noqa: E402
+from qsnn_deploy.simulators.numpy_sim import NumpySimulator  # noqa: E402
+from qsnn_deploy.simulators.torch_sim import TorchSimulator  # noqa: E402
+
+
+def mnist_digits(n: int) -> np.ndarray:
+    from qsnn_deploy.data import default_data_dir, load_mnist
+
+    x, _ = load_mnist(default_data_dir("mnist"), split="test", limit=n)
+    return x
+
+
+def snntorch_float_model(src):
+    """The same weights in a plain snnTorch + Brevitas model (float Leaky neurons)."""
+    arch = mnist_arch(deploy_faithful=False)
+    model = build_model(arch)
+    state = {k: v for k, v in src.state_dict().items()}
+    model.load_state_dict(state, strict=False)
+    for name in ("lif1", "lif2", "lif3"):
+        getattr(model, name).beta = getattr(src, name).beta.clone()
+        getattr(model, name).threshold = getattr(src, name).threshold.clone()
+    return model.eval()
+
+
+def snntorch_loop(m, x: torch.Tensor, steps: int) -> torch.Tensor:
+    """The explicit per-step loop people write with snnTorch."""
+    mem1 = m.lif1.init_leaky(); mem2 = m.lif2.init_leaky(); mem3 = m.lif3.init_leaky()
+    out = []
+    for _ in range(steps):
+        cur1 = m.bn1(F.avg_pool2d(m.conv1(x), 2))
+        spk1, mem1 = m.lif1(cur1, mem1)
+        cur2 = m.bn2(F.avg_pool2d(m.conv2(spk1), 2))
+        spk2, mem2 = m.lif2(cur2, mem2)
+        cur3 = m.fc(spk2.flatten(1))
+        spk3, mem3 = m.lif3(cur3, mem3)
+        out.append(spk3)
+    return torch.stack(out)
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=str(ROOT / "examples" / "mnist_int4_brief.pt"))
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    if Path(args.checkpoint).exists():
+        from qsnn_deploy.checkpoint import model_from_checkpoint
+
+        model, _ = model_from_checkpoint(args.checkpoint)
+        source = args.checkpoint
+    else:
+        torch.manual_seed(0)
+        model = build_model(mnist_arch(num_steps=args.steps)).eval()
+        source = "random int4 weights (no checkpoint found)"
+    net = freeze(model, num_steps=args.steps)
+    x = mnist_digits(args.batch)
+    xf = torch.as_tensor(x, dtype=torch.float32) / 255.0
+    float_model = snntorch_float_model(model)
+
+    sim = NumpySimulator(net, batch_size=args.batch)
+    tsim = TorchSimulator(net, batch_size=args.batch)
+    with torch.no_grad():
+        t_snn = timed(lambda: snntorch_loop(float_model, xf, args.steps), args.repeats)
+        t_faithful = timed(lambda: model(xf, num_steps=args.steps), args.repeats)
+    t_np = timed(lambda: sim.run(x, args.steps), args.repeats)
+    t_torch = timed(lambda: tsim.run(x, args.steps), args.repeats)
+    res = sim.run(x, args.steps)
+    rates = {k: float(v.mean()) for k, v in res.spikes.items()}
+
+    n = args.batch
+    print(f"model: {source}")
+    print(f"seeds' MNIST net, T={args.steps}, batch {n}, torch threads {torch.get_num_threads()}; spike rates {rates}")
+    rows = [("snnTorch float forward (explicit loop)", t_snn), ("QSequential deploy-faithful forward", t_faithful),
+            ("torch integer simulator (CPU)", t_torch), ("NumPy integer simulator", t_np)]
+    for name, t in rows:
+        print(f"  {name:42s} {n / t:9.1f} samples/s   ratio to snnTorch {t_snn / t:5.2f}x")
+    print(f"NumPy simulator / snnTorch float forward = {t_snn / t_np:.2f}x (target >= 1.0x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Command-line tools: ``qsnn-export`` and ``qsnn-verify``."""

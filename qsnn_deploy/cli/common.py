@@ -1,0 +1,84 @@
+"""What the command-line tools share: loading a model from the user's arguments, clean errors."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch.nn as nn
+
+from ..errors import CheckpointError, QSNNError
+from ..frozen import FrozenNet
+
+
+@dataclass
+class LoadedModel:
+    """A frozen net and, when the source was a torch model, that model."""
+
+    net: FrozenNet
+    model: nn.Module | None
+    name: str
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="qsnn checkpoint (.pt), frozen network (.qsnn), or weights with --model-class")
+    parser.add_argument("--model-class", metavar="PKG.MODULE:CLASS",
+                        help="your own nn.Module class (imported from code you name; built with no arguments); "
+                             "MODEL is then a state_dict saved with torch.save")
+    parser.add_argument("--weight-bits", type=int, default=8, help="width for float (non-Brevitas) synapses (default 8)")
+    parser.add_argument("--frac-bits", type=int, default=6, help="F for plain snnTorch neurons (default 6)")
+    parser.add_argument("--state-bits", type=int, default=24, help="B_v for plain snnTorch neurons (default 24)")
+
+
+def load_model(args: argparse.Namespace) -> LoadedModel:
+    """Build (model, frozen net) from the command line, never unpickling code from a data file."""
+    from ..freeze import freeze
+
+    path = Path(args.model)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if path.suffix == ".qsnn":
+        return LoadedModel(FrozenNet.load(path), None, path.stem)
+    opts = dict(weight_bits=args.weight_bits, frac_bits=args.frac_bits, state_bits=args.state_bits)
+    if args.model_class:
+        model = _user_model(args.model_class, path)
+        return LoadedModel(freeze(model, metadata={"checkpoint": str(path)}, **opts), model, path.stem)
+    from ..checkpoint import model_from_checkpoint
+
+    model, ckpt = model_from_checkpoint(path)
+    meta = {"checkpoint": path.name, "arch_name": ckpt["arch"].get("name", "")}
+    return LoadedModel(freeze(model, metadata=meta, **opts), model, path.stem)
+
+
+def _user_model(spec: str, weights: Path) -> nn.Module:
+    import torch
+
+    if ":" not in spec:
+        raise QSNNError(f"--model-class must look like package.module:Class, got {spec!r}")
+    module_name, cls_name = spec.split(":", 1)
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise QSNNError(f"--model-class {spec}: cannot import: {exc}") from exc
+    model = cls()
+    from ..checkpoint import load_state_dict_file
+
+    model.load_state_dict(load_state_dict_file(weights))
+    return model.eval()
+
+
+def run_cli(main: Callable[[], int]) -> int:
+    """Run a CLI body; turn qsnn errors into one clear line and exit status 2."""
+    try:
+        return main()
+    except (QSNNError, KeyError, FileNotFoundError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,58 @@
+"""``qsnn-export``: freeze a model into integer tensors and write it for a target.
+
+    qsnn-export model.pt --target numpy -o out/            # -> out/model.qsnn
+    qsnn-export model.pt --target numpy -o out/mnist.qsnn
+    qsnn-export weights.pt --model-class mypkg.nets:Net --target numpy -o out/
+"""
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from ..exporters import available_targets, get_exporter
+from ..frozen import FrozenNet
+from .common import add_model_arguments, load_model, run_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qsnn-export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(p)
+    p.add_argument("--target", default="numpy", help=f"export target: {', '.join(available_targets())} (default numpy)")
+    p.add_argument("-o", "--output", default="out", help="output file or directory (default: out/)")
+    return p
+
+
+def layer_table(net: FrozenNet, title: str) -> Table:
+    """A short per-layer summary of a frozen net."""
+    t = Table(title=title)
+    for col in ("layer", "synapse", "weights", "bits", "in -> out", "pool", "reset", "F", "B_v", "θ (state units)"):
+        t.add_column(col)
+    for layer, (i, o) in zip(net.layers, net.layer_shapes()):
+        t.add_row(layer.name, layer.synapse, "×".join(map(str, layer.weight.shape)), str(layer.weight_bits),
+                  f"{'×'.join(map(str, i))} -> {'×'.join(map(str, o))}", "×".join(map(str, layer.pool)) if layer.pool else "-",
+                  layer.reset, str(layer.frac_bits), str(layer.state_bits),
+                  f"{int(layer.threshold.min())}..{int(layer.threshold.max())}")
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
+        console = Console()
+        exporter = get_exporter(args.target)
+        loaded = load_model(args)
+        paths = exporter(loaded.net, args.output, stem=loaded.name)
+        faithful = loaded.net.metadata.get("deploy_faithful")
+        console.print(layer_table(loaded.net, f"{loaded.name}: frozen, {'deploy-faithful' if faithful else 'rounded from a float model'}"))
+        for p in paths:
+            console.print(f"wrote [bold]{p}[/bold] (target {args.target})")
+        return 0
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

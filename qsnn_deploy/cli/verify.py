@@ -1,0 +1,120 @@
+"""``qsnn-verify``: run the PyTorch model and the backends on the same inputs and compare every
+LIF layer's spike train, every step, against the NumPy reference.
+
+    qsnn-verify model.pt --data ../shared/data/mnist -n 1000
+    qsnn-verify model.pt --data ../shared/data/mnist -n 200 --backends torch --device cuda --json verify.json
+    qsnn-verify net.qsnn --random -n 16 --steps 50
+
+Exit status: 0 when every backend that must be bit-exact is (the NumPy reference, the torch
+backend, and the PyTorch model if it is deploy-faithful); 1 otherwise; 2 on bad input.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import QSNNError
+from ..fileio import write_text_atomic
+from ..verify import VerifyReport, verify
+from .common import add_model_arguments, load_model, run_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qsnn-verify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(p)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="dataset folder (MNIST / FashionMNIST idx files)")
+    src.add_argument("--random", action="store_true", help="random integer inputs within the net's input range")
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("-n", "--num-samples", type=int, default=100)
+    p.add_argument("--steps", type=int, help="time steps T (default: the model's)")
+    p.add_argument("--backends", default="torch", help="comma-separated backends besides the NumPy reference (default: torch)")
+    p.add_argument("--device", default="cpu", help="device of the PyTorch model and torch backend: cpu or cuda")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0, help="seed for --random")
+    p.add_argument("--json", help="write the full report (schema qsnn-verify v1, docs/verify-json.md)")
+    return p
+
+
+def _inputs(args, net):
+    if args.random:
+        rng = np.random.default_rng(args.seed)
+        lo, hi = net.input.value_range
+        x = rng.integers(lo, hi + 1, size=(args.num_samples,) + tuple(net.input.shape))
+        return x, None, "random"
+    from ..data import default_data_dir, load_idx_dataset
+
+    data_dir = Path(args.data) if args.data else default_data_dir("mnist")
+    if tuple(net.input.shape) != (1, 28, 28):
+        raise QSNNError(f"the net's input is {net.input.shape}; --data reads 1x28x28 MNIST-style idx folders. Use --random.")
+    x, y = load_idx_dataset(data_dir, split=args.split, limit=args.num_samples)
+    return x, y, str(data_dir)
+
+
+def print_report(console: Console, report: VerifyReport) -> None:
+    t = Table(title=f"{report.model}: {report.n_samples} samples × {report.num_steps} steps, reference {report.reference}")
+    for col in ("backend", "layer", "spike trains", "mismatched values", "spikes (ref / this)", "count agreement", "saturations"):
+        t.add_column(col)
+    for b in report.backends:
+        for i, layer in enumerate(b.layers):
+            verdict = "[green]bit-exact[/green]" if layer.bit_exact else ("[red]DIFFER[/red]" if b.exact_required else "[yellow]differ[/yellow]")
+            t.add_row(b.name if i == 0 else "", layer.name, verdict, str(layer.mismatched_values),
+                      f"{layer.reference_spikes} / {layer.spikes}", f"{100 * layer.spike_count_agreement:.2f}%", str(layer.saturations))
+    console.print(t)
+    s = Table(title="predictions")
+    for col in ("backend", "must be exact", "verdict", "prediction agreement", "accuracy", "seconds"):
+        s.add_column(col)
+    acc = lambda a: "-" if a is None else f"{100 * a:.2f}%"  # noqa: E731
+    s.add_row(f"{report.reference} (reference)", "yes", "reference", "100.00%", acc(report.reference_accuracy), f"{report.reference_seconds:.2f}")
+    for b in report.backends:
+        s.add_row(b.name, "yes" if b.exact_required else "no (float model)",
+                  "[green]bit-exact[/green]" if b.bit_exact else ("[red]NOT EQUAL[/red]" if b.exact_required else "[yellow]measured[/yellow]"),
+                  f"{100 * b.prediction_agreement:.2f}%", acc(b.accuracy), f"{b.seconds:.2f}")
+    console.print(s)
+    for b in report.backends:
+        for layer in b.layers:
+            if layer.first_mismatch is not None:
+                console.print(f"[bold]{b.name}[/bold] first mismatch: {layer.first_mismatch.describe()}")
+                break
+    sats = {k: v for k, v in report.reference_saturations.items() if v}
+    if sats:
+        console.print(f"[yellow]saturation events (state clipped to B_v bits) in the reference: {sats}[/yellow]")
+    console.print("[bold green]ALL BIT-EXACT[/bold green]" if report.all_exact else "[bold red]NOT BIT-EXACT[/bold red]")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
+        console = Console()
+        loaded = load_model(args)
+        x, y, source = _inputs(args, loaded.net)
+        backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done)
+
+            report = verify(loaded.net, x, y, model=loaded.model, backends=backends, num_steps=args.steps,
+                            device=args.device, batch_size=args.batch_size, model_name=loaded.name, progress=progress)
+        console.print(f"inputs: {source}")
+        print_report(console, report)
+        if args.json:
+            write_text_atomic(args.json, report.to_json())
+            console.print(f"wrote {args.json}")
+        return 0 if report.all_exact else 1
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

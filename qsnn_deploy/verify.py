@@ -1,0 +1,330 @@
+"""Run the PyTorch model and several backends on the same inputs; compare spike trains.
+
+Equivalence is judged on every LIF layer's spike tensor [T, N, ...], not on counts: a backend is
+*bit-exact* when every spike of every neuron at every step equals the reference (the NumPy
+simulator). On the first mismatch the report names the layer, sample, step and neuron and gives
+both membrane states (re-simulated for that one sample).
+
+The PyTorch model is held to the same bar when it is deploy-faithful (every neuron a
+:class:`~qsnn_deploy.nn.QLeaky`): promise 1 of DESIGN.md. An ordinary snnTorch + Brevitas model is
+not: its agreement with the frozen net is *measured* (spike-count agreement, prediction
+agreement, accuracy difference) and reported (promise 2).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .frozen import FrozenNet
+from .nn.blocks import parse_blocks
+from .nn.neuron import QLeaky
+from .simulators import SimResult, create_backend, prepare_input
+
+SCHEMA = "qsnn-verify"
+SCHEMA_VERSION = 1
+REFERENCE = "numpy"
+
+
+@dataclass
+class Mismatch:
+    """The earliest disagreement of one layer: smallest step, then sample, then neuron."""
+
+    layer: str
+    sample: int
+    step: int
+    neuron: list[int]
+    reference_spike: int
+    other_spike: int
+    reference_state: float | None = None
+    other_state: float | None = None
+    threshold: int | None = None
+
+    def describe(self) -> str:
+        s = (f"layer {self.layer}, sample {self.sample}, step {self.step}, neuron {tuple(self.neuron)}: "
+             f"reference spike {self.reference_spike}, other {self.other_spike}")
+        if self.reference_state is not None:
+            s += f"; states v = {self.reference_state:g} (reference) vs {self.other_state:g}"
+        if self.threshold is not None:
+            s += f", threshold {self.threshold}"
+        return s
+
+
+@dataclass
+class LayerComparison:
+    name: str
+    bit_exact: bool
+    mismatched_values: int
+    reference_spikes: int
+    spikes: int
+    spike_count_agreement: float
+    saturations: int = 0
+    first_mismatch: Mismatch | None = None
+
+
+@dataclass
+class BackendComparison:
+    name: str
+    exact_required: bool
+    layers: list[LayerComparison]
+    seconds: float
+    prediction_agreement: float
+    accuracy: float | None = None
+    note: str = ""
+
+    @property
+    def bit_exact(self) -> bool:
+        return all(layer.bit_exact for layer in self.layers)
+
+
+@dataclass
+class VerifyReport:
+    model: str
+    n_samples: int
+    num_steps: int
+    reference: str
+    reference_seconds: float
+    reference_accuracy: float | None
+    backends: list[BackendComparison] = field(default_factory=list)
+    reference_saturations: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def all_exact(self) -> bool:
+        """True when every backend that must be bit-exact is."""
+        return all(b.bit_exact for b in self.backends if b.exact_required)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "schema": SCHEMA, "version": SCHEMA_VERSION, "model": self.model, "n_samples": self.n_samples,
+            "num_steps": self.num_steps, "reference": self.reference, "reference_seconds": self.reference_seconds,
+            "reference_accuracy": self.reference_accuracy, "reference_saturations": self.reference_saturations,
+            "all_exact": self.all_exact, "backends": [],
+        }
+        for b in self.backends:
+            entry = asdict(b)
+            entry["bit_exact"] = b.bit_exact
+            d["backends"].append(entry)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+# ------------------------------------------------------------------------------ PyTorch side
+def model_neurons(model: nn.Module, layers: Sequence | None = None) -> list[tuple[str, nn.Module]]:
+    """(frozen layer name, neuron module) per LIF block, in order."""
+    from .freeze import _ordered_layers
+
+    return [(b.name, b.neuron) for b in parse_blocks(_ordered_layers(model, layers))]
+
+
+def run_torch_model(model: nn.Module, net: FrozenNet, x_int, num_steps: int | None = None, device: str = "cpu",
+                    batch_size: int = 128, record_states: bool = False, layers: Sequence | None = None,
+                    forward: Callable[[nn.Module, torch.Tensor, int], Any] | None = None,
+                    progress: Callable[[int], None] | None = None) -> SimResult:
+    """Run the torch model on integer input (fed as ``x * input_scale``) and capture every LIF
+    layer's spikes with forward hooks on the neurons (one call per step).
+
+    States: :class:`QLeaky` returns its integer state ``v``; a plain ``snntorch.Leaky`` returns the
+    float membrane, converted here to state units (``mem * 2**F / sigma``) for comparison.
+    """
+    arr, static, steps = prepare_input(net, x_int, num_steps)
+    neurons = model_neurons(model, layers)
+    frozen = {layer.name: layer for layer in net.layers}
+    if [n for n, _ in neurons] != [layer.name for layer in net.layers]:
+        raise ValueError(f"model layers {[n for n, _ in neurons]} do not match the frozen net's {[l.name for l in net.layers]}")
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    calls: dict[str, list] = {n: [] for n, _ in neurons}
+    states: dict[str, list] = {n: [] for n, _ in neurons}
+    hooks = []
+
+    def make_hook(name: str, neuron: nn.Module):
+        def hook(_m, _inp, out):
+            spk = out[0] if isinstance(out, tuple) else out
+            calls[name].append(spk.detach().to("cpu", torch.uint8))
+            if record_states and isinstance(out, tuple):
+                mem = out[1].detach().to("cpu", torch.float64)
+                if not isinstance(neuron, QLeaky):
+                    layer = frozen[name]
+                    sig = torch.as_tensor(layer.sigma).view((-1,) + (1,) * (mem.dim() - 2))
+                    mem = mem * float(1 << layer.frac_bits) / sig
+                states[name].append(mem)
+        return hook
+
+    for name, neuron in neurons:
+        hooks.append(neuron.register_forward_hook(make_hook(name, neuron)))
+    n = arr.shape[0] if static else arr.shape[1]
+    out_spikes: dict[str, list] = {name: [] for name, _ in neurons}
+    out_states: dict[str, list] = {name: [] for name, _ in neurons}
+    scale = float(net.input.scale)
+    try:
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                xs = arr[start:start + batch_size] if static else arr[:, start:start + batch_size]
+                xf = torch.as_tensor(xs, dtype=torch.float32, device=dev) * scale
+                for name in calls:
+                    calls[name].clear()
+                    states[name].clear()
+                if forward is not None:
+                    forward(model, xf, steps)
+                else:
+                    model(xf, num_steps=steps)
+                for name in calls:
+                    if len(calls[name]) != steps:
+                        raise RuntimeError(f"neuron {name!r} was called {len(calls[name])} times for {steps} steps; "
+                                           "the model must call each neuron once per step")
+                    out_spikes[name].append(torch.stack(calls[name]).numpy())
+                    if record_states and states[name]:
+                        out_states[name].append(torch.stack(states[name]).numpy())
+                if progress:
+                    progress(xs.shape[0] if static else xs.shape[1])
+    finally:
+        for h in hooks:
+            h.remove()
+    spikes = {k: np.concatenate(v, axis=1) for k, v in out_spikes.items()}
+    st = {k: np.concatenate(v, axis=1) for k, v in out_states.items() if v} if record_states else None
+    sats = {name: int(getattr(neuron, "saturation_events", 0)) for name, neuron in neurons}
+    return SimResult(spikes, sats, st, backend=f"torch-model-{dev.type}")
+
+
+# ------------------------------------------------------------------------------ comparison
+def compare_layers(reference: SimResult, other: SimResult) -> list[LayerComparison]:
+    """Spike-train comparison per layer (no states yet)."""
+    out = []
+    for name, ref in reference.spikes.items():
+        oth = other.spikes[name]
+        if ref.shape != oth.shape:
+            raise ValueError(f"layer {name!r}: spike shapes differ: {ref.shape} vs {oth.shape}")
+        diff = ref != oth
+        n_diff = int(np.count_nonzero(diff))
+        counts_ref = ref.sum(axis=0, dtype=np.int64)
+        counts_oth = oth.sum(axis=0, dtype=np.int64)
+        agreement = float(np.mean(counts_ref == counts_oth)) if counts_ref.size else 1.0
+        first = None
+        if n_diff:
+            idx = np.argwhere(diff)  # [k, ndim]: (step, sample, neuron...)
+            order = np.lexsort(tuple(idx[:, i] for i in range(idx.shape[1] - 1, -1, -1)))
+            step, sample, *neuron = (int(v) for v in idx[order[0]])
+            first = Mismatch(name, sample, step, neuron, int(ref[(step, sample, *neuron)]), int(oth[(step, sample, *neuron)]))
+        out.append(LayerComparison(name, n_diff == 0, n_diff, int(counts_ref.sum()), int(counts_oth.sum()), agreement,
+                                   int(other.saturations.get(name, 0)), first))
+    return out
+
+
+def _first_layer_mismatch(layers: list[LayerComparison]) -> Mismatch | None:
+    for layer in layers:
+        if layer.first_mismatch is not None:
+            return layer.first_mismatch
+    return None
+
+
+def _accuracy(res: SimResult, labels) -> float | None:
+    if labels is None:
+        return None
+    return float(np.mean(res.predictions() == np.asarray(labels)))
+
+
+def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, backends: Iterable[str] = ("torch",),
+           num_steps: int | None = None, device: str = "cpu", batch_size: int = 128, model_name: str = "",
+           layers: Sequence | None = None, backend_options: dict[str, dict] | None = None,
+           progress: Callable[[str, int, int], None] | None = None) -> VerifyReport:
+    """Compare the PyTorch model (if given) and ``backends`` against the NumPy reference.
+
+    Args:
+        net: the frozen network.
+        x_int: integer inputs, [N, *shape] (static) or [T, N, *shape].
+        labels: optional int labels [N] (accuracy per backend).
+        model: the torch model the net was frozen from (optional).
+        backends: backend names other than the reference, e.g. ``("torch",)``.
+        device: device for the PyTorch model and the torch backend ("cpu" or "cuda").
+        progress: ``progress(stage, done, total)`` callback.
+    """
+    arr, static, steps = prepare_input(net, x_int, num_steps)
+    n = arr.shape[0] if static else arr.shape[1]
+    backend_options = backend_options or {}
+
+    def tick(stage):
+        done = [0]
+
+        def cb(k: int):
+            done[0] += k
+            if progress:
+                progress(stage, done[0], n)
+        return cb
+
+    t0 = time.perf_counter()
+    ref_backend = create_backend(REFERENCE, net)
+    ref = _run_backend(ref_backend, arr, steps, static, batch_size, tick(REFERENCE))
+    t_ref = time.perf_counter() - t0
+    report = VerifyReport(model_name, n, steps, REFERENCE, t_ref, _accuracy(ref, labels),
+                          reference_saturations=dict(ref.saturations))
+    ref_preds = ref.predictions()
+
+    if model is not None:
+        t0 = time.perf_counter()
+        res = run_torch_model(model, net, arr, steps, device=device, batch_size=batch_size, layers=layers, progress=tick("torch-model"))
+        secs = time.perf_counter() - t0
+        faithful = bool(net.metadata.get("deploy_faithful", False))
+        layers_cmp = compare_layers(ref, res)
+        comp = BackendComparison(f"torch-model ({device})", faithful, layers_cmp, secs,
+                                 float(np.mean(res.predictions() == ref_preds)), _accuracy(res, labels),
+                                 note="deploy-faithful: must be bit-exact" if faithful else
+                                 "float snnTorch model: agreement measured, not required")
+        mm = _first_layer_mismatch(layers_cmp)
+        if mm is not None:
+            _attach_states(mm, net, arr, static, steps, lambda xs: run_torch_model(
+                model, net, xs, steps, device=device, batch_size=1, record_states=True, layers=layers))
+        report.backends.append(comp)
+
+    for name in backends:
+        if name == REFERENCE:
+            continue
+        opts = dict(backend_options.get(name, {}))
+        if name == "torch":
+            opts.setdefault("device", device)
+        backend = create_backend(name, net, **opts)
+        t0 = time.perf_counter()
+        res = _run_backend(backend, arr, steps, static, batch_size, tick(name))
+        secs = time.perf_counter() - t0
+        layers_cmp = compare_layers(ref, res)
+        comp = BackendComparison(res.backend or name, True, layers_cmp, secs,
+                                 float(np.mean(res.predictions() == ref_preds)), _accuracy(res, labels))
+        mm = _first_layer_mismatch(layers_cmp)
+        if mm is not None:
+            _attach_states(mm, net, arr, static, steps, lambda xs, b=backend: b.run(xs, steps, record_states=True))
+        report.backends.append(comp)
+    return report
+
+
+def _run_backend(backend, arr, steps, static, batch_size, progress) -> SimResult:
+    n = arr.shape[0] if static else arr.shape[1]
+    parts = []
+    for start in range(0, n, batch_size):
+        xs = arr[start:start + batch_size] if static else arr[:, start:start + batch_size]
+        parts.append(backend.run(xs, steps))
+        progress(xs.shape[0] if static else xs.shape[1])
+    names = list(parts[0].spikes)
+    return SimResult({k: np.concatenate([p.spikes[k] for p in parts], axis=1) for k in names},
+                     {k: int(sum(p.saturations[k] for p in parts)) for k in names}, backend=parts[0].backend)
+
+
+def _attach_states(mm: Mismatch, net: FrozenNet, arr, static, steps, run_other) -> None:
+    """Re-simulate the mismatching sample with state recording on both sides."""
+    xs = arr[mm.sample:mm.sample + 1] if static else arr[:, mm.sample:mm.sample + 1]
+    ref = create_backend(REFERENCE, net).run(xs, steps, record_states=True)
+    try:
+        other = run_other(xs)
+    except Exception:  # noqa: BLE001 - the states are a diagnostic extra; the mismatch stands
+        return
+    idx = (mm.step, 0, *mm.neuron)
+    layer = next(l for l in net.layers if l.name == mm.layer)
+    mm.reference_state = float(ref.states[mm.layer][idx])
+    if other.states and mm.layer in other.states:
+        mm.other_state = float(other.states[mm.layer][idx])
+    mm.threshold = int(layer.threshold[mm.neuron[0]])
