@@ -49,7 +49,8 @@ class Mismatch:
         s = (f"layer {self.layer}, sample {self.sample}, step {self.step}, neuron {tuple(self.neuron)}: "
              f"reference spike {self.reference_spike}, other {self.other_spike}")
         if self.reference_state is not None:
-            s += f"; states v = {self.reference_state:g} (reference) vs {self.other_state:g}"
+            other = "n/a" if self.other_state is None else f"{self.other_state:.12g}"
+            s += f"; states v = {self.reference_state:.12g} (reference) vs {other}"
         if self.threshold is not None:
             s += f", threshold {self.threshold}"
         return s
@@ -233,7 +234,7 @@ def _accuracy(res: SimResult, labels) -> float | None:
 def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, backends: Iterable[str] = ("torch",),
            num_steps: int | None = None, device: str = "cpu", batch_size: int = 128, model_name: str = "",
            layers: Sequence | None = None, backend_options: dict[str, dict] | None = None,
-           progress: Callable[[str, int, int], None] | None = None) -> VerifyReport:
+           saturation: str = "count", progress: Callable[[str, int, int], None] | None = None) -> VerifyReport:
     """Compare the PyTorch model (if given) and ``backends`` against the NumPy reference.
 
     Args:
@@ -243,6 +244,8 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
         model: the torch model the net was frozen from (optional).
         backends: backend names other than the reference, e.g. ``("torch",)``.
         device: device for the PyTorch model and the torch backend ("cpu" or "cuda").
+        saturation: ``"count"`` (clip the state to B_v bits and count events) or ``"raise"``
+            (:class:`~qsnn_deploy.errors.SaturationError` on the first event), for the integer backends.
         progress: ``progress(stage, done, total)`` callback.
     """
     arr, static, steps = prepare_input(net, x_int, num_steps)
@@ -259,7 +262,7 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
         return cb
 
     t0 = time.perf_counter()
-    ref_backend = create_backend(REFERENCE, net)
+    ref_backend = create_backend(REFERENCE, net, saturation=saturation)
     ref = _run_backend(ref_backend, arr, steps, static, batch_size, tick(REFERENCE))
     t_ref = time.perf_counter() - t0
     report = VerifyReport(model_name, n, steps, REFERENCE, t_ref, _accuracy(ref, labels),
@@ -288,6 +291,7 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
         opts = dict(backend_options.get(name, {}))
         if name == "torch":
             opts.setdefault("device", device)
+            opts.setdefault("saturation", saturation)
         backend = create_backend(name, net, **opts)
         t0 = time.perf_counter()
         res = _run_backend(backend, arr, steps, static, batch_size, tick(name))

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="device of the PyTorch model and torch backend: cpu or cuda")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0, help="seed for --random")
+    p.add_argument("--saturation", default="count", choices=("count", "raise"),
+                   help="state beyond B_v bits: clip and count (default) or stop with an error")
     p.add_argument("--json", help="write the full report (schema qsnn-verify v1, docs/verify-json.md)")
     return p
 
@@ -105,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                 bar.update(tasks[stage], completed=done)
 
             report = verify(loaded.net, x, y, model=loaded.model, backends=backends, num_steps=args.steps,
-                            device=args.device, batch_size=args.batch_size, model_name=loaded.name, progress=progress)
+                            device=args.device, batch_size=args.batch_size, model_name=loaded.name,
+                            saturation=args.saturation, progress=progress)
         console.print(f"inputs: {source}")
         print_report(console, report)
         if args.json:

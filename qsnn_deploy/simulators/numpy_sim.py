@@ -116,6 +116,7 @@ class _PreparedLayer:
         vmax = layer.state_limit
         subtract = layer.reset == "subtract"
         saturated = 0
+        check = not _cannot_saturate(cur, th, d, vmax)
         for t in range(steps):
             # r_t = [v_{t-1} > θ]
             np.greater(v, th, out=r)
@@ -129,7 +130,7 @@ class _PreparedLayer:
             np.add(v, cur if static else cur[t], out=v)
             if subtract:
                 np.subtract(v, th, out=v, where=r)
-            if v.max(initial=0) > vmax or v.min(initial=0) < -vmax:
+            if check and (v.max(initial=0) > vmax or v.min(initial=0) < -vmax):
                 n_sat = int(np.count_nonzero(v > vmax) + np.count_nonzero(v < -vmax))
                 if saturation == "raise":
                     raise SaturationError(f"layer {self.name!r}: membrane state left the {layer.state_bits}-bit range "
@@ -202,6 +203,19 @@ class NumpySimulator:
             if record:
                 states[p.name] = _to_torch_layout(v)
         return spikes, sats, states
+
+
+def _cannot_saturate(cur: np.ndarray, th: np.ndarray, d, vmax: int) -> bool:
+    """True when |v| provably stays within ±vmax for these increments.
+
+    |decay(v)| <= |v|*d/4096 (rounding toward zero), so with g = max d/4096 < 1 and
+    m = max|cur| + max θ (what one step adds or a reset subtracts), |v_t| <= m / (1 - g).
+    """
+    d_max = int(np.max(d))
+    if d_max >= intmath.DECAY_ONE or cur.size == 0:
+        return False
+    m = int(np.abs(cur).max()) + int(np.max(th))
+    return m * intmath.DECAY_ONE < vmax * (intmath.DECAY_ONE - d_max)
 
 
 def _compact_dtype(net: FrozenNet) -> np.dtype:
