@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from conftest import (assert_spikes_equal, build_model, input_facts, make_input, model_spikes,
-                      net_recipes, run_both_sims)
+                      net_recipes, reference_dense, run_both_sims)
 from qsnn_deploy import FrozenNet, FrozenNetError, InputSpec, LIFLayer, freeze, intmath
 from qsnn_deploy.nn import QLeaky, QSequential
 from qsnn_deploy.simulators.numpy_sim import NumpySimulator
@@ -72,7 +72,7 @@ def test_deploy_faithful_model_equals_numpy_and_torch_sim(recipe):
         assert block.neuron.saturation_events == res_np.saturations[block.name], block.name
 
 
-@settings(max_examples=30, **SETTINGS)
+@settings(max_examples=40, **SETTINGS)
 @given(recipe=net_recipes(faithful=False),
        as_plain_sequential=st.booleans())
 def test_plain_snntorch_frozen_sims_agree_and_file_round_trip(recipe, as_plain_sequential):
@@ -109,30 +109,6 @@ def test_plain_snntorch_frozen_sims_agree_and_file_round_trip(recipe, as_plain_s
 
 
 # ----------------------------------------------------------------------------- float64 path
-def _reference_dense(net: FrozenNet, x: np.ndarray, steps: int) -> dict[str, np.ndarray]:
-    """Independent int64 reference for a static-input net of dense layers (written from DESIGN §3)."""
-    out = {}
-    h = np.broadcast_to(x, (steps,) + x.shape).astype(np.int64)
-    for layer in net.layers:
-        j = h @ layer.weight.astype(np.int64).T  # exact int64 GEMM: [T, N, C]
-        v = np.zeros(j.shape[1:], dtype=np.int64)
-        th, b, d, vmax = layer.threshold, layer.bias, layer.decay, layer.state_limit
-        spikes = np.zeros(j.shape, dtype=np.uint8)
-        for t in range(steps):
-            r = v > th
-            if layer.reset == "zero":
-                v = np.where(r, 0, v)
-            prod = v * d
-            v = np.sign(prod) * (np.abs(prod) >> 12) + (j[t] << layer.frac_bits) + b
-            if layer.reset == "subtract":
-                v = v - r * th
-            v = np.clip(v, -vmax, vmax)
-            spikes[t] = v > th
-        out[layer.name] = spikes
-        h = spikes.astype(np.int64)
-    return out
-
-
 def test_float64_path_beyond_float32_bound():
     rng = np.random.default_rng(7)
     fan_in, hidden, classes, n, steps = 4096, 16, 5, 4, 6
@@ -161,7 +137,7 @@ def test_float64_path_beyond_float32_bound():
     assert TorchSimulator(net)._layers[0]["dtype"] == torch.float64
 
     res_np, _ = run_both_sims(net, x, steps)
-    assert_spikes_equal(_reference_dense(net, x, steps), res_np.spikes, "int64 reference vs NumPy sim")
+    assert_spikes_equal(reference_dense(net, x, steps)[0], res_np.spikes, "int64 reference vs NumPy sim")
     assert res_np.spikes["fc1"].any() and not res_np.spikes["fc1"].all()
     # time-varying input takes the same path
     xt = np.stack([x, rng.integers(0, 256, size=x.shape), x[::-1]])
@@ -185,7 +161,7 @@ def test_deploy_faithful_model_beyond_float32_bound():
     assert net.current_bounds()[0] >= intmath.FLOAT32_EXACT
     res_np, _ = run_both_sims(net, x, steps)
     assert res_np.spikes["fc"].any() and not res_np.spikes["fc"].all()
-    assert_spikes_equal(_reference_dense(net, x, steps), res_np.spikes, "int64 reference vs NumPy sim")
+    assert_spikes_equal(reference_dense(net, x, steps)[0], res_np.spikes, "int64 reference vs NumPy sim")
     model_states: dict = {}
     assert_spikes_equal(model_spikes(model, x, steps, states=model_states), res_np.spikes, "PyTorch model vs NumPy sim")
     # J is off by a few units if the model accumulates it in float32 (its bound exceeds 2**24): the

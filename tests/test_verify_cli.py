@@ -150,14 +150,14 @@ def test_verify_cli_on_real_mnist(checkpoint):
 
 def test_verify_cli_exits_1_when_a_backend_differs(checkpoint, capsys):
     """A registered backend that simulates a perturbed net must turn the verdict (exit 1) and be named."""
-    from qsnn_deploy.simulators import _REGISTERED, register_backend
+    from qsnn_deploy.simulators import BACKENDS, register_backend
     from qsnn_deploy.simulators.numpy_sim import NumpySimulator
 
     register_backend("perturbed", lambda net, **kw: NumpySimulator(_perturbed(net)[0]))
     try:
         rc = verify_cli.main([str(checkpoint), "--random", "-n", "6", "--steps", str(STEPS), "--backends", "torch,perturbed"])
     finally:
-        _REGISTERED.pop("perturbed")
+        BACKENDS.unregister("perturbed")
     out = capsys.readouterr().out
     assert rc == 1
     assert "NOT BIT-EXACT" in out and "first mismatch: layer conv2" in out

@@ -88,9 +88,11 @@ class QSequential(nn.Sequential):
         if quant is None:
             raise UnsupportedLayerError(f"block {block.name!r}: a QLeaky neuron needs a quantized synapse "
                                         "(brevitas QuantConv2d/QuantLinear or a module with qsnn_int_weight())")
-        w_int, w_scale, _ = quant
+        w_int, w_scale, bits = quant
         x_int = round_ste(h / input_scale)
-        if _current_bound(block, w_int, x_int) >= FLOAT32_EXACT:
+        first = block is self._blocks[0]
+        x_max = ((1 << (self.input_bits - 1)) if self.input_signed else (1 << self.input_bits) - 1) if first else 1
+        if _current_bound(block, w_int, x_int, bits, x_max) >= FLOAT32_EXACT:
             x_int = x_int.to(torch.float64)  # DESIGN §3: float32 holds J exactly only below 2**24
         j = synaptic_current(block, x_int, w_int)
         for m in block.post:
@@ -131,10 +133,20 @@ class QSequential(nn.Sequential):
         return torch.stack(outs)
 
 
-def _current_bound(block: Block, w_int: torch.Tensor, x_int: torch.Tensor) -> float:
-    """Largest |J| this input can produce: max over channels of sum|W| x pool area x max|x|."""
+def _current_bound(block: Block, w_int: torch.Tensor, x_int: torch.Tensor, bits: int, x_max: int) -> float:
+    """Largest |J| this block can produce.
+
+    First the static worst case from shapes and bit widths (fan-in x 2**(bits-1) x pool area x
+    max|x|), which needs no look at the data (no GPU sync); only when that reaches 2**24 the actual
+    weights and inputs are inspected: max over channels of sum|W| x pool area x max|x|.
+    """
+    area = round(1.0 / _pool_factor(block))
+    fan_in = int(w_int[0].numel())
+    static = float(fan_in) * float(1 << max(bits - 1, 0)) * area * float(x_max)
+    if static < FLOAT32_EXACT or x_int.numel() == 0:
+        return static if x_int.numel() else 0.0
     w_abs = w_int.detach().abs().reshape(w_int.shape[0], -1).sum(dim=1).max()
-    return float(w_abs) * round(1.0 / _pool_factor(block)) * float(x_int.detach().abs().max())
+    return float(w_abs) * area * float(x_int.detach().abs().max())
 
 
 def _pool_factor(block: Block) -> float:

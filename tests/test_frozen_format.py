@@ -1,0 +1,288 @@
+"""The ``.qsnn`` format: round trip, validation errors naming layer and field, corrupt files,
+atomic saving, and no unpickling anywhere in the package."""
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qsnn_deploy import CheckpointError, FrozenNet, FrozenNetError, freeze
+from qsnn_deploy.models import build_model, mnist_arch
+
+PACKAGE = Path(__file__).resolve().parents[1] / "qsnn_deploy"
+
+
+@pytest.fixture(scope="module")
+def seed_net() -> FrozenNet:
+    torch.manual_seed(3)
+    model = build_model(mnist_arch(num_steps=25)).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(-1.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    return freeze(model)
+
+
+@pytest.fixture
+def net(seed_net) -> FrozenNet:
+    return copy.deepcopy(seed_net)
+
+
+def _layer_dict(layer):
+    return {k: v for k, v in vars(layer).items()}
+
+
+# ----------------------------------------------------------------------------- round trip
+def test_save_load_round_trip(seed_net, tmp_path):
+    path = seed_net.save(tmp_path / "mnist.qsnn")
+    assert path.is_file()
+    loaded = FrozenNet.load(path)
+    m0, a0 = seed_net.to_manifest()
+    m1, a1 = loaded.to_manifest()
+    assert m0 == m1
+    assert sorted(a0) == sorted(a1)
+    for key in a0:
+        assert a0[key].dtype == a1[key].dtype, key
+        assert np.array_equal(a0[key], a1[key]), key
+    assert loaded.input == seed_net.input
+    assert loaded.num_steps == seed_net.num_steps and loaded.metadata == seed_net.metadata
+    for l0, l1 in zip(seed_net.layers, loaded.layers):
+        d0, d1 = _layer_dict(l0), _layer_dict(l1)
+        assert sorted(d0) == sorted(d1)
+        for k in d0:
+            if isinstance(d0[k], np.ndarray):
+                assert np.array_equal(d0[k], d1[k]) and d0[k].dtype == d1[k].dtype, (l0.name, k)
+            else:
+                assert d0[k] == d1[k], (l0.name, k)
+    # the file is the documented container: a plain npz with a JSON manifest, no pickles
+    with np.load(path, allow_pickle=False) as npz:
+        manifest = json.loads(npz["manifest.json"].tobytes().decode("utf-8"))
+        assert all(npz[k].dtype != object for k in npz.files)
+    assert manifest["format"] == "qsnn-frozen" and manifest["version"] == 1
+    assert [entry["name"] for entry in manifest["layers"]] == ["conv1", "conv2", "fc"]
+    # saving the loaded net again gives an identical manifest
+    again = FrozenNet.load(loaded.save(tmp_path / "again.qsnn"))
+    assert again.to_manifest()[0] == m0
+
+
+# ----------------------------------------------------------------------------- validation
+def _mutate_weight_out_of_range(net):
+    layer = net.layers[0]
+    layer.weight = layer.weight.copy()
+    layer.weight.flat[3] = 1 << (layer.weight_bits - 1)  # one past the top of the declared width
+    return "conv1", "weight"
+
+
+def _mutate_threshold_shape(net):
+    layer = net.layers[1]
+    layer.threshold = np.concatenate([layer.threshold, layer.threshold[:1]])
+    return "conv2", "threshold"
+
+
+def _mutate_threshold_2d(net):
+    layer = net.layers[2]
+    layer.threshold = layer.threshold.reshape(1, -1)
+    return "fc", "threshold"
+
+
+def _mutate_negative_threshold(net):
+    layer = net.layers[2]
+    layer.threshold = layer.threshold.copy()
+    layer.threshold[4] = -1
+    return "fc", "threshold"
+
+
+def _mutate_decay_too_big(net):
+    layer = net.layers[1]
+    layer.decay = layer.decay.copy()
+    layer.decay[0] = 4097
+    return "conv2", "decay"
+
+
+def _mutate_reset(net):
+    net.layers[0].reset = "foo"
+    return "conv1", "reset"
+
+
+def _mutate_dense_input_size(net):
+    layer = net.layers[2]
+    layer.weight = layer.weight[:, :-1].copy()  # expects 1023 inputs, conv2 gives 1024
+    return "fc", "weight"
+
+
+def _mutate_float_weight(net):
+    net.layers[0].weight = net.layers[0].weight.astype(np.float32)
+    return "conv1", "weight"
+
+
+def _mutate_bias_too_big(net):
+    layer = net.layers[0]
+    layer.bias = layer.bias.copy()
+    layer.bias[1] = 1 << (layer.state_bits - 1)
+    return "conv1", "bias"
+
+
+def _mutate_conv_channels(net):
+    layer = net.layers[1]
+    layer.weight = layer.weight[:, :-1].copy()  # 15 input channels, conv1 gives 16
+    return "conv2", "weight"
+
+
+MUTATIONS = [_mutate_weight_out_of_range, _mutate_threshold_shape, _mutate_threshold_2d, _mutate_negative_threshold,
+             _mutate_decay_too_big, _mutate_reset, _mutate_dense_input_size, _mutate_float_weight,
+             _mutate_bias_too_big, _mutate_conv_channels]
+
+
+@pytest.mark.parametrize("mutate", MUTATIONS, ids=[m.__name__[len("_mutate_"):] for m in MUTATIONS])
+def test_validation_error_names_layer_and_field(net, mutate, tmp_path):
+    layer, fld = mutate(net)
+    with pytest.raises(FrozenNetError) as info:
+        net.validate()
+    assert (info.value.layer, info.value.field) == (layer, fld), str(info.value)
+    assert repr(layer) in str(info.value) and repr(fld) in str(info.value)
+    # saving validates first and writes nothing
+    target = tmp_path / "bad.qsnn"
+    with pytest.raises(FrozenNetError):
+        net.save(target)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_invalid_file_content_is_rejected_on_load(seed_net, tmp_path):
+    """A file written by someone else (not through save) is validated on load too."""
+    manifest, arrays = seed_net.to_manifest()
+    arrays = dict(arrays)
+    arrays["layer1.decay"] = np.full_like(arrays["layer1.decay"], 5000)
+    arrays["manifest.json"] = np.frombuffer(json.dumps(manifest).encode("utf-8"), dtype=np.uint8)
+    path = tmp_path / "hand.qsnn"
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(FrozenNetError) as info:
+        FrozenNet.load(path)
+    assert (info.value.layer, info.value.field) == ("conv2", "decay")
+
+
+# ----------------------------------------------------------------------------- corrupt files
+def test_truncated_file_raises_checkpoint_error(seed_net, tmp_path):
+    path = seed_net.save(tmp_path / "net.qsnn")
+    blob = path.read_bytes()
+    for cut in (0, 1, 10, 100, len(blob) // 3, len(blob) // 2, len(blob) - 200, len(blob) - 1):
+        bad = tmp_path / f"cut{cut}.qsnn"
+        bad.write_bytes(blob[:cut])
+        with pytest.raises(CheckpointError):
+            FrozenNet.load(bad)
+
+
+def test_random_bytes_and_foreign_files_raise_checkpoint_error(tmp_path):
+    rng = np.random.default_rng(0)
+    junk = tmp_path / "junk.qsnn"
+    junk.write_bytes(rng.integers(0, 256, size=4096, dtype=np.uint8).tobytes())
+    with pytest.raises(CheckpointError):
+        FrozenNet.load(junk)
+    # a zip-looking header followed by garbage
+    zipish = tmp_path / "zipish.qsnn"
+    zipish.write_bytes(b"PK\x03\x04" + rng.integers(0, 256, size=2000, dtype=np.uint8).tobytes())
+    with pytest.raises(CheckpointError):
+        FrozenNet.load(zipish)
+    # a valid npz without a manifest
+    plain = tmp_path / "plain.qsnn"
+    with open(plain, "wb") as fh:
+        np.savez(fh, a=np.arange(3))
+    with pytest.raises(CheckpointError):
+        FrozenNet.load(plain)
+    # a manifest that is not JSON
+    notjson = tmp_path / "notjson.qsnn"
+    with open(notjson, "wb") as fh:
+        np.savez(fh, **{"manifest.json": np.frombuffer(b"\xff{not json", dtype=np.uint8)})
+    with pytest.raises(CheckpointError):
+        FrozenNet.load(notjson)
+    with pytest.raises(CheckpointError):
+        FrozenNet.load(tmp_path / "missing.qsnn")
+
+
+def test_pickled_object_array_is_refused(seed_net, tmp_path):
+    """An npz smuggling a pickled object array must not be unpickled."""
+    manifest, arrays = seed_net.to_manifest()
+    arrays = dict(arrays)
+    arrays["manifest.json"] = np.frombuffer(json.dumps(manifest).encode("utf-8"), dtype=np.uint8)
+    arrays["evil"] = np.array([{"a": 1}], dtype=object)
+    path = tmp_path / "evil.qsnn"
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(CheckpointError):
+        FrozenNet.load(path)
+
+
+def test_wrong_format_or_version_raises_checkpoint_error(seed_net, tmp_path):
+    for key, value in (("format", "something-else"), ("version", 99)):
+        manifest, arrays = seed_net.to_manifest()
+        manifest[key] = value
+        arrays = dict(arrays, **{"manifest.json": np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)})
+        path = tmp_path / f"{key}.qsnn"
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+        with pytest.raises(CheckpointError):
+            FrozenNet.load(path)
+
+
+# ----------------------------------------------------------------------------- atomic save
+class _Boom(RuntimeError):
+    pass
+
+
+def _failing_savez(file, *args, **kwargs):
+    file.write(b"PK\x03\x04 half a file")
+    file.flush()
+    raise _Boom("disk full (simulated)")
+
+
+def test_failed_save_leaves_no_file(seed_net, tmp_path, monkeypatch):
+    target = tmp_path / "new.qsnn"
+    monkeypatch.setattr(np, "savez", _failing_savez)
+    with pytest.raises(_Boom):
+        seed_net.save(target)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == [], "temporary files were left behind"
+
+
+def test_failed_save_keeps_older_file_intact(seed_net, tmp_path, monkeypatch):
+    target = seed_net.save(tmp_path / "net.qsnn")
+    before = target.read_bytes()
+    other = copy.deepcopy(seed_net)
+    other.num_steps = 77
+    monkeypatch.setattr(np, "savez", _failing_savez)
+    with pytest.raises(_Boom):
+        other.save(target)
+    monkeypatch.undo()
+    assert target.read_bytes() == before
+    assert FrozenNet.load(target).num_steps == seed_net.num_steps
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.qsnn"]
+
+
+# ----------------------------------------------------------------------------- no pickle
+def test_package_never_unpickles():
+    sources = sorted(PACKAGE.rglob("*.py"))
+    assert len(sources) > 10
+    offenders = []
+    for src in sources:
+        text = src.read_text(encoding="utf-8")
+        rel = src.relative_to(PACKAGE.parent)
+        if re.search(r"allow_pickle\s*=\s*True", text):
+            offenders.append(f"{rel}: allow_pickle=True")
+        for call in re.finditer(r"\b(?:np|numpy)\.load\(([^)]*)\)", text):
+            if "allow_pickle=False" not in call.group(1):
+                offenders.append(f"{rel}: np.load without allow_pickle=False: {call.group(0)}")
+        for call in re.finditer(r"\btorch\.load\(([^)]*)\)", text):
+            if "weights_only=True" not in call.group(1):
+                offenders.append(f"{rel}: torch.load without weights_only=True: {call.group(0)}")
+        if re.search(r"\bpickle\.loads?\(", text):
+            offenders.append(f"{rel}: pickle.load")
+    assert not offenders, "\n".join(offenders)
