@@ -26,13 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def layer_table(net: FrozenNet, title: str) -> Table:
     """A short per-layer summary of a frozen net."""
-    t = Table(title=title)
-    for col in ("layer", "synapse", "weights", "bits", "in -> out", "pool", "reset", "F", "B_v", "θ (state units)"):
+    t = Table(title=title, caption=f"input {'×'.join(map(str, net.input.shape))} {net.input.bits}-bit, scale "
+                                   f"{net.input.scale:.6g}; T={net.num_steps}")
+    for col in ("layer", "weights", "in → out", "pool", "reset", "F/B_v", "θ (state units)"):
         t.add_column(col)
     for layer, (i, o) in zip(net.layers, net.layer_shapes()):
-        t.add_row(layer.name, layer.synapse, "×".join(map(str, layer.weight.shape)), str(layer.weight_bits),
-                  f"{'×'.join(map(str, i))} -> {'×'.join(map(str, o))}", "×".join(map(str, layer.pool)) if layer.pool else "-",
-                  layer.reset, str(layer.frac_bits), str(layer.state_bits),
+        t.add_row(layer.name, f"{layer.synapse} int{layer.weight_bits} {'×'.join(map(str, layer.weight.shape))}",
+                  f"{'×'.join(map(str, i))} → {'×'.join(map(str, o))}", "×".join(map(str, layer.pool)) if layer.pool else "-",
+                  layer.reset, f"{layer.frac_bits}/{layer.state_bits}",
                   f"{int(layer.threshold.min())}..{int(layer.threshold.max())}")
     return t
 

@@ -59,22 +59,23 @@ def _inputs(args, net):
 
 
 def print_report(console: Console, report: VerifyReport) -> None:
-    t = Table(title=f"{report.model}: {report.n_samples} samples × {report.num_steps} steps, reference {report.reference}")
-    for col in ("backend", "layer", "spike trains", "mismatched values", "spikes (ref / this)", "count agreement", "saturations"):
+    t = Table(title=f"{report.model}: {report.n_samples} samples × {report.num_steps} steps vs {report.reference}")
+    for col in ("backend", "layer", "spike trains", "diffs", "spikes", "count agr.", "sat."):
         t.add_column(col)
     for b in report.backends:
         for i, layer in enumerate(b.layers):
             verdict = "[green]bit-exact[/green]" if layer.bit_exact else ("[red]DIFFER[/red]" if b.exact_required else "[yellow]differ[/yellow]")
-            t.add_row(b.name if i == 0 else "", layer.name, verdict, str(layer.mismatched_values),
-                      f"{layer.reference_spikes} / {layer.spikes}", f"{100 * layer.spike_count_agreement:.2f}%", str(layer.saturations))
+            spikes = str(layer.spikes) if layer.spikes == layer.reference_spikes else f"{layer.spikes} (ref {layer.reference_spikes})"
+            t.add_row(b.name if i == 0 else "", layer.name, verdict, str(layer.mismatched_values), spikes,
+                      f"{100 * layer.spike_count_agreement:.2f}%", str(layer.saturations))
     console.print(t)
     s = Table(title="predictions")
-    for col in ("backend", "must be exact", "verdict", "prediction agreement", "accuracy", "seconds"):
+    for col in ("backend", "exact?", "verdict", "pred. agr.", "accuracy", "s"):
         s.add_column(col)
     acc = lambda a: "-" if a is None else f"{100 * a:.2f}%"  # noqa: E731
     s.add_row(f"{report.reference} (reference)", "yes", "reference", "100.00%", acc(report.reference_accuracy), f"{report.reference_seconds:.2f}")
     for b in report.backends:
-        s.add_row(b.name, "yes" if b.exact_required else "no (float model)",
+        s.add_row(b.name, "yes" if b.exact_required else "no: float",
                   "[green]bit-exact[/green]" if b.bit_exact else ("[red]NOT EQUAL[/red]" if b.exact_required else "[yellow]measured[/yellow]"),
                   f"{100 * b.prediction_agreement:.2f}%", acc(b.accuracy), f"{b.seconds:.2f}")
     console.print(s)
