@@ -45,7 +45,8 @@ def _load_mnist_test(n: int) -> tuple[np.ndarray, np.ndarray]:
             images = _read_idx_gz(d / "t10k-images-idx3-ubyte.gz")[:n]
             labels = _read_idx_gz(d / "t10k-labels-idx1-ubyte.gz")[:n]
             return images.reshape(-1, 1, 28, 28).copy(), labels.copy()
-    pytest.skip("MNIST test set not found (/work/shared/data/mnist)")
+    from conftest import missing_data
+    missing_data("MNIST test set not found (../shared/data/mnist)")
 
 
 @pytest.fixture(scope="module")

@@ -144,7 +144,8 @@ def test_verify_cli_on_real_mnist(checkpoint):
 
     data = default_data_dir("mnist")
     if not data.exists():
-        pytest.skip("../shared/data/mnist not present")
+        from conftest import missing_data
+        missing_data("../shared/data/mnist not present")
     assert verify_cli.main([str(checkpoint), "--data", str(data), "-n", "5", "--steps", "4"]) == 0
 
 
