@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip install -q --disable-pip-version-check -c requirements/constraints.txt
 DATA ?= ../shared/data
-MODEL ?= examples/mnist_int4_brief.pt
+MODEL ?= examples/mnist_int4_qsnn.pt
 
 .PHONY: setup demo test bench clean
 

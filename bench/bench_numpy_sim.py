@@ -1,6 +1,6 @@
 """NumPy-simulator throughput vs snnTorch's float forward of the same net, measured in one run.
 
-    python bench/bench_numpy_sim.py [--checkpoint examples/mnist_int4_brief.pt] [--steps 100] [--batch 128] [--repeats 3]
+    python bench/bench_numpy_sim.py [--checkpoint examples/mnist_int4_qsnn.pt] [--steps 100] [--batch 128] [--repeats 3]
 
 The snnTorch side is the canonical explicit time loop over the seeds' MNIST net (Brevitas int4
 QuantConv2d -> avg-pool -> BatchNorm -> snntorch.Leaky, x3), float32, torch.no_grad, on the same
@@ -74,7 +74,7 @@ def timed(fn, repeats: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=str(ROOT / "examples" / "mnist_int4_brief.pt"))
+    p.add_argument("--checkpoint", default=str(ROOT / "examples" / "mnist_int4_qsnn.pt"))
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3)

@@ -83,7 +83,8 @@ def _state_dict_problems(state: Mapping[str, Any], reference: Mapping[str, torch
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: dict[str, Any],
-                    config: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None) -> Path:
+                    config: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+                    train_state: dict[str, Any] | None = None) -> Path:
     """Write ``model``'s weights with the arch spec that rebuilds it, atomically.
 
     Args:
@@ -92,6 +93,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: dict[str, A
         model: the trained network; its ``state_dict()`` must fit ``build_model(arch)``.
         arch: arch spec (plain data, see :mod:`qsnn_deploy.models.spec`).
         config, metrics: plain-data dicts (training configuration, results); default ``{}``.
+        train_state: optional plain data + tensors to resume training (optimizer and schedule
+            state, epoch, RNG state), stored under ``"train_state"``.
 
     Returns:
         The path written.
@@ -113,6 +116,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: dict[str, A
         raise CheckpointError("model does not match its arch spec: " + "; ".join(problems))
     ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "arch": arch,
             "state_dict": state, "config": config, "metrics": metrics}
+    if train_state is not None:
+        _check_plain(train_state, "train_state")
+        ckpt["train_state"] = train_state
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)

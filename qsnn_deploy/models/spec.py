@@ -15,8 +15,8 @@ An *arch spec* is a JSON-able dict::
                 {"type": "linear", "name": "fc", "in_features": 1024, "out_features": 10, "bias": false, "weight_bits": 4},
                 {"type": "lif", ...}]}
 
-Layer types: ``conv``, ``linear`` (``weight_bits`` null = float torch layer, 2..8 = Brevitas
-narrow-range integer weights), ``avgpool``, ``batchnorm``, ``dropout``, ``flatten``, ``lif``
+Layer types: ``conv``, ``linear`` (``weight_bits`` null = float torch layer, 1 = binarized
+±1 weights with a straight-through estimator, 2..8 = Brevitas narrow-range integer weights), ``avgpool``, ``batchnorm``, ``dropout``, ``flatten``, ``lif``
 (``deploy_faithful`` true = :class:`~qsnn_deploy.nn.QLeaky`, false = ``snntorch.Leaky``).
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from ..errors import CheckpointError
 from ..nn import QLeaky, QSequential
+from ..nn.binary import BinaryConv2d, BinaryLinear
 
 ARCH_FORMAT = "qsnn-arch"
 ARCH_VERSION = 1
@@ -53,6 +54,8 @@ def build_layer(entry: dict[str, Any], index: int) -> nn.Module:
         bits = entry.get("weight_bits")
         if bits is None:
             return nn.Conv2d(**args)
+        if int(bits) == 1:
+            return BinaryConv2d(**args)
         import brevitas.nn as qnn
         return qnn.QuantConv2d(**args, weight_bit_width=int(bits))
     if kind == "linear":
@@ -61,6 +64,8 @@ def build_layer(entry: dict[str, Any], index: int) -> nn.Module:
         bits = entry.get("weight_bits")
         if bits is None:
             return nn.Linear(**args)
+        if int(bits) == 1:
+            return BinaryLinear(**args)
         import brevitas.nn as qnn
         return qnn.QuantLinear(**args, weight_bit_width=int(bits))
     if kind == "avgpool":

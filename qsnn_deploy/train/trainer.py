@@ -1,0 +1,314 @@
+"""The papers' QAT recipe as one trainer.
+
+Per minibatch: forward over T steps (raw input at every step), spike-count MSE loss, backward,
+gradient-norm clip, Adam step, weight clip (synaptic weights into [-c, c]), learning-rate schedule
+step, optional threshold-annealing step. Per epoch: test (and validation) accuracy at the
+deployment T, metrics written, checkpoint written (resumable), early stopping (restores the best
+weights). Runs on CUDA when available; under ``torchrun`` it trains with DistributedDataParallel
+(gloo on CPU, NCCL on GPU), each process taking a disjoint shard of every epoch's permutation.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from tqdm import tqdm
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..fileio import write_text_atomic
+from ..models import PRESETS, build_model, init_uniform_fan_in, preset_arch
+from ..nn.blocks import is_synapse
+from .annealing import ThresholdAnnealer
+from .datasets import ArrayDataset, load_datasets
+from .early_stopping import EarlyStopping
+from .losses import predict, spike_count_loss
+from .schedules import LRSchedule
+
+PRESET_OF = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "dvs128": "dvs128", "synthetic-dvs": "dvs128"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on (stored in every checkpoint). ``None`` = the dataset's preset."""
+
+    dataset: str = "mnist"
+    precision: str = "int4"
+    schedule: str = "cosine"
+    epochs: int = 1
+    num_steps: int | None = None          # T while training
+    eval_steps: int | None = None         # T for test accuracy and the deployed model (default: num_steps)
+    batch_size: int | None = None
+    lr: float | None = None
+    beta: float | None = None
+    threshold: float | None = None
+    slope: float | None = None
+    dropout: float | None = None
+    reset: str = "subtract"
+    deploy_faithful: bool = True
+    period_epochs: float | None = None    # cosine period
+    step_epochs: int = 10                 # lrstep
+    loss_patience: int = 3                # lossstep
+    eta_min: float = 0.0
+    grad_clip: float | None = None        # max gradient norm; 0 = off
+    weight_clip: float | None = None      # |w| bound for synaptic weights; 0 = off
+    correct_rate: float = 0.8
+    incorrect_rate: float = 0.2
+    anneal_alpha: float | None = None     # threshold annealing: fraction per step
+    anneal_initial: float | None = None   # θ_0 (default: the preset threshold)
+    anneal_final: float | None = None     # θ_final
+    early_stopping: int | None = None     # patience in epochs (validation accuracy)
+    val_size: int = 0
+    limit_train: int | None = None
+    limit_test: int | None = None
+    seed: int = 0
+    data_dir: str | None = None
+    device: str = "auto"
+    out_dir: str = "runs/qsnn"
+    name: str = "model"
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with every preset-dependent ``None`` filled in."""
+        p = PRESETS[PRESET_OF[self.dataset]]
+        c = TrainConfig(**asdict(self))
+        for key in ("batch_size", "lr", "beta", "threshold", "slope", "dropout", "grad_clip", "weight_clip", "period_epochs"):
+            if getattr(c, key) is None:
+                setattr(c, key, p[key])
+        c.num_steps = c.num_steps or p["num_steps"]
+        c.eval_steps = c.eval_steps or c.num_steps
+        if c.early_stopping and not c.val_size:
+            c.val_size = 5000 if c.dataset in ("mnist", "fashion-mnist") else 0
+        return c
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ArrayDataset, num_steps: int, device: torch.device, batch_size: int = 250,
+             progress: bool = False) -> float:
+    """Accuracy (fraction) of ``model`` on ``data`` at ``num_steps`` steps."""
+    was = model.training
+    model.eval()
+    correct = 0
+    it = range(0, len(data), batch_size)
+    for start in tqdm(it, desc="  eval", leave=False, disable=not progress):
+        idx = np.arange(start, min(start + batch_size, len(data)))
+        xb, yb = data.batch(idx, device)
+        correct += int((predict(model(xb, num_steps=num_steps)) == yb).sum())
+    model.train(was)
+    return correct / max(len(data), 1)
+
+
+@dataclass
+class History:
+    steps: list[dict[str, float]] = field(default_factory=list)
+    epochs: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """Train one model from a :class:`TrainConfig`; :meth:`fit` returns the metrics dict."""
+
+    def __init__(self, config: TrainConfig, resume: str | os.PathLike | None = None,
+                 log: Callable[[str], None] = print):
+        self.resume_ckpt = load_checkpoint(resume) if resume else None
+        if self.resume_ckpt is not None:
+            stored = TrainConfig.from_dict(self.resume_ckpt["config"])
+            stored.epochs = config.epochs  # the only thing a resume may change: how far to go
+            stored.out_dir, stored.device = config.out_dir, config.device
+            config = stored
+        self.cfg = config.resolved()
+        self.log = log
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed and not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() and self.cfg.device != "cpu" else "gloo"
+            dist.init_process_group(backend=backend)
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.device = pick_device(self.cfg.device)
+        if self.device.type == "cuda" and self.distributed:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(self.device)
+        self.out = Path(self.cfg.out_dir)
+        self.is_main = self.rank == 0
+
+    # ------------------------------------------------------------------ setup
+    def arch(self) -> dict[str, Any]:
+        c = self.cfg
+        return preset_arch(PRESET_OF[c.dataset], precision=c.precision, num_steps=c.eval_steps,
+                           deploy_faithful=c.deploy_faithful, reset=c.reset, beta=c.beta, threshold=c.threshold,
+                           slope=c.slope, dropout=c.dropout)
+
+    def build(self):
+        c = self.cfg
+        seed_everything(c.seed)
+        arch = self.arch()
+        model = init_uniform_fan_in(build_model(arch)).to(self.device)
+        opt = torch.optim.Adam(model.parameters(), lr=c.lr, betas=(0.9, 0.999))
+        return arch, model, opt
+
+    # ------------------------------------------------------------------ training
+    def fit(self) -> dict[str, Any]:
+        c = self.cfg
+        train, val, test = load_datasets(c.dataset, c.data_dir, c.limit_train, c.limit_test, c.val_size, c.seed)
+        arch, model, opt = self.build()
+        steps_per_epoch = math.ceil(len(train) / (c.batch_size * self.world))
+        sched = LRSchedule(opt, c.schedule, c.lr, steps_per_epoch, period_epochs=c.period_epochs,
+                           step_epochs=c.step_epochs, patience=c.loss_patience, eta_min=c.eta_min)
+        annealer = None
+        if c.anneal_alpha:
+            annealer = ThresholdAnnealer(model, final=c.anneal_final if c.anneal_final is not None else c.threshold,
+                                         alpha=c.anneal_alpha, initial=c.anneal_initial)
+        stopper = EarlyStopping(c.early_stopping) if c.early_stopping else None
+        hist = History()
+        start_epoch = 0
+        if self.resume_ckpt is not None:
+            start_epoch = self._restore(model, opt, sched, hist)
+        net: nn.Module = model
+        if self.distributed:
+            net = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        loss_fn = spike_count_loss(c.correct_rate, c.incorrect_rate)
+        synapses = [m for m in model.modules() if is_synapse(m)]
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.log(f"training {arch['name']} ({c.precision}, {'deploy-faithful' if c.deploy_faithful else 'float neurons'}) "
+                     f"on {c.dataset}: {len(train)} samples, T={c.num_steps}, batch {c.batch_size}×{self.world}, "
+                     f"{c.schedule} schedule, lr {c.lr:g}, device {self.device}")
+        best_acc, stopped = -1.0, False
+        for epoch in range(start_epoch, c.epochs):
+            model.train()
+            gen = torch.Generator().manual_seed(c.seed * 1000 + epoch)
+            perm = torch.randperm(len(train), generator=gen).numpy()
+            shard = perm[self.rank::self.world]
+            n_batches = math.ceil(len(shard) / c.batch_size)
+            losses, t0, seen = [], time.perf_counter(), 0
+            bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{c.epochs}", unit="batch", disable=not self.is_main)
+            for b in bar:
+                idx = shard[b * c.batch_size:(b + 1) * c.batch_size]
+                xb, yb = train.batch(idx, self.device)
+                spikes = net(xb, num_steps=c.num_steps) if train.static else net(xb)
+                loss = loss_fn(spikes, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if c.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+                opt.step()
+                if c.weight_clip:
+                    with torch.no_grad():
+                        for m in synapses:
+                            m.weight.clamp_(-c.weight_clip, c.weight_clip)
+                if annealer is not None:
+                    annealer.step()
+                lr = sched.lr
+                sched.step_batch()
+                losses.append(loss.item())
+                seen += len(idx)
+                hist.steps.append({"iteration": sched.iteration, "epoch": epoch + 1, "loss": losses[-1], "lr": lr})
+                if b % 10 == 0:
+                    bar.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}", lr=f"{lr:.2e}")
+            seconds = time.perf_counter() - t0
+            mean_loss = float(np.mean(losses)) if losses else math.nan
+            sched.step_epoch(mean_loss)
+            record = {"epoch": epoch + 1, "train_loss": mean_loss, "lr": sched.lr, "seconds": seconds,
+                      "samples_per_s": seen * self.world / seconds if seconds else math.nan}
+            if self.is_main:
+                record["test_accuracy"] = evaluate(model, test, c.eval_steps, self.device, progress=True)
+                if val is not None:
+                    record["val_accuracy"] = evaluate(model, val, c.eval_steps, self.device)
+                if annealer is not None:
+                    record["thresholds"] = annealer.thresholds()
+                hist.epochs.append(record)
+                self.log(f"epoch {epoch + 1}: loss {mean_loss:.4f}, test acc {100 * record['test_accuracy']:.2f}%"
+                         + (f", val acc {100 * record['val_accuracy']:.2f}%" if val is not None else "")
+                         + f", {record['samples_per_s']:.0f} samples/s")
+                best_acc = max(best_acc, record["test_accuracy"])
+                self._save(self.out / "last.pt", arch, model, opt, sched, hist, epoch + 1)
+            if stopper is not None:
+                score = record.get("val_accuracy", record.get("test_accuracy", -mean_loss)) if self.is_main else 0.0
+                stop = stopper.update(score, model, epoch + 1)
+                if self.distributed:
+                    flag = torch.tensor([int(stop)])
+                    dist.broadcast(flag, 0)
+                    stop = bool(flag.item())
+                if stop:
+                    stopped = True
+                    if self.is_main:
+                        self.log(f"early stopping after epoch {epoch + 1} (best epoch {stopper.best_epoch})")
+                    break
+        metrics: dict[str, Any] = {}
+        if self.is_main:
+            if stopper is not None and stopper.restore_best(model):
+                self.log(f"restored the weights of epoch {stopper.best_epoch}")
+            final_acc = evaluate(model, test, c.eval_steps, self.device, progress=True)
+            metrics = {"test_accuracy": final_acc, "n_test": len(test), "eval_steps": c.eval_steps,
+                       "epochs_run": len(hist.epochs), "early_stopped": stopped,
+                       "best_epoch": stopper.best_epoch if stopper else None,
+                       "samples_per_s": float(np.mean([e["samples_per_s"] for e in hist.epochs])) if hist.epochs else None}
+            if val is not None:
+                metrics["best_val_accuracy"] = max(e["val_accuracy"] for e in hist.epochs) if hist.epochs else None
+            self._save(self.out / f"{c.name}.pt", arch, model, opt, sched, hist, len(hist.epochs), metrics=metrics)
+            self._write_logs(hist, metrics)
+            self.log(f"test accuracy {100 * final_acc:.2f}% on {len(test)} samples at T={c.eval_steps}; "
+                     f"wrote {self.out / (c.name + '.pt')}")
+        if self.distributed:
+            dist.barrier()
+        self.model = model
+        return metrics
+
+    # ------------------------------------------------------------------ persistence
+    def _save(self, path: Path, arch, model, opt, sched, hist: History, epoch: int, metrics: dict | None = None) -> None:
+        train_state = {"epoch": epoch, "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
+                       "rng": torch.get_rng_state(), "history": {"steps": hist.steps, "epochs": hist.epochs}}
+        config = asdict(self.cfg)
+        save_checkpoint(path, model, arch, config=config, metrics=metrics or {"epochs": hist.epochs[-1:] or []},
+                        train_state=train_state)
+
+    def _restore(self, model, opt, sched, hist: History) -> int:
+        ck = self.resume_ckpt
+        model.load_state_dict(ck["state_dict"])
+        ts = ck.get("train_state")
+        if not ts:
+            raise ValueError("this checkpoint has no train_state; it cannot resume training")
+        opt.load_state_dict(ts["optimizer"])
+        sched.load_state_dict(ts["schedule"])
+        torch.set_rng_state(ts["rng"])
+        hist.steps = list(ts["history"]["steps"])
+        hist.epochs = list(ts["history"]["epochs"])
+        self.log(f"resumed after epoch {ts['epoch']}")
+        return int(ts["epoch"])
+
+    def _write_logs(self, hist: History, metrics: dict) -> None:
+        steps_csv = self.out / "steps.csv"
+        with open(steps_csv, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["iteration", "epoch", "loss", "lr"])
+            w.writeheader()
+            w.writerows(hist.steps)
+        write_text_atomic(self.out / "metrics.json", json.dumps(
+            {"config": asdict(self.cfg), "epochs": hist.epochs, "final": metrics}, indent=2))
+        from .plots import plot_training
+
+        plot_training(hist.steps, hist.epochs, self.out / "training.png", title=f"{self.cfg.dataset} {self.cfg.precision} {self.cfg.schedule}")

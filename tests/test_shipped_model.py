@@ -1,0 +1,45 @@
+"""The shipped int4 MNIST model: ≥ 98.5% on the full 10,000-digit test set, and the same accuracy
+(the same prediction for every digit) from the PyTorch model and from the frozen integer net."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qsnn_deploy import freeze
+from qsnn_deploy.checkpoint import model_from_checkpoint
+from qsnn_deploy.simulators import create_backend
+
+SHIPPED = Path(__file__).resolve().parents[1] / "examples" / "mnist_int4_qsnn.pt"
+
+
+def _test_set():
+    from conftest import missing_data
+    from qsnn_deploy.data import default_data_dir, load_mnist
+
+    folder = default_data_dir("mnist")
+    if not (folder / "t10k-images-idx3-ubyte.gz").is_file():
+        missing_data(f"no MNIST at {folder}")
+    return load_mnist(folder, split="test")
+
+
+def test_shipped_model_accuracy_identical_on_torch_and_integer_net():
+    model, ckpt = model_from_checkpoint(SHIPPED)
+    assert ckpt["config"]["precision"] == "int4" and ckpt["config"]["deploy_faithful"] is True
+    x, y = _test_set()
+    assert len(y) == 10000
+    steps = model.num_steps
+    net = freeze(model)
+    sim = create_backend("numpy", net, batch_size=500).run(x, steps)
+    preds_int = sim.predictions()
+    preds_torch = []
+    with torch.no_grad():
+        for start in range(0, len(x), 500):
+            xb = torch.as_tensor(x[start:start + 500], dtype=torch.float32) * net.input.scale
+            preds_torch.append(model(xb, num_steps=steps).sum(0).argmax(1).numpy())
+    preds_torch = np.concatenate(preds_torch)
+    assert np.array_equal(preds_torch, preds_int)
+    acc = float(np.mean(preds_int == y))
+    assert acc >= 0.985, acc
+    assert acc == ckpt["metrics"]["test_accuracy"]

@@ -1,0 +1,279 @@
+"""The training recipe: schedules vs their formulas, threshold annealing, loss targets, early
+stopping, resume, a 2-process DDP step, a sweep, and short real training runs."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import snntorch as snn
+import torch
+import torch.nn as nn
+
+from qsnn_deploy import freeze
+from qsnn_deploy.checkpoint import load_checkpoint, model_from_checkpoint
+from qsnn_deploy.models import build_model, init_uniform_fan_in, mnist_arch, preset_arch
+from qsnn_deploy.nn import QLeaky
+from qsnn_deploy.train import EarlyStopping, LRSchedule, ThresholdAnnealer, TrainConfig, Trainer, predict, spike_count_loss
+from qsnn_deploy.verify import verify
+
+TINY = dict(dataset="mnist", epochs=1, num_steps=6, limit_train=512, limit_test=128, batch_size=64, device="cpu")
+
+
+def _opt(lr=1.0):
+    return torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
+
+
+# ------------------------------------------------------------------------------ schedules
+def test_cosine_follows_eq4_and_torch_cosine_annealing():
+    lr, spe, period_epochs, eta_min = 2e-3, 7, 2, 1e-5
+    s = LRSchedule(_opt(lr), "cosine", lr, spe, period_epochs=period_epochs, eta_min=eta_min)
+    opt_ref = _opt(lr)
+    ref = torch.optim.lr_scheduler.CosineAnnealingLR(opt_ref, T_max=period_epochs * spe, eta_min=eta_min)
+    P = period_epochs * spe
+    for t in range(3 * P):
+        want = eta_min + (lr - eta_min) * (1 + math.cos(math.pi * t / P)) / 2
+        assert s.lr == pytest.approx(want, rel=1e-12, abs=1e-15)
+        assert s.lr == pytest.approx(opt_ref.param_groups[0]["lr"], rel=1e-9, abs=1e-12)
+        s.step_batch()
+        opt_ref.step()
+        ref.step()
+    # periodic: minimum at P, back to the base rate at 2P
+    assert s.lr_at(P) == pytest.approx(eta_min) and s.lr_at(2 * P) == pytest.approx(lr)
+
+
+def test_lrstep_halves_every_n_epochs():
+    s = LRSchedule(_opt(), "lrstep", 0.1, steps_per_epoch=5, step_epochs=2)
+    seen = []
+    for _ in range(25):
+        seen.append(s.lr)
+        s.step_batch()
+    assert seen == [0.1 * 0.5 ** (t // 10) for t in range(25)]
+
+
+def test_lossstep_halves_after_patience_epochs_without_improvement():
+    s = LRSchedule(_opt(), "lossstep", 0.1, steps_per_epoch=3, patience=2)
+    rates = []
+    for loss in [1.0, 0.9, 0.95, 0.93, 0.8, 0.85, 0.85, 0.85, 0.85]:
+        for _ in range(3):
+            s.step_batch()
+        s.step_epoch(loss)
+        rates.append(s.lr)
+    # halvings after the 2nd bad epoch in a row (epochs 4 and 7), counter restarts, then again at 9
+    assert rates == [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.0125]
+
+
+def test_none_is_constant_and_bad_name_rejected():
+    s = LRSchedule(_opt(), "none", 0.3, 4)
+    for _ in range(10):
+        s.step_batch()
+    assert s.lr == 0.3
+    with pytest.raises(ValueError):
+        LRSchedule(_opt(), "warmup", 0.3, 4)
+
+
+# ------------------------------------------------------------------------------ annealing
+@pytest.mark.parametrize("neuron", [QLeaky(beta=0.9, threshold=1.0), snn.Leaky(beta=0.9, threshold=1.0)])
+def test_threshold_annealing_update(neuron):
+    model = nn.Sequential(nn.Linear(3, 2), neuron)
+    ann = ThresholdAnnealer(model, final=2.0, alpha=0.1, initial=0.5)
+    for k in range(1, 30):
+        ann.step()
+        assert float(neuron.threshold) == pytest.approx(2.0 + (0.5 - 2.0) * 0.9 ** k, rel=1e-6)
+    with pytest.raises(ValueError):
+        ThresholdAnnealer(model, final=1.0, alpha=0.0)
+
+
+def test_annealed_thresholds_are_what_freeze_sees():
+    model = init_uniform_fan_in(build_model(mnist_arch(precision="binary", num_steps=4)))
+    ann = ThresholdAnnealer(model, final={"lif1": 3.0, "lif2": 2.0, "lif3": 1.0}, alpha=0.5, initial=0.1)
+    for _ in range(40):
+        ann.step()
+    net = freeze(model)
+    for layer, theta in zip(net.layers, (3.0, 2.0, 1.0)):
+        want = np.round(theta * 64 / layer.sigma).astype(np.int64)
+        assert np.array_equal(layer.threshold, np.minimum(want, layer.state_limit))
+
+
+# ------------------------------------------------------------------------------ loss, prediction
+def test_loss_targets_and_prediction():
+    T, N, C = 10, 3, 4
+    labels = torch.tensor([2, 0, 3])
+    spikes = torch.zeros(T, N, C)
+    for n, y in enumerate(labels):
+        spikes[:8, n, y] = 1            # 0.8 T for the correct class
+        for c in range(C):
+            if c != y:
+                spikes[:2, n, c] = 1    # 0.2 T for the others
+    loss_fn = spike_count_loss(0.8, 0.2)
+    assert float(loss_fn(spikes, labels)) == 0.0
+    spikes[0, 1, 0] = 0                 # one spike fewer on a correct neuron
+    expected = (1.0 ** 2) / (N * C) / T  # MSE over counts, snnTorch divides by T
+    assert float(loss_fn(spikes, labels)) == pytest.approx(expected)
+    assert predict(spikes).tolist() == labels.tolist()
+    tie = torch.ones(T, 1, C)
+    assert predict(tie).tolist() == [0]
+
+
+# ------------------------------------------------------------------------------ early stopping
+def test_early_stopping_restores_best_weights():
+    model = nn.Linear(2, 2)
+    stopper = EarlyStopping(patience=2)
+    scores = [0.5, 0.7, 0.65, 0.6]
+    snapshots = []
+    stopped_at = None
+    for epoch, score in enumerate(scores, 1):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))
+        snapshots.append(model.weight.detach().clone())
+        if stopper.update(score, model, epoch):
+            stopped_at = epoch
+            break
+    assert stopped_at == 4 and stopper.best_epoch == 2
+    assert stopper.restore_best(model)
+    assert torch.equal(model.weight, snapshots[1])
+
+
+# ------------------------------------------------------------------------------ real training
+def test_short_training_run_loss_goes_down_and_deploys_bit_exact(tmp_path):
+    cfg = TrainConfig(**dict(TINY, epochs=2, limit_train=1024, limit_test=200), out_dir=str(tmp_path), name="m")
+    metrics = Trainer(cfg, log=lambda m: None).fit()
+    steps = json.loads((tmp_path / "metrics.json").read_text())
+    losses = [float(x) for x in np.loadtxt(tmp_path / "steps.csv", delimiter=",", skiprows=1, usecols=2)]
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    assert metrics["test_accuracy"] > 0.3  # 10 classes: chance is 0.1
+    assert (tmp_path / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(steps["epochs"]) == 2
+    model, ckpt = model_from_checkpoint(tmp_path / "m.pt")
+    assert ckpt["config"]["schedule"] == "cosine" and ckpt["metrics"]["test_accuracy"] == metrics["test_accuracy"]
+    from qsnn_deploy.data import default_data_dir, load_mnist
+    x, y = load_mnist(default_data_dir("mnist"), split="test", limit=50)
+    report = verify(freeze(model), x, y, model=model, backends=["torch"], num_steps=cfg.num_steps)
+    assert report.all_exact
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    torch.set_num_threads(1)
+    try:
+        base = TrainConfig(**dict(TINY, epochs=2, limit_train=256), out_dir=str(tmp_path / "a"))
+        Trainer(base, log=lambda m: None).fit()
+        straight = load_checkpoint(tmp_path / "a" / "model.pt")["state_dict"]
+        first = replace(base, epochs=1, out_dir=str(tmp_path / "b"))
+        Trainer(first, log=lambda m: None).fit()
+        resumed_cfg = replace(base, out_dir=str(tmp_path / "c"))
+        Trainer(resumed_cfg, resume=tmp_path / "b" / "last.pt", log=lambda m: None).fit()
+        resumed = load_checkpoint(tmp_path / "c" / "model.pt")["state_dict"]
+    finally:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    assert straight.keys() == resumed.keys()
+    for k in straight:
+        assert torch.equal(straight[k], resumed[k]), k
+
+
+_DDP_STEP = r"""
+import os, sys, torch, torch.distributed as dist
+from qsnn_deploy.train import TrainConfig, Trainer, spike_count_loss
+from qsnn_deploy.train.datasets import load_datasets
+import numpy as np
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+cfg = TrainConfig(dataset="mnist", num_steps=4, limit_train=64, limit_test=8, batch_size=8, device="cpu").resolved()
+t = Trainer(cfg, log=lambda m: None)
+arch, model, opt = t.build()
+before = torch.cat([p.detach().flatten() for p in model.parameters()]).clone()
+ddp = torch.nn.parallel.DistributedDataParallel(model)
+train, _, _ = load_datasets("mnist", limit_train=64)
+xb, yb = train.batch(np.arange(rank * 8, rank * 8 + 8), torch.device("cpu"))   # different data per rank
+loss = spike_count_loss()(ddp(xb, num_steps=4), yb)
+opt.zero_grad(); loss.backward(); opt.step()
+after = torch.cat([p.detach().flatten() for p in model.parameters()])
+gathered = [torch.zeros_like(after) for _ in range(world)]
+dist.all_gather(gathered, after)
+losses = [torch.zeros(1) for _ in range(world)]
+dist.all_gather(losses, loss.detach().reshape(1))
+if rank == 0:
+    assert all(torch.equal(gathered[0], g) for g in gathered), "ranks diverged"
+    assert not torch.equal(before, after), "no update"
+    assert losses[0].item() != losses[1].item(), "ranks saw the same data"
+    print("DDP-OK")
+dist.destroy_process_group()
+"""
+
+
+def test_two_process_ddp_step_keeps_ranks_in_sync(tmp_path):
+    script = tmp_path / "ddp_step.py"
+    script.write_text(_DDP_STEP)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+                           str(script)], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "DDP-OK" in proc.stdout
+
+
+def test_torchrun_trainer_end_to_end(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29518",
+                           "-m", "qsnn_deploy.cli.train", "--dataset", "mnist", "--epochs", "1", "--steps", "4",
+                           "--limit-train", "128", "--limit-test", "32", "--batch-size", "16", "--device", "cpu",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "batch 16×2" in proc.stdout + proc.stderr
+    model, ckpt = model_from_checkpoint(tmp_path / "model.pt")
+    assert ckpt["metrics"]["epochs_run"] == 1
+
+
+def test_sweep_with_sqlite_storage(tmp_path):
+    import optuna
+
+    from qsnn_deploy.train.sweep import SPACE, run_sweep
+
+    storage = f"sqlite:///{tmp_path / 'sweep.db'}"
+    base = TrainConfig(**dict(TINY, limit_train=192, limit_test=32, num_steps=3), out_dir=str(tmp_path / "runs"))
+    summary = run_sweep(base, trials=2, storage=storage, study_name="t", log=lambda m: None)
+    study = optuna.load_study(study_name="t", storage=storage)
+    assert len(study.trials) == 2 == summary["n_trials"]
+    for name, (lo, hi, _) in SPACE.items():
+        assert lo <= summary["best_params"][name] <= hi
+    assert 0.0 <= summary["best_value"] <= 1.0
+    # a second process adding trials to the same study (shared storage)
+    run_sweep(base, trials=1, storage=storage, study_name="t", log=lambda m: None)
+    assert len(optuna.load_study(study_name="t", storage=storage).trials) == 3
+
+
+def test_qsnn_train_cli_binary_with_threshold_annealing(tmp_path):
+    from qsnn_deploy.cli.train import main
+
+    rc = main(["--dataset", "mnist", "--precision", "binary", "--epochs", "1", "--steps", "4", "--limit-train", "256",
+               "--limit-test", "64", "--batch-size", "64", "--anneal-alpha", "0.05", "--anneal-initial", "0.2",
+               "--anneal-final", "4.0", "--device", "cpu", "--out", str(tmp_path), "--name", "bin"])
+    assert rc == 0
+    model, ckpt = model_from_checkpoint(tmp_path / "bin.pt")
+    assert ckpt["config"]["precision"] == "binary"
+    thresholds = ckpt["train_state"]["history"]["epochs"][-1]["thresholds"]
+    assert all(0.2 < v < 4.0 for v in thresholds.values())  # annealed part of the way
+    net = freeze(model)
+    assert [layer.weight_bits for layer in net.layers] == [1, 1, 1]
+    assert set(np.unique(net.layers[1].weight)) <= {-1, 1}
+
+
+def test_dvs_path_trains_and_deploys_bit_exact(tmp_path):
+    """Synthetic DVS gestures (event counts per 5 ms bin, 200 steps, time-varying input)."""
+    cfg = TrainConfig(dataset="synthetic-dvs", epochs=1, limit_train=32, limit_test=16, batch_size=16, device="cpu",
+                      out_dir=str(tmp_path), name="dvs")
+    metrics = Trainer(cfg, log=lambda m: None).fit()
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    model, ckpt = model_from_checkpoint(tmp_path / "dvs.pt")
+    assert ckpt["arch"]["input"]["shape"] == [2, 32, 32]
+    from qsnn_deploy.train.datasets import load_datasets
+
+    _, _, test = load_datasets("synthetic-dvs", limit_train=32, limit_test=4, seed=0)
+    x = np.ascontiguousarray(test.x.transpose(1, 0, 2, 3, 4))  # [T, N, 2, 32, 32] event counts
+    assert x.shape[0] == 200 and x.max() > 0
+    report = verify(freeze(model), x, test.y, model=model, backends=["torch"])
+    assert report.all_exact
