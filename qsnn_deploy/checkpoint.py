@@ -109,7 +109,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: dict[str, A
         if not isinstance(value, dict):
             raise CheckpointError(f"{name} must be a dict, got {type(value).__name__}")
         _check_plain(value, name)
-    reference = _build(arch).state_dict()
+    with torch.random.fork_rng(devices=[]):  # building modules draws init weights: keep the caller's RNG untouched
+        reference = _build(arch).state_dict()
     state = model.state_dict()
     problems = _state_dict_problems(state, reference)
     if problems:

@@ -24,13 +24,18 @@ class LoadedModel:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="qsnn checkpoint (.pt), frozen network (.qsnn), or weights with --model-class")
+    parser.add_argument("model", help="qsnn checkpoint (.pt), frozen network (.qsnn), NIR graph (.nir), or weights with --model-class")
     parser.add_argument("--model-class", metavar="PKG.MODULE:CLASS",
                         help="your own nn.Module class (imported from code you name; built with no arguments); "
                              "MODEL is then a state_dict saved with torch.save")
     parser.add_argument("--weight-bits", type=int, default=8, help="width for float (non-Brevitas) synapses (default 8)")
     parser.add_argument("--frac-bits", type=int, default=6, help="F for plain snnTorch neurons (default 6)")
     parser.add_argument("--state-bits", type=int, default=24, help="B_v for plain snnTorch neurons (default 24)")
+    nir = parser.add_argument_group("NIR graphs from other tools (.nir without qsnn metadata; docs/nir.md)")
+    nir.add_argument("--input-bits", type=int, default=8, help="width of the integer input (default 8: pixels)")
+    nir.add_argument("--input-scale", type=float, default=None,
+                     help="float value of one input unit (default 1/255 for 8-bit input, 1 otherwise)")
+    nir.add_argument("--dt", type=float, default=1e-4, help="time step the graph's tau are read with (default 1e-4, snnTorch's)")
 
 
 def load_model(args: argparse.Namespace) -> LoadedModel:
@@ -42,6 +47,13 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
         raise CheckpointError(f"{path}: no such file")
     if path.suffix == ".qsnn":
         return LoadedModel(FrozenNet.load(path), None, path.stem)
+    if path.suffix == ".nir":
+        from ..exporters.nir_export import load_nir
+
+        net, model = load_nir(path, weight_bits=args.weight_bits, frac_bits=args.frac_bits, state_bits=args.state_bits,
+                              input_bits=getattr(args, "input_bits", 8), input_scale=getattr(args, "input_scale", None),
+                              dt=getattr(args, "dt", 1e-4))
+        return LoadedModel(net, model, path.stem)
     opts = dict(weight_bits=args.weight_bits, frac_bits=args.frac_bits, state_bits=args.state_bits)
     if args.model_class:
         model = _user_model(args.model_class, path)

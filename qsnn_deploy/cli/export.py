@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..exporters import available_targets, get_exporter
 from ..frozen import FrozenNet
+from ..report import report_short
 from .common import add_model_arguments, load_model, run_cli
 
 
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(layer_table(loaded.net, f"{loaded.name}: frozen, {'deploy-faithful' if faithful else 'rounded from a float model'}"))
         for p in paths:
             console.print(f"wrote [bold]{p}[/bold] (target {args.target})")
+        console.print(report_short(loaded.net, loaded.name))
+        console.print("spikes, synaptic operations and energy need data: qsnn-report MODEL --data DIR")
         return 0
 
     return run_cli(body)

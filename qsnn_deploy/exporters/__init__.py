@@ -10,6 +10,8 @@ from ..registry import Registry
 
 TARGETS = Registry("target", {
     "numpy": "qsnn_deploy.exporters.numpy_export:export",
+    "nir": "qsnn_deploy.exporters.nir_export:export",
+    "onnx": "qsnn_deploy.exporters.onnx_export:export",
 })
 
 

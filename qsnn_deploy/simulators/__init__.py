@@ -15,6 +15,8 @@ from .base import SimResult, prepare_input
 BACKENDS = Registry("backend", {
     "numpy": "qsnn_deploy.simulators.numpy_sim:NumpySimulator",
     "torch": "qsnn_deploy.simulators.torch_sim:TorchSimulator",
+    "onnx": "qsnn_deploy.exporters.onnx_export:OnnxRuntimeBackend",
+    "nir": "qsnn_deploy.exporters.nir_export:NirRoundTripBackend",
 })
 
 

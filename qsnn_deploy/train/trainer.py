@@ -261,9 +261,13 @@ class Trainer:
                     break
         metrics: dict[str, Any] = {}
         if self.is_main:
-            if stopper is not None and stopper.restore_best(model):
+            restored = stopper is not None and stopper.best_epoch != len(hist.epochs) and stopper.restore_best(model)
+            if restored:
                 self.log(f"restored the weights of epoch {stopper.best_epoch}")
-            final_acc = evaluate(model, test, c.eval_steps, self.device, progress=True)
+            if hist.epochs and not restored and start_epoch < c.epochs:
+                final_acc = hist.epochs[-1]["test_accuracy"]  # these weights were just evaluated
+            else:
+                final_acc = evaluate(model, test, c.eval_steps, self.device, progress=True)
             metrics = {"test_accuracy": final_acc, "n_test": len(test), "eval_steps": c.eval_steps,
                        "epochs_run": len(hist.epochs), "early_stopped": stopped,
                        "best_epoch": stopper.best_epoch if stopper else None,

@@ -1,0 +1,104 @@
+"""``qsnn-report``: per-layer memory, spikes and synaptic operations of a deployed network.
+
+    qsnn-report model.pt                                        # static figures only (no data)
+    qsnn-report model.pt --data ../shared/data/mnist -n 1000 --json report.json --html report.html
+    qsnn-report net.qsnn --random -n 32 --steps 50
+    qsnn-report model.pt --data ../shared/data/mnist -n 100 --target lava
+
+With data, the NumPy reference simulates the inputs (states recorded), and — when MODEL is a
+torch model — :func:`qsnn_deploy.verify.verify` compares the trained model and the other backends
+against it (``--verify-backends``; ``--no-verify`` skips it). Definitions, units and the JSON
+schema (``qsnn-report`` v1): docs/report.md.
+
+Exit status: 0 on success, 2 on bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..errors import QSNNError
+from ..report import collect_activity, compute_report, print_report, write_html, write_json
+from .common import add_model_arguments, load_model, run_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qsnn-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(p)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="dataset folder (MNIST / FashionMNIST idx files); without --data/--random: static figures only")
+    src.add_argument("--random", action="store_true", help="random integer inputs within the net's input range")
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("-n", "--num-samples", type=int, default=1000)
+    p.add_argument("--steps", type=int, help="time steps T (default: the model's)")
+    p.add_argument("--seed", type=int, default=0, help="seed for --random")
+    p.add_argument("--batch-size", type=int, default=50, help="samples simulated together (states are recorded)")
+    p.add_argument("--raster-sample", type=int, default=0, help="sample shown in the spike raster (default 0)")
+    p.add_argument("--target", help="deployment target whose fit to show (e.g. lava); shows a note while none is registered")
+    p.add_argument("--verify-backends", default="torch",
+                   help="backends compared with the reference besides the trained model (default torch; '' for none)")
+    p.add_argument("--no-verify", action="store_true", help="skip the agreement check against the trained model")
+    p.add_argument("--device", default="cpu", help="device of the PyTorch model and torch backend in the agreement check")
+    p.add_argument("--json", help="write the report as JSON (schema qsnn-report v1)")
+    p.add_argument("--html", help="write a self-contained HTML page with the plots")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
+        from .verify import _inputs
+
+        console = Console()
+        t0 = time.perf_counter()
+        loaded = load_model(args)
+        net = loaded.net
+        activity = vreport = None
+        if args.data or args.random:
+            x, y, source = _inputs(args, net)
+            if not 0 <= args.raster_sample < len(x):
+                raise QSNNError(f"--raster-sample {args.raster_sample} is outside the {len(x)} samples")
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console, transient=True) as bar:
+                n = len(x)
+                task = bar.add_task("simulate (numpy, states)", total=n)
+                activity = collect_activity(net, x, y, num_steps=args.steps, batch_size=args.batch_size,
+                                            raster_sample=args.raster_sample, source=source,
+                                            progress=lambda k: bar.advance(task, k))
+                backends = [b.strip() for b in args.verify_backends.split(",") if b.strip()]
+                if loaded.model is not None and not args.no_verify:
+                    from ..verify import verify
+
+                    tasks: dict[str, int] = {}
+
+                    def progress(stage: str, done: int, total: int) -> None:
+                        if stage not in tasks:
+                            tasks[stage] = bar.add_task(f"verify: {stage}", total=total)
+                        bar.update(tasks[stage], completed=done)
+
+                    vreport = verify(net, x, y, model=loaded.model, backends=backends, num_steps=args.steps,
+                                     device=args.device, batch_size=max(args.batch_size, 128), model_name=loaded.name,
+                                     progress=progress)
+            console.print(f"inputs: {source} ({len(x)} samples)")
+        report = compute_report(net, activity, vreport, model_name=loaded.name, target=args.target)
+        print_report(console, report)
+        if activity is not None and loaded.model is None:
+            console.print("no trained model was given (a .qsnn file): no agreement check")
+        if args.json:
+            write_json(report, args.json)
+            console.print(f"wrote {args.json}")
+        if args.html:
+            write_html(report, args.html)
+            console.print(f"wrote {args.html}")
+        console.print(f"done in {time.perf_counter() - t0:.1f} s")
+        return 0
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

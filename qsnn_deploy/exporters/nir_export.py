@@ -1,0 +1,793 @@
+"""``--target nir``: the frozen network as a NIR graph (https://neuroir.org), and back.
+
+Three routes, documented in ``docs/nir.md``:
+
+* :func:`export` / :func:`to_nir_graph` write the frozen net with ``nir.write``: one chain
+  ``Input -> [Flatten] -> Conv2d|Affine -> [AvgPool2d|SumPool2d] -> LIF -> ... -> Output``. The
+  float fields follow NIR's semantics with snnTorch's time step (``dt = 1e-4``; ``β = 1 − dt/τ``,
+  input gain ``r·dt/τ = 1``) and carry the integer values wherever NIR's float semantics allow it
+  (weights are the integer weights; thresholds and biases are in units of the synaptic current).
+  What NIR's LIF cannot say — subtract reset, reset from the previous state, the strict ``>``,
+  ``F``, ``B_v``, the 12-bit decay rounded toward zero, bit widths — and every integer tensor are
+  stored in node metadata.
+* :func:`read_nir` rebuilds the identical :class:`~qsnn_deploy.frozen.FrozenNet` from that
+  metadata (bit-exact round trip) and checks that the float fields still agree with it.
+* :func:`nir_graph_to_frozen` imports a NIR graph written by another tool (snnTorch's
+  ``export_to_nir``, or built by hand with ``nir``): the float network is rebuilt as a
+  :class:`~qsnn_deploy.nn.QSequential` of plain synapses and ``snntorch.Leaky`` (zero reset, NIR's
+  ``v_reset``) and frozen with :func:`qsnn_deploy.freeze` (float weights quantized to
+  ``weight_bits``; integer-valued weights that fit are kept as they are).
+
+:func:`run_snntorch_import` runs a NIR file in snnTorch's own importer (a real consumer), and
+:class:`NirRoundTripBackend` (backend ``"nir"``) simulates the net read back from a NIR file, so
+``qsnn-verify --backends nir`` checks the round trip spike for spike.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import tempfile
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .. import intmath
+from ..errors import CheckpointError, FrozenNetError, UnsupportedLayerError
+from ..frozen import FORMAT_VERSION, FrozenNet, InputSpec, LIFLayer
+
+SUFFIX = ".nir"
+#: Graph metadata key/value that marks a file written by this module.
+FORMAT_KEY = "qsnn_format"
+FORMAT_NAME = "qsnn-nir"
+VERSION = 1
+#: The time step (seconds) the float fields are written with: snnTorch's (export_nir / import_nir).
+DT = 1e-4
+#: τ of a non-leaking layer (d = 4096), in units of dt: finite, so that ``1 - dt/τ`` is exactly 1.0
+#: in float64 and ``r·dt/τ`` exactly 1 (∞ would give NaN gains in consumers).
+NONLEAKY_TAU_STEPS = 2.0 ** 60
+POOL_MODES = ("avg", "sum", "fold")
+THRESHOLD_LAYOUTS = ("auto", "integer", "unit")
+#: Relative distance from 1 within which a foreign LIF's input gain ``r·dt/τ`` is read as exactly 1.
+GAIN_SNAP = 1e-9
+
+SEMANTICS = ("qsnn-deploy integer LIF (docs/integer-semantics.md): J = sumpool(W*x); r = [v_prev > theta]; "
+             "subtract: v = decay(v_prev) + (J << F) + b - r*theta; zero: v = decay((1-r)*v_prev) + (J << F) + b; "
+             "v clipped to +-(2^(B_v-1)-1); z = [v > theta]; decay(v) = sign(v*d)*(|v*d| >> 12)")
+
+
+# ====================================================================================== export
+def export(net: FrozenNet, out: str | Path, stem: str = "model", *, pool: str = "avg",
+           threshold_layout: str = "auto") -> list[Path]:
+    """Write ``net`` as a NIR graph to ``out`` (a path ending in ``.nir``, or a directory).
+
+    Args:
+        pool: how a layer's sum pool is written: ``"avg"`` (Conv2d with the integer weights × pool
+            area, then AvgPool2d: snnTorch imports it), ``"sum"`` (Conv2d + SumPool2d, literally),
+            or ``"fold"`` (one Conv2d with the folded kernel, :func:`~qsnn_deploy.intmath.fold_sum_pool`).
+        threshold_layout: ``"integer"`` (membrane in units of J: integer weights, per-neuron
+            thresholds θ/2^F), ``"unit"`` (membrane in units of each channel's θ: threshold 1.0,
+            weights scaled per channel), or ``"auto"`` (integer when a layer has one θ, unit when
+            its θ differ per channel: every LIF then has a single threshold, which snnTorch's
+            importer requires).
+    """
+    import nir
+
+    out = Path(out)
+    path = out if out.suffix == SUFFIX else out / f"{stem}{SUFFIX}"
+    graph = to_nir_graph(net, pool=pool, threshold_layout=threshold_layout)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        nir.write(tmp, graph)
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return [path]
+
+
+def _node_name(name: str) -> str:
+    """NIR node names become HDF5 group names and torch module names in importers: letters, digits,
+    ``_`` and ``-`` only (the exact layer name is kept in the node's ``qsnn_layer`` metadata)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "layer"
+
+
+def _membrane_unit(layer: LIFLayer, layout: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(κ, NIR threshold, layout used) per channel; κ = state units per unit of the NIR membrane.
+
+    ``integer``: κ = 2^F (membrane in units of J), threshold θ/2^F. ``unit``: κ = θ, threshold 1;
+    a channel with θ = 0 (fires on v > 0, i.e. v ≥ 1 for an integer state) gets κ = 1/2 and
+    threshold 1 (v/κ > 1 ⇔ v > 1/2 ⇔ v > 0). ``auto``: integer when the layer has one θ, else unit.
+    """
+    th = layer.threshold.astype(np.int64)
+    if layout == "integer" or (layout == "auto" and np.all(th == th[0])):
+        kappa = np.full(th.shape, float(1 << layer.frac_bits))
+        return kappa, th / kappa, "integer"
+    kappa = np.where(th > 0, th.astype(np.float64), 0.5)
+    return kappa, np.ones(th.shape), "unit"
+
+
+def _tau_r(decay: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """τ and r per channel for d = round(β·4096): τ = dt/(1 − β), r = τ/dt (gain r·dt/τ = 1)."""
+    d = decay.astype(np.float64)
+    leak = intmath.DECAY_ONE - d
+    steps = np.where(leak > 0, intmath.DECAY_ONE / np.where(leak > 0, leak, 1.0), NONLEAKY_TAU_STEPS)
+    return steps * DT, steps
+
+
+def _per_neuron(values: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
+    """Per-channel values broadcast to the layer's per-sample output shape (NIR is per neuron)."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.ascontiguousarray(np.broadcast_to(v.reshape((-1,) + (1,) * (len(out_shape) - 1)), out_shape))
+
+
+def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "auto"):
+    """The ``nir.NIRGraph`` of a frozen net (see :func:`export`)."""
+    import nir
+
+    if pool not in POOL_MODES:
+        raise ValueError(f"pool must be one of {POOL_MODES}, got {pool!r}")
+    if threshold_layout not in THRESHOLD_LAYOUTS:
+        raise ValueError(f"threshold_layout must be one of {THRESHOLD_LAYOUTS}, got {threshold_layout!r}")
+    net.validate()
+    nodes: "OrderedDict[str, Any]" = OrderedDict()
+    nodes["input"] = nir.Input(input_type={"input": np.array(net.input.shape, dtype=np.int64)})
+    taken = {"input", "output"}
+
+    def add(key: str, node) -> None:
+        base, k, i = key, key, 1
+        while k in taken:
+            k, i = f"{base}_{i}", i + 1
+        taken.add(k)
+        nodes[k] = node
+
+    for layer, (in_shape, out_shape) in zip(net.layers, net.layer_shapes()):
+        key = _node_name(layer.name)
+        kappa, v_th, used = _membrane_unit(layer, threshold_layout)
+        gain = float(1 << layer.frac_bits) / kappa          # per channel: J units -> NIR membrane units
+        w = layer.weight.astype(np.float64)
+        base = {"qsnn_layer": layer.name}
+        if layer.flatten_input:
+            add(f"{key}_flatten", nir.Flatten(input_type={"input": np.array(in_shape, dtype=np.int64)}, start_dim=0,
+                                              end_dim=-1, metadata=dict(base, qsnn_role="flatten")))
+            in_shape = (int(np.prod(in_shape)),)
+        syn_meta = dict(base, qsnn_role="synapse", synapse=layer.synapse, weight=np.ascontiguousarray(layer.weight),
+                        weight_bits=int(layer.weight_bits), flatten_input=bool(layer.flatten_input),
+                        stride=np.array(layer.stride, dtype=np.int64), padding=np.array(layer.padding, dtype=np.int64),
+                        pool=np.array(layer.pool if layer.pool else (0, 0), dtype=np.int64))
+        bias = layer.bias.astype(np.float64) / kappa
+        if layer.synapse == "dense":
+            add(key, nir.Affine(weight=w * gain[:, None], bias=bias, metadata=syn_meta))
+        else:
+            area = layer.pool[0] * layer.pool[1] if layer.pool else 1
+            stride, kernel_w = layer.stride, layer.weight.astype(np.int64)
+            if layer.pool and pool == "fold":
+                kernel_w, stride = intmath.fold_sum_pool(kernel_w, layer.stride, layer.pool)
+            scale = gain * (area if (layer.pool and pool == "avg") else 1)
+            conv_bias = bias / area if (layer.pool and pool == "sum") else bias
+            syn_meta["graph_pool"] = pool if layer.pool else "none"
+            conv = nir.Conv2d(input_shape=tuple(int(s) for s in in_shape[1:]),
+                              weight=kernel_w.astype(np.float64) * scale[:, None, None, None],
+                              stride=tuple(int(s) for s in stride), padding=tuple(int(p) for p in layer.padding),
+                              dilation=(1, 1), groups=1, bias=conv_bias, metadata=syn_meta)
+            # nir 1.0.8 infers a Conv2d's output from the kernel HEIGHT only: set it for non-square kernels
+            h_in, w_in = in_shape[1:]
+            conv.output_type = {"output": np.array(
+                [kernel_w.shape[0], (h_in + 2 * layer.padding[0] - kernel_w.shape[2]) // stride[0] + 1,
+                 (w_in + 2 * layer.padding[1] - kernel_w.shape[3]) // stride[1] + 1], dtype=np.int64)}
+            add(key, conv)
+            if layer.pool and pool != "fold":
+                cls = nir.AvgPool2d if pool == "avg" else nir.SumPool2d
+                k = np.array(layer.pool, dtype=np.int64)
+                add(f"{key}_pool", cls(kernel_size=k, stride=k.copy(), padding=np.zeros(2, dtype=np.int64),
+                                       metadata=dict(base, qsnn_role="pool")))
+        tau, r = _tau_r(layer.decay)
+        lif_meta = dict(
+            base, qsnn_role="lif", reset=layer.reset,
+            reset_timing="r_t = [v_{t-1} > theta]: decided from the previous step's state (snnTorch reset_delay=True)",
+            reset_rule=("subtract theta after the decay" if layer.reset == "subtract" else "v_{t-1} set to 0 before the decay"),
+            spike_condition="v > theta (strict)", frac_bits=int(layer.frac_bits), state_bits=int(layer.state_bits),
+            decay_bits=intmath.DECAY_BITS, decay_rounding="toward zero: sign(v*d)*(|v*d| >> 12)",
+            saturation=f"clip to +-{layer.state_limit}",
+            threshold=np.ascontiguousarray(layer.threshold), bias=np.ascontiguousarray(layer.bias),
+            decay=np.ascontiguousarray(layer.decay), membrane_unit=kappa, threshold_layout=used,
+        )
+        if layer.sigma is not None:
+            lif_meta["sigma"] = np.ascontiguousarray(layer.sigma)
+        add(f"{key}_lif", nir.LIF(tau=_per_neuron(tau, out_shape), r=_per_neuron(r, out_shape),
+                                  v_leak=np.zeros(out_shape), v_threshold=_per_neuron(v_th, out_shape),
+                                  v_reset=np.zeros(out_shape), metadata=lif_meta))
+    last_shape = net.layer_shapes()[-1][1]
+    nodes["output"] = nir.Output(output_type={"output": np.array(last_shape, dtype=np.int64)})
+    names = list(nodes)
+    edges = [(names[i], names[i + 1]) for i in range(len(names) - 1)]
+    meta = {
+        FORMAT_KEY: FORMAT_NAME, "qsnn_format_version": VERSION, "frozen_format_version": FORMAT_VERSION,
+        "dt": DT, "dt_convention": "beta = 1 - dt/tau; input gain r*dt/tau = 1 (snnTorch export_nir/import_nir)",
+        "semantics": SEMANTICS, "pool_mode": pool, "threshold_layout": threshold_layout,
+        "input_unit": "the integer input (e.g. raw pixels 0..255), not input*input_scale",
+        "input_shape": np.array(net.input.shape, dtype=np.int64), "input_bits": int(net.input.bits),
+        "input_signed": bool(net.input.signed), "input_scale": float(net.input.scale), "input_static": bool(net.input.static),
+        "num_steps": int(net.num_steps), "provenance": json.dumps(net.metadata, sort_keys=True),
+        "layers": json.dumps([layer.name for layer in net.layers]),
+    }
+    return nir.NIRGraph(nodes=dict(nodes), edges=edges, metadata=meta, type_check=True)
+
+
+# ====================================================================================== round trip
+def _chain(graph) -> list[tuple[str, Any]]:
+    """The graph's nodes in order from its Input to its Output; anything but a chain is refused."""
+    import nir
+
+    succ: dict[str, list[str]] = {}
+    pred: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        succ.setdefault(a, []).append(b)
+        pred.setdefault(b, []).append(a)
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            raise UnsupportedLayerError(f"NIR node {name!r} is a nested NIRGraph (a recurrent or composite subgraph): only "
+                                        "feed-forward chains are supported")
+        if len(succ.get(name, [])) > 1 or len(pred.get(name, [])) > 1:
+            raise UnsupportedLayerError(f"NIR node {name!r} ({type(node).__name__}) has {len(pred.get(name, []))} inputs and "
+                                        f"{len(succ.get(name, []))} outputs: only a single feed-forward chain is supported")
+    inputs = [n for n, node in graph.nodes.items() if isinstance(node, nir.Input)]
+    if len(inputs) != 1:
+        raise UnsupportedLayerError(f"the NIR graph needs exactly one Input node, found {inputs}")
+    order, cur, seen = [], inputs[0], set()
+    while True:
+        if cur in seen:
+            raise UnsupportedLayerError(f"the NIR graph has a cycle through node {cur!r}")
+        seen.add(cur)
+        order.append((cur, graph.nodes[cur]))
+        nxt = succ.get(cur, [])
+        if not nxt:
+            break
+        cur = nxt[0]
+    missing = set(graph.nodes) - seen
+    if missing:
+        raise UnsupportedLayerError(f"NIR nodes {sorted(missing)} are not on the chain from the Input node")
+    if not isinstance(order[-1][1], nir.Output):
+        raise UnsupportedLayerError(f"the chain from the Input node ends at {order[-1][0]!r} "
+                                    f"({type(order[-1][1]).__name__}), not at an Output node")
+    return order
+
+
+def _meta_scalar(meta: dict, key: str, node: str, kind=int):
+    if key not in meta:
+        raise CheckpointError(f"NIR node {node!r}: metadata key {key!r} missing (file not written by qsnn-deploy, or edited)")
+    value = meta[key]
+    if isinstance(value, np.ndarray):
+        value = value.reshape(()).item() if value.size == 1 else value
+    if kind is str:
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return kind(value)
+
+
+def _meta_array(meta: dict, key: str, node: str) -> np.ndarray:
+    if key not in meta:
+        raise CheckpointError(f"NIR node {node!r}: metadata key {key!r} missing (file not written by qsnn-deploy, or edited)")
+    return np.array(meta[key])
+
+
+def is_qsnn_graph(graph) -> bool:
+    """True when ``graph`` was written by :func:`export` (carries the integer metadata)."""
+    meta = getattr(graph, "metadata", None) or {}
+    value = meta.get(FORMAT_KEY)
+    value = value.decode("utf-8") if isinstance(value, bytes) else value
+    return value == FORMAT_NAME
+
+
+def frozen_from_nir_graph(graph, check_float_fields: bool = True) -> FrozenNet:
+    """Rebuild the exact frozen net from a graph written by :func:`to_nir_graph` (node metadata).
+
+    With ``check_float_fields`` the NIR float fields are regenerated from the rebuilt net and
+    compared with the graph's: a graph edited after export (e.g. weights changed in another tool)
+    is refused instead of silently ignored.
+    """
+    import nir
+
+    if not is_qsnn_graph(graph):
+        raise CheckpointError("this NIR graph was not written by qsnn-deploy (no qsnn integer metadata); import it with "
+                              "nir_graph_to_frozen() / `qsnn-export graph.nir`, which quantizes its float weights")
+    gm = graph.metadata
+    version = _meta_scalar(gm, "qsnn_format_version", "<graph>")
+    if version != VERSION:
+        raise CheckpointError(f"unsupported qsnn NIR version {version} (this build reads {VERSION})")
+    spec = InputSpec(tuple(int(s) for s in _meta_array(gm, "input_shape", "<graph>")), _meta_scalar(gm, "input_bits", "<graph>"),
+                     _meta_scalar(gm, "input_signed", "<graph>", bool), _meta_scalar(gm, "input_scale", "<graph>", float),
+                     _meta_scalar(gm, "input_static", "<graph>", bool))
+    layers, syn = [], None
+    for name, node in _chain(graph):
+        meta = getattr(node, "metadata", None) or {}
+        role = meta.get("qsnn_role")
+        role = role.decode("utf-8") if isinstance(role, bytes) else role
+        if isinstance(node, (nir.Input, nir.Output)) or role in ("flatten", "pool"):
+            continue
+        if role == "synapse":
+            syn = (name, meta)
+            continue
+        if role != "lif":
+            raise CheckpointError(f"NIR node {name!r} ({type(node).__name__}) has no qsnn role: the graph was edited after export")
+        if syn is None:
+            raise CheckpointError(f"NIR node {name!r}: LIF without a synapse in front of it")
+        sname, sm = syn
+        layer_name = _meta_scalar(meta, "qsnn_layer", name, str)
+        if _meta_scalar(sm, "qsnn_layer", sname, str) != layer_name:
+            raise CheckpointError(f"NIR nodes {sname!r} and {name!r} belong to different layers: the graph was edited")
+        pool = tuple(int(p) for p in _meta_array(sm, "pool", sname))
+        layer = LIFLayer(
+            name=layer_name, synapse=_meta_scalar(sm, "synapse", sname, str), weight=_meta_array(sm, "weight", sname),
+            weight_bits=_meta_scalar(sm, "weight_bits", sname), threshold=_meta_array(meta, "threshold", name),
+            bias=_meta_array(meta, "bias", name), decay=_meta_array(meta, "decay", name),
+            reset=_meta_scalar(meta, "reset", name, str), frac_bits=_meta_scalar(meta, "frac_bits", name),
+            state_bits=_meta_scalar(meta, "state_bits", name),
+            stride=tuple(int(s) for s in _meta_array(sm, "stride", sname)),
+            padding=tuple(int(p) for p in _meta_array(sm, "padding", sname)),
+            pool=pool if any(pool) else None, flatten_input=_meta_scalar(sm, "flatten_input", sname, bool),
+            sigma=np.array(meta["sigma"]) if "sigma" in meta else None,
+        )
+        layers.append(layer)
+        syn = None
+    if syn is not None:
+        raise CheckpointError(f"NIR node {syn[0]!r}: synapse without a LIF after it")
+    provenance = json.loads(_meta_scalar(gm, "provenance", "<graph>", str))
+    net = FrozenNet(spec, layers, _meta_scalar(gm, "num_steps", "<graph>"), provenance).validate()
+    if check_float_fields:
+        _check_float_fields(graph, net, _meta_scalar(gm, "pool_mode", "<graph>", str),
+                            _meta_scalar(gm, "threshold_layout", "<graph>", str))
+    return net
+
+
+_FLOAT_FIELDS = ("weight", "bias", "stride", "padding", "kernel_size", "tau", "r", "v_leak", "v_threshold", "v_reset",
+                 "start_dim", "end_dim")
+
+
+def _check_float_fields(graph, net: FrozenNet, pool: str, layout: str) -> None:
+    expected = to_nir_graph(net, pool=pool, threshold_layout=layout)
+    got, want = _chain(graph), _chain(expected)
+    if [(n, type(v).__name__) for n, v in got] != [(n, type(v).__name__) for n, v in want]:
+        raise CheckpointError(f"the NIR graph's nodes {[n for n, _ in got]} differ from the ones its integer metadata implies "
+                              f"{[n for n, _ in want]}: the graph was edited after export")
+    for (name, a), (_, b) in zip(got, want):
+        for fname in _FLOAT_FIELDS:
+            if not hasattr(b, fname):
+                continue
+            x, y = np.asarray(getattr(a, fname, None)), np.asarray(getattr(b, fname))
+            if x.shape != y.shape or not np.array_equal(x.astype(np.float64), y.astype(np.float64), equal_nan=True):
+                raise CheckpointError(f"NIR node {name!r}: field {fname!r} disagrees with the node's integer metadata (the "
+                                      "graph was edited after export). Re-export it, or import the edited graph as a "
+                                      "foreign one with nir_graph_to_frozen(graph), which reads only the float fields.")
+
+
+def read_nir(path: str | Path, check_float_fields: bool = True) -> FrozenNet:
+    """Read a ``.nir`` file written by :func:`export` back into the identical frozen net."""
+    graph = read_graph(path)
+    return frozen_from_nir_graph(graph, check_float_fields=check_float_fields)
+
+
+def read_graph(path: str | Path):
+    """``nir.read`` with clean errors."""
+    import nir
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        try:
+            return nir.read(path)
+        except ValueError as exc:
+            if "type mismatch" not in str(exc):
+                raise
+            # nir 1.0.8 infers a Conv2d's output type from the kernel height only, so a graph with a
+            # non-square kernel fails its own type check: read it without (shapes are computed here).
+            return nir.read(path, type_check=False)
+    except (OSError, KeyError, ValueError, AssertionError, TypeError) as exc:
+        raise CheckpointError(f"{path}: not a readable NIR graph: {exc}") from exc
+
+
+# ====================================================================================== foreign graphs
+SUPPORTED_NODES = ("Input, Output, Flatten (all per-sample dims), Conv2d (groups 1, dilation 1), Linear, Affine, "
+                   "AvgPool2d / SumPool2d (kernel = stride, no padding; between a synapse and its LIF), "
+                   "LIF (v_reset = 0; τ, r, v_leak, v_threshold uniform within each channel)")
+
+
+class NirConv2d(nn.Conv2d):
+    """``nn.Conv2d`` imported from a NIR graph: float weights for the float model, and the integer
+    weights :func:`freeze` should use (``qsnn_int_weight``)."""
+
+    def qsnn_int_weight(self):
+        return self._qsnn_int
+
+
+class NirLinear(nn.Linear):
+    """``nn.Linear`` imported from a NIR graph (see :class:`NirConv2d`)."""
+
+    def qsnn_int_weight(self):
+        return self._qsnn_int
+
+
+def _synapse_module(kind: str, weight: np.ndarray, bias: np.ndarray, scale_c: np.ndarray, weight_bits: int,
+                    stride=(1, 1), padding=(0, 0)) -> nn.Module:
+    """A conv/linear module holding the float weight ``scale_c · W`` (the NIR float semantics),
+    which tells :func:`freeze` its integer weights: ``W`` itself when integer-valued and within
+    ``weight_bits``, else ``W`` quantized per tensor to ``weight_bits`` (symmetric, narrow range,
+    the rule freeze applies to plain float layers)."""
+    w = np.asarray(weight, dtype=np.float64)
+    scale_c = np.asarray(scale_c, dtype=np.float64)
+    top = (1 << (weight_bits - 1)) - 1
+    max_abs = float(np.abs(w).max(initial=0.0))
+    if np.array_equal(w, np.round(w)) and max_abs <= top:
+        w_int, s_w = np.round(w), 1.0
+    else:
+        s_w = max_abs / top if max_abs > 0 else 1.0
+        w_int = np.round(w / s_w)
+    if kind == "conv":
+        mod = NirConv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=stride, padding=padding, bias=True)
+    else:
+        mod = NirLinear(w.shape[1], w.shape[0], bias=True)
+    with torch.no_grad():
+        mod.weight.copy_(torch.as_tensor(w * scale_c.reshape((-1,) + (1,) * (w.ndim - 1)), dtype=torch.float32))
+        mod.bias.copy_(torch.as_tensor(np.asarray(bias, dtype=np.float64), dtype=torch.float32))
+    mod._qsnn_int = (torch.as_tensor(w_int, dtype=torch.float32), torch.as_tensor(scale_c * s_w), int(weight_bits))
+    return mod
+
+
+def _channelwise(node_name: str, field: str, values, out_shape: tuple[int, ...]) -> np.ndarray:
+    """One value per output channel from a per-neuron NIR array; refuse values differing within a channel."""
+    a = np.asarray(values, dtype=np.float64)
+    try:
+        full = np.broadcast_to(a, out_shape) if a.size != 1 else np.full(out_shape, float(a.reshape(())))
+    except ValueError as exc:
+        raise UnsupportedLayerError(f"NIR node {node_name!r}: field {field!r} of shape {a.shape} does not match the layer "
+                                    f"output {out_shape}") from exc
+    flat = full.reshape(out_shape[0], -1)
+    same = np.all((flat == flat[:, :1]) | (np.isnan(flat) & np.isnan(flat[:, :1])), axis=1)
+    if not np.all(same):
+        raise UnsupportedLayerError(f"NIR node {node_name!r}: field {field!r} differs between neurons of one channel; the "
+                                    "frozen format holds one value per output channel")
+    return flat[:, 0].copy()
+
+
+def _lif_params(name: str, node, out_shape: tuple[int, ...], dt: float):
+    """(β, gain, v_leak, θ) per channel from a NIR LIF: Euler step of τ dv/dt = (v_leak − v) + R·I."""
+    tau = _channelwise(name, "tau", node.tau, out_shape)
+    r = _channelwise(name, "r", node.r, out_shape)
+    v_leak = _channelwise(name, "v_leak", node.v_leak, out_shape)
+    theta = _channelwise(name, "v_threshold", node.v_threshold, out_shape)
+    v_reset = np.asarray(node.v_reset if node.v_reset is not None else 0.0, dtype=np.float64)
+    if np.any(v_reset != 0):
+        raise UnsupportedLayerError(f"NIR node {name!r}: v_reset ≠ 0 is not supported (the integer neuron resets to 0, "
+                                    "or subtracts θ when the file says so)")
+    for fname, arr in (("tau", tau), ("r", r), ("v_leak", v_leak), ("v_threshold", theta)):
+        if np.any(np.isnan(arr)):
+            raise UnsupportedLayerError(f"NIR node {name!r}: field {fname!r} is NaN")
+    if np.any(tau <= 0):
+        raise UnsupportedLayerError(f"NIR node {name!r}: tau must be > 0")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = np.where(np.isinf(tau), 1.0, 1.0 - dt / tau)
+        gain = np.where(np.isinf(tau) & np.isinf(r), 1.0, r * dt / tau)  # r = τ/dt, both ∞: snnTorch's β = 1
+    if np.any(~np.isfinite(gain)) or np.any(gain <= 0):
+        raise UnsupportedLayerError(f"NIR node {name!r}: input gain r·dt/τ = {gain[~np.isfinite(gain) | (gain <= 0)][:4]} "
+                                    "is not a finite positive number")
+    gain = np.where(np.abs(gain - 1.0) <= GAIN_SNAP, 1.0, gain)
+    if np.any(beta < -1e-9):
+        raise UnsupportedLayerError(f"NIR node {name!r}: tau < dt ({tau.min():.3g} < {dt:.3g}) gives β < 0 at this dt; "
+                                    "pass the dt the graph was made for")
+    beta = np.clip(beta, 0.0, 1.0)
+    if not np.all(np.isfinite(theta)) or np.any(theta < 0):
+        raise UnsupportedLayerError(f"NIR node {name!r}: v_threshold must be finite and ≥ 0")
+    return beta, gain, v_leak, theta
+
+
+def _squeeze_batch(shape: tuple[int, ...], first) -> tuple[int, ...]:
+    """Drop a leading batch dim of 1 that some exporters leave in the Input type."""
+    import nir
+
+    if isinstance(first, nir.Conv2d) and len(shape) == 4 and shape[0] == 1:
+        return shape[1:]
+    if isinstance(first, (nir.Linear, nir.Affine)) and len(shape) == 2 and shape[0] == 1:
+        return shape[1:]
+    return shape
+
+
+def nir_graph_to_torch(graph, *, weight_bits: int = 8, input_scale: float | None = None, input_bits: int = 8,
+                       input_signed: bool = False, num_steps: int = 100, dt: float = DT):
+    """The float network of a (foreign) NIR graph as a :class:`~qsnn_deploy.nn.QSequential`.
+
+    Each LIF block ``[Flatten] Conv2d|Linear|Affine [AvgPool2d|SumPool2d] LIF`` becomes plain torch
+    layers and a ``snntorch.Leaky(reset_mechanism="zero")`` running NIR's Euler-discretised
+    semantics: ``v ← β·v + (1 − β)·v_leak + g·I`` with ``β = 1 − dt/τ`` and gain ``g = r·dt/τ``
+    (folded into the synapse; ``(1 − β)·v_leak`` becomes bias), spike ``v > v_threshold``, reset to
+    0. The synapse modules also carry their integer weights for :func:`freeze`.
+    """
+    import nir
+    import snntorch as snn
+
+    from ..nn import QSequential
+
+    if not 2 <= weight_bits <= 16:
+        raise FrozenNetError("input", "weight_bits", f"must be in 2..16, got {weight_bits}")
+    chain = _chain(graph)
+    body = [(n, node) for n, node in chain if not isinstance(node, (nir.Input, nir.Output))]
+    if not body:
+        raise UnsupportedLayerError("the NIR graph has no layers between its Input and Output")
+    raw_shape = tuple(int(s) for s in np.asarray(chain[0][1].input_type["input"]).reshape(-1))
+    shape = _squeeze_batch(raw_shape, body[0][1])
+    if input_scale is None:
+        input_scale = 1.0 / 255.0 if input_bits == 8 else 1.0
+    mods: "OrderedDict[str, nn.Module]" = OrderedDict()
+    cur = shape
+    pending: dict[str, Any] = {}
+    used_names: set[str] = set()
+
+    def modname(n: str) -> str:
+        base = _node_name(n) or "node"
+        k, i = base, 1
+        while k in used_names:
+            k, i = f"{base}_{i}", i + 1
+        used_names.add(k)
+        return k
+
+    for name, node in body:
+        if isinstance(node, nir.Flatten):
+            if pending:
+                raise UnsupportedLayerError(f"NIR node {name!r} (Flatten) sits between a synapse and its LIF")
+            pending["flatten"] = name
+            cur = (int(np.prod(cur)),)
+            continue
+        if isinstance(node, nir.Conv2d):
+            if "synapse" in pending:
+                raise UnsupportedLayerError(f"NIR node {name!r} (Conv2d) follows synapse {pending['synapse'][0]!r} with no LIF in between")
+            if len(cur) != 3:
+                raise UnsupportedLayerError(f"NIR node {name!r} (Conv2d) needs a (C, H, W) input, gets {cur}")
+            if int(node.groups) != 1 or tuple(int(d) for d in np.broadcast_to(np.asarray(node.dilation), (2,))) != (1, 1):
+                raise UnsupportedLayerError(f"NIR node {name!r} (Conv2d): only groups=1, dilation=1 are supported")
+            w = np.asarray(node.weight, dtype=np.float64)
+            if w.ndim != 4 or w.shape[1] != cur[0]:
+                raise UnsupportedLayerError(f"NIR node {name!r} (Conv2d): weight {w.shape} does not take {cur[0]} input channels")
+            stride = tuple(int(s) for s in np.broadcast_to(np.asarray(node.stride), (2,)))
+            pad = node.padding
+            if isinstance(pad, str):
+                if pad == "valid":
+                    pad = (0, 0)
+                elif pad == "same" and stride == (1, 1) and w.shape[2] % 2 and w.shape[3] % 2:
+                    pad = ((w.shape[2] - 1) // 2, (w.shape[3] - 1) // 2)
+                else:
+                    raise UnsupportedLayerError(f"NIR node {name!r} (Conv2d): padding {pad!r} needs stride 1 and an odd kernel")
+            pad = tuple(int(p) for p in np.broadcast_to(np.asarray(pad), (2,)))
+            bias = np.zeros(w.shape[0]) if node.bias is None else np.broadcast_to(np.asarray(node.bias, dtype=np.float64), (w.shape[0],))
+            ho = (cur[1] + 2 * pad[0] - w.shape[2]) // stride[0] + 1
+            wo = (cur[2] + 2 * pad[1] - w.shape[3]) // stride[1] + 1
+            pending["synapse"] = (name, "conv", w, np.array(bias), stride, pad)
+            cur = (w.shape[0], ho, wo)
+            continue
+        if isinstance(node, (nir.Linear, nir.Affine)):
+            if "synapse" in pending:
+                raise UnsupportedLayerError(f"NIR node {name!r} ({type(node).__name__}) follows synapse {pending['synapse'][0]!r} with no LIF in between")
+            w = np.asarray(node.weight, dtype=np.float64)
+            if w.ndim != 2:
+                raise UnsupportedLayerError(f"NIR node {name!r}: weight must be 2-D, got {w.shape}")
+            if len(cur) != 1:
+                raise UnsupportedLayerError(f"NIR node {name!r} ({type(node).__name__}) needs a flat input, gets {cur}; add a Flatten")
+            if w.shape[1] != cur[0]:
+                raise UnsupportedLayerError(f"NIR node {name!r}: weight {w.shape} does not take {cur[0]} inputs")
+            bias = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) else np.zeros(w.shape[0])
+            pending["synapse"] = (name, "dense", w, np.broadcast_to(bias, (w.shape[0],)).copy(), (1, 1), (0, 0))
+            cur = (w.shape[0],)
+            continue
+        if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+            kind = type(node).__name__
+            if "synapse" not in pending or pending["synapse"][1] != "conv" or "pool" in pending:
+                raise UnsupportedLayerError(f"NIR node {name!r} ({kind}): pooling is supported only between a Conv2d and its LIF "
+                                            "(pooling spikes would make them non-binary)")
+            k = tuple(int(v) for v in np.broadcast_to(np.asarray(node.kernel_size), (2,)))
+            s = tuple(int(v) for v in np.broadcast_to(np.asarray(node.stride if node.stride is not None else k), (2,)))
+            p = tuple(int(v) for v in np.broadcast_to(np.asarray(node.padding if node.padding is not None else 0), (2,)))
+            if k != s or p != (0, 0):
+                raise UnsupportedLayerError(f"NIR node {name!r} ({kind}): only kernel = stride and no padding are supported "
+                                            f"(got kernel {k}, stride {s}, padding {p})")
+            pending["pool"] = (name, kind, k)
+            cur = (cur[0], cur[1] // k[0], cur[2] // k[1])
+            continue
+        if isinstance(node, nir.LIF):
+            if "synapse" not in pending:
+                raise UnsupportedLayerError(f"NIR node {name!r} (LIF) has no Conv2d/Linear/Affine in front of it")
+            sname, kind, w, bias, stride, pad = pending["synapse"]
+            beta, gain, v_leak, theta = _lif_params(name, node, cur, dt)
+            area = 1
+            if "pool" in pending:
+                _, pkind, k = pending["pool"]
+                area = k[0] * k[1]
+                if pkind == "SumPool2d":
+                    # sumpool(conv(W,x) + b) = avgpool(conv(area·W, x)) + area·b
+                    bias = bias * area
+            scale_c = gain * (area if ("pool" in pending and pending["pool"][1] == "SumPool2d") else 1)
+            eff_bias = gain * bias + (1.0 - beta) * v_leak
+            if pending.get("flatten"):
+                mods[modname(pending["flatten"])] = nn.Flatten()
+            syn = _synapse_module(kind, w, eff_bias, scale_c, weight_bits, stride, pad)
+            mods[modname(sname)] = syn
+            if "pool" in pending:
+                mods[modname(pending["pool"][0])] = nn.AvgPool2d(pending["pool"][2])
+            view = (-1, 1, 1) if kind == "conv" else (-1,)
+            mods[modname(name)] = snn.Leaky(beta=torch.as_tensor(beta, dtype=torch.float64).view(view),
+                                            threshold=torch.as_tensor(theta, dtype=torch.float64).view(view),
+                                            reset_mechanism="zero", init_hidden=False)
+            pending = {}
+            continue
+        raise UnsupportedLayerError(f"NIR node {name!r} of type {type(node).__name__} is not supported. Supported: {SUPPORTED_NODES}")
+    if pending:
+        left = [v[0] if isinstance(v, tuple) else v for v in pending.values()]
+        raise UnsupportedLayerError(f"NIR nodes {left} after the last LIF: the graph must end with a LIF node")
+    return QSequential(mods, input_shape=shape, input_scale=float(input_scale), input_bits=int(input_bits),
+                       input_signed=bool(input_signed), num_steps=int(num_steps))
+
+
+def nir_graph_to_frozen(graph, *, weight_bits: int = 8, frac_bits: int = intmath.DEFAULT_FRAC_BITS,
+                        state_bits: int = intmath.DEFAULT_STATE_BITS, input_scale: float | None = None,
+                        input_bits: int = 8, input_signed: bool = False, num_steps: int = 100, dt: float = DT,
+                        return_model: bool = False, metadata: dict | None = None):
+    """Freeze a NIR graph from another tool (see :func:`nir_graph_to_torch` for the mapping).
+
+    Args:
+        weight_bits: width of the integer weights (float weights are quantized per tensor,
+            symmetric, narrow range; integer-valued weights within this width are kept exactly).
+        frac_bits, state_bits: F and B_v of every layer.
+        input_scale, input_bits, input_signed: the integer input the graph's float input is made
+            of (default: 8-bit pixels, scale 1/255; 1-bit spikes: scale 1).
+        num_steps: default T of the frozen net.
+        dt: time step the graph's τ are read with (default 1e-4, snnTorch's).
+        return_model: also return the float QSequential (for a measured float-vs-integer check).
+    """
+    from ..freeze import freeze
+
+    model = nir_graph_to_torch(graph, weight_bits=weight_bits, input_scale=input_scale, input_bits=input_bits,
+                               input_signed=input_signed, num_steps=num_steps, dt=dt)
+    meta = {"source": "nir", "nir_dt": dt, "nir_weight_bits": weight_bits}
+    meta.update(metadata or {})
+    net = freeze(model, frac_bits=frac_bits, state_bits=state_bits, metadata=meta)
+    return (net, model) if return_model else net
+
+
+def load_nir(path: str | Path, **options):
+    """(frozen net, float torch model or None) from a ``.nir`` file: a qsnn-written file is read
+    exactly (:func:`read_nir`); any other graph is imported with :func:`nir_graph_to_frozen`."""
+    graph = read_graph(path)
+    if is_qsnn_graph(graph):
+        return frozen_from_nir_graph(graph), None
+    return nir_graph_to_frozen(graph, return_model=True, metadata={"nir_file": Path(path).name}, **options)
+
+
+# ====================================================================================== consumers
+def run_snntorch_import(graph_or_path, x_int, num_steps: int | None = None, net: FrozenNet | None = None):
+    """Run a NIR graph in snnTorch's own importer (``snntorch.import_nir.import_from_nir``).
+
+    snnTorch builds a nirtorch graph executor (a ``torch.fx.GraphModule``) of ``Leaky``
+    (``init_hidden=True``, ``reset_mechanism="zero"``, ``reset_delay=False``) and torch layers.
+    Its ``Flatten`` keeps NIR's per-sample ``start_dim=0``, so the executor is fed ONE sample at a
+    time without a batch dimension: for every sample the neurons' membranes are zeroed, then the
+    executor is called once per step with the integer input as float32 (the graph's input unit).
+    Spikes of every ``Leaky`` are captured with forward hooks.
+
+    Returns a :class:`~qsnn_deploy.simulators.SimResult` whose layer names are the qsnn layer names
+    (from the LIF nodes' metadata) or the NIR node names of a foreign graph.
+    """
+    import nir
+    import snntorch as snn
+    from snntorch.import_nir import import_from_nir
+
+    from ..simulators.base import SimResult, prepare_input
+
+    graph = read_graph(graph_or_path) if isinstance(graph_or_path, (str, Path)) else graph_or_path
+    lif_names = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.LIF):
+            meta = node.metadata or {}
+            layer = meta.get("qsnn_layer", name)
+            lif_names[name] = layer.decode("utf-8") if isinstance(layer, bytes) else str(layer)
+    if net is not None:
+        arr, static, steps = prepare_input(net, x_int, num_steps)
+    else:
+        arr = np.asarray(x_int)
+        static, steps = True, int(num_steps or 100)
+    with contextlib.redirect_stdout(io.StringIO()):
+        module = import_from_nir(graph)
+    module.eval()
+    leaky = [(n, m) for n, m in module.named_modules() if isinstance(m, snn.Leaky)]
+    order = [n for n, _ in _chain(graph) if n in lif_names]
+    by_name = dict(leaky)
+    missing = [n for n in order if _node_name(n) not in by_name and n not in by_name]
+    if missing:
+        raise RuntimeError(f"snnTorch's executor has no Leaky for LIF nodes {missing}")
+    recorded: dict[str, list] = {n: [] for n in order}
+    hooks = []
+    for n in order:
+        mod = by_name.get(n, by_name.get(_node_name(n)))
+        hooks.append(mod.register_forward_hook(
+            lambda _m, _i, out, key=n: recorded[key].append((out[0] if isinstance(out, tuple) else out).detach().to(torch.uint8))))
+    n_samples = arr.shape[0] if static else arr.shape[1]
+    per_sample: dict[str, list] = {n: [] for n in order}
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i in range(n_samples):
+                for _, m in leaky:
+                    m.reset_mem()
+                for key in recorded:
+                    recorded[key].clear()
+                for t in range(steps):
+                    xt = arr[i] if static else arr[t, i]
+                    module(torch.as_tensor(np.asarray(xt), dtype=torch.float32))
+                for key in order:
+                    per_sample[key].append(torch.stack(recorded[key]).numpy())
+    finally:
+        for h in hooks:
+            h.remove()
+    spikes = {lif_names[k]: np.stack(v, axis=1).astype(np.uint8) for k, v in per_sample.items()}
+    return SimResult(spikes, {k: 0 for k in spikes}, backend="snntorch-import_nir")
+
+
+class NirRoundTripBackend:
+    """Backend ``"nir"``: export the net to a NIR file, read it back with :func:`read_nir`, and
+    simulate what was read with the NumPy reference. Bit-exact iff the round trip is lossless.
+
+    Args:
+        net: the frozen network.
+        saturation, batch_size: passed to the NumPy simulator.
+        pool, threshold_layout: export options (see :func:`export`).
+    """
+
+    name = "nir"
+
+    def __init__(self, net: FrozenNet, saturation: str = "count", batch_size: int = 128, pool: str = "avg",
+                 threshold_layout: str = "auto"):
+        from ..simulators.numpy_sim import NumpySimulator
+
+        with tempfile.TemporaryDirectory(prefix="qsnn-nir-") as tmp:
+            path = export(net, tmp, stem="roundtrip", pool=pool, threshold_layout=threshold_layout)[0]
+            self.file_bytes = path.stat().st_size
+            self.net = read_nir(path)
+        self.differences = frozen_differences(net, self.net)
+        self.sim = NumpySimulator(self.net, saturation=saturation, batch_size=batch_size)
+
+    def run(self, x, num_steps: int | None = None, record_states: bool = False):
+        res = self.sim.run(x, num_steps, record_states=record_states)
+        res.backend = self.name
+        res.info["nir_roundtrip_differences"] = list(self.differences)
+        return res
+
+
+def frozen_differences(a: FrozenNet, b: FrozenNet) -> list[str]:
+    """Every field where two frozen nets differ (values, dtypes, shapes); empty when identical."""
+    diffs = []
+    for f in ("shape", "bits", "signed", "scale", "static"):
+        if getattr(a.input, f) != getattr(b.input, f):
+            diffs.append(f"input.{f}: {getattr(a.input, f)!r} vs {getattr(b.input, f)!r}")
+    if a.num_steps != b.num_steps:
+        diffs.append(f"num_steps: {a.num_steps} vs {b.num_steps}")
+    if a.metadata != b.metadata:
+        diffs.append("metadata differs")
+    if len(a.layers) != len(b.layers):
+        return diffs + [f"{len(a.layers)} vs {len(b.layers)} layers"]
+    for la, lb in zip(a.layers, b.layers):
+        for f in ("name", "synapse", "weight_bits", "reset", "frac_bits", "state_bits", "stride", "padding", "pool", "flatten_input"):
+            if getattr(la, f) != getattr(lb, f):
+                diffs.append(f"{la.name}.{f}: {getattr(la, f)!r} vs {getattr(lb, f)!r}")
+        for f in ("weight", "threshold", "bias", "decay", "sigma"):
+            x, y = getattr(la, f), getattr(lb, f)
+            if x is None or y is None:
+                if (x is None) != (y is None):
+                    diffs.append(f"{la.name}.{f}: present in one net only")
+                continue
+            if x.dtype != y.dtype or x.shape != y.shape or not np.array_equal(x, y):
+                diffs.append(f"{la.name}.{f}: {x.dtype}{x.shape} vs {y.dtype}{y.shape}"
+                             + ("" if x.shape != y.shape else f", {int(np.count_nonzero(x != y))} values differ"))
+    return diffs

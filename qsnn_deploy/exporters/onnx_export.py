@@ -1,0 +1,344 @@
+"""``--target onnx``: ONE time step of the frozen network as an ONNX graph, and a driver that runs
+T steps with onnxruntime (backend ``"onnx"``). Documented in ``docs/onnx.md``.
+
+The graph computes exactly the integer semantics of :mod:`qsnn_deploy.frozen`:
+
+* inputs ``x_t`` (int32, the integer input of this step, [N, *input shape]) and, per layer,
+  ``<layer>.v_prev`` (int64, the state after the previous step; zeros before step 0);
+* outputs per layer ``<layer>.spikes`` (uint8 0/1), ``<layer>.v`` (int64, feed it back as
+  ``v_prev``) and ``<layer>.saturated`` (int64 scalar: (neuron) clips in this step).
+
+Synaptic current ``J``, chosen per layer so that it is exact:
+
+* ``float32``: ``Conv``/``MatMul`` in float32 when the worst-case ``|J|`` is below 2^24 (every
+  partial sum is then an exact integer), a conv followed by a sum pool folded into one conv
+  (:func:`~qsnn_deploy.intmath.fold_sum_pool`), then ``Round`` and ``Cast`` to int64;
+* ``int8``: ``ConvInteger``/``MatMulInteger`` (uint8/int8 inputs × int8 weights → exact int32)
+  when the bound reaches 2^24 but weights and inputs fit 8 bits; the sum pool as
+  ``Slice`` → ``Reshape`` → ``ReduceSum`` in int64;
+* ``int64``: dense layers beyond both: ``MatMul`` in int64. (onnxruntime has no float64 or
+  integer ``Conv`` beyond 8 bits on the CPU: such a conv layer is refused with an error.)
+
+State update, int64 throughout: ``r = Greater(v_prev, θ)``; zero reset ``Where(r, 0, v_prev)``;
+decay ``Div(Mul(v, d), 4096)`` — ONNX integer ``Div`` truncates toward zero in onnxruntime, which is
+exactly ``sign(v·d)·(|v·d| >> 12)`` (checked in the tests); ``+ J·2^F + b``; subtract reset
+``− Where(r, θ, 0)``; saturation ``Clip(v, −vmax, vmax)`` with the events counted by
+``ReduceSum(Greater(Abs(v), vmax))``; spikes ``Greater(v, θ)``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import intmath
+from ..errors import SaturationError, UnsupportedLayerError
+from ..frozen import FrozenNet, LIFLayer
+
+SUFFIX = ".onnx"
+OPSET = 17
+FORMAT_NAME = "qsnn-onnx-step"
+VERSION = 1
+INPUT_NAME = "x_t"
+
+
+def _onnx():
+    try:
+        import onnx
+        import onnx.helper  # noqa: F401 - submodules used through the package
+        import onnx.numpy_helper  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ImportError("the onnx target needs the 'onnx' package (see requirements/constraints.txt)") from exc
+    return onnx
+
+
+def synapse_path(layer: LIFLayer, x_lo: int, x_hi: int) -> str:
+    """Which exact arithmetic computes this layer's J: ``"float32"``, ``"int8"`` or ``"int64"``."""
+    bound = layer.current_bound(max(abs(x_lo), abs(x_hi)))
+    if bound < intmath.FLOAT32_EXACT:
+        return "float32"
+    w = layer.weight.astype(np.int64)
+    fits_w = w.size == 0 or (w.min() >= -127 and w.max() <= 127)
+    fits_x = (x_lo >= 0 and x_hi <= 255) or (x_lo >= -128 and x_hi <= 127)
+    if fits_w and fits_x and bound < (1 << 31):
+        return "int8"
+    if layer.synapse == "dense":
+        return "int64"
+    raise UnsupportedLayerError(
+        f"onnx target: layer {layer.name!r}: |J| may reach {bound} ≥ 2^24 and its weights/inputs do not fit 8 bits, so "
+        "neither a float32 Conv nor ConvInteger is exact, and onnxruntime has no float64/int64 Conv on the CPU. "
+        "Use narrower weights, or the numpy/torch backends.")
+
+
+class _Builder:
+    def __init__(self):
+        onnx = _onnx()
+        self.helper = onnx.helper
+        self.TP = onnx.TensorProto
+        self.numpy_helper = onnx.numpy_helper
+        self.nodes: list = []
+        self.inits: list = []
+        self._n = 0
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.inits.append(self.numpy_helper.from_array(np.ascontiguousarray(value), name=name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], out: str | None = None, **attrs) -> str:
+        if out is None:
+            self._n += 1
+            out = f"t{self._n}_{op_type}"
+        self.nodes.append(self.helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+
+def _channel_view(values: np.ndarray, ndim: int) -> np.ndarray:
+    """Per-channel values shaped to broadcast against [N, C, (H, W)] (ndim = per-sample rank)."""
+    return values.reshape((-1,) + (1,) * (ndim - 1))
+
+
+def build_onnx_model(net: FrozenNet, check: bool = True):
+    """The one-step ONNX model (``onnx.ModelProto``) of ``net``; ``onnx.checker`` (full check) passes."""
+    onnx = _onnx()
+    net.validate()
+    b = _Builder()
+    TP, helper = b.TP, b.helper
+    lo, hi = net.input.value_range
+    in_type = TP.INT32 if (lo >= -(1 << 31) and hi < (1 << 31)) else TP.INT64
+    graph_inputs = [helper.make_tensor_value_info(INPUT_NAME, in_type, ["N", *net.input.shape])]
+    graph_outputs = []
+    layer_info = []
+    x = INPUT_NAME  # this layer's input: the graph input, then the previous layer's spikes (bool)
+    x_lo, x_hi = lo, hi
+    for i, (layer, (in_shape, out_shape)) in enumerate(zip(net.layers, net.layer_shapes())):
+        p = f"L{i}/"
+        path = synapse_path(layer, x_lo, x_hi)
+        ndim = len(out_shape)
+        # -------------------------------------------------------------- synaptic current J (int64)
+        target = {"float32": TP.FLOAT, "int64": TP.INT64}.get(path, TP.UINT8 if x_lo >= 0 else TP.INT8)
+        xin = b.op("Cast", [x], p + "x_cast", to=target)
+        if layer.flatten_input:
+            xin = b.op("Flatten", [xin], p + "x_flat", axis=1)
+        w = layer.weight.astype(np.int64)
+        if layer.synapse == "conv":
+            pads = [layer.padding[0], layer.padding[1], layer.padding[0], layer.padding[1]]
+            if path == "float32":
+                stride = layer.stride
+                if layer.pool is not None:
+                    w, stride = intmath.fold_sum_pool(w, layer.stride, layer.pool)
+                wname = b.const(p + "W", w.astype(np.float32))
+                j = b.op("Conv", [xin, wname], p + "conv", strides=list(stride), pads=pads, kernel_shape=list(w.shape[2:]))
+                j = b.op("Cast", [b.op("Round", [j], p + "round")], p + "J", to=TP.INT64)
+            else:
+                wname = b.const(p + "W", w.astype(np.int8))
+                j = b.op("ConvInteger", [xin, wname], p + "conv", strides=list(layer.stride), pads=pads,
+                         kernel_shape=list(w.shape[2:]))
+                j = b.op("Cast", [j], p + "J_conv", to=TP.INT64)
+                if layer.pool is not None:
+                    (kh, kw), c, ho, wo = layer.pool, out_shape[0], out_shape[1], out_shape[2]
+                    j = b.op("Slice", [j, b.const(p + "sl_start", np.array([0, 0], np.int64)),
+                                       b.const(p + "sl_end", np.array([ho * kh, wo * kw], np.int64)),
+                                       b.const(p + "sl_axes", np.array([2, 3], np.int64))], p + "crop")
+                    j = b.op("Reshape", [j, b.const(p + "pool_shape", np.array([0, c, ho, kh, wo, kw], np.int64))], p + "blocks")
+                    j = b.op("ReduceSum", [j, b.const(p + "pool_axes", np.array([3, 5], np.int64))], p + "J", keepdims=0)
+        else:
+            wt = np.ascontiguousarray(w.T)
+            if path == "float32":
+                j = b.op("MatMul", [xin, b.const(p + "W", wt.astype(np.float32))], p + "matmul")
+                j = b.op("Cast", [b.op("Round", [j], p + "round")], p + "J", to=TP.INT64)
+            elif path == "int8":
+                j = b.op("MatMulInteger", [xin, b.const(p + "W", wt.astype(np.int8))], p + "matmul")
+                j = b.op("Cast", [j], p + "J", to=TP.INT64)
+            else:
+                j = b.op("MatMul", [xin, b.const(p + "W", wt.astype(np.int64))], p + "J")
+        # -------------------------------------------------------------- neuron update (int64)
+        th = b.const(p + "theta", _channel_view(layer.threshold.astype(np.int64), ndim))
+        d = layer.decay.astype(np.int64)
+        dname = b.const(p + "d", np.array(d[0], np.int64) if np.all(d == d[0]) else _channel_view(d, ndim))
+        zero = b.const(p + "zero", np.array(0, np.int64))
+        vmax = layer.state_limit
+        v_prev = f"{layer.name}.v_prev"
+        graph_inputs.append(helper.make_tensor_value_info(v_prev, TP.INT64, ["N", *out_shape]))
+        inc = b.op("Mul", [j, b.const(p + "two_F", np.array(1 << layer.frac_bits, np.int64))], p + "J_shifted")
+        inc = b.op("Add", [inc, b.const(p + "bias", _channel_view(layer.bias.astype(np.int64), ndim))], p + "increment")
+        r = b.op("Greater", [v_prev, th], p + "reset")
+        v0 = v_prev if layer.reset == "subtract" else b.op("Where", [r, zero, v_prev], p + "v_zeroed")
+        prod = b.op("Mul", [v0, dname], p + "v_times_d")
+        dec = b.op("Div", [prod, b.const(p + "decay_one", np.array(intmath.DECAY_ONE, np.int64))], p + "decayed")
+        v1 = b.op("Add", [dec, inc], p + "v_new")
+        if layer.reset == "subtract":
+            v1 = b.op("Sub", [v1, b.op("Where", [r, th, zero], p + "theta_if_reset")], p + "v_sub")
+        over = b.op("Greater", [b.op("Abs", [v1], p + "abs_v"), b.const(p + "vmax", np.array(vmax, np.int64))], p + "over")
+        sat_name = f"{layer.name}.saturated"
+        b.op("ReduceSum", [b.op("Cast", [over], p + "over_i64", to=TP.INT64)], sat_name, keepdims=0)
+        v_name = f"{layer.name}.v"
+        b.op("Clip", [v1, b.const(p + "neg_vmax", np.array(-vmax, np.int64)), p + "vmax"], v_name)
+        z = b.op("Greater", [v_name, th], p + "z")
+        s_name = f"{layer.name}.spikes"
+        b.op("Cast", [z], s_name, to=TP.UINT8)
+        graph_outputs += [helper.make_tensor_value_info(s_name, TP.UINT8, ["N", *out_shape]),
+                          helper.make_tensor_value_info(v_name, TP.INT64, ["N", *out_shape]),
+                          helper.make_tensor_value_info(sat_name, TP.INT64, [])]
+        layer_info.append({"name": layer.name, "out_shape": [int(s) for s in out_shape], "synapse_path": path,
+                           "reset": layer.reset, "frac_bits": int(layer.frac_bits), "state_bits": int(layer.state_bits)})
+        x, x_lo, x_hi = z, 0, 1
+    graph = helper.make_graph(b.nodes, "qsnn_step", graph_inputs, graph_outputs, initializer=b.inits,
+                              doc_string="One time step of a qsnn-deploy frozen integer SNN (docs/onnx.md).")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="qsnn-deploy",
+                              doc_string="Feed x_t and every <layer>.v_prev (zeros at t=0); feed <layer>.v back as the next "
+                                         "step's <layer>.v_prev. Spikes: <layer>.spikes (uint8).")
+    model.ir_version = min(model.ir_version, 10)
+    meta = {
+        "qsnn_format": FORMAT_NAME, "qsnn_version": str(VERSION),
+        "input": json.dumps({"name": INPUT_NAME, "shape": list(net.input.shape), "bits": net.input.bits,
+                             "signed": net.input.signed, "scale": net.input.scale, "static": net.input.static}),
+        "layers": json.dumps(layer_info), "num_steps": str(net.num_steps),
+        "provenance": json.dumps(net.metadata, sort_keys=True),
+    }
+    helper.set_model_props(model, meta)
+    if check:
+        onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def export(net: FrozenNet, out: str | Path, stem: str = "model") -> list[Path]:
+    """Write the one-step ONNX model to ``out`` (a path ending in .onnx, or a directory)."""
+    out = Path(out)
+    path = out if out.suffix == SUFFIX else out / f"{stem}{SUFFIX}"
+    model = build_onnx_model(net)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(model.SerializeToString())
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return [path]
+
+
+def _default_threads() -> int:
+    try:
+        return max(0, int(os.environ.get("OMP_NUM_THREADS", "0")))
+    except ValueError:
+        return 0
+
+
+class OnnxStepRunner:
+    """Runs an exported one-step model for T steps with onnxruntime (works from the .onnx file alone).
+
+    Args:
+        model: an ``onnx.ModelProto``, serialized bytes, or a path to a ``.onnx`` file.
+        threads: onnxruntime intra-op threads (default: ``$OMP_NUM_THREADS`` if set, else onnxruntime's).
+        providers: execution providers (default CPU).
+    """
+
+    def __init__(self, model, threads: int | None = None, providers: list[str] | None = None):
+        import onnxruntime as ort
+
+        onnx = _onnx()
+        if isinstance(model, (str, Path)):
+            model = onnx.load(str(model))
+        elif isinstance(model, (bytes, bytearray)):
+            model = onnx.load_from_string(bytes(model))
+        props = {p.key: p.value for p in model.metadata_props}
+        if props.get("qsnn_format") != FORMAT_NAME:
+            raise ValueError("not a qsnn-deploy one-step ONNX model (metadata qsnn_format missing)")
+        self.input = json.loads(props["input"])
+        self.layers = json.loads(props["layers"])
+        self.num_steps = int(props["num_steps"])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = _default_threads() if threads is None else int(threads)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(model.SerializeToString(), sess_options=opts,
+                                            providers=providers or ["CPUExecutionProvider"])
+        in_type = self.session.get_inputs()[0].type
+        self._x_dtype = np.int32 if "int32" in in_type else np.int64
+        self._outputs = [f"{l['name']}.{k}" for l in self.layers for k in ("spikes", "v", "saturated")]
+
+    def run(self, x: np.ndarray, static: bool, steps: int, record_states: bool = False, saturation: str = "count"):
+        """x: int array [N, *shape] (static: fed at every step) or [T, N, *shape]. Returns a SimResult."""
+        from ..simulators.base import SimResult
+
+        n = x.shape[0] if static else x.shape[1]
+        xs = np.ascontiguousarray(x, dtype=self._x_dtype)
+        states = {l["name"]: np.zeros((n, *l["out_shape"]), dtype=np.int64) for l in self.layers}
+        spikes = {l["name"]: np.empty((steps, n, *l["out_shape"]), dtype=np.uint8) for l in self.layers}
+        rec = {l["name"]: np.empty((steps, n, *l["out_shape"]), dtype=np.int64) for l in self.layers} if record_states else None
+        sats = {l["name"]: 0 for l in self.layers}
+        for t in range(steps):
+            feed = {INPUT_NAME: xs if static else xs[t]}
+            for name, v in states.items():
+                feed[f"{name}.v_prev"] = v
+            outs = self.session.run(self._outputs, feed)
+            for k, l in enumerate(self.layers):
+                name = l["name"]
+                s, v, sat = outs[3 * k], outs[3 * k + 1], int(outs[3 * k + 2])
+                if sat:
+                    if saturation == "raise":
+                        raise SaturationError(f"layer {name!r}: membrane state left the {l['state_bits']}-bit range at step {t} "
+                                              f"({sat} neurons)")
+                    sats[name] += sat
+                spikes[name][t] = s
+                states[name] = v
+                if record_states:
+                    rec[name][t] = v
+        return SimResult(spikes, sats, rec, backend="onnx")
+
+
+class OnnxRuntimeBackend:
+    """Backend ``"onnx"``: the one-step ONNX graph of the net, stepped T times by onnxruntime.
+
+    Args:
+        net: the frozen network.
+        saturation: ``"count"`` (default) or ``"raise"``.
+        threads, providers: see :class:`OnnxStepRunner`.
+    """
+
+    name = "onnx"
+
+    def __init__(self, net: FrozenNet, saturation: str = "count", threads: int | None = None,
+                 providers: list[str] | None = None, batch_size: int | None = None):
+        from ..simulators.base import SATURATION_MODES
+
+        if saturation not in SATURATION_MODES:
+            raise ValueError(f"saturation must be one of {SATURATION_MODES}, got {saturation!r}")
+        self.net = net.validate()
+        self.saturation = saturation
+        self.batch_size = batch_size
+        self.model = build_onnx_model(net)
+        self.runner = OnnxStepRunner(self.model, threads=threads, providers=providers)
+
+    def run(self, x, num_steps: int | None = None, record_states: bool = False):
+        from ..simulators.base import SimResult, prepare_input
+
+        arr, static, steps = prepare_input(self.net, x, num_steps)
+        n = arr.shape[0] if static else arr.shape[1]
+        bs = self.batch_size or max(n, 1)
+        parts = []
+        for start in range(0, max(n, 1), bs):
+            xs = arr[start:start + bs] if static else arr[:, start:start + bs]
+            parts.append(self.runner.run(xs, static, steps, record_states, self.saturation))
+        if len(parts) == 1:
+            return parts[0]
+        names = list(parts[0].spikes)
+        return SimResult({k: np.concatenate([p.spikes[k] for p in parts], axis=1) for k in names},
+                         {k: int(sum(p.saturations[k] for p in parts)) for k in names},
+                         {k: np.concatenate([p.states[k] for p in parts], axis=1) for k in names} if record_states else None,
+                         backend=self.name)
+
+
+def describe(net: FrozenNet) -> list[dict[str, Any]]:
+    """Per layer: the arithmetic path the ONNX graph uses for J (see :func:`synapse_path`)."""
+    out, (lo, hi) = [], net.input.value_range
+    for layer in net.layers:
+        out.append({"layer": layer.name, "synapse_path": synapse_path(layer, lo, hi)})
+        lo, hi = 0, 1
+    return out
+
+
+__all__ = ["build_onnx_model", "export", "OnnxStepRunner", "OnnxRuntimeBackend", "synapse_path", "describe"]

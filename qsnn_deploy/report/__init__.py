@@ -1,0 +1,27 @@
+"""Per-layer memory, spike and synaptic-operation reports (DESIGN.md section 5; docs/report.md).
+
+* :mod:`.metrics` — the figures, as a pure-data :class:`Report` (from a FrozenNet, simulated
+  activity and optionally a :class:`~qsnn_deploy.verify.VerifyReport`).
+* :mod:`.render_table` — rich terminal tables; :func:`report_short` is the one-table static form
+  that ``qsnn-export`` prints.
+* :mod:`.render_json` — JSON, schema ``qsnn-report`` v1 (``schema.json``).
+* :mod:`.render_html` — one self-contained HTML page with embedded plots.
+
+Typical use::
+
+    from qsnn_deploy.report import collect_activity, compute_report, write_html
+    act = collect_activity(net, x_test, y_test)
+    rep = compute_report(net, act, model_name="mnist")
+    write_html(rep, "report.html")
+"""
+from .metrics import (FIT_CHECKS, LOIHI_2018, SCHEMA, SCHEMA_VERSION, Activity, ActivityAccumulator, EnergyModel,
+                      LayerReport, Report, activity_from_result, collect_activity, compute_report, register_fit_check,
+                      static_figures, synapse_geometry)
+from .render_html import render_html, write_html
+from .render_json import load_schema, to_dict, to_json, validate, write_json
+from .render_table import activity_table, memory_table, print_report, report_short
+
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "LOIHI_2018", "EnergyModel", "Activity", "ActivityAccumulator", "LayerReport",
+           "Report", "activity_from_result", "collect_activity", "compute_report", "static_figures", "synapse_geometry",
+           "FIT_CHECKS", "register_fit_check", "render_html", "write_html", "to_dict", "to_json", "write_json",
+           "load_schema", "validate", "memory_table", "activity_table", "print_report", "report_short"]

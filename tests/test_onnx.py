@@ -1,0 +1,241 @@
+"""ONNX target: one time step as an ONNX graph, T steps in onnxruntime, bit-exact with NumPy.
+
+* onnxruntime's integer ops do what the graph relies on: int64 ``Div`` truncates toward zero
+  (= the decay rule sign(x)·(|x| >> 12)), ``Clip`` saturates int64, ``ConvInteger`` is exact;
+* ``onnx.checker`` (full check) passes; the exported file runs on its own (metadata only);
+* random nets: spikes, states and saturation counts equal NumPy's, both resets, small state widths
+  (saturation), time-varying and signed input, and all three current paths (float32, int8, int64);
+  a conv no exact onnxruntime op can compute is refused;
+* the seeds' MNIST net on real digits; ``qsnn-verify MODEL --backends torch,onnx,nir`` returns 0.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from hypothesis import HealthCheck, given, reject, settings
+from onnx import TensorProto, helper
+
+from qsnn_deploy import FrozenNet, InputSpec, LIFLayer, intmath
+from qsnn_deploy.cli import verify as verify_cli
+from qsnn_deploy.errors import SaturationError, UnsupportedLayerError
+from qsnn_deploy.exporters import get_exporter
+from qsnn_deploy.exporters import onnx_export as oe
+from qsnn_deploy.simulators import create_backend
+from qsnn_deploy.simulators.numpy_sim import NumpySimulator
+from qsnn_deploy.verify import verify
+from conftest import build_model, make_input, net_recipes
+from test_nir import _mnist_digits, random_frozen_net, random_input, seed_mnist_net, shipped_model_path
+
+
+def _session(nodes, inputs, outputs):
+    model = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs), opset_imports=[helper.make_opsetid("", oe.OPSET)])
+    model.ir_version = 10
+    onnx.checker.check_model(model, full_check=True)
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def test_onnxruntime_int64_div_truncates_toward_zero_and_clip_saturates():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.arange(-20000, 20000, dtype=np.int64), rng.integers(-(1 << 59), 1 << 59, size=20000),
+                        np.array([-(1 << 59), (1 << 59) - 1, -4097, -4096, -4095, -1, 0, 1, 4095, 4096, 4097])])
+    s = _session([helper.make_node("Div", ["x", "c"], ["q"]), helper.make_node("Clip", ["x", "lo", "hi"], ["y"])],
+                 [helper.make_tensor_value_info(n, TensorProto.INT64, [None] if n == "x" else []) for n in ("x", "c", "lo", "hi")],
+                 [helper.make_tensor_value_info("q", TensorProto.INT64, [None]), helper.make_tensor_value_info("y", TensorProto.INT64, [None])])
+    q, y = s.run(None, {"x": x, "c": np.array(4096, np.int64), "lo": np.array(-1000, np.int64), "hi": np.array(1000, np.int64)})
+    assert np.array_equal(q, np.sign(x) * (np.abs(x) >> 12))
+    assert np.array_equal(q, intmath.decay_toward_zero_np(x, 1))
+    assert np.array_equal(y, np.clip(x, -1000, 1000))
+
+
+def test_onnxruntime_conv_integer_is_exact():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, size=(2, 3, 9, 9)).astype(np.uint8)
+    w = rng.integers(-127, 128, size=(4, 3, 4, 4)).astype(np.int8)
+    s = _session([helper.make_node("ConvInteger", ["x", "w"], ["y"], strides=[2, 1], pads=[1, 0, 1, 0])],
+                 [helper.make_tensor_value_info("x", TensorProto.UINT8, list(x.shape)),
+                  helper.make_tensor_value_info("w", TensorProto.INT8, list(w.shape))],
+                 [helper.make_tensor_value_info("y", TensorProto.INT32, ["a", "b", "c", "d"])])
+    (y,) = s.run(None, {"x": x, "w": w})
+    import torch
+
+    ref = torch.nn.functional.conv2d(torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(w, dtype=torch.float64),
+                                     stride=(2, 1), padding=(1, 0)).numpy()
+    assert np.array_equal(y, ref)
+
+
+def _compare(net: FrozenNet, x, steps, saturation_seen: list | None = None):
+    ref = NumpySimulator(net).run(x, steps, record_states=True)
+    got = create_backend("onnx", net).run(x, steps, record_states=True)
+    assert list(got.spikes) == list(ref.spikes)
+    for name in ref.spikes:
+        assert got.spikes[name].dtype == np.uint8 and got.spikes[name].shape == ref.spikes[name].shape
+        assert np.array_equal(got.spikes[name], ref.spikes[name]), f"spikes of {name}"
+        assert np.array_equal(got.states[name], ref.states[name]), f"states of {name}"
+    assert got.saturations == ref.saturations
+    if saturation_seen is not None:
+        saturation_seen.append(sum(ref.saturations.values()))
+    return ref, got
+
+
+def test_random_nets_bit_exact_spikes_states_saturations():
+    rng = np.random.default_rng(2024)
+    sats: list = []
+    resets = set()
+    for k in range(24):
+        net = random_frozen_net(rng, state_bits=int(rng.choice([8, 10, 16, 24, 32])) if k % 3 == 0 else None)
+        onnx.checker.check_model(oe.build_onnx_model(net, check=False), full_check=True)
+        resets |= {l.reset for l in net.layers}
+        steps = int(rng.integers(1, 9))
+        x = random_input(net, rng, int(rng.integers(1, 5)), steps if k % 2 else None)
+        _compare(net, x, None if k % 2 else steps, sats)
+    assert resets == {"subtract", "zero"}
+    assert sum(sats) > 0, "no random net saturated: the saturation path went untested"
+
+
+def _big_current_net(kind: str) -> FrozenNet:
+    """A layer whose worst-case current reaches 2^24: int8 path (conv or dense) or int64 path (dense)."""
+    rng = np.random.default_rng(5)
+    if kind == "int8-conv":
+        spec = InputSpec((6, 12, 12), 8, False, 1 / 255, True)
+        w = rng.integers(-127, 128, size=(4, 6, 5, 5))
+        w[0] = 127  # all-255 input: J = 150·127·(2×2 pool)·255 ≈ 19.4M ≥ 2^24 in channel 0
+        layer = LIFLayer("conv", "conv", w.astype(np.int8), 8, np.full(4, 1 << 20), np.zeros(4, np.int64),
+                         np.full(4, 3000), reset="subtract", frac_bits=2, state_bits=40, stride=(1, 1), pool=(2, 2))
+        layers = [layer]
+    else:
+        n_in = 3000
+        bits = 8 if kind == "int8-dense" else 12
+        top = (1 << (bits - 1)) - 1
+        spec = InputSpec((n_in,), 8, False, 1 / 255, True)
+        w = rng.integers(-top, top + 1, size=(6, n_in))
+        w[0] = top
+        layers = [LIFLayer("fc", "dense", w.astype(np.int8 if bits <= 8 else np.int16), bits, np.full(6, 1 << 22),
+                           np.zeros(6, np.int64), np.full(6, 4000), reset="zero", frac_bits=1, state_bits=40)]
+    layers.append(LIFLayer("out", "dense", rng.integers(-3, 4, size=(3, int(np.prod(
+        layers[0].output_shape(spec.shape))))).astype(np.int8), 3, np.full(3, 2), np.zeros(3, np.int64), np.full(3, 2048),
+        flatten_input=layers[0].synapse == "conv"))
+    return FrozenNet(spec, layers, 6).validate()
+
+
+@pytest.mark.parametrize("kind,path", [("int8-conv", "int8"), ("int8-dense", "int8"), ("int64-dense", "int64")])
+def test_currents_beyond_2_24_take_an_exact_integer_path(kind, path):
+    net = _big_current_net(kind)
+    assert net.current_bounds()[0] >= intmath.FLOAT32_EXACT
+    assert oe.describe(net)[0]["synapse_path"] == path and oe.describe(net)[1]["synapse_path"] == "float32"
+    rng = np.random.default_rng(3)
+    x = rng.integers(200, 256, size=(3,) + net.input.shape)
+    x[0] = 255
+    ref, _ = _compare(net, x, 6)
+    layer = net.layers[0]
+    if layer.synapse == "dense":
+        j_max = int(np.abs(x[0].astype(np.int64) @ layer.weight.astype(np.int64).T).max())
+    else:
+        j_max = int(np.abs(layer.weight[0].astype(np.int64)).sum()) * 4 * 255
+    assert j_max >= intmath.FLOAT32_EXACT  # a float32 GEMM would not be guaranteed exact here
+    assert any(s.any() for s in ref.spikes.values())
+
+
+def test_conv_without_an_exact_onnxruntime_op_is_refused():
+    w = np.full((2, 1, 9, 9), 2047, dtype=np.int16)  # 12-bit weights: no ConvInteger; Σ|W|·255 ≥ 2^24
+    net = FrozenNet(InputSpec((1, 12, 12), 8, False, 1 / 255, True),
+                    [LIFLayer("big", "conv", w, 12, np.full(2, 10), np.zeros(2, np.int64), np.zeros(2, np.int64),
+                              frac_bits=0, state_bits=40)], 3).validate()
+    with pytest.raises(UnsupportedLayerError, match="layer 'big'.*onnxruntime has no float64/int64 Conv"):
+        oe.build_onnx_model(net)
+
+
+def test_exported_file_runs_alone_and_checker_passes(tmp_path):
+    net = random_frozen_net(np.random.default_rng(9), n_layers=3)
+    path = get_exporter("onnx")(net, tmp_path, stem="step")[0]
+    assert path.name == "step.onnx"
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    names_in = [i.name for i in model.graph.input]
+    names_out = [o.name for o in model.graph.output]
+    assert names_in == ["x_t"] + [f"{l.name}.v_prev" for l in net.layers]
+    assert names_out == [f"{l.name}.{k}" for l in net.layers for k in ("spikes", "v", "saturated")]
+    runner = oe.OnnxStepRunner(path, threads=1)  # the file alone: layer names and shapes from its metadata
+    x = random_input(net, np.random.default_rng(1), 3)
+    got = runner.run(x.astype(np.int64), True, 7, record_states=True)
+    ref = NumpySimulator(net).run(x, 7, record_states=True)
+    for name in ref.spikes:
+        assert np.array_equal(got.spikes[name], ref.spikes[name]) and np.array_equal(got.states[name], ref.states[name])
+
+
+def test_saturation_raise_mode():
+    rng = np.random.default_rng(12)
+    for _ in range(50):
+        net = random_frozen_net(rng, state_bits=8)
+        x = random_input(net, rng, 3)
+        if sum(NumpySimulator(net).run(x, 8).saturations.values()):
+            break
+    else:
+        pytest.fail("no saturating net drawn")
+    with pytest.raises(SaturationError):
+        create_backend("onnx", net, saturation="raise").run(x, 8)
+
+
+def test_seed_mnist_net_on_real_digits():
+    net, _ = seed_mnist_net()
+    x, _ = _mnist_digits(40)
+    assert [d["synapse_path"] for d in oe.describe(net)] == ["float32"] * 3
+    ref, _ = _compare(net, x, 30)
+    for name, s in ref.spikes.items():
+        assert 0 < s.mean() < 1, f"layer {name} silent or saturated: weak comparison"
+
+
+def test_verify_api_and_cli_with_onnx_and_nir_backends():
+    net = random_frozen_net(np.random.default_rng(4), n_layers=2)
+    x = random_input(net, np.random.default_rng(5), 5)
+    report = verify(net, x, backends=["onnx", "nir"], num_steps=6)
+    assert report.all_exact and [b.name for b in report.backends] == ["onnx", "nir"]
+    from qsnn_deploy.data import default_data_dir
+
+    data = default_data_dir("mnist")
+    if not (data / "t10k-images-idx3-ubyte.gz").is_file():
+        from conftest import missing_data
+        missing_data(f"no MNIST at {data}")
+    rc = verify_cli.main([str(shipped_model_path()), "--data", str(data), "-n", "16", "--steps", "20",
+                          "--backends", "torch,onnx,nir"])
+    assert rc == 0
+
+
+def test_export_cli_targets_onnx_and_nir_and_verify_the_nir_file(tmp_path):
+    from qsnn_deploy.cli import export as export_cli
+    from qsnn_deploy.exporters.nir_export import read_nir
+
+    model = shipped_model_path()
+    assert export_cli.main([str(model), "--target", "onnx", "-o", str(tmp_path)]) == 0
+    assert export_cli.main([str(model), "--target", "nir", "-o", str(tmp_path)]) == 0
+    onnx_file, nir_file = tmp_path / f"{model.stem}.onnx", tmp_path / f"{model.stem}.nir"
+    onnx.checker.check_model(onnx.load(str(onnx_file)), full_check=True)
+    net = read_nir(nir_file)
+    assert [l.name for l in net.layers] == ["conv1", "conv2", "fc"]
+    # a qsnn-written .nir is read exactly (no quantization) and verifies like the checkpoint
+    assert verify_cli.main([str(nir_file), "--random", "-n", "3", "--steps", "8", "--backends", "torch,onnx,nir"]) == 0
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(recipe=net_recipes(faithful=False))
+def test_conftest_recipes_onnx_equals_numpy_and_nir_round_trips(recipe, tmp_path_factory):
+    """Nets frozen from torch models (snnTorch Leaky + nn/Brevitas synapses, BatchNorm, pools)."""
+    import warnings
+
+    from qsnn_deploy import FrozenNetError, freeze
+    from qsnn_deploy.exporters import nir_export as ne
+
+    model = build_model(recipe)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net = freeze(model, weight_bits=recipe["weight_bits"], frac_bits=recipe["frac_bits"], state_bits=recipe["state_bits"])
+    except FrozenNetError as exc:
+        if exc.field == "bias":
+            reject()
+        raise
+    x = make_input(recipe, np.random.default_rng(recipe["seed"] + 1))
+    _compare(net, x, recipe["T"] if recipe["static"] else None)
+    path = ne.export(net, tmp_path_factory.mktemp("nir") / "r.nir")[0]
+    assert not ne.frozen_differences(net, ne.read_nir(path))
