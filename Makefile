@@ -15,7 +15,10 @@ setup:
 # the PyTorch model, the torch integer backend and the NumPy reference agree spike for spike.
 demo: setup
 	qsnn-export $(MODEL) --target numpy -o out/
-	qsnn-verify $(MODEL) --data $(DATA)/mnist -n 1000 --steps 100 --backends torch --json out/verify.json
+	qsnn-export $(MODEL) --target onnx -o out/
+	qsnn-export $(MODEL) --target nir -o out/
+	qsnn-verify $(MODEL) --data $(DATA)/mnist -n 1000 --steps 100 --backends torch,onnx,nir --json out/verify.json
+	qsnn-report $(MODEL) --data $(DATA)/mnist -n 1000 --json out/report.json --html out/report.html
 
 test: setup
 	$(PYTHON) -m pytest -q -p no:cacheprovider
