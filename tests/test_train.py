@@ -201,7 +201,8 @@ if rank == 0:
     assert all(torch.equal(gathered[0], g) for g in gathered), "ranks diverged"
     assert not torch.equal(before, after), "no update"
     assert sums[0].item() != sums[1].item(), "ranks saw the same data"
-    print("DDP-OK")
+    print("DDP-OK", flush=True)
+dist.barrier()  # both ranks finish their collectives before gloo is torn down (avoids an abort at exit)
 dist.destroy_process_group()
 """
 
