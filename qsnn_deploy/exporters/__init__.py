@@ -12,6 +12,7 @@ TARGETS = Registry("target", {
     "numpy": "qsnn_deploy.exporters.numpy_export:export",
     "nir": "qsnn_deploy.exporters.nir_export:export",
     "onnx": "qsnn_deploy.exporters.onnx_export:export",
+    "lava": "qsnn_deploy.exporters.lava_export:export",
 })
 
 

@@ -18,6 +18,7 @@ BACKENDS = Registry("backend", {
     "onnx": "qsnn_deploy.exporters.onnx_export:OnnxRuntimeBackend",
     "nir": "qsnn_deploy.exporters.nir_export:NirRoundTripBackend",
     "loihi": "qsnn_deploy.simulators.loihi_sim:LoihiSimulator",
+    "lava": "qsnn_deploy.simulators.lava_sim:LavaSimulator",
 })
 
 

@@ -1,0 +1,269 @@
+"""Map a frozen net onto Loihi / Lava and check it against Loihi 2's limits (no Lava import).
+
+Mapping (DESIGN.md §3, docs/lava.md), per LIF layer:
+
+* the single-state integer LIF is Lava's CUBA neuron with the current fully decayed every step:
+  ``iDecay = 4096`` (du = 4095, so u = a << 6), ``vDecay = dv = 4096 - d``;
+* ``F = 6`` is Lava's fixed shift of the synaptic input and of the threshold: ``vThMant = θ >> 6``;
+* a bias b is ``bias_mant << 6`` (netx fixes ``bias_exp = 6``);
+* conv + sum-pool is one strided conv (:func:`~qsnn_deploy.intmath.fold_sum_pool`), since netx
+  has no pooling layer.
+
+A layer takes one of two routes:
+
+* ``stock``: Lava's own ``LIF`` (``PyLifModelBitAcc``) computes exactly this layer: zero reset,
+  one θ and one decay per layer, F = 6, B_v = 24, θ and b multiples of 64 within their mantissa
+  widths, no bias (Lava's stock LIF integrates a bias during the pipeline warm-up, before the
+  first input arrives, which the reference does not), and |a| << 6 within the 24-bit current.
+* ``custom``: everything else the integer semantics allow (subtract reset, per-channel θ, b and d,
+  any F and B_v) runs bit-exactly in Lava only with qsnn-deploy's ``QLIF`` ProcessModel
+  (:mod:`qsnn_deploy.exporters.lava_models`): "not stock Loihi". ``--strict`` treats it as a miss.
+
+Hardware limits (:class:`LoihiProfile`) come from Lava's bit-accurate models (the widths) and
+Intel's Loihi 2 technology brief (neurons and synapses per chip); sources in docs/lava.md.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import intmath
+from ..frozen import FrozenNet, LIFLayer
+
+LAVA_SHIFT = 6  # act_shift = vth_shift = 6 in lava/proc/lif/models.py (AbstractPyLifModelFixed)
+NETX_BIAS_EXP = 6  # netx hdf5.get_neuron_params: 'bias_exp': 6
+
+
+@dataclass(frozen=True)
+class LoihiProfile:
+    """Limits of one Loihi 2 neuro-core / chip, and where each number comes from (docs/lava.md)."""
+
+    weight_mantissa_bits: int = 8      # lava/proc/dense: num_weight_bits 8 (sign included for mixed sign)
+    weight_exp_min: int = -8           # lava/proc/dense/process.py: weight_exp, signed 4 bits
+    weight_exp_max: int = 7
+    vth_mant_bits: int = 17            # PyLifModelBitAcc: vth unsigned 17 bits (0..131071)
+    bias_mant_bits: int = 13           # AbstractPyLifModelFixed: bias_mant signed 13 bits
+    bias_exp_max: int = 7              # bias_exp unsigned 3 bits
+    decay_bits: int = 12               # du, dv unsigned 12 bits
+    state_bits: int = 24               # u, v signed 24 bits
+    graded_spike_bits: int = 24        # s_out precision 24 (graded input / output messages)
+    neurons_per_core: int = 8192       # Loihi 2 brief: 1M neurons / 128 cores
+    cores_per_chip: int = 128          # Loihi 2 brief
+    synapses_per_chip: int = 120_000_000  # Loihi 2 brief: up to 120M synapses
+
+    @property
+    def synapses_per_core(self) -> int:
+        return self.synapses_per_chip // self.cores_per_chip
+
+
+LOIHI2 = LoihiProfile()
+
+
+@dataclass
+class Check:
+    """One constraint of one layer: the field, its value, the limit and whether it holds."""
+
+    field: str
+    value: Any
+    limit: str
+    ok: bool
+    why: str = ""
+    blocking: bool = True  # False: informational (e.g. saturation possible, also in the reference)
+
+
+@dataclass
+class LayerFit:
+    name: str
+    route: str                 # "stock" or "custom"
+    fits_hardware: bool        # every blocking hardware check holds (weights, widths, cores)
+    stock_reasons: list[str]   # why the stock LIF cannot run it (empty for "stock")
+    checks: list[Check] = field(default_factory=list)
+    cores: int = 1
+    mapping: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fits(self) -> bool:
+        """Runs on Loihi 2 with Lava's stock neuron, exactly."""
+        return self.fits_hardware and self.route == "stock"
+
+    def detail(self) -> str:
+        misses = [f"{c.field} {c.value} (limit {c.limit}){': ' + c.why if c.why else ''}"
+                  for c in self.checks if c.blocking and not c.ok]
+        parts = [f"{self.cores} core{'s' if self.cores != 1 else ''}"]
+        if self.route == "custom":
+            parts.append("needs the custom QLIF model (not stock Loihi): " + "; ".join(self.stock_reasons))
+        if misses:
+            parts.append("does not fit: " + "; ".join(misses))
+        notes = [f"{c.field}: {c.why}" for c in self.checks if not c.blocking and not c.ok]
+        return ". ".join(parts + notes)
+
+
+@dataclass
+class NetFit:
+    profile: LoihiProfile
+    layers: list[LayerFit]
+    input_checks: list[Check]
+
+    @property
+    def fits_hardware(self) -> bool:
+        return all(l.fits_hardware for l in self.layers) and all(c.ok for c in self.input_checks if c.blocking)
+
+    @property
+    def fits(self) -> bool:
+        """Every layer runs exactly on stock Loihi 2 (what ``--strict`` demands)."""
+        return self.fits_hardware and all(l.route == "stock" for l in self.layers)
+
+    @property
+    def cores(self) -> int:
+        return sum(l.cores for l in self.layers)
+
+    def summary(self) -> str:
+        custom = [l.name for l in self.layers if l.route == "custom"]
+        bad = [l.name for l in self.layers if not l.fits_hardware]
+        s = f"{self.cores} of {self.profile.cores_per_chip} cores"
+        if bad:
+            s += f"; over Loihi 2 limits: {', '.join(bad)}"
+        if custom:
+            s += f"; custom QLIF model (not stock Loihi) for: {', '.join(custom)}"
+        if not bad and not custom:
+            s += "; every layer maps to Lava's stock LIF exactly"
+        return s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"profile": asdict(self.profile), "fits": self.fits, "fits_hardware": self.fits_hardware,
+                "cores": self.cores, "summary": self.summary(),
+                "input": [asdict(c) for c in self.input_checks],
+                "layers": [{**asdict(l), "fits": l.fits, "detail": l.detail()} for l in self.layers]}
+
+
+def deploy_weight(layer: LIFLayer) -> np.ndarray:
+    """The weights Lava runs: pool folded into the conv (netx has no pooling)."""
+    if layer.synapse == "conv" and layer.pool is not None:
+        w, _ = intmath.fold_sum_pool(layer.weight, tuple(layer.stride), tuple(layer.pool))
+        return w
+    return layer.weight.astype(np.int64)
+
+
+def deploy_stride_padding(layer: LIFLayer) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(stride, padding) of the conv Lava runs (the folded one when the layer has a sum pool)."""
+    if layer.synapse == "conv" and layer.pool is not None:
+        _, stride = intmath.fold_sum_pool(layer.weight, tuple(layer.stride), tuple(layer.pool))
+        return tuple(stride), tuple(layer.padding)
+    return tuple(layer.stride), tuple(layer.padding)
+
+
+def weight_mantissa(w: np.ndarray) -> tuple[int, int, bool]:
+    """(mantissa bits incl. sign when mixed, exponent, mixed sign) of the exact m·2^e encoding."""
+    w = np.asarray(w, dtype=np.int64)
+    nz = w[w != 0]
+    if nz.size == 0:
+        return 1, 0, False
+    exp = min(int((np.abs(nz) & -np.abs(nz)).min()).bit_length() - 1, 7)
+    m = nz >> exp
+    mixed = bool((nz < 0).any() and (nz > 0).any())
+    mag = int(np.abs(m).max())
+    bits = intmath.bits_for_signed(mag) if mixed else max(mag.bit_length(), 1)
+    return bits, exp, mixed
+
+
+def _uniform(a: np.ndarray) -> bool:
+    a = np.asarray(a)
+    return bool(a.size == 0 or np.all(a == a.reshape(-1)[0]))
+
+
+def _fmt(a: np.ndarray) -> str:
+    a = np.asarray(a)
+    if _uniform(a):
+        return str(int(a.reshape(-1)[0]))
+    return f"{int(a.min())}..{int(a.max())}"
+
+
+def stock_reasons(layer: LIFLayer, current_bound: int) -> list[str]:
+    """Why Lava's stock LIF would not compute this layer exactly (empty: it would)."""
+    r = []
+    if layer.reset != "zero":
+        r.append("subtract reset (stock LIF resets to 0)")
+    if not _uniform(layer.threshold):
+        r.append(f"per-channel threshold {_fmt(layer.threshold)} (stock vth is one value per layer)")
+    if not _uniform(layer.decay):
+        r.append("per-channel decay (stock dv is one value per layer)")
+    if layer.frac_bits != LAVA_SHIFT:
+        r.append(f"F = {layer.frac_bits} (stock input/threshold shift is {LAVA_SHIFT})")
+    if layer.state_bits != 24:
+        r.append(f"B_v = {layer.state_bits} (stock state is 24 bits)")
+    if np.any(layer.threshold % (1 << LAVA_SHIFT)):
+        r.append(f"threshold not a multiple of 2^{LAVA_SHIFT}")
+    elif np.any((layer.threshold >> LAVA_SHIFT) >= (1 << LOIHI2.vth_mant_bits)):
+        r.append(f"vThMant over {LOIHI2.vth_mant_bits} bits")
+    if np.any(layer.bias != 0):
+        r.append("nonzero bias (stock LIF integrates it during the pipeline warm-up)")
+    if np.any(layer.decay < 1):
+        r.append("decay 0 needs dv = 4096 (over 12 bits)")
+    if (current_bound << LAVA_SHIFT) >= (1 << 23):
+        r.append(f"|a| << 6 may reach {current_bound << LAVA_SHIFT} >= 2^23 (stock current u wraps)")
+    return r
+
+
+def layer_fit(layer: LIFLayer, in_shape: tuple[int, ...], current_bound: int,
+              profile: LoihiProfile = LOIHI2) -> LayerFit:
+    """Mapping and every constraint for one layer (see the module docstring)."""
+    w = deploy_weight(layer)
+    bits, exp, mixed = weight_mantissa(w)
+    out_shape = layer.output_shape(in_shape)
+    neurons = int(np.prod(out_shape))
+    fan_in = int(np.prod(w.shape[1:]))
+    checks = [
+        Check("weight mantissa", f"{bits} bits ({'mixed sign' if mixed else 'one sign'}, |w| ≤ {int(np.abs(w).max())})",
+              f"{profile.weight_mantissa_bits} bits", bits <= profile.weight_mantissa_bits,
+              "" if bits <= profile.weight_mantissa_bits else "a weight needs more mantissa bits than a Loihi synapse holds"),
+        Check("weight exponent", exp, f"{profile.weight_exp_min}..{profile.weight_exp_max}",
+              profile.weight_exp_min <= exp <= profile.weight_exp_max),
+        Check("threshold", _fmt(layer.threshold), f"vThMant < 2^{profile.vth_mant_bits} (θ < 2^{profile.vth_mant_bits + LAVA_SHIFT})",
+              bool(np.all(layer.threshold < (1 << (profile.vth_mant_bits + LAVA_SHIFT))))),
+        Check("bias", _fmt(layer.bias), f"|b| < 2^{profile.bias_mant_bits - 1 + profile.bias_exp_max} (13-bit mantissa, exponent ≤ 7)",
+              bool(np.all(np.abs(layer.bias) < (1 << (profile.bias_mant_bits - 1 + profile.bias_exp_max))))),
+        Check("decay", _fmt(layer.decay), f"dv = 4096 - d in 0..{(1 << profile.decay_bits) - 1}",
+              bool(np.all((layer.decay >= 1) & (layer.decay <= 4096)))),
+        Check("state width", f"{layer.state_bits} bits", f"≤ {profile.state_bits} bits", layer.state_bits <= profile.state_bits),
+        Check("fan-in", fan_in, f"≤ {profile.synapses_per_core} synapses per core", fan_in <= profile.synapses_per_core),
+    ]
+    step_max = (current_bound << layer.frac_bits) + int(np.abs(layer.bias).max(initial=0)) + int(layer.threshold.max(initial=0))
+    leak = 1.0 - float(layer.decay.max()) / 4096.0
+    v_bound = math.inf if leak <= 0 else step_max / leak
+    lim = layer.state_limit
+    checks.append(Check("worst-case |v|", "unbounded (no leak)" if math.isinf(v_bound) else f"{v_bound:.4g}",
+                        f"2^{layer.state_bits - 1} - 1 = {lim}", v_bound <= lim,
+                        "" if v_bound <= lim else "the state can saturate (it clips and the clips are counted, "
+                        "identically in every backend; qsnn-report measures how often)", blocking=False))
+    synapses = int(w.size) if layer.synapse == "conv" else neurons * fan_in  # conv: one shared kernel per core
+    cores = max(1, math.ceil(neurons / profile.neurons_per_core), math.ceil(synapses / profile.synapses_per_core))
+    reasons = stock_reasons(layer, current_bound)
+    hw_ok = all(c.ok for c in checks if c.blocking)
+    mapping = {"iDecay": 4096, "vDecay": _fmt(4096 - layer.decay), "vThMant": _fmt(layer.threshold >> LAVA_SHIFT),
+               "bias_mant": _fmt(layer.bias >> NETX_BIAS_EXP), "weight_exp": exp, "kernel": list(w.shape[2:]),
+               "stride": list(deploy_stride_padding(layer)[0])}
+    return LayerFit(layer.name, "stock" if not reasons else "custom", hw_ok, reasons, checks, cores, mapping)
+
+
+def check_net(net: FrozenNet, profile: LoihiProfile = LOIHI2) -> NetFit:
+    """Per-layer Loihi 2 fit of ``net`` (validated first)."""
+    net.validate()
+    bounds = net.current_bounds()
+    layers = [layer_fit(layer, in_shape, bound, profile)
+              for layer, (in_shape, _), bound in zip(net.layers, net.layer_shapes(), bounds)]
+    in_bits = max(int(net.input.max_abs).bit_length(), 1) + (1 if net.input.signed else 0)
+    inputs = [Check("input message", f"{in_bits} bits", f"≤ {profile.graded_spike_bits} bits (graded spikes)",
+                    in_bits <= profile.graded_spike_bits)]
+    return NetFit(profile, layers, inputs)
+
+
+def fit_check_for_report(net: FrozenNet, report) -> dict[str, Any]:
+    """The ``qsnn-report --target lava`` hook (:func:`qsnn_deploy.report.register_fit_check`)."""
+    fit = check_net(net)
+    return {"fits": fit.fits, "summary": fit.summary(),
+            "layers": {l.name: {"fits": l.fits, "detail": l.detail()} for l in fit.layers},
+            "note": "fits = runs exactly on stock Loihi 2 (Lava's LIF); layers marked custom run bit-exactly "
+                    "in Lava with qsnn-deploy's QLIF ProcessModel"}

@@ -1,0 +1,206 @@
+"""``--target lava``: the frozen net as a Lava netx HDF5 file (``.net``), read back by
+``lava.lib.dl.netx.hdf5.Network`` and by :func:`read_netx`. Documented in docs/lava.md.
+
+File layout (netx's, lava-dl 0.6.0 ``netx/hdf5.py``), one group per block under ``layer/``:
+
+* ``layer/0``: ``type = "input"``, ``shape = (C, H, W)`` (a shape-only input: a pass-through, so the
+  first synapse sees the raw integers; the runner feeds them as graded spikes of
+  ``qsnn/input_message_bits`` bits, 8 for uint8 pixels).
+* ``conv``: ``shape`` (C_out, H_out, W_out), ``weight`` (C_out, C_in, kH, kW) with any sum pool
+  folded in, ``stride``/``padding``/``dilation`` in (H, W) order, ``groups``, ``neuron``.
+* ``flatten`` before a dense layer whose input is a (C, H, W) map (netx flattens in torch's order).
+* ``dense``: ``shape`` (N,), ``weight`` (N, fan-in), ``neuron``.
+* ``neuron``: ``type = "CUBA"``, ``iDecay = 4096`` (the current is fully decayed each step: a
+  single-state LIF), ``vDecay = 4096 - d``, ``vThMant = θ >> 6``, ``refDelay = 1``,
+  ``gradedSpike = False``; ``bias`` (= b >> 6, netx's bias exponent is 6) only when nonzero.
+
+Extension (ignored by netx, read by the runner and :func:`read_netx`): a ``qsnn`` group per layer
+with the exact integer semantics, ``route`` (``stock``: Lava's LIF computes this layer exactly;
+``custom``: only qsnn-deploy's QLIF ProcessModel does: subtract reset, per-channel θ / b / d, F or
+B_v other than Lava's), ``threshold``/``bias``/``decay`` per channel (state units, int64),
+``reset``, ``frac_bits``, ``state_bits``; and a root ``qsnn`` group with the input description,
+T, the layer names and the original frozen manifest (JSON) so that the round trip is lossless.
+For a ``custom`` layer the netx ``neuron`` fields are Lava's closest stock reading (first
+channel's θ, reset to zero): stock netx alone runs that layer differently, which is why the
+export prints the per-layer route and ``--strict`` refuses such nets.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import QSNNError, UnsupportedLayerError
+from ..fileio import atomic_path
+from ..frozen import FrozenNet, InputSpec, LIFLayer
+from .lava_check import LAVA_SHIFT, NetFit, check_net, deploy_stride_padding, deploy_weight
+
+SUFFIX = ".net"
+FORMAT_NAME = "qsnn-netx"
+VERSION = 1
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ImportError("the lava target needs h5py (pip install -c requirements/constraints.txt h5py)") from exc
+    return h5py
+
+
+def input_message_bits(net: FrozenNet) -> int:
+    """Graded-spike width for the network input: 0 (binary spikes) when inputs are 0/1."""
+    if net.input.max_abs <= 1 and not net.input.signed:
+        return 0
+    return max(int(net.input.max_abs).bit_length(), 1) + (1 if net.input.signed else 0)
+
+
+def _str(group, key: str, value: str) -> None:
+    group.create_dataset(key, data=np.bytes_(value))
+
+
+def _neuron(group, layer: LIFLayer) -> None:
+    n = group.create_group("neuron")
+    _str(n, "type", "CUBA")
+    n.create_dataset("iDecay", data=np.int64(4096))
+    n.create_dataset("vDecay", data=np.int64(4096 - int(layer.decay[0])))
+    n.create_dataset("vThMant", data=np.int64(int(layer.threshold[0]) >> LAVA_SHIFT))
+    n.create_dataset("refDelay", data=np.int64(1))
+    n.create_dataset("gradedSpike", data=np.bool_(False))
+
+
+def _extension(group, layer: LIFLayer, route: str) -> None:
+    q = group.create_group("qsnn")
+    _str(q, "name", layer.name)
+    _str(q, "route", route)
+    _str(q, "reset", layer.reset)
+    for key in ("threshold", "bias", "decay"):
+        q.create_dataset(key, data=np.asarray(getattr(layer, key), dtype=np.int64))
+    q.create_dataset("frac_bits", data=np.int64(layer.frac_bits))
+    q.create_dataset("state_bits", data=np.int64(layer.state_bits))
+    if layer.sigma is not None:
+        q.create_dataset("sigma", data=np.asarray(layer.sigma, dtype=np.float64))
+
+
+def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> Path:
+    """Write ``net`` as a netx HDF5 file at ``path`` (atomic). Returns the path."""
+    h5py = _h5py()
+    fit = fit or check_net(net)
+    path = Path(path)
+    manifest, _ = net.to_manifest()
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            root = f.create_group("qsnn")
+            _str(root, "format", FORMAT_NAME)
+            root.create_dataset("version", data=np.int64(VERSION))
+            root.create_dataset("input_message_bits", data=np.int64(input_message_bits(net)))
+            root.create_dataset("num_steps", data=np.int64(net.num_steps))
+            _str(root, "manifest", json.dumps(manifest))
+            layers = f.create_group("layer")
+            k = 0
+
+            def block(kind: str):
+                nonlocal k
+                g = layers.create_group(str(k))
+                _str(g, "type", kind)
+                k += 1
+                return g
+
+            block("input").create_dataset("shape", data=np.asarray(net.input.shape, dtype=np.int64))
+            for layer, (in_shape, out_shape), lf in zip(net.layers, net.layer_shapes(), fit.layers):
+                if layer.synapse == "conv":
+                    stride, padding = deploy_stride_padding(layer)
+                    g = block("conv")
+                    g.create_dataset("shape", data=np.asarray(out_shape, dtype=np.int64))
+                    g.create_dataset("weight", data=deploy_weight(layer).astype(np.int64))
+                    g.create_dataset("stride", data=np.asarray(stride, dtype=np.int64))
+                    g.create_dataset("padding", data=np.asarray(padding, dtype=np.int64))
+                    g.create_dataset("dilation", data=np.asarray((1, 1), dtype=np.int64))
+                    g.create_dataset("groups", data=np.int64(1))
+                elif layer.synapse == "dense":
+                    if len(in_shape) == 3:
+                        if not layer.flatten_input:
+                            raise UnsupportedLayerError(f"layer {layer.name}: dense on a {in_shape} map without flatten_input")
+                        block("flatten")
+                    g = block("dense")
+                    g.create_dataset("shape", data=np.asarray(out_shape, dtype=np.int64))
+                    g.create_dataset("weight", data=layer.weight.astype(np.int64).reshape(layer.weight.shape[0], -1))
+                else:  # pragma: no cover - validate() refuses other synapses
+                    raise UnsupportedLayerError(f"layer {layer.name}: synapse {layer.synapse!r} has no netx block")
+                _neuron(g, layer)
+                if np.any(layer.bias != 0):
+                    g.create_dataset("bias", data=(layer.bias >> LAVA_SHIFT).astype(np.int64))
+                _extension(g, layer, lf.route)
+    return path
+
+
+def _read_str(ds) -> str:
+    v = ds[()]
+    return v.decode("ascii") if isinstance(v, bytes) else str(v)
+
+
+def read_layer_specs(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The ``qsnn`` extension of a file written by :func:`write_netx`: (root info, one dict per
+    LIF layer in order with name, route, reset, threshold, bias, decay, frac_bits, state_bits)."""
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as f:
+            if "qsnn" not in f or _read_str(f["qsnn/format"]) != FORMAT_NAME:
+                raise QSNNError(f"{path}: not a qsnn-deploy netx file (no 'qsnn' group); export it with "
+                                "qsnn-export --target lava")
+            root = {"input_message_bits": int(f["qsnn/input_message_bits"][()]),
+                    "num_steps": int(f["qsnn/num_steps"][()]),
+                    "manifest": json.loads(_read_str(f["qsnn/manifest"])),
+                    "version": int(f["qsnn/version"][()])}
+            specs = []
+            for i in range(len(f["layer"])):
+                g = f["layer"][str(i)]
+                if "qsnn" not in g:
+                    continue
+                q = g["qsnn"]
+                specs.append({"name": _read_str(q["name"]), "route": _read_str(q["route"]), "reset": _read_str(q["reset"]),
+                              "threshold": q["threshold"][()], "bias": q["bias"][()], "decay": q["decay"][()],
+                              "frac_bits": int(q["frac_bits"][()]), "state_bits": int(q["state_bits"][()]),
+                              "sigma": q["sigma"][()] if "sigma" in q else None, "type": _read_str(g["type"]),
+                              "weight": g["weight"][()], "shape": tuple(int(s) for s in g["shape"][()]),
+                              "stride": tuple(int(s) for s in g["stride"][()]) if "stride" in g else (1, 1),
+                              "padding": tuple(int(s) for s in g["padding"][()]) if "padding" in g else (0, 0),
+                              "after_flatten": _read_str(f["layer"][str(i - 1)]["type"]) == "flatten"})
+    except OSError as exc:
+        raise QSNNError(f"{path}: cannot read as HDF5 ({exc})") from None
+    except KeyError as exc:
+        raise QSNNError(f"{path}: incomplete qsnn netx file (missing {exc})") from None
+    if root["version"] > VERSION:
+        raise QSNNError(f"{path}: qsnn netx version {root['version']} is newer than this qsnn-deploy reads ({VERSION})")
+    return root, specs
+
+
+def read_netx(path: str | Path) -> FrozenNet:
+    """The frozen net the file runs: built from the netx blocks (weights as Lava sees them, sum pools
+    folded) and the ``qsnn`` extension (exact thresholds, biases, decays, reset). Its spikes equal
+    the original net's, every step (the round trip the tests pin)."""
+    root, specs = read_layer_specs(path)
+    man = root["manifest"]
+    inp = InputSpec(**{k: (tuple(v) if k == "shape" else v) for k, v in man["input"].items()})
+    layers = []
+    for s in specs:
+        kw = dict(name=s["name"], synapse=s["type"], weight=s["weight"].astype(np.int64),
+                  weight_bits=max(int(np.abs(s["weight"]).max(initial=0)).bit_length() + 1, 2),
+                  threshold=s["threshold"].astype(np.int64), bias=s["bias"].astype(np.int64),
+                  decay=s["decay"].astype(np.int64), reset=s["reset"], frac_bits=s["frac_bits"],
+                  state_bits=s["state_bits"], sigma=s["sigma"])
+        if s["type"] == "conv":
+            kw.update(stride=s["stride"], padding=s["padding"])
+        else:
+            kw.update(flatten_input=s["after_flatten"])
+        layers.append(LIFLayer(**kw))
+    return FrozenNet(inp, layers, num_steps=root["num_steps"], metadata=dict(man.get("metadata", {}))).validate()
+
+
+def export(net: FrozenNet, out: str | Path, stem: str = "model") -> list[Path]:
+    """Write ``out/<stem>.net`` (or ``out`` itself when it ends in .net)."""
+    out = Path(out)
+    path = out if out.suffix == SUFFIX else out / f"{stem}{SUFFIX}"
+    return [write_netx(net.validate(), path)]
