@@ -322,3 +322,25 @@ def run_both_sims(net, x, steps=None, record_states=True):
     for name, s in res_np.spikes.items():
         assert s.dtype == np.uint8 and res_th.spikes[name].dtype == np.uint8
     return res_np, res_th
+
+
+def mnist_model_with_negative_gammas(deploy_faithful: bool, images: np.ndarray, seed: int = 0, num_steps: int = 100):
+    """The seeds' MNIST architecture (16C5-AP2-BN-LIF, 64C5-AP2-BN-LIF, 1024→10 LIF), untrained, with
+    ~20% negative BatchNorm gammas (their channels' weights get negated when frozen) and per-channel
+    thresholds from the BN fold; BN statistics from one train-mode pass over ``images[:100]``."""
+    from qsnn_deploy.models import build_model, mnist_arch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build_model(mnist_arch(num_steps=num_steps, deploy_faithful=deploy_faithful))
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                sign = np.where(rng.random(c) < 0.2, -1.0, 1.0)  # some negative gammas: weights get negated
+                m.weight.copy_(torch.tensor(sign * rng.uniform(0.5, 1.5, c), dtype=torch.float32))
+                m.bias.copy_(torch.tensor(rng.uniform(-0.2, 0.6, c), dtype=torch.float32))
+    # running statistics from one train-mode pass over real digits (few steps suffice), then eval
+    calibrate_batchnorm(model, images[:100].astype(np.int64), model.input_scale, steps=8)
+    reset_saturation(model)
+    return model.eval()

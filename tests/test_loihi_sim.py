@@ -10,8 +10,8 @@ from qsnn_deploy.simulators.numpy_sim import NumpySimulator
 
 def _net(reset, stock, seed=0):
     rng = np.random.default_rng(seed)
-    def th(c):
-        return (rng.integers(20, 200, c) * 64) if stock else rng.integers(500, 9000, c)
+    def th(c):  # stock Lava LIF: one threshold per layer, a multiple of 64
+        return np.full(c, int(rng.integers(20, 200)) * 64) if stock else rng.integers(500, 9000, c)
     def bias(c):
         return np.zeros(c, np.int64) if stock else rng.integers(-300, 300, c)
     def dec(c):

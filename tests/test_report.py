@@ -266,7 +266,7 @@ def test_json_validates_and_broken_json_does_not(tiny_report):
 
 # ------------------------------------------------------------------------------ target hook
 def test_target_without_fit_check_is_a_note_not_columns():
-    rep = compute_report(tiny_net(), target="lava")
+    rep = compute_report(tiny_net(), target="xylo")
     assert rep.target["available"] is False and "no fit check" in rep.target["note"]
     assert all(lr.fit is None for lr in rep.layers)
     validate(to_dict(rep))
@@ -367,7 +367,10 @@ def test_report_cli_on_real_mnist(tmp_path, capsys):
     assert d["data"]["n_samples"] == 6 and d["num_steps"] == 3
     assert [layer["name"] for layer in d["layers"]] == ["conv1", "conv2", "fc"]
     assert d["verify"]["all_exact"] and [b["name"] for b in d["verify"]["backends"]] == ["torch-model (cpu)", "torch-cpu"]
-    assert d["target"]["name"] == "lava" and d["target"]["available"] is False
+    assert d["target"]["name"] == "lava" and d["target"]["available"] is True
+    # tiny_net has subtract reset and per-channel thresholds: Lava runs it only with the custom QLIF model
+    assert d["target"]["fits"] is False and "custom QLIF" in d["target"]["summary"]
+    assert all("subtract reset" in layer["fit"]["detail"] for layer in d["layers"])
     assert d["layers"][0]["loihi"]["weight_shape"] == [16, 1, 6, 6]
     text = page.read_text()
     check_page(text, {"summary", "layers", "energy", "firing-rate", "raster", "states", "memory", "sops", "verify", "target"})

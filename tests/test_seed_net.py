@@ -16,9 +16,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import assert_spikes_equal, calibrate_batchnorm, model_spikes, reset_saturation, run_both_sims
+from conftest import assert_spikes_equal, mnist_model_with_negative_gammas as _mnist_model, model_spikes, run_both_sims
 from qsnn_deploy import freeze
-from qsnn_deploy.models import build_model, dvs_arch, mnist_arch
+from qsnn_deploy.models import build_model, dvs_arch
 from qsnn_deploy.nn import QLeaky
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,23 +56,6 @@ def digits():
     assert labels.shape == (N_DIGITS,) and labels.max() <= 9
     assert 20 < images.mean() < 50  # real digits (MNIST mean pixel ≈ 33)
     return images, labels
-
-
-def _mnist_model(deploy_faithful: bool, images: np.ndarray, seed: int = 0):
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = build_model(mnist_arch(num_steps=T_MNIST, deploy_faithful=deploy_faithful))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                sign = np.where(rng.random(c) < 0.2, -1.0, 1.0)  # some negative gammas: weights get negated
-                m.weight.copy_(torch.tensor(sign * rng.uniform(0.5, 1.5, c), dtype=torch.float32))
-                m.bias.copy_(torch.tensor(rng.uniform(-0.2, 0.6, c), dtype=torch.float32))
-    # running statistics from one train-mode pass over real digits (few steps suffice), then eval
-    calibrate_batchnorm(model, images[:100].astype(np.int64), model.input_scale, steps=8)
-    reset_saturation(model)
-    return model.eval()
 
 
 def test_mnist_seed_net_model_numpy_torch_identical(digits):

@@ -3,15 +3,24 @@
     qsnn-export model.pt --target numpy -o out/            # -> out/model.qsnn
     qsnn-export model.pt --target numpy -o out/mnist.qsnn
     qsnn-export weights.pt --model-class mypkg.nets:Net --target numpy -o out/
+    qsnn-export model.pt --target lava -o out/             # -> out/model.net (netx HDF5), fit per layer
+    qsnn-export model.pt --target lava --check             # Loihi 2 constraint check only, writes nothing
+    qsnn-export model.pt --target lava --strict -o out/    # exit 1, write nothing, unless stock Loihi fits
+
+Exit status: 0 on success; 1 when --check/--strict find a layer that does not fit the target
+(hardware limits, or a neuron the stock hardware cannot run); 2 on bad input.
 """
 from __future__ import annotations
 
 import argparse
+import json
 
 from rich.console import Console
 from rich.table import Table
 
-from ..exporters import available_targets, get_exporter
+from ..exporters import CHECKS, available_targets, get_exporter
+from ..errors import QSNNError
+from ..fileio import write_text_atomic
 from ..frozen import FrozenNet
 from ..report import report_short
 from .common import add_model_arguments, load_model, run_cli
@@ -22,7 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(p)
     p.add_argument("--target", default="numpy", help=f"export target: {', '.join(available_targets())} (default numpy)")
     p.add_argument("-o", "--output", default="out", help="output file or directory (default: out/)")
+    p.add_argument("--check", action="store_true",
+                   help="only check the net against the target's hardware limits (per layer), write nothing; "
+                        "exit 1 when a layer does not fit")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse to export (exit 1, nothing written) when any layer misses a hardware limit or "
+                        "needs a neuron model the stock hardware does not have")
+    p.add_argument("--check-json", metavar="FILE", help="also write the constraint check as JSON")
     return p
+
+
+def fit_table(fit, target: str) -> Table:
+    """Per-layer result of a target's constraint check."""
+    t = Table(title=f"{target}: per-layer fit ({fit.summary()})", show_lines=True)
+    for col in ("layer", "route", "cores", "fits stock", "detail"):
+        t.add_column(col, overflow="fold")
+    for lf in fit.layers:
+        t.add_row(lf.name, lf.route, str(lf.cores), "[green]yes[/green]" if lf.fits else "[red]no[/red]", lf.detail())
+    return t
 
 
 def layer_table(net: FrozenNet, title: str) -> Table:
@@ -45,7 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         console = Console()
         exporter = get_exporter(args.target)
+        checking = args.check or args.strict or args.check_json
+        if checking and args.target not in CHECKS.names():
+            raise QSNNError(f"target {args.target!r} has no constraint check (targets with one: {', '.join(CHECKS.names())})")
         loaded = load_model(args)
+        fit = CHECKS.get(args.target)(loaded.net) if args.target in CHECKS.names() else None
+        if fit is not None:
+            console.print(fit_table(fit, args.target))
+        if args.check_json:
+            write_text_atomic(args.check_json, json.dumps(fit.to_dict(), indent=2, default=str))
+            console.print(f"wrote {args.check_json}")
+        if args.check:
+            console.print("[green]fits[/green]" if fit.fits else "[red]does not fit stock hardware[/red]")
+            return 0 if fit.fits else 1
+        if args.strict and not fit.fits:
+            console.print(f"[red]--strict: not exported[/red] ({fit.summary()})")
+            return 1
         paths = exporter(loaded.net, args.output, stem=loaded.name)
         faithful = loaded.net.metadata.get("deploy_faithful")
         console.print(layer_table(loaded.net, f"{loaded.name}: frozen, {'deploy-faithful' if faithful else 'rounded from a float model'}"))

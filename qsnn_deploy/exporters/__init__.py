@@ -16,6 +16,14 @@ TARGETS = Registry("target", {
 })
 
 
+# Hardware constraint checks per target: ``check(net) -> obj`` with ``.fits`` (bool: runs exactly on
+# the stock hardware), ``.summary() -> str``, ``.to_dict()`` and ``.layers`` (per layer: ``.name``,
+# ``.route``, ``.fits``, ``.cores``, ``.detail()``). ``qsnn-export --check/--strict`` uses them.
+CHECKS = Registry("constraint check", {
+    "lava": "qsnn_deploy.exporters.lava_check:check_net",
+})
+
+
 def register_exporter(name: str, func: Callable[..., list[Path]]) -> None:
     TARGETS.register(name, func)
 

@@ -41,15 +41,14 @@ def import_lava():
         from lava.lib.dl.netx import hdf5
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
-        from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
 
-        from ..exporters.lava_models import QLIF
+        from ..exporters.lava_models import QLIF, SpikeRecorder
     except Exception as exc:  # noqa: BLE001 - ImportError, or Lava's own errors on an unpatched Python 3.11
         raise LavaUnavailableError(
             f"the lava backend needs lava-nc 0.10.0 and lava-dl 0.6.0, installed and patched by "
             f"'python tools/install_lava.py' (make setup does it): {type(exc).__name__}: {exc}") from None
-    return hdf5, RunSteps, Loihi2SimCfg, Source, Sink, QLIF
+    return hdf5, RunSteps, Loihi2SimCfg, Source, SpikeRecorder, QLIF
 
 
 @contextlib.contextmanager
@@ -95,11 +94,11 @@ def _to_lava(x_chw_t: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x_chw_t.transpose(1, 0)).astype(np.int32)
 
 
-def _from_lava(data: np.ndarray) -> np.ndarray:
-    """Lava sink data (x, y, c, T) / (N, T) -> [T, C, H, W] / [T, N], uint8."""
-    if data.ndim == 4:
-        return data.transpose(3, 2, 1, 0).astype(np.uint8)
-    return data.transpose(1, 0).astype(np.uint8)
+def _from_lava(train: np.ndarray) -> np.ndarray:
+    """Recorded spikes [T, x, y, c] / [T, N] (Lava order) -> [T, C, H, W] / [T, N], uint8."""
+    if train.ndim == 4:
+        return np.ascontiguousarray(train.transpose(0, 3, 2, 1))
+    return train
 
 
 class LavaSimulator:
@@ -113,6 +112,7 @@ class LavaSimulator:
     """
 
     name = "lava"
+    preferred_batch_size = 1  # one Lava network per sample; verify's progress bar ticks per sample
 
     def __init__(self, net: FrozenNet | None = None, netx_path: str | Path | None = None, saturation: str = "count",
                  progress=None):
@@ -163,7 +163,9 @@ class LavaSimulator:
                                "startup_seconds": self.startup_seconds, "run_seconds": self.run_seconds})
 
     def _run_one(self, xs: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-        hdf5, RunSteps, Loihi2SimCfg, Source, Sink, QLIF = self.lava
+        hdf5, RunSteps, Loihi2SimCfg, Source, Recorder, QLIF = self.lava
+        from ..exporters.lava_models import unpack_spikes
+
         total = xs.shape[0]
         t0 = time.perf_counter()
         with _neuron_factory(hdf5, QLIF, self.specs) as neurons:
@@ -173,8 +175,8 @@ class LavaSimulator:
         source = Source(data=_to_lava(xs))
         source.s_out.connect(network.inp)
         sinks = []
-        for block in network.layers:
-            sink = Sink(shape=block.out.shape, buffer=total)
+        for block in network.layers:  # every layer's spikes, bit-packed (Lava's Var.get is per element)
+            sink = Recorder(shape=block.out.shape, num_steps=total)
             block.out.connect(sink.a_in)
             sinks.append(sink)
         cfg = Loihi2SimCfg(select_tag="fixed_pt")
@@ -183,7 +185,8 @@ class LavaSimulator:
             t1 = time.perf_counter()
             network.run(condition=RunSteps(num_steps=total), run_cfg=cfg)
             t2 = time.perf_counter()
-            trains = {s["name"]: _from_lava(sink.data.get()) for s, sink in zip(self.specs, sinks)}
+            trains = {s["name"]: _from_lava(unpack_spikes(sink.packed.get(), sink.a_in.shape, total))
+                      for s, sink in zip(self.specs, sinks)}
             sat = {s["name"]: (int(p.saturations.get()[0]) if s["route"] == "custom" else 0)
                    for s, p in zip(self.specs, neurons)}
         except Exception as exc:  # noqa: BLE001 - turn Lava's "see output above" into the child's error

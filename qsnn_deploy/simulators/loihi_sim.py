@@ -1,9 +1,10 @@
-"""Loihi-style fixed-point simulator (NumPy, vectorized over batch) -- PARTIAL, see docs note below.
+"""Loihi-style fixed-point simulator (NumPy, vectorized over the batch); backend ``loihi``.
 
 Per layer, one of two neuron rule sets (lava-nc 0.10.0 PyLifModelBitAcc as pinned down in FACTS.md):
 
-* ``stock`` (Lava's LIF, fixed_pt), used when the layer maps exactly: zero reset, one decay per
-  layer, F = 6, B_v = 24, every θ a multiple of 64::
+* ``stock`` (Lava's LIF, fixed_pt), used when the layer maps exactly (the rule of
+  :func:`qsnn_deploy.exporters.lava_check.stock_reasons`: zero reset, one θ and one decay per
+  layer, F = 6, B_v = 24, θ a multiple of 64, no bias, |a| << 6 below 2^23)::
 
       u = tz(u*(4096-(du+1))) + (a << 6);  u wraps to 24 bits      (du = 4095: u = a << 6)
       v = clip(tz(v*(4096-dv)) + u + b, ±(2^23-1));  s = v > (vth << 6);  v[s] = 0
@@ -15,9 +16,10 @@ Per layer, one of two neuron rule sets (lava-nc 0.10.0 PyLifModelBitAcc as pinne
 ``pipeline=True`` simulates Lava's timing: every synapse adds one step, so layer l (0-based) sees
 the input of step t at Lava step t+l+1; the run lasts T+L steps and ``info["raw_spikes"]`` holds
 the Lava-timed trains. The returned ``spikes`` are aligned back (layer l shifted by l+1 steps).
-During the l+1 warm-up steps a ``custom`` layer is held at v = 0 (no bias); a ``stock`` layer
-integrates its bias (as Lava's stock LIF does), so aligned equality with the reference needs b = 0
-for stock layers with a bias.
+During the l+1 warm-up steps a ``custom`` layer is held at v = 0 (no bias), as the QLIF
+ProcessModel does in Lava; a ``stock`` layer would integrate its bias then (as Lava's stock LIF
+does), which is why a layer with a bias is routed ``custom`` under ``route="auto"``.
+Lava's own runs of the same net (backend ``lava``) equal ``info["raw_spikes"]`` bit for bit.
 """
 from __future__ import annotations
 
@@ -33,11 +35,12 @@ def _tz(x: np.ndarray) -> np.ndarray:
     return (x + ((x >> 63) & (intmath.DECAY_ONE - 1))) >> intmath.DECAY_BITS
 
 
-def stock_exact(layer) -> bool:
-    """True when Lava's stock LIF computes exactly this layer's integer semantics."""
-    d = layer.decay
-    return (layer.reset == "zero" and bool(np.all(d == d[0])) and layer.frac_bits == 6 and layer.state_bits == 24
-            and bool(np.all(layer.threshold % 64 == 0)))
+def stock_exact(layer, current_bound: int = 0) -> bool:
+    """True when Lava's stock LIF computes exactly this layer's integer semantics (the same rule the
+    Lava exporter routes by: :func:`qsnn_deploy.exporters.lava_check.stock_reasons`)."""
+    from ..exporters.lava_check import stock_reasons
+
+    return not stock_reasons(layer, current_bound)
 
 
 class LoihiSimulator:
@@ -53,7 +56,7 @@ class LoihiSimulator:
             self.layers.append(_PreparedLayer(layer, in_shape, x_bound))
             x_bound = 1
         if route == "auto":
-            self.routes = ["stock" if stock_exact(l) else "custom" for l in net.layers]
+            self.routes = ["stock" if stock_exact(l, b) else "custom" for l, b in zip(net.layers, net.current_bounds())]
         else:
             self.routes = [route] * len(net.layers)
 
@@ -79,7 +82,8 @@ class LoihiSimulator:
             raw[p.name] = _to_torch_layout(s)
             aligned[p.name] = raw[p.name][start:start + steps]
             sats[p.name] = n_sat
-        return SimResult(aligned, sats, None, backend=self.name, info={"raw_spikes": raw, "routes": self.routes})
+        return SimResult(aligned, sats, None, backend=self.name, info={"raw_spikes": raw, "routes": self.routes,
+                                                                 "timing": "lava-pipeline" if self.pipeline else "reference"})
 
     @staticmethod
     def _custom(p, j, start):

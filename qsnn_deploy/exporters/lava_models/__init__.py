@@ -4,6 +4,6 @@ This folder holds only Lava classes: Lava's compiler imports every ``.py`` file 
 a process's module to find its ProcessModels, so nothing else may live here. Importing this
 package requires lava-nc (``python tools/install_lava.py``).
 """
-from .process import QLIF
+from .process import QLIF, SpikeRecorder, unpack_spikes
 
-__all__ = ["QLIF"]
+__all__ = ["QLIF", "SpikeRecorder", "unpack_spikes"]

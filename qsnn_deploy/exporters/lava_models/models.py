@@ -14,7 +14,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from qsnn_deploy.exporters.lava_models.process import QLIF  # absolute: Lava loads this file by path
+from qsnn_deploy.exporters.lava_models.process import QLIF, SpikeRecorder  # absolute: Lava loads this file by path
 
 DECAY_BITS = 12
 
@@ -56,3 +56,25 @@ class PyQLifModelFixed(PyLoihiProcessModel):
         v = np.clip(v, -lim, lim)
         self.v[:] = v
         self.s_out.send((v > vth).astype(np.int32))
+
+
+@implements(proc=SpikeRecorder, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpikeRecorderModel(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    num_steps: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    packed: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+
+    def run_spk(self) -> None:
+        s = self.a_in.recv()
+        total = int(self.num_steps[0])
+        if not hasattr(self, "_train"):
+            self._train = np.zeros((total,) + s.shape, np.uint8)
+        t = self.time_step - 1
+        if t < total:
+            self._train[t] = s != 0
+        if t == total - 1:
+            packed = np.packbits(self._train.reshape(-1))
+            packed = np.concatenate([packed, np.zeros(-len(packed) % 4, np.uint8)])
+            self.packed[:] = packed.view(">u4").astype(np.int64)

@@ -61,3 +61,28 @@ class QLIF(AbstractProcess):
         self.state_limit = Var(shape=(1,), init=np.array([(1 << (int(state_bits) - 1)) - 1], np.int64))
         self.hold_steps = Var(shape=(1,), init=np.array([int(hold_steps)]))
         self.saturations = Var(shape=(1,), init=np.zeros(1, np.int64))
+
+
+class SpikeRecorder(AbstractProcess):
+    """Records a layer's 0/1 spikes for ``num_steps`` steps, bit-packed into 32-bit words.
+
+    Lava's ``Var.get`` sends an array one element at a time through its runtime channel (about
+    12 µs each): reading a 16×12×12 layer over 103 steps from a sink RingBuffer takes ~3 s. Packed
+    32 spikes per element it takes ~0.1 s. ``packed`` holds ``np.packbits`` of the spike train
+    [num_steps, *shape] (C order, big-endian bit order), grouped 4 bytes per element; it is filled
+    at the last step. :func:`unpack_spikes` turns it back into a uint8 array.
+    """
+
+    def __init__(self, *, shape: ty.Tuple[int, ...], num_steps: int, name: ty.Optional[str] = None, **kwargs) -> None:
+        super().__init__(shape=shape, num_steps=num_steps, name=name, **kwargs)
+        words = -(-int(np.prod(shape)) * int(num_steps) // 32)
+        self.a_in = InPort(shape=shape)
+        self.num_steps = Var(shape=(1,), init=np.array([int(num_steps)]))
+        self.packed = Var(shape=(words,), init=np.zeros(words, np.int64))
+
+
+def unpack_spikes(packed: np.ndarray, shape: ty.Tuple[int, ...], num_steps: int) -> np.ndarray:
+    """Inverse of the :class:`SpikeRecorder` packing: uint8 [num_steps, *shape]."""
+    words = np.asarray(packed).astype(np.int64).astype(">u4")
+    bits = np.unpackbits(words.view(np.uint8))[: int(np.prod(shape)) * int(num_steps)]
+    return bits.reshape((int(num_steps),) + tuple(shape))
