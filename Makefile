@@ -10,6 +10,7 @@ setup:
 	$(PIP) "setuptools>=77.0.3,<81" wheel
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[test]"
+	$(PYTHON) tools/install_lava.py --pip "$(PIP)"
 
 # Main job end to end on the shipped example: freeze + export the int4 MNIST QSNN, then verify that
 # the PyTorch model, the torch integer backend and the NumPy reference agree spike for spike.

@@ -54,7 +54,7 @@ def _patch_var_model(text: str) -> str:
 
 def _patch_slayer_init(text: str) -> str:
     old = "from . import object_detection as obd\n"
-    if old not in text:
+    if "patched by qsnn-deploy" in text or old not in text:
         return text
     new = ("try:  # patched by qsnn-deploy: object_detection needs torchvision, which is optional\n"
            "    from . import object_detection as obd\n"
@@ -64,7 +64,7 @@ def _patch_slayer_init(text: str) -> str:
 
 
 def _patch_ports(text: str) -> str:
-    if "newshape=" not in text:
+    if "newshape=" not in text:  # also true once patched
         return text
     text = text.replace("ft.partial(np.reshape, newshape=self.shape)",
                         "ft.partial(_qsnn_reshape, shape=self.shape)")
