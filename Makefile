@@ -12,20 +12,23 @@ setup:
 	$(PIP) -e ".[test]"
 	$(PYTHON) tools/install_lava.py --pip "$(PIP)"
 
-# Main job end to end on the shipped example: freeze + export the int4 MNIST QSNN, then verify that
-# the PyTorch model, the torch integer backend and the NumPy reference agree spike for spike.
+# Main job end to end on the shipped example: freeze + export the int4 MNIST QSNN (numpy, onnx, nir,
+# lava), verify that every backend and Intel Lava agree spike for spike, write the report.
 demo: setup
 	qsnn-export $(MODEL) --target numpy -o out/
 	qsnn-export $(MODEL) --target onnx -o out/
 	qsnn-export $(MODEL) --target nir -o out/
+	qsnn-export $(MODEL) --target lava -o out/
 	qsnn-verify $(MODEL) --data $(DATA)/mnist -n 1000 --steps 100 --backends torch,onnx,nir --json out/verify.json
-	qsnn-report $(MODEL) --data $(DATA)/mnist -n 1000 --json out/report.json --html out/report.html
+	qsnn-verify $(MODEL) --data $(DATA)/mnist -n 20 --steps 100 --backends loihi,lava --json out/verify-lava.json
+	qsnn-report $(MODEL) --data $(DATA)/mnist -n 1000 --target lava --json out/report.json --html out/report.html
 
 test: setup
 	$(PYTHON) -m pytest -q -p no:cacheprovider
 
 bench: setup
 	$(PYTHON) bench/bench_numpy_sim.py
+	$(PYTHON) bench/bench_lava.py
 
 clean:
 	rm -rf out build *.egg-info .pytest_cache .hypothesis

@@ -62,10 +62,10 @@ def main() -> None:
     lava_rate = args.lava_samples / run_s
 
     print(f"shipped int4 MNIST QSNN, T={steps} (+{L} pipeline steps), Lava timing, routes {lava.routes}")
-    print(f"{'what':<44}{'samples/s':>12}{'steps/s':>12}{'ratio':>10}")
+    print(f"{'what':<44}{'samples/s':>12}{'sample-steps/s':>16}{'ratio':>10}")
     print(f"{'Loihi-style simulator (NumPy, batch ' + str(args.batch) + ')':<44}{loihi_rate:>12.1f}"
-          f"{loihi_rate * (steps + L):>12.0f}{loihi_rate / lava_rate:>9.0f}×")
-    print(f"{'Lava fixed_pt, CPU (run only)':<44}{lava_rate:>12.3f}{lava_rate * (steps + L):>12.0f}{1.0:>9.0f}×")
+          f"{loihi_rate * (steps + L):>16.0f}{loihi_rate / lava_rate:>9.0f}×")
+    print(f"{'Lava fixed_pt, CPU (run only)':<44}{lava_rate:>12.3f}{lava_rate * (steps + L):>16.0f}{1.0:>9.0f}×")
     print(f"Lava start-up (build + compile + spawn), excluded above: {start_s / args.lava_samples:.2f} s per sample; "
           f"wall incl. start-up and teardown: {lava_wall / args.lava_samples:.2f} s per sample "
           f"({lava_wall and args.lava_samples / lava_wall:.3f} samples/s, ratio "

@@ -104,6 +104,16 @@ def test_export_is_atomic_and_refuses_bad_nets(tmp_path):
         LavaSimulator(netx_path=tmp_path / "junk.net")
 
 
+def test_missing_lava_is_a_clear_error(monkeypatch):
+    import sys
+
+    from qsnn_deploy.simulators.lava_sim import LavaUnavailableError
+
+    monkeypatch.setitem(sys.modules, "lava.lib.dl.netx", None)  # as if lava-dl were not installed
+    with pytest.raises(LavaUnavailableError, match="tools/install_lava.py"):
+        LavaSimulator(small_net())
+
+
 # ------------------------------------------------------------------------------ constraint check
 def test_check_routes_and_fields():
     stock = check_net(small_net(reset="zero", stock=True))

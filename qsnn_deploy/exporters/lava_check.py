@@ -236,8 +236,8 @@ def layer_fit(layer: LIFLayer, in_shape: tuple[int, ...], current_bound: int,
     lim = layer.state_limit
     checks.append(Check("worst-case |v|", "unbounded (no leak)" if math.isinf(v_bound) else f"{v_bound:.4g}",
                         f"2^{layer.state_bits - 1} - 1 = {lim}", v_bound <= lim,
-                        "" if v_bound <= lim else "the state can saturate (it clips and the clips are counted, "
-                        "identically in every backend; qsnn-report measures how often)", blocking=False))
+                        "" if v_bound <= lim else f"can exceed 2^{layer.state_bits - 1}: clips possible (counted "
+                        "identically in every backend; qsnn-report measures them)", blocking=False))
     synapses = int(w.size) if layer.synapse == "conv" else neurons * fan_in  # conv: one shared kernel per core
     cores = max(1, math.ceil(neurons / profile.neurons_per_core), math.ceil(synapses / profile.synapses_per_core))
     reasons = stock_reasons(layer, current_bound)
