@@ -216,15 +216,19 @@ def test_shipped_model_20_digits_T100_lava_loihi_reference(tmp_path):
     assert [layer["name"] for layer in by_name["lava vs loihi"]["layers"]] == ["conv1", "conv2", "fc"]
 
 
-def test_shipped_model_zero_reset_variant_and_exported_file():
-    """The shipped weights with zero reset; Lava runs the exported .net file itself."""
+def test_shipped_model_zero_reset_variant_and_exported_file(tmp_path):
+    """The shipped weights with zero reset; Lava runs the exported .net file itself (the frozen
+    net is read back from the file, not taken from memory)."""
     from test_seed_net import _load_mnist_test
 
     images, _ = _load_mnist_test(3)
     model, _ = model_from_checkpoint(SHIPPED)
     net = freeze(model)
     zero = dataclasses.replace(net, layers=[dataclasses.replace(l, reset="zero") for l in net.layers]).validate()
-    ref, res = assert_lava_matches(zero, images, 100)
+    path = write_netx(zero, tmp_path / "zero.net")
+    lava = LavaSimulator(netx_path=path)
+    assert lava.net is not zero and [l.reset for l in lava.net.layers] == ["zero"] * 3
+    ref, res = assert_lava_matches(zero, images, 100, lava)
     sub = NumpySimulator(net).run(images, 100)
     assert any(not np.array_equal(sub.spikes[n], ref.spikes[n]) for n in ref.spikes)  # really a different net
     assert ref.saturations["conv1"] > 0 and res.saturations["conv1"] == ref.saturations["conv1"]

@@ -202,8 +202,12 @@ if rank == 0:
     assert not torch.equal(before, after), "no update"
     assert sums[0].item() != sums[1].item(), "ranks saw the same data"
     print("DDP-OK", flush=True)
-dist.barrier()  # both ranks finish their collectives before gloo is torn down (avoids an abort at exit)
-dist.destroy_process_group()
+dist.barrier()  # both ranks finish their collectives before exiting
+# Exit without the interpreter's teardown: torch 2.13's gloo threads abort a rank at exit now and
+# then ("terminate called without an active exception", ~1 run in 30 here, after every check above
+# has passed). What this test pins is the synchronised step, not gloo's exit path.
+sys.stdout.flush(); sys.stderr.flush()
+os._exit(0)
 """
 
 
