@@ -327,7 +327,7 @@ def _run_backend(backend, arr, steps, static, batch_size, progress) -> SimResult
         parts.append(backend.run(xs, steps))
         progress(xs.shape[0] if static else xs.shape[1])
     names = list(parts[0].spikes)
-    info = dict(parts[0].info)
+    info = dict(parts[-1].info)  # the last part's: a backend's running totals (e.g. Lava's seconds) are complete there
     if "raw_spikes" in info:
         info["raw_spikes"] = {k: np.concatenate([p.info["raw_spikes"][k] for p in parts], axis=1) for k in names}
     return SimResult({k: np.concatenate([p.spikes[k] for p in parts], axis=1) for k in names},

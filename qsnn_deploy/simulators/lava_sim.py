@@ -15,6 +15,9 @@ them aligned back to the reference (layer l shifted by l + 1 steps).
 
 Lava runs one sample per network (batch size 1): each sample builds, compiles and starts a fresh
 network (about 0.4 s here), reported separately as ``info["startup_seconds"]``.
+
+Saturation events: a ``custom`` (QLIF) layer counts its clips, equal to the reference's; Lava's
+stock LIF does not count them, so a ``stock`` layer reports 0 (its spikes are still compared).
 """
 from __future__ import annotations
 
