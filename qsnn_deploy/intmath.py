@@ -100,3 +100,133 @@ def fold_sum_pool(weight: np.ndarray, stride: tuple[int, int], pool: tuple[int, 
         for j in range(pw):
             out[:, :, sh * i: sh * i + kh, sw * j: sw * j + kw] += w64
     return out, (sh * ph, sw * pw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact integer GEMMs through float arithmetic (docs/integer-semantics.md, "Why every path is exact")
+#
+# A float GEMM/conv of integer operands is exact, in ANY summation order, with or without FMA, on
+# any CPU or GPU kernel that really computes in that float format, when every partial sum is an
+# integer the format holds: |partial| <= max_c sum_k |w_ck| * max|x| < 2**24 (float32) or 2**53
+# (float64). Past the bound, the operands are cut into digits so that every piece is again under
+# it, and the pieces are recombined in int64 (exact: FrozenNet.validate() keeps |J| << F < 2**62):
+#
+#     x = sum_k 2**(s*k) * x_k,   x_k in [0, 2**s)                       (x >= 0; signed x = x+ - x-)
+#     w = sum_j 2**(m*j) * w_j,   w_j = sign(w) * ((|w| >> m*j) & (2**m - 1))
+#     J = sum_j sum_k 2**(m*j + s*k) * (w_j . x_k)                         each piece < the bound
+#
+# No integer-GEMM kernel of a library is trusted: those kernels differ between CPUs (onnxruntime's
+# AVX2 u8 x s8 MatMulInteger adds pairs of products in saturating int16, so it is wrong for
+# 255*127*2 > 32767 while the AVX-512 VNNI kernel is right).
+# ---------------------------------------------------------------------------------------------
+
+
+def row_abs_sum_max(weight: np.ndarray) -> int:
+    """``max_c sum_k |w[c, k...]|`` over output channels c (axis 0): the GEMM's worst row."""
+    w = np.abs(np.asarray(weight).astype(np.int64))
+    if w.size == 0:
+        return 0
+    return int(w.reshape(w.shape[0], -1).sum(axis=1).max())
+
+
+def _bit_length(value: int) -> int:
+    return max(int(value).bit_length(), 1)
+
+
+def weight_digits(weight: np.ndarray, digit_bits: int) -> list[np.ndarray]:
+    """Sign-magnitude digits ``w_j`` (int64) with ``w = sum_j 2**(m*j) * w_j`` and ``|w_j| < 2**m``."""
+    w = np.asarray(weight).astype(np.int64)
+    mag, sign = np.abs(w), np.sign(w)
+    n = -(-_bit_length(int(mag.max(initial=0))) // digit_bits)
+    mask = (1 << digit_bits) - 1
+    return [sign * ((mag >> (digit_bits * j)) & mask) for j in range(n)]
+
+
+def input_digits(x: np.ndarray, digit_bits: int, count: int) -> list[np.ndarray]:
+    """Digits ``x_k`` of a NON-NEGATIVE integer array: ``x = sum_k 2**(s*k) * x_k``, ``0 <= x_k < 2**s``."""
+    x = np.asarray(x).astype(np.int64)
+    mask = (1 << digit_bits) - 1
+    return [(x >> (digit_bits * k)) & mask for k in range(count)]
+
+
+class ExactSplit:
+    """How to compute ``J = W . x`` exactly with float GEMMs whose accumulator holds integers below ``limit``.
+
+    Attributes:
+        weight_digit_bits: m, bits per weight digit (the full width when the weights are not split).
+        weights: the weight digits ``w_j`` (int64, W's layout), ``W = sum_j 2**(m*j) w_j``.
+        input_digit_bits: s, bits per input digit.
+        input_digit_count: number of input digits ``x_k``.
+        signed_input: the input may be negative: it is split as ``x = x+ - x-`` (both >= 0) first.
+        bound: the largest |partial sum| any piece can reach (< ``limit``).
+        limit: the accumulator's exact-integer limit (2**24 float32, 2**53 float64).
+    """
+
+    def __init__(self, weight_digit_bits: int, weights: list[np.ndarray], input_digit_bits: int,
+                 input_digit_count: int, signed_input: bool, bound: int, limit: int):
+        self.weight_digit_bits = weight_digit_bits
+        self.weights = weights
+        self.input_digit_bits = input_digit_bits
+        self.input_digit_count = input_digit_count
+        self.signed_input = signed_input
+        self.bound = bound
+        self.limit = limit
+
+    @property
+    def pieces(self) -> int:
+        """Number of float GEMMs one exact J costs (1 = no split)."""
+        return len(self.weights) * self.input_digit_count * (2 if self.signed_input else 1)
+
+    def terms(self):
+        """``(weight digit, weight shift, input digit index, input shift)`` for every piece."""
+        for j, wj in enumerate(self.weights):
+            for k in range(self.input_digit_count):
+                yield wj, self.weight_digit_bits * j, k, self.input_digit_bits * k
+
+    def input_parts(self, x: np.ndarray) -> list[tuple[int, list[np.ndarray]]]:
+        """``[(sign, digits)]``: the non-negative parts of ``x`` (one, or x+ and x-) cut into digits."""
+        x = np.asarray(x).astype(np.int64)
+        parts = [(1, np.maximum(x, 0)), (-1, np.maximum(-x, 0))] if self.signed_input else [(1, x)]
+        return [(sign, input_digits(p, self.input_digit_bits, self.input_digit_count)) for sign, p in parts]
+
+    def describe(self) -> str:
+        if self.pieces == 1:
+            return "1 GEMM"
+        return (f"{self.pieces} GEMMs: {len(self.weights)} weight digit(s) of {self.weight_digit_bits} bits × "
+                f"{self.input_digit_count} input digit(s) of {self.input_digit_bits} bits"
+                + (" × input sign (x+, x-)" if self.signed_input else ""))
+
+
+def plan_exact_split(weight: np.ndarray, x_max_abs: int, signed_input: bool, limit: int) -> ExactSplit:
+    """The cheapest digit split that makes every piece of ``W . x`` exact below ``limit``.
+
+    Args:
+        weight: integer weights, output channels on axis 0 (any layout after it).
+        x_max_abs: largest |x| (2**(b-1) for signed b-bit input, 2**b - 1 unsigned).
+        signed_input: whether x may be negative.
+        limit: exact-integer limit of the float accumulator (:data:`FLOAT32_EXACT` or :data:`FLOAT64_EXACT`).
+    Raises:
+        ValueError: no split exists (a single row of 1-bit digits already reaches ``limit``).
+    """
+    w = np.asarray(weight).astype(np.int64)
+    x_max_abs = max(int(x_max_abs), 1)
+    w_bits = _bit_length(int(np.abs(w).max(initial=0)))
+    x_bits = _bit_length(x_max_abs)
+    full = row_abs_sum_max(w) * x_max_abs
+    if full < limit:
+        return ExactSplit(w_bits, [w], x_bits, 1, False, full, limit)
+    best = None
+    for m in range(w_bits, 0, -1):
+        digits = weight_digits(w, m)
+        s_w = max(row_abs_sum_max(d) for d in digits)
+        for s in range(x_bits, 0, -1):
+            bound = s_w * min((1 << s) - 1, x_max_abs)
+            if bound < limit:
+                count = -(-x_bits // s)
+                cand = ExactSplit(m, digits, s, count, signed_input, bound, limit)
+                if best is None or cand.pieces < best.pieces:
+                    best = cand
+                break
+    if best is None:
+        raise ValueError(f"no exact float split: a single row of one-bit digits sums to ≥ {limit}")
+    return best

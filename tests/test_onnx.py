@@ -1,11 +1,12 @@
 """ONNX target: one time step as an ONNX graph, T steps in onnxruntime, bit-exact with NumPy.
 
 * onnxruntime's integer ops do what the graph relies on: int64 ``Div`` truncates toward zero
-  (= the decay rule sign(x)·(|x| >> 12)), ``Clip`` saturates int64, ``ConvInteger`` is exact;
+  (= the decay rule sign(x)·(|x| >> 12)), ``Clip`` saturates int64 (no integer GEMM kernel is
+  relied on: see tests/test_exact_paths.py for why);
 * ``onnx.checker`` (full check) passes; the exported file runs on its own (metadata only);
 * random nets: spikes, states and saturation counts equal NumPy's, both resets, small state widths
-  (saturation), time-varying and signed input, and all three current paths (float32, int8, int64);
-  a conv no exact onnxruntime op can compute is refused;
+  (saturation), time-varying and signed input, and both current paths (one float32 op, or
+  digit pieces past 2^24); a layer no exact split exists for is refused;
 * the seeds' MNIST net on real digits; ``qsnn-verify MODEL --backends torch,onnx,nir`` returns 0.
 """
 from __future__ import annotations
@@ -49,22 +50,6 @@ def test_onnxruntime_int64_div_truncates_toward_zero_and_clip_saturates():
     assert np.array_equal(y, np.clip(x, -1000, 1000))
 
 
-def test_onnxruntime_conv_integer_is_exact():
-    rng = np.random.default_rng(1)
-    x = rng.integers(0, 256, size=(2, 3, 9, 9)).astype(np.uint8)
-    w = rng.integers(-127, 128, size=(4, 3, 4, 4)).astype(np.int8)
-    s = _session([helper.make_node("ConvInteger", ["x", "w"], ["y"], strides=[2, 1], pads=[1, 0, 1, 0])],
-                 [helper.make_tensor_value_info("x", TensorProto.UINT8, list(x.shape)),
-                  helper.make_tensor_value_info("w", TensorProto.INT8, list(w.shape))],
-                 [helper.make_tensor_value_info("y", TensorProto.INT32, ["a", "b", "c", "d"])])
-    (y,) = s.run(None, {"x": x, "w": w})
-    import torch
-
-    ref = torch.nn.functional.conv2d(torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(w, dtype=torch.float64),
-                                     stride=(2, 1), padding=(1, 0)).numpy()
-    assert np.array_equal(y, ref)
-
-
 def _compare(net: FrozenNet, x, steps, saturation_seen: list | None = None):
     ref = NumpySimulator(net).run(x, steps, record_states=True)
     got = create_backend("onnx", net).run(x, steps, record_states=True)
@@ -95,14 +80,17 @@ def test_random_nets_bit_exact_spikes_states_saturations():
 
 
 def _big_current_net(kind: str) -> FrozenNet:
-    """A layer whose worst-case current reaches 2^24: int8 path (conv or dense) or int64 path (dense)."""
+    """A layer whose worst-case current reaches 2^24: int8 conv + pool, int8 or 12-bit dense, 12-bit conv."""
     rng = np.random.default_rng(5)
-    if kind == "int8-conv":
+    if kind in ("int8-conv", "int12-conv"):
         spec = InputSpec((6, 12, 12), 8, False, 1 / 255, True)
-        w = rng.integers(-127, 128, size=(4, 6, 5, 5))
-        w[0] = 127  # all-255 input: J = 150·127·(2×2 pool)·255 ≈ 19.4M ≥ 2^24 in channel 0
-        layer = LIFLayer("conv", "conv", w.astype(np.int8), 8, np.full(4, 1 << 20), np.zeros(4, np.int64),
-                         np.full(4, 3000), reset="subtract", frac_bits=2, state_bits=40, stride=(1, 1), pool=(2, 2))
+        top = 127 if kind == "int8-conv" else 2047
+        w = rng.integers(-top, top + 1, size=(4, 6, 5, 5))
+        w[0] = top  # all-255 input: J = 150·127·(2×2 pool)·255 ≈ 19.4M ≥ 2^24 in channel 0
+        bits = 8 if top == 127 else 12
+        layer = LIFLayer("conv", "conv", w.astype(np.int8 if bits == 8 else np.int16), bits, np.full(4, 1 << 20),
+                         np.zeros(4, np.int64), np.full(4, 3000), reset="subtract", frac_bits=2, state_bits=40,
+                         stride=(1, 1), pool=(2, 2))
         layers = [layer]
     else:
         n_in = 3000
@@ -119,11 +107,14 @@ def _big_current_net(kind: str) -> FrozenNet:
     return FrozenNet(spec, layers, 6).validate()
 
 
-@pytest.mark.parametrize("kind,path", [("int8-conv", "int8"), ("int8-dense", "int8"), ("int64-dense", "int64")])
-def test_currents_beyond_2_24_take_an_exact_integer_path(kind, path):
+@pytest.mark.parametrize("kind", ["int8-conv", "int8-dense", "int12-dense", "int12-conv"])
+def test_currents_beyond_2_24_take_an_exact_split_path(kind):
     net = _big_current_net(kind)
     assert net.current_bounds()[0] >= intmath.FLOAT32_EXACT
-    assert oe.describe(net)[0]["synapse_path"] == path and oe.describe(net)[1]["synapse_path"] == "float32"
+    path = oe.describe(net)[0]["synapse_path"]
+    assert path.startswith("float32 x ") and oe.describe(net)[1]["synapse_path"] == "float32"
+    model = oe.build_onnx_model(net)
+    assert not {n.op_type for n in model.graph.node} & {"MatMulInteger", "ConvInteger"}
     rng = np.random.default_rng(3)
     x = rng.integers(200, 256, size=(3,) + net.input.shape)
     x[0] = 255
@@ -133,16 +124,16 @@ def test_currents_beyond_2_24_take_an_exact_integer_path(kind, path):
         j_max = int(np.abs(x[0].astype(np.int64) @ layer.weight.astype(np.int64).T).max())
     else:
         j_max = int(np.abs(layer.weight[0].astype(np.int64)).sum()) * 4 * 255
-    assert j_max >= intmath.FLOAT32_EXACT  # a float32 GEMM would not be guaranteed exact here
+    assert j_max >= intmath.FLOAT32_EXACT  # a single float32 GEMM would not be guaranteed exact here
     assert any(s.any() for s in ref.spikes.values())
 
 
-def test_conv_without_an_exact_onnxruntime_op_is_refused():
-    w = np.full((2, 1, 9, 9), 2047, dtype=np.int16)  # 12-bit weights: no ConvInteger; Σ|W|·255 ≥ 2^24
-    net = FrozenNet(InputSpec((1, 12, 12), 8, False, 1 / 255, True),
-                    [LIFLayer("big", "conv", w, 12, np.full(2, 10), np.zeros(2, np.int64), np.zeros(2, np.int64),
-                              frac_bits=0, state_bits=40)], 3).validate()
-    with pytest.raises(UnsupportedLayerError, match="layer 'big'.*onnxruntime has no float64/int64 Conv"):
+def test_layer_without_an_exact_split_is_refused():
+    w = np.ones((1, 1 << 24), dtype=np.int8)  # 2^24 one-bit products: no float32 piece can hold the sum
+    net = FrozenNet(InputSpec((1 << 24,), 1, False, 1.0, True),
+                    [LIFLayer("huge", "dense", w, 2, np.full(1, 10), np.zeros(1, np.int64), np.zeros(1, np.int64),
+                              frac_bits=0, state_bits=40)], 2).validate()
+    with pytest.raises(UnsupportedLayerError, match="layer 'huge', field 'weight': no exact float split"):
         oe.build_onnx_model(net)
 
 

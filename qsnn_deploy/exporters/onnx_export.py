@@ -8,16 +8,16 @@ The graph computes exactly the integer semantics of :mod:`qsnn_deploy.frozen`:
 * outputs per layer ``<layer>.spikes`` (uint8 0/1), ``<layer>.v`` (int64, feed it back as
   ``v_prev``) and ``<layer>.saturated`` (int64 scalar: (neuron) clips in this step).
 
-Synaptic current ``J``, chosen per layer so that it is exact:
-
-* ``float32``: ``Conv``/``MatMul`` in float32 when the worst-case ``|J|`` is below 2^24 (every
-  partial sum is then an exact integer), a conv followed by a sum pool folded into one conv
-  (:func:`~qsnn_deploy.intmath.fold_sum_pool`), then ``Round`` and ``Cast`` to int64;
-* ``int8``: ``ConvInteger``/``MatMulInteger`` (uint8/int8 inputs × int8 weights → exact int32)
-  when the bound reaches 2^24 but weights and inputs fit 8 bits; the sum pool as
-  ``Slice`` → ``Reshape`` → ``ReduceSum`` in int64;
-* ``int64``: dense layers beyond both: ``MatMul`` in int64. (onnxruntime has no float64 or
-  integer ``Conv`` beyond 8 bits on the CPU: such a conv layer is refused with an error.)
+Synaptic current ``J``, exact by construction on every CPU (docs/integer-semantics.md, "Why every
+path is exact"): only float32 ``Conv``/``MatMul`` whose every partial sum is an integer below 2^24,
+then ``Round`` and ``Cast`` to int64. A conv followed by a sum pool is folded into one conv
+(:func:`~qsnn_deploy.intmath.fold_sum_pool`). When the worst-case ``|J|`` reaches 2^24, the layer
+is computed in pieces (:func:`~qsnn_deploy.intmath.plan_exact_split`): the input is cut into
+digits (``Div``/``Mod`` on int64; a signed input first into ``Max(x, 0)`` and ``Max(-x, 0)``), the
+weights into sign-magnitude digits, every piece is a float32 op under 2^24, and the pieces are
+shifted and added in int64. The graph has no ``ConvInteger``/``MatMulInteger``: onnxruntime's
+integer kernels differ between CPUs (on AVX2, u8 × s8 adds pairs of products in saturating int16,
+so 255·127·2 > 32767 gives wrong currents; AVX-512 VNNI happens to be exact).
 
 State update, int64 throughout: ``r = Greater(v_prev, θ)``; zero reset ``Where(r, 0, v_prev)``;
 decay ``Div(Mul(v, d), 4096)`` — ONNX integer ``Div`` truncates toward zero in onnxruntime, which is
@@ -55,22 +55,25 @@ def _onnx():
     return onnx
 
 
-def synapse_path(layer: LIFLayer, x_lo: int, x_hi: int) -> str:
-    """Which exact arithmetic computes this layer's J: ``"float32"``, ``"int8"`` or ``"int64"``."""
-    bound = layer.current_bound(max(abs(x_lo), abs(x_hi)))
-    if bound < intmath.FLOAT32_EXACT:
-        return "float32"
+def exact_split(layer: LIFLayer, x_max_abs: int, signed: bool) -> intmath.ExactSplit:
+    """The float32 pieces that compute this layer's J exactly (one piece when its bound is below 2^24).
+
+    Planned on the pool-folded kernel the graph runs. Raises :class:`UnsupportedLayerError` when no
+    split exists (a fan-in of 2^24 or more one-bit digits).
+    """
     w = layer.weight.astype(np.int64)
-    fits_w = w.size == 0 or (w.min() >= -127 and w.max() <= 127)
-    fits_x = (x_lo >= 0 and x_hi <= 255) or (x_lo >= -128 and x_hi <= 127)
-    if fits_w and fits_x and bound < (1 << 31):
-        return "int8"
-    if layer.synapse == "dense":
-        return "int64"
-    raise UnsupportedLayerError(
-        f"onnx target: layer {layer.name!r}: |J| may reach {bound} ≥ 2^24 and its weights/inputs do not fit 8 bits, so "
-        "neither a float32 Conv nor ConvInteger is exact, and onnxruntime has no float64/int64 Conv on the CPU. "
-        "Use narrower weights, or the numpy/torch backends.")
+    if layer.synapse == "conv" and layer.pool is not None:
+        w, _ = intmath.fold_sum_pool(w, layer.stride, layer.pool)
+    try:
+        return intmath.plan_exact_split(w, x_max_abs, signed, intmath.FLOAT32_EXACT)
+    except ValueError as exc:
+        raise UnsupportedLayerError(f"onnx target: layer {layer.name!r}, field 'weight': {exc}") from exc
+
+
+def synapse_path(layer: LIFLayer, x_lo: int, x_hi: int) -> str:
+    """Which exact arithmetic computes this layer's J: ``"float32"`` (one op) or ``"float32 x N"`` (N pieces)."""
+    split = exact_split(layer, max(abs(x_lo), abs(x_hi)), x_lo < 0)
+    return "float32" if split.pieces == 1 else f"float32 x {split.pieces}"
 
 
 class _Builder:
@@ -115,45 +118,59 @@ def build_onnx_model(net: FrozenNet, check: bool = True):
     x_lo, x_hi = lo, hi
     for i, (layer, (in_shape, out_shape)) in enumerate(zip(net.layers, net.layer_shapes())):
         p = f"L{i}/"
-        path = synapse_path(layer, x_lo, x_hi)
+        split = exact_split(layer, max(abs(x_lo), abs(x_hi)), x_lo < 0)
+        path = "float32" if split.pieces == 1 else f"float32 x {split.pieces}"
         ndim = len(out_shape)
         # -------------------------------------------------------------- synaptic current J (int64)
-        target = {"float32": TP.FLOAT, "int64": TP.INT64}.get(path, TP.UINT8 if x_lo >= 0 else TP.INT8)
-        xin = b.op("Cast", [x], p + "x_cast", to=target)
-        if layer.flatten_input:
-            xin = b.op("Flatten", [xin], p + "x_flat", axis=1)
         w = layer.weight.astype(np.int64)
-        if layer.synapse == "conv":
-            pads = [layer.padding[0], layer.padding[1], layer.padding[0], layer.padding[1]]
-            if path == "float32":
-                stride = layer.stride
-                if layer.pool is not None:
-                    w, stride = intmath.fold_sum_pool(w, layer.stride, layer.pool)
-                wname = b.const(p + "W", w.astype(np.float32))
-                j = b.op("Conv", [xin, wname], p + "conv", strides=list(stride), pads=pads, kernel_shape=list(w.shape[2:]))
-                j = b.op("Cast", [b.op("Round", [j], p + "round")], p + "J", to=TP.INT64)
+        stride = layer.stride
+        if layer.synapse == "conv" and layer.pool is not None:
+            w, stride = intmath.fold_sum_pool(w, stride, layer.pool)
+        pads = [layer.padding[0], layer.padding[1], layer.padding[0], layer.padding[1]]
+
+        def gemm(x_float: str, w_digit: np.ndarray, tag: str) -> str:
+            """One exact float32 piece, as int64."""
+            if layer.flatten_input:
+                x_float = b.op("Flatten", [x_float], p + f"x_flat{tag}", axis=1)
+            if layer.synapse == "conv":
+                wname = b.const(p + f"W{tag}", w_digit.astype(np.float32))
+                y = b.op("Conv", [x_float, wname], p + f"conv{tag}", strides=list(stride), pads=pads,
+                         kernel_shape=list(w_digit.shape[2:]))
             else:
-                wname = b.const(p + "W", w.astype(np.int8))
-                j = b.op("ConvInteger", [xin, wname], p + "conv", strides=list(layer.stride), pads=pads,
-                         kernel_shape=list(w.shape[2:]))
-                j = b.op("Cast", [j], p + "J_conv", to=TP.INT64)
-                if layer.pool is not None:
-                    (kh, kw), c, ho, wo = layer.pool, out_shape[0], out_shape[1], out_shape[2]
-                    j = b.op("Slice", [j, b.const(p + "sl_start", np.array([0, 0], np.int64)),
-                                       b.const(p + "sl_end", np.array([ho * kh, wo * kw], np.int64)),
-                                       b.const(p + "sl_axes", np.array([2, 3], np.int64))], p + "crop")
-                    j = b.op("Reshape", [j, b.const(p + "pool_shape", np.array([0, c, ho, kh, wo, kw], np.int64))], p + "blocks")
-                    j = b.op("ReduceSum", [j, b.const(p + "pool_axes", np.array([3, 5], np.int64))], p + "J", keepdims=0)
+                y = b.op("MatMul", [x_float, b.const(p + f"W{tag}", np.ascontiguousarray(w_digit.T).astype(np.float32))],
+                         p + f"matmul{tag}")
+            return b.op("Cast", [b.op("Round", [y], p + f"round{tag}")], p + f"J{tag}", to=TP.INT64)
+
+        if split.pieces == 1:
+            j = gemm(b.op("Cast", [x], p + "x_float", to=TP.FLOAT), w, "")
         else:
-            wt = np.ascontiguousarray(w.T)
-            if path == "float32":
-                j = b.op("MatMul", [xin, b.const(p + "W", wt.astype(np.float32))], p + "matmul")
-                j = b.op("Cast", [b.op("Round", [j], p + "round")], p + "J", to=TP.INT64)
-            elif path == "int8":
-                j = b.op("MatMulInteger", [xin, b.const(p + "W", wt.astype(np.int8))], p + "matmul")
-                j = b.op("Cast", [j], p + "J", to=TP.INT64)
-            else:
-                j = b.op("MatMul", [xin, b.const(p + "W", wt.astype(np.int64))], p + "J")
+            x64 = b.op("Cast", [x], p + "x_int64", to=TP.INT64)
+            zero64 = b.const(p + "x_zero", np.array(0, np.int64))
+            parts = [(1, x64)]
+            if split.signed_input:
+                parts = [(1, b.op("Max", [x64, zero64], p + "x_pos")),
+                         (-1, b.op("Max", [b.op("Neg", [x64], p + "x_neg_all"), zero64], p + "x_neg"))]
+            j = None
+            for sign_i, (sign, xs) in enumerate(parts):
+                digits = []
+                for k in range(split.input_digit_count):
+                    d = xs
+                    if k:
+                        d = b.op("Div", [d, b.const(p + f"div{sign_i}_{k}", np.array(1 << (split.input_digit_bits * k), np.int64))],
+                                 p + f"x{sign_i}_shift{k}")
+                    if split.input_digit_count > 1:
+                        d = b.op("Mod", [d, b.const(p + f"mod{sign_i}_{k}", np.array(1 << split.input_digit_bits, np.int64))],
+                                 p + f"x{sign_i}_digit{k}")
+                    digits.append(b.op("Cast", [d], p + f"x{sign_i}_digit{k}_float", to=TP.FLOAT))
+                for n, (wj, w_shift, k, x_shift) in enumerate(split.terms()):
+                    piece = gemm(digits[k], wj, f"_{sign_i}_{n}")
+                    if w_shift + x_shift:
+                        piece = b.op("Mul", [piece, b.const(p + f"scale_{sign_i}_{n}", np.array(1 << (w_shift + x_shift), np.int64))],
+                                     p + f"J_piece_{sign_i}_{n}")
+                    if j is None:
+                        j = piece if sign > 0 else b.op("Neg", [piece], p + f"J_neg_{sign_i}_{n}")
+                    else:
+                        j = b.op("Add" if sign > 0 else "Sub", [j, piece], p + f"J_sum_{sign_i}_{n}")
         # -------------------------------------------------------------- neuron update (int64)
         th = b.const(p + "theta", _channel_view(layer.threshold.astype(np.int64), ndim))
         d = layer.decay.astype(np.int64)
@@ -183,6 +200,8 @@ def build_onnx_model(net: FrozenNet, check: bool = True):
                           helper.make_tensor_value_info(v_name, TP.INT64, ["N", *out_shape]),
                           helper.make_tensor_value_info(sat_name, TP.INT64, [])]
         layer_info.append({"name": layer.name, "out_shape": [int(s) for s in out_shape], "synapse_path": path,
+                           "current_bound": int(layer.current_bound(max(abs(x_lo), abs(x_hi)))),
+                           "piece_bound": int(split.bound),
                            "reset": layer.reset, "frac_bits": int(layer.frac_bits), "state_bits": int(layer.state_bits)})
         x, x_lo, x_hi = z, 0, 1
     graph = helper.make_graph(b.nodes, "qsnn_step", graph_inputs, graph_outputs, initializer=b.inits,
@@ -254,6 +273,9 @@ class OnnxStepRunner:
         opts.intra_op_num_threads = _default_threads() if threads is None else int(threads)
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        # Every float32 op of the graph must run in full float32: onnxruntime's optional bf16 "fast
+        # math" GEMM (ARM64) would break the exact-integer bound. It is off by default; pin it off.
+        opts.add_session_config_entry("mlas.enable_gemm_fastmath_arm64_bfloat16", "0")
         self.session = ort.InferenceSession(model.SerializeToString(), sess_options=opts,
                                             providers=providers or ["CPUExecutionProvider"])
         in_type = self.session.get_inputs()[0].type

@@ -4,8 +4,9 @@ Arithmetic (DESIGN.md section 3, docstring of :mod:`qsnn_deploy.frozen`):
 
 * Synaptic currents ``J`` are exact integers. They are computed with float32 BLAS GEMMs (im2col
   for convs, channels-last) because every partial sum is an integer below 2**24 when the
-  accumulation bound checked here holds; float64 (2**53) is used beyond it. Integer GEMMs in NumPy
-  are ~300x slower and are never used.
+  accumulation bound checked here holds; float64 (2**53) is used beyond it, and NumPy's own int64
+  matmul (plain loops, exact, ~300x slower) only past 2**53. No step depends on which BLAS kernel
+  runs: any summation order of integers below the bound is exact.
 * A conv followed by a sum pool runs as ONE folded conv (:func:`~qsnn_deploy.intmath.fold_sum_pool`).
 * The network runs layer by layer over all T steps (feed-forward: layer l at step t depends only on
   layer l-1 at step t), so each layer's currents for all steps come from one large GEMM; a static
@@ -42,7 +43,7 @@ class _PreparedLayer:
             self.dtype = np.float32
         elif bound < intmath.FLOAT64_EXACT:
             self.dtype = np.float64
-        else:  # pragma: no cover - validate() forbids int64 overflow; int64 GEMM is a last resort
+        else:  # past 2**53: NumPy's integer matmul (plain C loops, exact; validate() rules out int64 overflow)
             self.dtype = np.int64
         if layer.synapse == "conv":
             w, stride = layer.weight.astype(np.int64), layer.stride
@@ -96,9 +97,15 @@ class _PreparedLayer:
         if n_active < _SPARSE_ROWS * cols.shape[0]:
             res = np.zeros((cols.shape[0], self.wmat.shape[1]), dtype=np.int64)
             if n_active:
-                res[active] = np.rint(cols[active].astype(self.dtype) @ self.wmat).astype(np.int64)
+                res[active] = self._to_int(cols[active].astype(self.dtype) @ self.wmat)
             return res
-        return np.rint(cols.astype(self.dtype, copy=False) @ self.wmat).astype(np.int64)
+        return self._to_int(cols.astype(self.dtype, copy=False) @ self.wmat)
+
+    @staticmethod
+    def _to_int(j: np.ndarray) -> np.ndarray:
+        """int64 J from the GEMM result; ``rint`` of a float result (no-op when exact), never of an int64
+        one (``np.rint`` would return float64 and round values past 2**53)."""
+        return j if j.dtype == np.int64 else np.rint(j).astype(np.int64)
 
     # -------------------------------------------------------------- neurons
     def scan(self, j: np.ndarray, static: bool, steps: int, saturation: str, record: bool):

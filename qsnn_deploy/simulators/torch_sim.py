@@ -1,9 +1,18 @@
 """The integer semantics of a :class:`~qsnn_deploy.frozen.FrozenNet` in torch, on CPU or CUDA.
 
-Same arithmetic as :mod:`qsnn_deploy.simulators.numpy_sim`: exact integer convs through float32
-(or float64 beyond the 2**24 accumulation bound), rounded to the nearest integer right after the
-conv as a guard against inexact GPU algorithms (Winograd/FFT, TF32 — TF32 is also switched off
-while the simulator runs), then int64 membrane updates.
+Same arithmetic as :mod:`qsnn_deploy.simulators.numpy_sim`, exact by construction on any device
+(docs/integer-semantics.md, "Why every path is exact"):
+
+* J is a float GEMM or direct convolution of integers whose every partial sum is an integer below
+  the accumulator's exact limit: float32 below 2**24, float64 below 2**53, and past 2**53 the
+  operands are cut into digits (:func:`~qsnn_deploy.intmath.plan_exact_split`) recombined in int64.
+* Inside :func:`exact_float_math`, nothing may compute those floats with fewer bits or with a
+  transform: TF32/bf16 reduced precision off (``fp32_precision = "ieee"``), cuDNN off (its
+  Winograd/FFT algorithms are not exact on integers; PyTorch's own CUDA convolution is im2col +
+  cuBLAS GEMM) and NNPACK off (Winograd/FFT on the CPU). The CPU convolution is oneDNN's direct
+  algorithm or im2col + GEMM; both only add exact products.
+* J is also rounded to the nearest integer right after the GEMM (a no-op when exact; a guard).
+* Membrane updates are int64.
 """
 from __future__ import annotations
 
@@ -14,22 +23,62 @@ import torch
 import torch.nn.functional as F
 
 from .. import intmath
-from ..errors import SaturationError
+from ..errors import FrozenNetError, SaturationError
 from ..frozen import FrozenNet
 from .base import SATURATION_MODES, SimResult, prepare_input
 
 
+def _precision_switches() -> list:
+    """The torch backends whose ``fp32_precision`` may allow TF32/bf16 for float32 (torch >= 2.9)."""
+    b = torch.backends
+    out = []
+    for path in ("cuda.matmul", "cudnn.conv", "cudnn.rnn", "mkldnn.matmul", "mkldnn.conv", "mkldnn.rnn"):
+        obj = b
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+        if obj is not None and hasattr(obj, "fp32_precision"):
+            out.append(obj)
+    return out
+
+
+class _LegacyTF32:  # pragma: no cover - torch < 2.9
+    """``allow_tf32`` seen through the ``fp32_precision`` interface ("ieee" = TF32 off)."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    @property
+    def fp32_precision(self) -> str:
+        return "tf32" if self.obj.allow_tf32 else "ieee"
+
+    @fp32_precision.setter
+    def fp32_precision(self, value: str) -> None:
+        self.obj.allow_tf32 = value == "tf32"
+
+
 @contextlib.contextmanager
 def exact_float_math():
-    """Switch off TF32 (and cuDNN autotuning) for the duration; restore afterwards."""
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.benchmark = False
-    try:
-        yield
-    finally:
-        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark) = saved
+    """For the duration: float32 math in full IEEE precision (no TF32/bf16), no cuDNN, no NNPACK.
+
+    Those are the only ways torch could compute an integer GEMM/convolution inexactly below the
+    exact-integer bound of the float format (Winograd/FFT transforms, reduced-precision inputs).
+    Everything is restored afterwards, also on error.
+    """
+    switches = _precision_switches()
+    if not switches:  # pragma: no cover - torch < 2.9 has only the legacy TF32 flags
+        switches = [_LegacyTF32(torch.backends.cuda.matmul), _LegacyTF32(torch.backends.cudnn)]
+    saved_precision = [s.fp32_precision for s in switches]
+    saved_cudnn = torch.backends.cudnn.enabled  # a plain flag: reading it does not touch the TF32 state
+    with torch.backends.nnpack.flags(enabled=False):
+        try:
+            torch.backends.cudnn.enabled = False
+            for s in switches:
+                s.fp32_precision = "ieee"
+            yield
+        finally:
+            for s, value in zip(switches, saved_precision):
+                s.fp32_precision = value
+            torch.backends.cudnn.enabled = saved_cudnn
 
 
 def decay_toward_zero(v: torch.Tensor, d) -> torch.Tensor:
@@ -52,20 +101,26 @@ class TorchSimulator:
         self.batch_size = int(batch_size)
         self._layers = []
         x_bound = net.input.max_abs
+        x_signed = net.input.signed
         for layer in net.layers:
             bound = layer.current_bound(x_bound)
             dtype = torch.float32 if bound < intmath.FLOAT32_EXACT else torch.float64
             w, stride = layer.weight.astype(np.int64), layer.stride
             if layer.synapse == "conv" and layer.pool is not None:
                 w, stride = intmath.fold_sum_pool(w, stride, layer.pool)
+            limit = intmath.FLOAT32_EXACT if dtype == torch.float32 else intmath.FLOAT64_EXACT
+            try:
+                split = intmath.plan_exact_split(w, x_bound, x_signed, limit)
+            except ValueError as exc:
+                raise FrozenNetError(layer.name, "weight", f"torch backend: {exc}") from exc
             dev = self.device
             self._layers.append(dict(
-                layer=layer, dtype=dtype, stride=stride,
-                weight=torch.as_tensor(w, dtype=dtype, device=dev),
+                layer=layer, dtype=dtype, stride=stride, split=split,
+                weights=[(torch.as_tensor(wj, dtype=dtype, device=dev), ws, k, xs) for wj, ws, k, xs in split.terms()],
                 threshold=self._chan(layer.threshold, layer.synapse), bias=self._chan(layer.bias, layer.synapse),
                 decay=self._chan(layer.decay, layer.synapse),
             ))
-            x_bound = 1
+            x_bound, x_signed = 1, False
 
     def _chan(self, arr: np.ndarray, synapse: str) -> torch.Tensor:
         t = torch.as_tensor(arr.astype(np.int64), device=self.device)
@@ -86,15 +141,34 @@ class TorchSimulator:
         return SimResult(spikes, sats, states, backend=f"{self.name}-{self.device.type}")
 
     def currents(self, entry: dict, x: torch.Tensor) -> torch.Tensor:
-        """Exact J for a batch x [B, ...] (integer-valued); int64."""
+        """Exact J for a batch x [B, ...] (integer-valued); int64.
+
+        One float GEMM when the layer's bound allows it, else the sum of its digit pieces
+        (``entry["split"]``), each exact, shifted and added in int64.
+        """
+        layer, split = entry["layer"], entry["split"]
+        if layer.flatten_input:
+            x = x.flatten(1)
+        if split.pieces == 1:
+            return self._gemm(entry, x.to(entry["dtype"]), entry["weights"][0][0])
+        x = x.to(torch.int64)
+        parts = [(1, x.clamp(min=0)), (-1, (-x).clamp(min=0))] if split.signed_input else [(1, x)]
+        mask = (1 << split.input_digit_bits) - 1
+        total = None
+        for sign, xs in parts:
+            digits = [((xs >> (split.input_digit_bits * k)) & mask).to(entry["dtype"]) for k in range(split.input_digit_count)]
+            for wj, w_shift, k, x_shift in entry["weights"]:
+                piece = self._gemm(entry, digits[k], wj) << (w_shift + x_shift)
+                total = sign * piece if total is None else total + sign * piece
+        return total
+
+    @staticmethod
+    def _gemm(entry: dict, xf: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         layer = entry["layer"]
-        xf = x.to(entry["dtype"])
         if layer.synapse == "conv":
-            j = F.conv2d(xf, entry["weight"], stride=entry["stride"], padding=layer.padding)
+            j = F.conv2d(xf, w, stride=entry["stride"], padding=layer.padding)
         else:
-            if layer.flatten_input:
-                xf = xf.flatten(1)
-            j = xf @ entry["weight"].T
+            j = xf @ w.T
         return torch.round(j).to(torch.int64)
 
     def _run_batch(self, x: torch.Tensor, static: bool, steps: int, record: bool):
