@@ -164,8 +164,12 @@ def run_torch_model(model: nn.Module, net: FrozenNet, x_int, num_steps: int | No
     out_spikes: dict[str, list] = {name: [] for name, _ in neurons}
     out_states: dict[str, list] = {name: [] for name, _ in neurons}
     scale = float(net.input.scale)
+    from .simulators.torch_sim import exact_float_math
+
     try:
-        with torch.no_grad():
+        # exact_float_math: the model's integer convs in full float32, no cuDNN Winograd/FFT, no NNPACK
+        # (docs/integer-semantics.md, "Why every path is exact")
+        with torch.no_grad(), exact_float_math():
             for start in range(0, n, batch_size):
                 xs = arr[start:start + batch_size] if static else arr[:, start:start + batch_size]
                 xf = torch.as_tensor(xs, dtype=torch.float32, device=dev) * scale

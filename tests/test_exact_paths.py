@@ -362,3 +362,25 @@ def test_property_random_nets_every_backend_equals_numpy():
     print(f"property test: {checked}")
     assert checked["nets"] == PROPERTY_NETS
     assert checked["binary"] and checked["split"] and checked["adversarial"] and checked["subtract"] and checked["zero"] and checked["saturated"]
+
+
+def test_deploy_faithful_forward_refuses_currents_past_2_53():
+    """The QSequential forward computes J in float64: past 2^53 it refuses, naming the block, rather
+    than train on inexact currents (the frozen net itself still runs exactly: tests above)."""
+    from collections import OrderedDict
+
+    import brevitas.nn as qnn
+
+    from qsnn_deploy.errors import FrozenNetError
+    from qsnn_deploy.nn import QLeaky, QSequential
+
+    fan_in = 1 << 15
+    fc = qnn.QuantLinear(fan_in, 2, bias=False, weight_bit_width=16)
+    with torch.no_grad():
+        fc.weight.fill_(1.0)
+    model = QSequential(OrderedDict(fc=fc, lif=QLeaky(beta=0.5, threshold=1.0, state_bits=48, frac_bits=0)),
+                        input_shape=(fan_in,), input_scale=1.0, input_bits=24, num_steps=2).eval()
+    x = torch.full((1, fan_in), float((1 << 24) - 1))
+    with pytest.raises(FrozenNetError, match="layer 'fc', field 'weight'.*exact only below 2\\^53"):
+        model(x, num_steps=2)
+    model(x / 1024, num_steps=2)  # a smaller input (|J| < 2^53) runs

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..errors import UnsupportedLayerError
-from ..intmath import FLOAT32_EXACT
+from ..errors import FrozenNetError, UnsupportedLayerError
+from ..intmath import FLOAT32_EXACT, FLOAT64_EXACT
 from .blocks import Block, block_affine, parse_blocks, quantized_weight, synaptic_current
 from .neuron import QLeaky
 from .ste import round_ste
@@ -92,7 +92,12 @@ class QSequential(nn.Sequential):
         x_int = round_ste(h / input_scale)
         first = block is self._blocks[0]
         x_max = ((1 << (self.input_bits - 1)) if self.input_signed else (1 << self.input_bits) - 1) if first else 1
-        if _current_bound(block, w_int, x_int, bits, x_max) >= FLOAT32_EXACT:
+        bound = _current_bound(block, w_int, x_int, bits, x_max)
+        if bound >= FLOAT32_EXACT:
+            if bound >= FLOAT64_EXACT:
+                raise FrozenNetError(block.name, "weight", f"the deploy-faithful forward computes J in float64, exact "
+                                     f"only below 2^53; this block's |J| may reach {int(bound)}. Use narrower weights "
+                                     "or inputs (the frozen net still runs exactly in every backend).")
             x_int = x_int.to(torch.float64)  # DESIGN §3: float32 holds J exactly only below 2**24
         j = synaptic_current(block, x_int, w_int)
         for m in block.post:
