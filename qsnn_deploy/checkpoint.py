@@ -155,6 +155,8 @@ def _torch_load_safe(path: Path) -> Any:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory; expected a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: not a file")
     try:
@@ -168,7 +170,8 @@ def _torch_load_safe(path: Path) -> Any:
         detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(e))
         raise CheckpointError(f"{path}: truncated or corrupt, or not a torch checkpoint (the weights-only "
                               f"unpickler failed: {detail.group(1) if detail else _first_line(e)})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, UnicodeDecodeError, AttributeError, IndexError) as e:
+    except (RuntimeError, EOFError, OSError, ValueError, UnicodeDecodeError, AttributeError, IndexError, TypeError,
+            OverflowError) as e:  # TypeError: e.g. a storage claiming a negative/absurd element count
         raise CheckpointError(f"{path}: truncated or corrupt ({type(e).__name__}: {_first_line(e)})") from None
     return ckpt
 
@@ -209,7 +212,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 def _first_line(e: BaseException) -> str:
     """The first sentence of an exception's message (torch appends long generic advice)."""
-    text = str(e).strip()
+    text = re.sub(r"^\[enforce fail at [^\]]*\]\s*\.?\s*", "", str(e).strip())  # torch's C++ prefix
     return text.splitlines()[0].split(". ")[0].rstrip(".") if text else "unexpected end of file"
 
 

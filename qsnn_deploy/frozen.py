@@ -36,11 +36,15 @@ import numpy as np
 
 from . import intmath
 from .errors import CheckpointError, FrozenNetError
-from .fileio import atomic_path
+from .fileio import atomic_path, check_claimed_size
 
 FORMAT_NAME = "qsnn-frozen"
 FORMAT_VERSION = 1
 SYNAPSES = ("conv", "dense")
+#: Size limits checked by :meth:`FrozenNet.validate` (a forged file cannot make a simulator
+#: allocate absurd buffers): values per sample of the input and of every layer's output, and T.
+MAX_NEURONS = 1 << 24
+MAX_STEPS = 1 << 20
 
 
 def _pair(value, name: str, layer: str) -> tuple[int, int]:
@@ -209,8 +213,10 @@ class FrozenNet:
             raise FrozenNetError("input", "bits", f"must be in 1..32, got {spec.bits}")
         if not (math.isfinite(spec.scale) and spec.scale > 0):
             raise FrozenNetError("input", "scale", f"must be a finite positive float, got {spec.scale}")
-        if not isinstance(self.num_steps, (int, np.integer)) or self.num_steps < 1:
-            raise FrozenNetError("net", "num_steps", f"must be a positive int, got {self.num_steps!r}")
+        if math.prod(int(s) for s in spec.shape) > MAX_NEURONS:
+            raise FrozenNetError("input", "shape", f"{spec.shape} holds more than {MAX_NEURONS} values per sample (limit)")
+        if not isinstance(self.num_steps, (int, np.integer)) or not 1 <= self.num_steps <= MAX_STEPS:
+            raise FrozenNetError("net", "num_steps", f"must be an int in 1..{MAX_STEPS}, got {self.num_steps!r}")
         if not self.layers:
             raise FrozenNetError("net", "layers", "a frozen network needs at least one LIF layer")
         names = [layer.name for layer in self.layers]
@@ -293,6 +299,8 @@ class FrozenNet:
         out = layer.output_shape(in_shape)
         if any(s <= 0 for s in out):
             raise FrozenNetError(n, "weight", f"output shape {out} is empty for input {in_shape}")
+        if math.prod(out) > MAX_NEURONS:
+            raise FrozenNetError(n, "weight", f"output shape {out} holds more than {MAX_NEURONS} neurons (limit)")
         bound = layer.current_bound(x_max)
         if (bound << layer.frac_bits) + vmax * 3 >= 1 << 62:
             raise FrozenNetError(n, "weight", f"worst-case current {bound} << {layer.frac_bits} overflows int64")
@@ -383,30 +391,39 @@ class FrozenNet:
                     pool=_pair(entry["pool"], "pool", name) if entry.get("pool") else None,
                     flatten_input=bool(entry["flatten_input"]), sigma=arr.get("sigma"),
                 ))
-        except (KeyError, TypeError, ValueError) as exc:
+            net = cls(inp, layers, int(manifest["num_steps"]), dict(manifest.get("metadata") or {}))
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             if isinstance(exc, FrozenNetError):
                 raise
-            raise CheckpointError(f"malformed frozen-network manifest: {exc!r}") from exc
-        net = cls(inp, layers, int(manifest["num_steps"]), dict(manifest.get("metadata") or {}))
+            raise CheckpointError(f"malformed frozen-network manifest: {type(exc).__name__}: {exc}") from exc
         return net.validate()
 
     @classmethod
     def load(cls, path: str | Path) -> "FrozenNet":
-        """Read and validate a ``.qsnn`` file. Never unpickles."""
+        """Read and validate a ``.qsnn`` file. Never unpickles; never allocates more than the file
+        can hold (every array's header is checked against its stored size first)."""
         path = Path(path)
+        if path.is_dir():
+            raise CheckpointError(f"{path}: is a directory; expected a .qsnn file")
         if not path.is_file():
             raise CheckpointError(f"{path}: no such file")
         try:
+            _check_npz_members(path)
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-            raise CheckpointError(f"{path}: not a readable .qsnn file (truncated or corrupt?): {exc}") from exc
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
+            if isinstance(exc, CheckpointError):
+                raise
+            raise CheckpointError(f"{path}: not a readable .qsnn file (truncated or corrupt?): "
+                                  f"{type(exc).__name__}: {exc}") from None
         if "manifest.json" not in arrays:
             raise CheckpointError(f"{path}: no manifest.json inside; not a .qsnn file")
         try:
             manifest = json.loads(arrays.pop("manifest.json").tobytes().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{path}: manifest.json is not valid JSON: {exc}") from exc
+            raise CheckpointError(f"{path}: manifest.json is not valid JSON: {exc}") from None
+        if not isinstance(manifest, dict):
+            raise CheckpointError(f"{path}: manifest.json holds a {type(manifest).__name__}, expected an object")
         return cls.from_manifest(manifest, arrays)
 
     def summary_lines(self) -> list[str]:
@@ -416,6 +433,35 @@ class FrozenNet:
             extra = f" pool{layer.pool}" if layer.pool else ""
             lines.append(f"{layer.name}: {layer.synapse} {tuple(layer.weight.shape)} int{layer.weight_bits}{extra} {i}->{o} reset={layer.reset} F={layer.frac_bits} B_v={layer.state_bits}")
         return lines
+
+
+def _check_npz_members(path: Path) -> None:
+    """Refuse, before NumPy allocates anything, an archive member whose ``.npy`` header claims more
+    data than the member holds (e.g. a 10^12-element array in a small file), or that holds Python
+    objects (which only unpickling could read)."""
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            check_claimed_size(path, f"archive member {name!r}", info.file_size, info.compress_size)
+            if not name.endswith(".npy"):
+                continue
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise CheckpointError(f"{path}: member {name!r}: unsupported .npy version {version}")
+                header = fh.tell()
+            if dtype.hasobject:
+                raise CheckpointError(f"{path}: member {name!r} holds Python objects (dtype {dtype}); refused: "
+                                      "reading it would unpickle code. A .qsnn file holds integer arrays only")
+            claimed = math.prod(shape) * dtype.itemsize
+            if claimed != info.file_size - header:
+                raise CheckpointError(f"{path}: member {name!r}: its header claims shape {tuple(shape)} of {dtype} "
+                                      f"({claimed} bytes) but the member holds {info.file_size - header} bytes; "
+                                      "refused without allocating it (truncated or forged file)")
 
 
 def load(path: str | Path) -> FrozenNet:

@@ -54,6 +54,18 @@ def _read(fh: BinaryIO, n: int, path: Path) -> bytes:
         raise DatasetError(f"{path}: truncated or corrupt gzip stream ({type(e).__name__}: {e})") from e
 
 
+def _read_payload(fh: BinaryIO, n: int, path: Path) -> bytearray:
+    """Up to ``n`` bytes, read in chunks: memory grows with what the file really holds, never with
+    what its header claims (a header may claim 10^9 images in a 100-byte file)."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = _read(fh, min(_CHUNK, n - len(buf)), path)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
 def _remaining_bytes(fh: BinaryIO, path: Path) -> int:
     """Count (and discard) the bytes left in ``fh``."""
     total = 0
@@ -121,9 +133,10 @@ def read_idx(path: str | os.PathLike, limit: int | None = None) -> np.ndarray:
         what = f"bytes of data for shape {tuple(dims)} of {dtype.name}"
         count = dims[0] if limit is None else min(limit, dims[0])
         wanted = count * math.prod(dims[1:]) * dtype.itemsize
-        payload = _read(fh, wanted, path)
+        payload = _read_payload(fh, wanted, path)
         if len(payload) < wanted:
-            raise DatasetError(f"{path}: expected {expected} {what}, file holds {len(payload)}")
+            raise DatasetError(f"{path}: expected {expected} {what} (as its header claims), file holds "
+                               f"{len(payload)}: truncated file or forged header; refused")
         if count == dims[0]:
             extra = _remaining_bytes(fh, path)
             if extra:
@@ -132,7 +145,7 @@ def read_idx(path: str | os.PathLike, limit: int | None = None) -> np.ndarray:
             held = len(payload) + _remaining_bytes(fh, path)  # decode the rest to be sure
             if held != expected:
                 raise DatasetError(f"{path}: expected {expected} {what}, file holds {held}")
-    array = np.frombuffer(bytearray(payload), dtype=dtype).reshape((count,) + tuple(dims[1:]))
+    array = np.frombuffer(payload, dtype=dtype).reshape((count,) + tuple(dims[1:]))
     return array.astype(dtype.newbyteorder("="), copy=False) if dtype.itemsize > 1 else array
 
 
@@ -140,6 +153,8 @@ def _find_file(data_dir: Path, stem: str) -> Path:
     for name in (stem + ".gz", stem):
         if (data_dir / name).is_file():
             return data_dir / name
+        if (data_dir / name).is_dir():
+            raise DatasetError(f"{data_dir / name}: is a directory; expected an idx file")
     raise DatasetError(f"{data_dir / (stem + '.gz')}: file not found (nor {stem} uncompressed); the folder must hold "
                        f"{', '.join(_expected_names())} (or the same names without .gz)")
 
@@ -214,6 +229,8 @@ def find_dataset(data_dir: str | os.PathLike) -> str:
         DatasetError: the folder is missing or holds no idx files.
     """
     data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DatasetError(f"{data_dir}: is a file; expected a dataset folder holding {', '.join(_expected_names())}")
     if not data_dir.is_dir():
         raise DatasetError(f"{data_dir}: dataset folder not found")
     if not any(p.is_file() and "-idx" in p.name for p in data_dir.iterdir()):

@@ -32,14 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import QSNNError, UnsupportedLayerError
-from ..fileio import atomic_path
+from ..errors import CheckpointError, FrozenNetError, UnsupportedLayerError
+from ..fileio import atomic_path, check_hdf5_sizes
 from ..frozen import FrozenNet, InputSpec, LIFLayer
 from .lava_check import LAVA_SHIFT, NetFit, check_net, deploy_stride_padding, deploy_weight
 
 SUFFIX = ".net"
 FORMAT_NAME = "qsnn-netx"
 VERSION = 1
+MAX_WEIGHT_BITS = 16  # the frozen format's widest weight (FrozenNet.validate)
 
 
 def _h5py():
@@ -143,13 +144,24 @@ def _read_str(ds) -> str:
 
 def read_layer_specs(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The ``qsnn`` extension of a file written by :func:`write_netx`: (root info, one dict per
-    LIF layer in order with name, route, reset, threshold, bias, decay, frac_bits, state_bits)."""
+    LIF layer in order with name, route, reset, threshold, bias, decay, frac_bits, state_bits).
+
+    Raises:
+        CheckpointError: not a file, not HDF5, not written by qsnn-deploy, incomplete, or a dataset
+            whose shape claims more bytes than the file can hold (refused before reading it).
+    """
     h5py = _h5py()
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory; expected a netx HDF5 file (.net)")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
     try:
         with h5py.File(path, "r") as f:
+            check_hdf5_sizes(f, path)
             if "qsnn" not in f or _read_str(f["qsnn/format"]) != FORMAT_NAME:
-                raise QSNNError(f"{path}: not a qsnn-deploy netx file (no 'qsnn' group); export it with "
-                                "qsnn-export --target lava")
+                raise CheckpointError(f"{path}: not a qsnn-deploy netx file (no 'qsnn' group); export it with "
+                                      "qsnn-export --target lava")
             root = {"input_message_bits": int(f["qsnn/input_message_bits"][()]),
                     "num_steps": int(f["qsnn/num_steps"][()]),
                     "manifest": json.loads(_read_str(f["qsnn/manifest"])),
@@ -168,35 +180,60 @@ def read_layer_specs(path: str | Path) -> tuple[dict[str, Any], list[dict[str, A
                               "stride": tuple(int(s) for s in g["stride"][()]) if "stride" in g else (1, 1),
                               "padding": tuple(int(s) for s in g["padding"][()]) if "padding" in g else (0, 0),
                               "after_flatten": _read_str(f["layer"][str(i - 1)]["type"]) == "flatten"})
+    except CheckpointError:
+        raise
     except OSError as exc:
-        raise QSNNError(f"{path}: cannot read as HDF5 ({exc})") from None
+        raise CheckpointError(f"{path}: cannot read as HDF5 (empty, truncated or not an HDF5 file: {exc})") from None
     except KeyError as exc:
-        raise QSNNError(f"{path}: incomplete qsnn netx file (missing {exc})") from None
+        raise CheckpointError(f"{path}: incomplete qsnn netx file (missing {exc})") from None
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError, OverflowError) as exc:
+        raise CheckpointError(f"{path}: malformed qsnn netx file ({type(exc).__name__}: {exc})") from None
     if root["version"] > VERSION:
-        raise QSNNError(f"{path}: qsnn netx version {root['version']} is newer than this qsnn-deploy reads ({VERSION})")
+        raise CheckpointError(f"{path}: qsnn netx version {root['version']} is newer than this qsnn-deploy reads ({VERSION})")
     return root, specs
+
+
+def _int_array(layer: str, field: str, value: Any) -> np.ndarray:
+    """An integer dataset of the file as int64; a float one (NaN, inf, fractions) is refused."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise FrozenNetError(layer, field, f"must be an integer dataset, found {arr.dtype}"
+                             + (" holding NaN or infinite values" if arr.dtype.kind == "f" and not np.isfinite(arr).all() else ""))
+    return arr.astype(np.int64)
 
 
 def read_netx(path: str | Path) -> FrozenNet:
     """The frozen net the file runs: built from the netx blocks (weights as Lava sees them, sum pools
     folded) and the ``qsnn`` extension (exact thresholds, biases, decays, reset). Its spikes equal
     the original net's, every step (the round trip the tests pin)."""
+    path = Path(path)
     root, specs = read_layer_specs(path)
     man = root["manifest"]
-    inp = InputSpec(**{k: (tuple(v) if k == "shape" else v) for k, v in man["input"].items()})
-    layers = []
-    for s in specs:
-        kw = dict(name=s["name"], synapse=s["type"], weight=s["weight"].astype(np.int64),
-                  weight_bits=max(int(np.abs(s["weight"]).max(initial=0)).bit_length() + 1, 2),
-                  threshold=s["threshold"].astype(np.int64), bias=s["bias"].astype(np.int64),
-                  decay=s["decay"].astype(np.int64), reset=s["reset"], frac_bits=s["frac_bits"],
-                  state_bits=s["state_bits"], sigma=s["sigma"])
-        if s["type"] == "conv":
-            kw.update(stride=s["stride"], padding=s["padding"])
-        else:
-            kw.update(flatten_input=s["after_flatten"])
-        layers.append(LIFLayer(**kw))
-    return FrozenNet(inp, layers, num_steps=root["num_steps"], metadata=dict(man.get("metadata", {}))).validate()
+    try:
+        inp = InputSpec(**{k: (tuple(v) if k == "shape" else v) for k, v in man["input"].items()})
+        layers = []
+        for s in specs:
+            name = s["name"]
+            weight = _int_array(name, "weight", s["weight"])
+            w_max = int(np.abs(weight).max(initial=0))
+            if w_max.bit_length() + 1 > MAX_WEIGHT_BITS:
+                raise FrozenNetError(name, "weight", f"|weight| up to {w_max} needs {w_max.bit_length() + 1} bits, "
+                                     f"over the {MAX_WEIGHT_BITS}-bit limit")
+            kw = dict(name=name, synapse=s["type"], weight=weight, weight_bits=max(w_max.bit_length() + 1, 2),
+                      threshold=_int_array(name, "threshold", s["threshold"]),
+                      bias=_int_array(name, "bias", s["bias"]), decay=_int_array(name, "decay", s["decay"]),
+                      reset=s["reset"], frac_bits=s["frac_bits"], state_bits=s["state_bits"], sigma=s["sigma"])
+            if s["type"] == "conv":
+                kw.update(stride=s["stride"], padding=s["padding"])
+            else:
+                kw.update(flatten_input=s["after_flatten"])
+            layers.append(LIFLayer(**kw))
+        net = FrozenNet(inp, layers, num_steps=root["num_steps"], metadata=dict(man.get("metadata", {})))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, FrozenNetError):
+            raise
+        raise CheckpointError(f"{path}: malformed qsnn netx file ({type(exc).__name__}: {exc})") from None
+    return net.validate()
 
 
 def export(net: FrozenNet, out: str | Path, stem: str = "model") -> list[Path]:

@@ -39,7 +39,8 @@ import torch
 import torch.nn as nn
 
 from .. import intmath
-from ..errors import CheckpointError, FrozenNetError, UnsupportedLayerError
+from ..errors import CheckpointError, FrozenNetError, QSNNError, UnsupportedLayerError
+from ..fileio import check_hdf5_sizes
 from ..frozen import FORMAT_VERSION, FrozenNet, InputSpec, LIFLayer
 
 SUFFIX = ".nir"
@@ -361,6 +362,9 @@ def _check_float_fields(graph, net: FrozenNet, pool: str, layout: str) -> None:
             if not hasattr(b, fname):
                 continue
             x, y = np.asarray(getattr(a, fname, None)), np.asarray(getattr(b, fname))
+            if x.dtype.kind in "fc" and not np.isfinite(x).all() and np.isfinite(y).all():
+                raise CheckpointError(f"NIR node {name!r}: field {fname!r} holds NaN or infinite values (its integer "
+                                      "metadata has none: the graph was edited after export)")
             if x.shape != y.shape or not np.array_equal(x.astype(np.float64), y.astype(np.float64), equal_nan=True):
                 raise CheckpointError(f"NIR node {name!r}: field {fname!r} disagrees with the node's integer metadata (the "
                                       "graph was edited after export). Re-export it, or import the edited graph as a "
@@ -378,9 +382,15 @@ def read_graph(path: str | Path):
     import nir
 
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory; expected a NIR graph file (.nir)")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     try:
+        import h5py
+
+        with h5py.File(path, "r") as f:  # refuse datasets claiming more than the file holds, before nir reads them
+            check_hdf5_sizes(f, path)
         try:
             return nir.read(path)
         except ValueError as exc:
@@ -389,8 +399,11 @@ def read_graph(path: str | Path):
             # nir 1.0.8 infers a Conv2d's output type from the kernel height only, so a graph with a
             # non-square kernel fails its own type check: read it without (shapes are computed here).
             return nir.read(path, type_check=False)
-    except (OSError, KeyError, ValueError, AssertionError, TypeError) as exc:
-        raise CheckpointError(f"{path}: not a readable NIR graph: {exc}") from exc
+    except CheckpointError:
+        raise
+    except (OSError, KeyError, ValueError, AssertionError, TypeError, AttributeError, IndexError, RuntimeError,
+            UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not a readable NIR graph ({type(exc).__name__}: {exc})") from None
 
 
 # ====================================================================================== foreign graphs
@@ -661,9 +674,14 @@ def load_nir(path: str | Path, **options):
     """(frozen net, float torch model or None) from a ``.nir`` file: a qsnn-written file is read
     exactly (:func:`read_nir`); any other graph is imported with :func:`nir_graph_to_frozen`."""
     graph = read_graph(path)
-    if is_qsnn_graph(graph):
-        return frozen_from_nir_graph(graph), None
-    return nir_graph_to_frozen(graph, return_model=True, metadata={"nir_file": Path(path).name}, **options)
+    try:
+        if is_qsnn_graph(graph):
+            return frozen_from_nir_graph(graph), None
+        return nir_graph_to_frozen(graph, return_model=True, metadata={"nir_file": Path(path).name}, **options)
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
+        if isinstance(exc, QSNNError):  # already a clear error
+            raise
+        raise CheckpointError(f"{path}: malformed NIR graph ({type(exc).__name__}: {exc})") from None
 
 
 # ====================================================================================== consumers
