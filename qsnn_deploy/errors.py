@@ -35,3 +35,8 @@ class CheckpointError(QSNNError, ValueError):
 
 class SaturationError(QSNNError, OverflowError):
     """A membrane state left its B_v-bit range while saturation was configured to raise."""
+
+
+class QSNNWarning(UserWarning):
+    """Something the user should know about that is not an error (e.g. a threshold clamped at freeze
+    time). The command-line tools show these, as ``warning: ...`` lines, and silence library warnings."""

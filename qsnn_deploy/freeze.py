@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from . import intmath
-from .errors import FrozenNetError, UnsupportedLayerError
+from .errors import FrozenNetError, QSNNWarning, UnsupportedLayerError
 from .frozen import FrozenNet, InputSpec, LIFLayer
 from .nn.blocks import Block, block_affine, parse_blocks, quantized_weight
 from .nn.neuron import QLeaky
@@ -209,7 +209,7 @@ def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bi
         n_over = int(np.count_nonzero(theta_int > vmax))
         warnings.warn(f"layer {name!r}: {n_over} channel threshold(s) up to {theta_int.max()} state units exceed the "
                       f"{s_bits}-bit state limit {vmax}; clamped (those neurons can never fire). Lower frac_bits or "
-                      "raise state_bits to keep them.", stacklevel=3)
+                      "raise state_bits to keep them.", QSNNWarning, stacklevel=3)
         theta_int = np.minimum(theta_int, vmax)
     if np.abs(b_int).max(initial=0) > vmax:
         raise FrozenNetError(name, "bias", f"{np.abs(b_int).max()} state units exceeds the {s_bits}-bit state limit {vmax}")

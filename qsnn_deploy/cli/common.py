@@ -4,13 +4,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch.nn as nn
 
-from ..errors import CheckpointError, QSNNError
+from ..errors import CheckpointError, QSNNError, QSNNWarning
 from ..frozen import FrozenNet
 
 
@@ -24,7 +25,8 @@ class LoadedModel:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="qsnn checkpoint (.pt), frozen network (.qsnn), NIR graph (.nir), or weights with --model-class")
+    parser.add_argument("model", help="qsnn checkpoint (.pt), frozen network (.qsnn), NIR graph (.nir), netx HDF5 from --target lava (.net), "
+                             "or weights with --model-class")
     parser.add_argument("--model-class", metavar="PKG.MODULE:CLASS",
                         help="your own nn.Module class (imported from code you name; built with no arguments); "
                              "MODEL is then a state_dict saved with torch.save")
@@ -39,14 +41,31 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model(args: argparse.Namespace) -> LoadedModel:
-    """Build (model, frozen net) from the command line, never unpickling code from a data file."""
-    from ..freeze import freeze
+    """Build (model, frozen net) from the command line, never unpickling code from a data file.
 
+    Every problem with the file raises a :class:`QSNNError` whose message names the file."""
     path = Path(args.model)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory; expected a model file (.pt, .qsnn, .nir or .net)")
+    try:
+        return _load_model(args, path)
+    except QSNNError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise CheckpointError(f"{path}: {exc}") from exc
+
+
+def _load_model(args: argparse.Namespace, path: Path) -> LoadedModel:
+    from ..freeze import freeze
+
     if path.suffix == ".qsnn":
         return LoadedModel(FrozenNet.load(path), None, path.stem)
+    if path.suffix == ".net":
+        from ..exporters.lava_export import read_netx
+
+        return LoadedModel(read_netx(path), None, path.stem)
     if path.suffix == ".nir":
         from ..exporters.nir_export import load_nir
 
@@ -83,13 +102,48 @@ def _user_model(spec: str, weights: Path) -> nn.Module:
     return model.eval()
 
 
+def _one_line(text: object) -> str:
+    """A message on one line (library messages may hold newlines and long advice)."""
+    return " ".join(str(text).split()) or "unknown error"
+
+
+def _tolerant_streams() -> None:
+    """Non-UTF-8 terminals (``LC_ALL=C``, ``PYTHONIOENCODING=ascii``): escape characters a path may
+    hold (``módel_ü.qsnn``) instead of failing on them."""
+    for stream in (sys.stdout, sys.stderr):
+        enc = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if enc != "utf8" and getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - a stream that cannot be reconfigured
+                pass
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {_one_line(message)}", file=sys.stderr)
+
+
 def run_cli(main: Callable[[], int]) -> int:
-    """Run a CLI body; turn qsnn errors into one clear line and exit status 2."""
+    """Run a CLI body; turn bad input into exactly one line on stderr (``error: ...``) and exit
+    status 2 (docs/bad-input.md). Library warnings are not shown: every problem the tools know
+    about is an error with its own message."""
+    _tolerant_streams()
     try:
-        return main()
-    except (QSNNError, KeyError, FileNotFoundError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch/brevitas/h5py advice is not for the CLI user
+            warnings.simplefilter("default", QSNNWarning)
+            warnings.showwarning = _show_warning
+            return main()
+    except (QSNNError, KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {_one_line(msg)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unreadable input or unwritable output that no loader turned into a QSNNError
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{_one_line(exc.strerror or exc)}", file=sys.stderr)
+        return 2
+    except UnicodeError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

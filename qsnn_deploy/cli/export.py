@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from ..exporters import CHECKS, available_targets, get_exporter
 from ..errors import QSNNError
-from ..fileio import write_text_atomic
+from ..fileio import check_output_path, write_text_atomic
 from ..frozen import FrozenNet
 from ..report import report_short
 from .common import add_model_arguments, load_model, run_cli
@@ -74,7 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         checking = args.check or args.strict or args.check_json
         if checking and args.target not in CHECKS.names():
             raise QSNNError(f"target {args.target!r} has no constraint check (targets with one: {', '.join(CHECKS.names())})")
+        if args.check_json:
+            check_output_path(args.check_json, "file")
+        # refuse an unwritable output before any work (nothing is created here), and again once the
+        # file name (the model's stem) is known
+        suffix = getattr(sys.modules.get(getattr(exporter, "__module__", ""), None), "SUFFIX", None)
+        out_is_file = bool(suffix) and Path(args.output).suffix == suffix
+        if not args.check:
+            check_output_path(args.output, "file" if out_is_file else "dir")
         loaded = load_model(args)
+        if not args.check and suffix and not out_is_file:
+            check_output_path(Path(args.output) / f"{loaded.name}{suffix}", "file")
         fit = CHECKS.get(args.target)(loaded.net) if args.target in CHECKS.names() else None
         if fit is not None:
             console.print(fit_table(fit, args.target))

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import QSNNError
+from ..fileio import check_output_path
 from ..report import collect_activity, compute_report, print_report, write_html, write_json
 from .common import add_model_arguments, load_model, run_cli
 
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
         console = Console()
         t0 = time.perf_counter()
+        for out in (args.json, args.html):  # before the (long) run, not after it
+            if out:
+                check_output_path(out, "file")
         loaded = load_model(args)
         net = loaded.net
         activity = vreport = None

@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 
+from ..fileio import check_output_path
 from ..models.zoo import PRECISION_BITS
 from ..train.schedules import SCHEDULES
 from ..train.trainer import TrainConfig, Trainer
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
+        check_output_path(args.out, "dir")  # before loading data and training, not after an epoch
         Trainer(config_from_args(args), resume=args.resume).fit()
         return 0
 

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import QSNNError
-from ..fileio import write_text_atomic
+from ..fileio import check_output_path, write_text_atomic
 from ..verify import VerifyReport, verify
 from .common import add_model_arguments, load_model, run_cli
 
@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         console = Console()
+        if args.json:
+            check_output_path(args.json, "file")  # before the (long) run, not after it
         loaded = load_model(args)
         x, y, source = _inputs(args, loaded.net)
         backends = [b.strip() for b in args.backends.split(",") if b.strip()]

@@ -26,6 +26,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..errors import CheckpointError
 from ..fileio import write_text_atomic
 from ..models import PRESETS, build_model, init_uniform_fan_in, preset_arch
 from ..nn.blocks import is_synapse
@@ -130,6 +131,9 @@ class History:
     epochs: list[dict[str, float]] = field(default_factory=list)
 
 
+RESUME_KEYS = ("epoch", "optimizer", "schedule", "rng", "history")
+
+
 class Trainer:
     """Train one model from a :class:`TrainConfig`; :meth:`fit` returns the metrics dict."""
 
@@ -137,6 +141,12 @@ class Trainer:
                  log: Callable[[str], None] = print):
         self.resume_ckpt = load_checkpoint(resume) if resume else None
         if self.resume_ckpt is not None:
+            ts = self.resume_ckpt.get("train_state")
+            missing = [k for k in RESUME_KEYS if not isinstance(ts, dict) or k not in ts]
+            if missing:
+                raise CheckpointError(f"{resume}: cannot resume training from it: field 'train_state' "
+                                      f"{'is missing' if not isinstance(ts, dict) else 'lacks ' + ', '.join(missing)} "
+                                      "(only last.pt / checkpoints written by qsnn-train hold it)")
             stored = TrainConfig.from_dict(self.resume_ckpt["config"])
             stored.epochs = config.epochs  # the only thing a resume may change: how far to go
             stored.out_dir, stored.device = config.out_dir, config.device
