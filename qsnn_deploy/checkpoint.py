@@ -13,6 +13,7 @@ file that would need more (e.g. a pickled ``os.system`` call) is refused with a
 """
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import re
@@ -31,6 +32,7 @@ from .nn import QSequential
 CHECKPOINT_FORMAT = "qsnn-checkpoint"
 CHECKPOINT_VERSION = 1
 _PLAIN = (type(None), bool, int, float, str)
+ARCH_EXPANSION, ARCH_SLACK = 4, 1 << 26  # arch weight bytes allowed per state-dict byte, plus 64 MiB
 
 
 def _check_plain(obj: Any, where: str) -> None:
@@ -216,6 +218,36 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0].split(". ")[0].rstrip(".") if text else "unexpected end of file"
 
 
+def _check_arch_sizes(arch: Any, state: Mapping[str, Any], source: str) -> None:
+    """Refuse, before building it, an arch spec whose conv/linear layers claim far more weights than
+    the state dict holds (a forged 10^6 x 10^6 linear layer would allocate its claim). Smaller
+    disagreements are reported after the build, key by key."""
+    layers = arch.get("layers") if isinstance(arch, dict) else None
+    claims = []
+    for i, entry in enumerate(layers if isinstance(layers, list) else []):
+        if not isinstance(entry, dict) or entry.get("type") not in ("conv", "linear"):
+            continue
+        try:
+            if entry["type"] == "linear":
+                claim = [int(entry["out_features"]), int(entry["in_features"])]
+            else:
+                k = entry["kernel_size"]
+                kh, kw = (int(k), int(k)) if isinstance(k, (int, float)) else (int(k[0]), int(k[1]))
+                claim = [int(entry["out_channels"]), int(entry["in_channels"]), kh, kw]
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError):
+            continue  # reported by the build with the layer's index
+        claims.append((str(entry.get("name") or f"{entry['type']}{i}"), claim))
+    claimed = sum(4 * math.prod(max(c, 0) for c in claim) for _, claim in claims)  # float32 weights
+    held = sum(v.numel() * v.element_size() for v in state.values() if isinstance(v, torch.Tensor))
+    if claimed > ARCH_EXPANSION * held + ARCH_SLACK:
+        name, claim = max(claims, key=lambda nc: math.prod(nc[1]))
+        have = state.get(f"{name}.weight")
+        have = list(have.shape) if isinstance(have, torch.Tensor) else "nothing"
+        raise CheckpointError(f"{source}: the arch spec claims {claimed} bytes of weights (layer {name!r}: {name}.weight "
+                              f"of shape {claim}; the state dict holds {have}), the state dict {held} bytes (limit "
+                              f"{ARCH_EXPANSION} x + {ARCH_SLACK}); refused before building it")
+
+
 def model_from_checkpoint(ckpt_or_path: dict[str, Any] | str | os.PathLike) -> tuple[QSequential, dict[str, Any]]:
     """Rebuild the network of a checkpoint (a loaded dict or a path) and load its weights.
 
@@ -238,6 +270,7 @@ def model_from_checkpoint(ckpt_or_path: dict[str, Any] | str | os.PathLike) -> t
             bad = int((~torch.isfinite(value)).sum())
             if bad:
                 raise CheckpointError(f"{source}: parameter {key!r} holds {bad} non-finite value(s) (NaN or inf)")
+    _check_arch_sizes(ckpt["arch"], state, source)
     model = _build(ckpt["arch"])
     problems = _state_dict_problems(state, model.state_dict())
     if problems:

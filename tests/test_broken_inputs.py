@@ -44,7 +44,7 @@ from qsnn_deploy.cli import export as export_cli
 from qsnn_deploy.cli import report as report_cli
 from qsnn_deploy.cli import train as train_cli
 from qsnn_deploy.cli import verify as verify_cli
-from qsnn_deploy.exporters import lava_export, nir_export
+from qsnn_deploy.exporters import lava_export, nir_export, onnx_export
 from qsnn_deploy.frozen import MAX_NEURONS, MAX_STEPS
 from qsnn_deploy.models import build_model
 
@@ -106,6 +106,7 @@ def assets(tmp_path_factory) -> dict[str, Path]:
             "qsnn": net.save(d / "tiny.qsnn"),
             "nir": nir_export.export(net, d / "tiny.nir")[0],
             "net": lava_export.write_netx(net, d / "tiny.net"),
+            "onnx": onnx_export.export(net, d / "tiny.onnx")[0],
             "data": write_mnist(d / "mnist")}
 
 
@@ -310,6 +311,14 @@ CASES = [
          ("wbits.pt", "weight_bits", "40")),
     Case("pt-absurd-storage-size", "verify", lambda e: [str(pt_huge_storage(e, "huge.pt"))] + RAND,
          ("huge.pt", "4000000000000"), huge=True),
+    Case("pt-absurd-arch-size", "export", lambda e: [str(bad_arch(e, "arch.pt", 4, in_features=10**6, out_features=10**6)),
+                                                     "-o", str(e.p("out"))], ("arch.pt", "'fc'", "[1000000, 1000000]", "[10, 288]"),
+         huge=True),
+    Case("pt-model-class-mismatch", "export", lambda e: [str(e.copy("pt")), "--model-class", "torch.nn:Identity", "-o", str(e.p("out"))],
+         ("tiny.pt", "torch.nn:Identity", "fc.weight")),
+    Case("pt-model-class-unbuildable", "verify", lambda e: [str(e.copy("pt")), "--model-class", "torch.nn:Linear"] + RAND,
+         ("tiny.pt", "torch.nn:Linear", "cannot build")),
+    Case("onnx-as-input", "verify", lambda e: [str(e.copy("onnx"))] + RAND, ("tiny.onnx", "export target")),
     Case("pt-resume-empty", "train", lambda e: ["--resume", str(e.write("empty.pt", b"")), "--out", str(e.p("run"))],
          ("empty.pt", "corrupt"), subprocess=True),
     Case("pt-resume-pickle-runs-code", "train", lambda e: ["--resume", str(evil_pickle(e, "evil.pt")), "--out", str(e.p("run"))],

@@ -60,6 +60,9 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
 def _load_model(args: argparse.Namespace, path: Path) -> LoadedModel:
     from ..freeze import freeze
 
+    if path.suffix == ".onnx":
+        raise CheckpointError(f"{path}: an ONNX file is an export target, not a model this tool reads; give the "
+                              ".pt, .qsnn, .nir or .net it was exported from")
     if path.suffix == ".qsnn":
         return LoadedModel(FrozenNet.load(path), None, path.stem)
     if path.suffix == ".net":
@@ -95,10 +98,17 @@ def _user_model(spec: str, weights: Path) -> nn.Module:
         cls = getattr(importlib.import_module(module_name), cls_name)
     except (ImportError, AttributeError) as exc:
         raise QSNNError(f"--model-class {spec}: cannot import: {exc}") from exc
-    model = cls()
+    try:
+        model = cls()
+    except Exception as exc:  # noqa: BLE001 - the user's class: report, do not crash
+        raise QSNNError(f"--model-class {spec}: cannot build it with no arguments: {type(exc).__name__}: {exc}") from exc
     from ..checkpoint import load_state_dict_file
 
-    model.load_state_dict(load_state_dict_file(weights))
+    state = load_state_dict_file(weights)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: does not fit --model-class {spec}: {exc}") from exc
     return model.eval()
 
 
