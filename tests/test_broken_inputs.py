@@ -338,7 +338,7 @@ CASES = [
     Case("qsnn-pickle-runs-code", "verify", lambda e: [str(evil_npz(e, "evil.qsnn"))] + RAND,
          ("evil.qsnn", "'evil.npy'", "Python objects")),
     Case("qsnn-nan-sigma", "report", lambda e: [str(qsnn_edit(e, "nan.qsnn", lambda m, a: a["layer0.sigma"].__setitem__(0, np.nan)))],
-         ("nan.qsnn", "conv1", "sigma", "finite")),
+         ("nan.qsnn", "conv1", "sigma", "finite"), subprocess=True),
     Case("qsnn-nan-float-weight", "export",
          lambda e: [str(qsnn_edit(e, "nanw.qsnn", lambda m, a: a.__setitem__("layer1.weight", np.full((10, 288), np.nan)))),
                     "-o", str(e.p("out"))], ("nanw.qsnn", "fc", "weight", "integer")),
