@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 spec = importlib.util.spec_from_file_location("install_lava", Path(__file__).resolve().parents[1] / "tools" / "install_lava.py")
 install_lava = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(install_lava)
@@ -40,5 +42,26 @@ def test_each_patch_fixes_its_text_once():
 def test_installed_lava_is_patched_and_imports():
     lines = install_lava.patch_installed()
     assert all(line.startswith("ok") for line in lines), lines  # make setup patched it already
+    from qsnn_deploy.simulators.lava_sim import import_lava
+
+    import_lava()  # the backend's import: works even when this process used multiprocessing before
     import lava.lib.dl.netx  # noqa: F401
     import lava.magma.compiler.var_model  # noqa: F401
+
+
+@pytest.mark.parametrize("method,ok", [("fork", True), ("spawn", False)])
+def test_lava_imports_after_the_process_used_multiprocessing(method, ok):
+    """Lava calls multiprocessing.set_start_method('fork') unforced at import: a process that used
+    multiprocessing before (a tqdm bar's lock) crashed with 'context has already been set'."""
+    import subprocess
+    import sys
+
+    code = (f"import multiprocessing as mp; mp.set_start_method({method!r}); mp.RLock()\n"
+            "from qsnn_deploy.simulators.lava_sim import import_lava, LavaUnavailableError\n"
+            "try:\n    import_lava(); print('imported')\nexcept LavaUnavailableError as e:\n    print('refused:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    if ok:
+        assert out.stdout.strip() == "imported"
+    else:
+        assert out.stdout.startswith("refused:") and "'fork' start method" in out.stdout and "'spawn'" in out.stdout

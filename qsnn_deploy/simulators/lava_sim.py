@@ -38,8 +38,30 @@ class LavaUnavailableError(QSNNError):
     """Lava (lava-nc / lava-dl) is not installed or not patched for this Python."""
 
 
+def _allow_lava_fork_start_method() -> None:
+    """Lava's message infrastructure calls ``multiprocessing.set_start_method('fork')`` (unforced) when
+    it is first imported, which raises "context has already been set" in any process that has used
+    multiprocessing before (a tqdm progress bar's lock is enough). When the process already uses
+    'fork' that call changes nothing, so the setting is cleared for Lava to make it again; any other
+    start method is a clear error rather than Lava's crash."""
+    import multiprocessing
+    import sys
+
+    if "lava.magma.runtime.message_infrastructure.multiprocessing" in sys.modules:
+        return
+    method = multiprocessing.get_start_method(allow_none=True)
+    if method is None:
+        return
+    if method != "fork":
+        raise LavaUnavailableError(f"Lava runs its processes with the 'fork' start method, but this Python process "
+                                   f"already uses {method!r} (multiprocessing.set_start_method); run Lava in a process "
+                                   "that keeps the default 'fork'")
+    multiprocessing.set_start_method(None, force=True)
+
+
 def import_lava():
     """Import what the runner needs from Lava, with a clear error when Lava is missing."""
+    _allow_lava_fork_start_method()
     try:
         from lava.lib.dl.netx import hdf5
         from lava.magma.core.run_conditions import RunSteps
