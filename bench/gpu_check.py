@@ -73,8 +73,12 @@ WEIGHT_DIFF_REASON = (
     "itself, not agree with the other. The forward spikes are integer-exact and are required to be identical.")
 
 
-class CheckError(Exception):
-    """Bad input or environment: one line on stderr, exit status 2."""
+from qsnn_deploy.cli.common import run_cli  # noqa: E402
+from qsnn_deploy.errors import QSNNError  # noqa: E402
+
+
+class CheckError(QSNNError):
+    """Bad input or environment: one line on stderr, exit status 2 (through ``run_cli``)."""
 
 
 # ------------------------------------------------------------------------------ device
@@ -551,21 +555,7 @@ def _json_default(o):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except CheckError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - qsnn errors (bad checkpoint, dataset) are one line too
-        from qsnn_deploy.errors import QSNNError
-
-        if isinstance(e, (QSNNError, FileNotFoundError)):
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        raise
+    return run_cli(lambda: run(args))  # bad input (CheckError, qsnn errors, OSError): one line, exit 2
 
 
 if __name__ == "__main__":
