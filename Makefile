@@ -11,6 +11,10 @@ setup:
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[test]"
 	$(PYTHON) tools/install_lava.py --pip "$(PIP)"
+	@# qemu-user runs one exactness test on an emulated AVX2-only CPU (tests/test_exact_paths.py); optional
+	@command -v qemu-x86_64 >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user) >/dev/null 2>&1; } || \
+		echo "note: qemu-user not installed; the emulated-AVX2 exactness test will be skipped"
 
 # Main job end to end on the shipped example: freeze + export the int4 MNIST QSNN (numpy, onnx, nir,
 # lava), verify that every backend and Intel Lava agree spike for spike, write the report.

@@ -384,3 +384,53 @@ def test_deploy_faithful_forward_refuses_currents_past_2_53():
     with pytest.raises(FrozenNetError, match="layer 'fc', field 'weight'.*exact only below 2\\^53"):
         model(x, num_steps=2)
     model(x / 1024, num_steps=2)  # a smaller input (|J| < 2^53) runs
+
+
+# ----------------------------------------------------------------------------- an AVX2-only CPU, emulated
+_AVX2_SCRIPT = r'''
+import numpy as np, onnx, onnxruntime as ort
+from onnx import helper, TensorProto
+x = np.full((1, 16), 255, np.uint8)
+m = helper.make_model(helper.make_graph([helper.make_node("MatMulInteger", ["x", "W"], ["y"])], "g",
+    [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 16])], [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1])],
+    initializer=[onnx.numpy_helper.from_array(np.full((16, 1), 127, np.int8), "W")]), opset_imports=[helper.make_opsetid("", 17)])
+m.ir_version = 10
+raw = int(ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0][0, 0])
+print("u8s8", raw)
+from qsnn_deploy import FrozenNet, InputSpec, LIFLayer
+from qsnn_deploy.simulators import create_backend
+rng = np.random.default_rng(1)
+w = rng.choice([-127, 127], size=(4, 2000)); w[0] = 127; w[1] = -127
+net = FrozenNet(InputSpec((2000,), 8, False, 1 / 255, True),
+                [LIFLayer("fc", "dense", w.astype(np.int8), 8, np.array([1 << 26, 1 << 25, 1 << 24, 1 << 24]),
+                          np.zeros(4, np.int64), np.array([4096, 3900, 2048, 0]), frac_bits=1, state_bits=40)], 4).validate()
+xs = rng.integers(200, 256, size=(3, 2000)); xs[0] = 255
+ref = create_backend("numpy", net).run(xs, record_states=True)
+got = create_backend("onnx", net).run(xs, record_states=True)
+print("states_equal", bool(np.array_equal(ref.states["fc"], got.states["fc"])), "spikes", int(ref.spikes["fc"].sum()))
+'''
+
+
+def test_onnx_backend_exact_on_an_emulated_avx2_only_cpu(tmp_path):
+    """The issue's case on an AVX2-only CPU, emulated with QEMU user mode (``-cpu Haswell``: AVX2, no
+    AVX-512/VNNI), whatever CPU runs the tests. The probe shows the emulated CPU really takes
+    onnxruntime's saturating u8×s8 kernel (the old graph's op: 262,136 instead of 518,160); the ONNX
+    backend still equals the NumPy reference there. ``make setup`` installs qemu-user where it can
+    (root with apt-get, as in CI)."""
+    import shutil
+    import subprocess
+    import sys
+
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None or os.uname().machine != "x86_64":
+        pytest.skip("needs qemu-user (qemu-x86_64) on an x86_64 host; `make setup` installs it as root")
+    script = tmp_path / "avx2_case.py"
+    script.write_text(_AVX2_SCRIPT)
+    proc = subprocess.run([qemu, "-cpu", "Haswell", os.path.realpath(sys.executable), str(script)], capture_output=True,
+                          text=True, timeout=600, cwd=str(tmp_path),
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = dict(line.split(" ", 1) for line in proc.stdout.strip().splitlines())
+    assert int(out["u8s8"]) != 16 * 255 * 127, "the emulated CPU did not take the saturating AVX2 kernel: no teeth"
+    assert out["states_equal"].startswith("True"), proc.stdout
+    assert int(out["states_equal"].split()[-1]) > 0, "no spikes: the comparison proves little"
