@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from ..exporters import CHECKS, available_targets, get_exporter
+from ..exporters import CHECKS, available_targets, get_exporter, target_suffix
 from ..errors import QSNNError
 from ..fileio import check_output_path, write_text_atomic
 from ..frozen import FrozenNet
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             check_output_path(args.check_json, "file")
         # refuse an unwritable output before any work (nothing is created here), and again once the
         # file name (the model's stem) is known
-        suffix = getattr(sys.modules.get(getattr(exporter, "__module__", ""), None), "SUFFIX", None)
+        suffix = target_suffix(args.target)
         out_is_file = bool(suffix) and Path(args.output).suffix == suffix
         if not args.check:
             check_output_path(args.output, "file" if out_is_file else "dir")

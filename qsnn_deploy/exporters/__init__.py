@@ -34,3 +34,10 @@ def available_targets() -> list[str]:
 
 def get_exporter(name: str) -> Callable[..., list[Path]]:
     return TARGETS.get(name)
+
+
+def target_suffix(name: str) -> str | None:
+    """The file suffix target ``name`` writes (its module's ``SUFFIX``, e.g. ``".onnx"``), or None."""
+    import importlib
+
+    return getattr(importlib.import_module(get_exporter(name).__module__), "SUFFIX", None)
