@@ -93,6 +93,8 @@ class VerifyReport:
     reference_accuracy: float | None
     backends: list[BackendComparison] = field(default_factory=list)
     reference_saturations: dict[str, int] = field(default_factory=dict)
+    #: what makes the equality verdict weak on these inputs (:func:`evidence_warnings`); shown beside it
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def all_exact(self) -> bool:
@@ -104,7 +106,7 @@ class VerifyReport:
             "schema": SCHEMA, "version": SCHEMA_VERSION, "model": self.model, "n_samples": self.n_samples,
             "num_steps": self.num_steps, "reference": self.reference, "reference_seconds": self.reference_seconds,
             "reference_accuracy": self.reference_accuracy, "reference_saturations": self.reference_saturations,
-            "all_exact": self.all_exact, "backends": [],
+            "all_exact": self.all_exact, "warnings": list(self.warnings), "backends": [],
         }
         for b in self.backends:
             entry = asdict(b)
@@ -229,6 +231,33 @@ def _first_layer_mismatch(layers: list[LayerComparison]) -> Mismatch | None:
     return None
 
 
+def evidence_warnings(ref: SimResult, labels=None) -> list[str]:
+    """Why equal spike trains may prove little on these inputs, one sentence each (empty when none).
+
+    * a layer that never spiked on any sample at any step: every backend agrees on silence, which
+      says nothing about its weights, thresholds or decay;
+    * a constant output: every sample gets the same output spike counts (or no output spike at all);
+    * accuracy at chance (labels given, at least 20 samples): at most 1.5 / (number of classes).
+    """
+    out = []
+    n = next(iter(ref.spikes.values())).shape[1] if ref.spikes else 0
+    for name, spikes in ref.spikes.items():
+        if not spikes.any():
+            out.append(f"layer {name!r} never spiked ({n} samples × {spikes.shape[0]} steps): equal silence proves "
+                       "nothing about it; use inputs that drive it or check its thresholds")
+    counts = ref.output_counts()
+    if n > 1 and np.all(counts == counts[0]):
+        out.append(f"the output is the same for all {n} samples (spike counts {counts[0].tolist()}): the network "
+                   "does not respond to its input")
+    if labels is not None and n >= 20:
+        classes = counts.shape[1]
+        acc = _accuracy(ref, labels)
+        if classes > 1 and acc is not None and acc <= 1.5 / classes:
+            out.append(f"accuracy {100 * acc:.1f}% is at chance level ({classes} classes: {100 / classes:.1f}%): "
+                       "an untrained or broken model, or inputs it was not trained on")
+    return out
+
+
 def _accuracy(res: SimResult, labels) -> float | None:
     if labels is None:
         return None
@@ -270,7 +299,7 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
     ref = _run_backend(ref_backend, arr, steps, static, batch_size, tick(REFERENCE))
     t_ref = time.perf_counter() - t0
     report = VerifyReport(model_name, n, steps, REFERENCE, t_ref, _accuracy(ref, labels),
-                          reference_saturations=dict(ref.saturations))
+                          reference_saturations=dict(ref.saturations), warnings=evidence_warnings(ref, labels))
     ref_preds = ref.predictions()
 
     if model is not None:

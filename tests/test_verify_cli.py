@@ -203,3 +203,37 @@ def test_console_scripts_are_installed(checkpoint, tmp_path):
     proc = subprocess.run(cmd + [str(checkpoint), "--random", "-n", "2", "--steps", "3"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "ALL BIT-EXACT" in proc.stdout
+
+
+# ------------------------------------------------------------------------------ honest verdicts
+def test_an_active_net_gets_no_warning():
+    model, _ = _active_model()
+    report = verify(freeze(model), _pixels(6), model=model, backends=["torch"])
+    assert report.all_exact and report.warnings == []
+    assert json.loads(report.to_json())["warnings"] == []
+
+
+def test_a_silent_layer_a_constant_output_and_chance_accuracy_are_warned(tmp_path, capsys):
+    """Equality of silence proves nothing: a net whose fc layer can never fire is still bit-exact
+    everywhere, but verify says why that verdict is weak (report, JSON, CLI line beside the verdict)."""
+    model, arch = _active_model()
+    net = freeze(model)
+    net.layers[-1].threshold[:] = net.layers[-1].state_limit  # fc: v can never exceed θ
+    x = _pixels(24)
+    labels = np.arange(24) % 10
+    report = verify(net, x, labels, backends=["torch"])
+    assert report.all_exact
+    w = " | ".join(report.warnings)
+    assert "layer 'fc' never spiked (24 samples × 8 steps)" in w
+    assert "the output is the same for all 24 samples" in w
+    assert "at chance level (10 classes: 10.0%)" in w
+    assert "conv1" not in w and "conv2" not in w  # those layers do spike
+    path = tmp_path / "silent.qsnn"
+    net.save(path)
+    js = tmp_path / "v.json"
+    rc = verify_cli.main([str(path), "--random", "-n", "4", "--steps", str(STEPS), "--json", str(js)])
+    out = capsys.readouterr().out
+    assert rc == 0  # the verdict (and exit status) is about equality; the warnings say what it is worth
+    assert "ALL BIT-EXACT" in out and "weak evidence: 2 warnings" in out
+    assert "warning: layer 'fc' never spiked" in out.replace("\n", " ")
+    assert len(json.loads(js.read_text())["warnings"]) == 2

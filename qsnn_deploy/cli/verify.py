@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import QSNNError
@@ -87,7 +88,12 @@ def print_report(console: Console, report: VerifyReport) -> None:
     sats = {k: v for k, v in report.reference_saturations.items() if v}
     if sats:
         console.print(f"[yellow]saturation events (state clipped to B_v bits) in the reference: {sats}[/yellow]")
-    console.print("[bold green]ALL BIT-EXACT[/bold green]" if report.all_exact else "[bold red]NOT BIT-EXACT[/bold red]")
+    verdict = "[bold green]ALL BIT-EXACT[/bold green]" if report.all_exact else "[bold red]NOT BIT-EXACT[/bold red]"
+    if report.warnings:
+        verdict += f" [bold yellow](weak evidence: {len(report.warnings)} warning{'s' if len(report.warnings) > 1 else ''})[/bold yellow]"
+    console.print(verdict)
+    for w in report.warnings:
+        console.print(f"[yellow]warning: {escape(w)}[/yellow]")
 
 
 def main(argv: list[str] | None = None) -> int:
