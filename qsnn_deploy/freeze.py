@@ -20,6 +20,7 @@ float model is something :mod:`qsnn_deploy.verify` measures.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Iterable, Sequence
 
@@ -31,6 +32,7 @@ import torch.nn as nn
 from . import intmath
 from .errors import FrozenNetError, QSNNWarning, UnsupportedLayerError
 from .frozen import FrozenNet, InputSpec, LIFLayer
+from .statebound import choose_frac_bits, current_extremes, layer_state_bound, state_bound
 from .nn.blocks import Block, block_affine, parse_blocks, quantized_weight
 from .nn.neuron import QLeaky
 from .nn.sequential import QSequential
@@ -40,8 +42,10 @@ __all__ = ["freeze"]
 
 def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Sequence[int] | None = None,
            input_scale: float | None = None, input_bits: int | None = None, input_signed: bool | None = None,
-           num_steps: int | None = None, weight_bits: int = 8, frac_bits: int = intmath.DEFAULT_FRAC_BITS,
-           state_bits: int = intmath.DEFAULT_STATE_BITS, metadata: dict | None = None) -> FrozenNet:
+           num_steps: int | None = None, weight_bits: int = 8, frac_bits: int | None = None,
+           state_bits: int = intmath.DEFAULT_STATE_BITS, metadata: dict | None = None,
+           max_frac_bits: int = intmath.DEFAULT_FRAC_BITS, calibration=None,
+           calibration_margin: float = 2.0) -> FrozenNet:
     """Freeze a spiking torch model into integer tensors.
 
     Args:
@@ -54,8 +58,20 @@ def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Seq
         input_shape, input_scale, input_bits, input_signed, num_steps: the input facts (required
             when the model is not a QSequential; ``input_scale`` defaults to 1/255 for 8-bit input).
         weight_bits: width for plain float synapses (Brevitas layers keep their own width).
-        frac_bits, state_bits: F and B_v for plain ``snntorch.Leaky`` neurons (QLeaky keeps its own).
+        frac_bits, state_bits: F and B_v for plain ``snntorch.Leaky`` neurons (QLeaky keeps its own,
+            the F it was trained with). ``frac_bits=None`` (default) chooses F per layer: the
+            largest F ≤ ``max_frac_bits`` for which :mod:`qsnn_deploy.statebound` proves that no
+            input in range can clip the state and every threshold is reachable.
+        max_frac_bits: the largest F the automatic choice considers.
+        calibration: integer inputs [N, *input_shape] (as the frozen net takes them), used only for
+            layers where no F has a proof: F is then the largest one whose state, simulated on
+            these inputs, stays within ``1 / calibration_margin`` of the limit.
+        calibration_margin: the data-driven bound's safety factor (default 2: half the range).
         metadata: extra provenance stored in the frozen net.
+
+    The frozen net's ``metadata["frac_bits"]`` records, per layer, F and its basis (``proof``,
+    ``data``, ``trained``, ``fixed`` or ``unproven``). A layer whose state can clip gets a
+    :class:`~qsnn_deploy.errors.QSNNWarning` naming it and the fix.
     """
     named = _ordered_layers(model, layers)
     blocks = parse_blocks(named)
@@ -73,22 +89,30 @@ def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Seq
     spec = InputSpec(tuple(int(s) for s in input_shape), input_bits, bool(input_signed), float(input_scale), True)
     was_training = model.training
     model.eval()
+    choices: dict[str, dict] = {}
     try:
         with torch.no_grad():
             frozen_layers = []
             shape = spec.shape
+            x_range = spec.value_range
             for i, block in enumerate(blocks):
                 s_x = spec.scale if i == 0 else 1.0
-                layer = _freeze_block(block, s_x, shape, weight_bits, frac_bits, state_bits)
+                layer, choice = _freeze_block(block, s_x, shape, weight_bits, frac_bits, state_bits, x_range, max_frac_bits)
                 frozen_layers.append(layer)
+                choices[layer.name] = choice
                 shape = layer.output_shape((int(np.prod(shape)),) if layer.flatten_input else shape)
+                x_range = (0, 1)
     finally:
         model.train(was_training)
+    if calibration is not None:
+        _calibrate_unproven(frozen_layers, choices, spec, int(num_steps or 100), calibration, calibration_margin, max_frac_bits)
+    _warn_unproven(frozen_layers, choices)
     meta = {
         "source": f"{type(model).__module__}.{type(model).__name__}",
         "deploy_faithful": all(isinstance(b.neuron, QLeaky) for b in blocks),
         "synapses": {b.name: type(b.synapse).__name__ for b in blocks},
     }
+    meta["frac_bits"] = {name: {k: v for k, v in c.items() if not k.startswith("_")} for name, c in choices.items()}
     meta.update(metadata or {})
     net = FrozenNet(spec, frozen_layers, int(num_steps or 100), meta)
     return net.validate()
@@ -155,7 +179,8 @@ def _channel_values(value, name: str, block: Block, out_shape: tuple[int, ...], 
 
 
 def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bits: int,
-                  frac_bits: int, state_bits: int) -> LIFLayer:
+                  frac_bits: int | None, state_bits: int, x_range: tuple[int, int] = (0, 255),
+                  max_frac_bits: int = intmath.DEFAULT_FRAC_BITS) -> tuple[LIFLayer, dict]:
     name = block.name
     syn = block.synapse
     neuron = block.neuron
@@ -187,8 +212,11 @@ def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bi
         th, b, d = neuron.integer_params(sigma_abs, bias_t)
         theta_int, b_int, decay = (x.detach().cpu().round().to(torch.int64).numpy() for x in (th, b, d))
         reset, f_bits, s_bits = ("subtract" if neuron.reset_mechanism_val == 0 else "zero"), neuron.frac_bits, neuron.state_bits
+        choice = {"F": int(f_bits), "basis": "trained"}
     else:
-        reset, f_bits, s_bits = _check_leaky(name, neuron), frac_bits, state_bits
+        reset, s_bits = _check_leaky(name, neuron), state_bits
+        f_bits = intmath.DEFAULT_FRAC_BITS if frac_bits is None else int(frac_bits)
+        choice = {"F": int(f_bits), "basis": "fixed"}
         probe = LIFLayer(name, "conv" if is_conv else "dense", w_int, bits, np.zeros(w_int.shape[0], np.int64),
                          np.zeros(w_int.shape[0], np.int64), np.zeros(w_int.shape[0], np.int64),
                          stride=_pair(getattr(syn, "stride", 1)), padding=_pair(getattr(syn, "padding", 0)), pool=pool)
@@ -197,9 +225,24 @@ def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bi
         theta = _channel_values(neuron.threshold, "threshold", block, out_shape, per_channel_1d=False)
         if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(theta))):
             raise FrozenNetError(name, "beta/threshold", "NaN or infinite")
-        theta_int = intmath.quantize_on_grid(theta, np.abs(sigma), f_bits)
-        b_int = intmath.quantize_on_grid(bias_t.numpy(), np.abs(sigma), f_bits)
         decay = intmath.decay_from_beta(beta)
+        area = pool[0] * pool[1] if pool else 1
+        j_pos, j_neg = current_extremes(w_int, x_range[0], x_range[1], area)
+        bias_f = bias_t.numpy()
+
+        def bound_at(f: int):
+            return state_bound(j_pos, j_neg, intmath.quantize_on_grid(theta, np.abs(sigma), f),
+                               intmath.quantize_on_grid(bias_f, np.abs(sigma), f), decay, reset, f, s_bits)
+
+        if frac_bits is None:
+            f_bits, proof, _ = choose_frac_bits(bound_at, f_max=max_frac_bits)
+            if not proof:  # no proof: keep the threshold within a quarter of the range (4x headroom)
+                quarter = [f for f in range(max_frac_bits, -1, -1) if bound_at(f).theta_max <= intmath.state_limit(s_bits) // 4]
+                f_bits = quarter[0] if quarter else 0
+            choice = {"F": int(f_bits), "basis": "proof" if proof else "unproven",
+                      "_requantize": (np.asarray(theta, np.float64), bias_f, np.abs(sigma))}
+        theta_int = intmath.quantize_on_grid(theta, np.abs(sigma), f_bits)
+        b_int = intmath.quantize_on_grid(bias_f, np.abs(sigma), f_bits)
     vmax = intmath.state_limit(s_bits)
     if theta_int.min() < 0:
         raise FrozenNetError(name, "threshold", f"negative threshold {theta_int.min()} (state units): neurons would fire with no input")
@@ -213,7 +256,7 @@ def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bi
         theta_int = np.minimum(theta_int, vmax)
     if np.abs(b_int).max(initial=0) > vmax:
         raise FrozenNetError(name, "bias", f"{np.abs(b_int).max()} state units exceeds the {s_bits}-bit state limit {vmax}")
-    return LIFLayer(
+    layer = LIFLayer(
         name=name, synapse="conv" if is_conv else "dense", weight=w_int.astype(np.int8 if bits <= 8 else np.int16),
         weight_bits=bits, threshold=theta_int.astype(np.int64), bias=b_int.astype(np.int64),
         decay=decay.astype(np.int64), reset=reset, frac_bits=int(f_bits), state_bits=int(s_bits),
@@ -221,6 +264,59 @@ def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bi
         padding=_pair(getattr(syn, "padding", 0)) if is_conv else (0, 0),
         pool=pool, flatten_input=block.flatten, sigma=np.abs(sigma).astype(np.float64),
     )
+    bound = layer_state_bound(layer, *x_range)
+    choice.update(proven_saturation_free=bool(bound.saturation_free), worst_case_abs_v=float(bound.peak),
+                  state_limit=int(layer.state_limit))
+    if choice["basis"] == "unproven" and bound.saturation_free:
+        choice["basis"] = "proof"
+    return layer, choice
+
+
+def _requantized(layer: LIFLayer, choice: dict, f: int) -> LIFLayer:
+    theta, bias, sigma = choice["_requantize"]
+    vmax = intmath.state_limit(layer.state_bits)
+    th = np.minimum(intmath.quantize_on_grid(theta, sigma, f), vmax)
+    return dataclasses.replace(layer, frac_bits=int(f), threshold=th.astype(np.int64),
+                               bias=intmath.quantize_on_grid(bias, sigma, f).astype(np.int64))
+
+
+def _calibrate_unproven(layers: list[LIFLayer], choices: dict, spec: InputSpec, steps: int, calibration,
+                        margin: float, max_frac_bits: int) -> None:
+    """Data-driven F for layers with no proof: the largest F whose simulated |v| on ``calibration``
+    stays within ``limit / margin`` (layer by layer, earlier layers already fixed)."""
+    from .simulators.numpy_sim import NumpySimulator
+
+    x = np.asarray(calibration)
+    if x.shape[1:] != tuple(spec.shape) or x.shape[0] < 1:
+        raise FrozenNetError("input", "calibration", f"expected integer inputs [N, {', '.join(map(str, spec.shape))}], got {x.shape}")
+    for i, layer in enumerate(layers):
+        choice = choices[layer.name]
+        if choice.get("basis") != "unproven" or "_requantize" not in choice:
+            continue
+        for f in range(max_frac_bits, -1, -1):
+            cand = _requantized(layer, choice, f)
+            if cand.threshold.max(initial=0) >= cand.state_limit:
+                continue
+            probe = FrozenNet(spec, layers[:i] + [cand], steps)
+            states = NumpySimulator(probe, saturation="count").run(x, num_steps=steps, record_states=True).states[cand.name]
+            peak = int(np.abs(states).max(initial=0))
+            if peak * margin <= cand.state_limit:
+                layers[i] = cand
+                choice.update(F=int(f), basis="data", calibration_samples=int(x.shape[0]), calibration_margin=float(margin),
+                              observed_abs_v=peak)
+                break
+
+
+def _warn_unproven(layers: list[LIFLayer], choices: dict) -> None:
+    for layer in layers:
+        c = choices[layer.name]
+        if c.get("proven_saturation_free") or c.get("basis") == "data":
+            continue
+        hint = ("re-fit F with qsnn_deploy.profiles.fit_frac_bits(model) (or train with --profile loihi)"
+                if c.get("basis") == "trained" else "pass calibration=<inputs> to freeze, or a smaller frac_bits")
+        warnings.warn(f"layer {layer.name!r}: its {layer.state_bits}-bit state may clip at F = {layer.frac_bits} "
+                      f"(worst case |v| {c['worst_case_abs_v']:.3g} > {layer.state_limit}); clips are counted identically "
+                      f"in every backend and qsnn-verify reports the fraction. Fix: {hint}", QSNNWarning, stacklevel=3)
 
 
 def _check_leaky(name: str, neuron: nn.Module) -> str:

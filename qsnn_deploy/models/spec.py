@@ -84,7 +84,8 @@ def build_layer(entry: dict[str, Any], index: int) -> nn.Module:
                       reset_mechanism=entry.get("reset", "subtract"), learn_beta=bool(entry.get("learn_beta", False)),
                       learn_threshold=bool(entry.get("learn_threshold", False)))
         if entry.get("deploy_faithful", True):
-            return QLeaky(**common, frac_bits=int(entry.get("frac_bits", 6)), state_bits=int(entry.get("state_bits", 24)))
+            return QLeaky(**common, frac_bits=int(entry.get("frac_bits", 6)), state_bits=int(entry.get("state_bits", 24)),
+                          threshold_step=int(entry.get("threshold_step", 1)))
         return snn.Leaky(**common)
     raise CheckpointError(f"arch layer {index}: unknown type {kind!r}; known: {', '.join(LAYER_TYPES)}")
 

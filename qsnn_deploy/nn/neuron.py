@@ -3,7 +3,9 @@
 Defining equations (integer state ``v``, one unit of ``v`` = ``q = |sigma| / 2**F`` membrane units)::
 
     J_t       = round((I_t - b) / |sigma|)             the exact integer synaptic current
-    theta_int = min(round(theta / q), 2**(B_v-1)-1)    per channel, state units (a larger θ never fires)
+    theta_int = min(g·round(theta / (q·g)), 2**(B_v-1)-1)   per channel, state units, a multiple of the
+                                                       grid g (``threshold_step``, 1 by default; 64 in the
+                                                       stock-Loihi profile, where vth is θ >> 6)
     b_int     = round(b / q)
     d         = round(clamp(beta, 0, 1) * 4096)        12-bit decay
     r_t       = [v_{t-1} > theta_int]
@@ -41,6 +43,8 @@ class QLeaky(snn.Leaky):
         spike_grad: surrogate gradient (default: fast sigmoid, slope 25).
         reset_mechanism: ``"subtract"`` (default) or ``"zero"``.
         frac_bits: F, fractional bits of the state (default 6).
+        threshold_step: g, the integer threshold is a multiple of g (default 1; the ``loihi``
+            profile uses 64 so that Lava's stock ``vth`` = θ >> 6 holds it exactly).
         state_bits: B_v, signed state width (default 24).
         current_scale: sigma used when none is passed to ``forward`` (input already in J units: 1).
         learn_beta, learn_threshold: as in snnTorch.
@@ -48,7 +52,8 @@ class QLeaky(snn.Leaky):
 
     def __init__(self, beta, threshold=1.0, spike_grad=None, reset_mechanism: str = "subtract",
                  frac_bits: int = intmath.DEFAULT_FRAC_BITS, state_bits: int = intmath.DEFAULT_STATE_BITS,
-                 current_scale: float = 1.0, learn_beta: bool = False, learn_threshold: bool = False):
+                 current_scale: float = 1.0, learn_beta: bool = False, learn_threshold: bool = False,
+                 threshold_step: int = 1):
         if reset_mechanism not in intmath.RESET_MODES:
             raise ValueError(f"QLeaky supports reset_mechanism {intmath.RESET_MODES}, got {reset_mechanism!r}")
         super().__init__(beta=beta, threshold=threshold,
@@ -58,6 +63,9 @@ class QLeaky(snn.Leaky):
         self.frac_bits = int(frac_bits)
         self.state_bits = int(state_bits)
         self.current_scale = float(current_scale)
+        if int(threshold_step) < 1:
+            raise ValueError(f"QLeaky threshold_step must be a positive integer, got {threshold_step!r}")
+        self.threshold_step = int(threshold_step)
         self.saturation_events = 0
 
     # ----------------------------------------------------------------- integer parameters
@@ -74,7 +82,9 @@ class QLeaky(snn.Leaky):
         beta = _per_channel(self.beta, c, dev, "beta").clamp(0.0, 1.0)
         # A threshold at or above the state limit means "never fires" (|v| <= limit), so clamping it
         # there changes no spike and keeps the frozen threshold within B_v bits.
-        theta_int = round_ste(theta * scale / sigma_abs).clamp(max=float(intmath.state_limit(self.state_bits)))
+        g = float(getattr(self, "threshold_step", 1))
+        top = float(intmath.state_limit(self.state_bits) // int(g) * int(g))
+        theta_int = (round_ste(theta * scale / (sigma_abs * g)) * g).clamp(max=top)
         b_int = round_ste(bias * scale / sigma_abs)
         d = round_ste(beta * float(intmath.DECAY_ONE))
         return theta_int, b_int, d

@@ -29,6 +29,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError
 from ..fileio import write_text_atomic
 from ..models import PRESETS, build_model, init_uniform_fan_in, preset_arch
+from ..profiles import LOIHI_DEFAULT_BETA, apply_profile, calibrate_initial_firing, check_profile_name, project_to_state_budget
 from ..nn.blocks import is_synapse
 from .annealing import ThresholdAnnealer
 from .datasets import ArrayDataset, load_datasets
@@ -57,6 +58,7 @@ class TrainConfig:
     dropout: float | None = None
     reset: str = "subtract"
     deploy_faithful: bool = True
+    profile: str = "default"              # hardware profile (qsnn_deploy.profiles): "default" or "loihi"
     period_epochs: float | None = None    # cosine period
     step_epochs: int = 10                 # lrstep
     loss_patience: int = 3                # lossstep
@@ -82,6 +84,11 @@ class TrainConfig:
         """A copy with every preset-dependent ``None`` filled in."""
         p = PRESETS[PRESET_OF[self.dataset]]
         c = TrainConfig(**asdict(self))
+        check_profile_name(c.profile)
+        if c.profile == "loihi":
+            c.reset, c.deploy_faithful = "zero", True
+            if c.beta is None:
+                c.beta = LOIHI_DEFAULT_BETA
         for key in ("batch_size", "lr", "beta", "threshold", "slope", "dropout", "grad_clip", "weight_clip", "period_epochs"):
             if getattr(c, key) is None:
                 setattr(c, key, p[key])
@@ -169,15 +176,18 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def arch(self) -> dict[str, Any]:
         c = self.cfg
-        return preset_arch(PRESET_OF[c.dataset], precision=c.precision, num_steps=c.eval_steps,
+        arch = preset_arch(PRESET_OF[c.dataset], precision=c.precision, num_steps=c.eval_steps,
                            deploy_faithful=c.deploy_faithful, reset=c.reset, beta=c.beta, threshold=c.threshold,
                            slope=c.slope, dropout=c.dropout)
+        return apply_profile(arch, c.profile)
 
     def build(self):
         c = self.cfg
         seed_everything(c.seed)
         arch = self.arch()
         model = init_uniform_fan_in(build_model(arch)).to(self.device)
+        if c.profile != "default":
+            project_to_state_budget(model)  # start inside the profile's proven state budget
         opt = torch.optim.Adam(model.parameters(), lr=c.lr, betas=(0.9, 0.999))
         return arch, model, opt
 
@@ -198,6 +208,12 @@ class Trainer:
         start_epoch = 0
         if self.resume_ckpt is not None:
             start_epoch = self._restore(model, opt, sched, hist)
+        elif c.profile != "default" and train.static:
+            probe = train.batch(np.arange(min(len(train), 256)), self.device)[0]
+            rates = calibrate_initial_firing(model, probe, c.num_steps)
+            if self.is_main:
+                self.log("initial firing rates after calibration (profile without BatchNorm): "
+                         + ", ".join(f"{r:.3f}" for r in rates))
         net: nn.Module = model
         if self.distributed:
             net = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -231,6 +247,8 @@ class Trainer:
                     with torch.no_grad():
                         for m in synapses:
                             m.weight.clamp_(-c.weight_clip, c.weight_clip)
+                if c.profile != "default":
+                    project_to_state_budget(model)
                 if annealer is not None:
                     annealer.step()
                 lr = sched.lr

@@ -1,0 +1,238 @@
+"""Hardware profiles: constraints training honours so that freeze maps every layer onto a target's
+stock neuron with no approximation (DESIGN.md section 6).
+
+``default``
+    The seeds' neuron: subtract reset, per-channel θ from BatchNorm folding. On Lava it needs
+    qsnn-deploy's custom ``QLIF`` ProcessModel (exact in Lava's CPU simulator, not stock Loihi 2).
+
+``loihi``
+    Every LIF layer is Lava's stock ``LIF`` (``PyLifModelBitAcc``) with the current fully decayed
+    each step (``iDecay = 4096``)::
+
+        u_t = a_t << 6                         a_t = W·x_t, W exact 8-bit mantissas, one exponent
+        v_t = decay(v_{t-1}) + u_t             decay(v) = sign(v)·(|v·(4096 - dv)| >> 12)
+        s_t = v_t > (vth << 6);  v_t[s_t] = 0  reset to zero
+
+    which is the integer semantics with ``reset = "zero"``, F = 6, B_v = 24, one θ (a multiple of
+    64: ``vth = θ >> 6``) and one β per layer, and no bias. So the profile trains:
+
+    * zero reset, scalar θ and β (not learned per channel), θ on the 64-unit grid;
+    * no BatchNorm and no bias: BatchNorm's per-channel scale would give per-channel θ, and its
+      shift a bias, which Lava's stock LIF integrates during the pipeline warm-up (before the first
+      input reaches the layer), a behaviour the reference does not model;
+    * per-tensor weight scale (Brevitas' default), so σ and hence θ are one value per layer;
+    * weights projected after every optimizer step so that the proven state bound
+      (:mod:`qsnn_deploy.statebound`) holds: no input can clip the 24-bit state, and ``|a| << 6``
+      stays inside the 24-bit current (where Lava's ``u`` would wrap). β defaults to 0.5: with the
+      MNIST preset's 0.921 a static pixel input integrates a negative current 12.7 times, which
+      leaves the first layer almost no weight budget under F = 6.
+
+Every model trained with ``loihi`` passes ``qsnn-export --target lava --strict``.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import intmath
+from .errors import FrozenNetError
+
+PROFILES = ("default", "loihi")
+LOIHI_FRAC_BITS = 6        # Lava's act_shift = vth_shift = 6
+LOIHI_STATE_BITS = 24
+LOIHI_THRESHOLD_STEP = 1 << LOIHI_FRAC_BITS
+LOIHI_DEFAULT_BETA = 0.5
+#: the projection aims this far under the state limit, so rounding cannot push a channel back over
+PROJECTION_MARGIN = 0.97
+
+
+def check_profile_name(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    return profile
+
+
+def apply_profile(arch: dict[str, Any], profile: str) -> dict[str, Any]:
+    """A copy of an arch spec with the profile's constraints applied (``default``: unchanged)."""
+    check_profile_name(profile)
+    arch = copy.deepcopy(arch)
+    if profile == "default":
+        return arch
+    layers = []
+    for entry in arch["layers"]:
+        kind = entry.get("type")
+        if kind == "batchnorm":
+            continue  # per-channel scale and shift: not in the profile (module docstring)
+        entry = dict(entry)
+        if kind in ("conv", "linear"):
+            entry["bias"] = False
+        if kind == "lif":
+            entry.update(reset="zero", frac_bits=LOIHI_FRAC_BITS, state_bits=LOIHI_STATE_BITS,
+                         threshold_step=LOIHI_THRESHOLD_STEP, learn_threshold=False, deploy_faithful=True)
+        layers.append(entry)
+    arch["layers"] = layers
+    arch["profile"] = profile
+    check_arch(arch, profile)
+    return arch
+
+
+def check_arch(arch: dict[str, Any], profile: str) -> None:
+    """Refuse an arch that cannot meet ``profile``, naming the layer, the field and the limit."""
+    if profile == "default":
+        return
+    for i, entry in enumerate(arch.get("layers") or []):
+        name = str(entry.get("name") or f"layer{i}")
+        kind = entry.get("type")
+        if kind == "batchnorm":
+            raise FrozenNetError(name, "batchnorm", "the loihi profile has no BatchNorm (its per-channel scale gives "
+                                 "per-channel thresholds, its shift a bias; stock Loihi holds one vth per layer)")
+        if kind in ("conv", "linear") and entry.get("bias"):
+            raise FrozenNetError(name, "bias", "the loihi profile trains without bias (stock LIF integrates a bias "
+                                 "during the pipeline warm-up)")
+        if kind in ("conv", "linear") and entry.get("weight_bits") is None:
+            raise FrozenNetError(name, "weight_bits", "the loihi profile needs integer weights (≤ 8-bit mantissas)")
+        if kind in ("conv", "linear") and int(entry.get("weight_bits") or 0) > 8:
+            raise FrozenNetError(name, "weight_bits", f"{entry.get('weight_bits')} bits exceeds Loihi's 8-bit weight mantissa")
+        if kind == "lif":
+            for key, want in (("reset", "zero"), ("frac_bits", LOIHI_FRAC_BITS), ("state_bits", LOIHI_STATE_BITS)):
+                if entry.get(key) != want:
+                    raise FrozenNetError(name, key, f"{entry.get(key)!r}; the loihi profile needs {want!r}")
+            for key in ("beta", "threshold"):
+                if np.asarray(entry.get(key, 0.0), dtype=np.float64).size != 1:
+                    raise FrozenNetError(name, key, "the loihi profile holds one value per layer (stock vth/dv are scalars)")
+
+
+def _block_input_range(model, index: int) -> tuple[int, int]:
+    if index > 0:
+        return 0, 1
+    if model.input_signed:
+        return -(1 << (model.input_bits - 1)), (1 << (model.input_bits - 1)) - 1
+    return 0, (1 << model.input_bits) - 1
+
+
+@torch.no_grad()
+def project_to_state_budget(model, max_rounds: int = 30) -> int:
+    """Shrink the float weights of every channel whose proven state bound (F, θ, β of its neuron,
+    the worst input in range) could clip the state; returns how many channel shrinks were made.
+
+    Works on a :class:`~qsnn_deploy.nn.QSequential` of deploy-faithful blocks; repeats until every
+    channel of every layer is provably saturation-free (the per-tensor weight scale moves when the
+    largest weight shrinks, so one pass may not suffice).
+    """
+    from .nn.blocks import block_affine, quantized_weight
+    from .nn.neuron import QLeaky
+    from .statebound import channel_bounds, current_extremes
+
+    shrinks = 0
+    for i, block in enumerate(model.blocks):
+        neuron = block.neuron
+        if not isinstance(neuron, QLeaky):
+            continue
+        x_lo, x_hi = _block_input_range(model, i)
+        scale_in = model.input_scale if i == 0 else 1.0
+        area = 1
+        for pool in block.pools:
+            k = pool.kernel_size
+            k = (k, k) if isinstance(k, int) else k
+            area *= int(k[0]) * int(k[1])
+        limit = intmath.state_limit(neuron.state_bits)
+        weight = block.synapse.weight
+        for _ in range(max_rounds):
+            quant = quantized_weight(block.synapse)
+            if quant is None:
+                break
+            w_int, w_scale, _bits = quant
+            sigma, bias = block_affine(block, w_scale, scale_in, on_cpu=True)
+            th, b, d = (t.detach().cpu().round().to(torch.int64).numpy()
+                        for t in neuron.integer_params(sigma.abs(), bias))
+            jp, jn = current_extremes(w_int.detach().cpu().round().to(torch.int64).numpy(), x_lo, x_hi, area)
+            reset = "subtract" if neuron.reset_mechanism_val == 0 else "zero"
+            upper, lower = channel_bounds(jp, jn, th, b, d, reset, neuron.frac_bits)
+            peak = np.maximum(upper, -lower)
+            over = peak > limit * PROJECTION_MARGIN
+            if not over.any():
+                break
+            factor = np.where(over, PROJECTION_MARGIN * limit / np.maximum(peak, 1.0) * PROJECTION_MARGIN, 1.0)
+            f = torch.as_tensor(factor, dtype=weight.dtype, device=weight.device)
+            weight.mul_(f.view((-1,) + (1,) * (weight.dim() - 1)))
+            shrinks += int(over.sum())
+    return shrinks
+
+
+@torch.no_grad()
+def calibrate_initial_firing(model, x: torch.Tensor, num_steps: int, target_rate: float = 0.05,
+                             growth: float = 1.25, max_rounds: int = 40) -> list[float]:
+    """Scale each layer's initial weights up, layer by layer, until it fires at ``target_rate``
+    (spikes per neuron per step) on the batch ``x``; keeps the state budget after every step.
+
+    Without BatchNorm (the ``loihi`` profile) the paper's fan-in initialisation leaves the deeper
+    layers silent, and a silent network gets no gradient through its output spikes. Returns the
+    final rate of each layer.
+    """
+    was_training = model.training
+    model.eval()
+    rates: list[float] = []
+    try:
+        for block in model.blocks:
+            rate = 0.0
+            for _ in range(max_rounds):
+                _, rec = model(x, num_steps=num_steps, record=True)
+                rate = float(rec[block.name].mean())
+                if rate >= target_rate:
+                    break
+                block.synapse.weight.mul_(growth)
+                project_to_state_budget(model)
+            rates.append(rate)
+    finally:
+        model.train(was_training)
+    return rates
+
+
+def _block_area(block) -> int:
+    area = 1
+    for pool in block.pools:
+        k = pool.kernel_size
+        k = (k, k) if isinstance(k, int) else k
+        area *= int(k[0]) * int(k[1])
+    return area
+
+
+@torch.no_grad()
+def fit_frac_bits(model, max_frac_bits: int = intmath.DEFAULT_FRAC_BITS) -> dict[str, tuple[int, int, bool]]:
+    """Give every deploy-faithful neuron of a trained :class:`~qsnn_deploy.nn.QSequential` the largest
+    F ≤ ``max_frac_bits`` whose proven state bound cannot saturate (:mod:`qsnn_deploy.statebound`).
+
+    This is the "re-freeze" of a model trained with one F for all layers: the model's own forward
+    then runs with the new F, so PyTorch model == frozen net still holds by construction (its
+    accuracy must be re-measured: θ and the decay are re-rounded on the new grid). Returns
+    ``{block name: (old F, new F, proof)}``; a layer with no proof keeps its F.
+    """
+    from .nn.blocks import block_affine, quantized_weight
+    from .nn.neuron import QLeaky
+    from .statebound import choose_frac_bits, current_extremes, state_bound
+
+    changes = {}
+    for i, block in enumerate(model.blocks):
+        neuron = block.neuron
+        quant = quantized_weight(block.synapse)
+        if not isinstance(neuron, QLeaky) or quant is None:
+            continue
+        w_int, w_scale, _ = quant
+        x_lo, x_hi = _block_input_range(model, i)
+        sigma, bias = block_affine(block, w_scale, model.input_scale if i == 0 else 1.0, on_cpu=True)
+        jp, jn = current_extremes(w_int.detach().cpu().round().to(torch.int64).numpy(), x_lo, x_hi, _block_area(block))
+        reset = "subtract" if neuron.reset_mechanism_val == 0 else "zero"
+        old = neuron.frac_bits
+
+        def bound_at(f: int, neuron=neuron, sigma=sigma, bias=bias, jp=jp, jn=jn, reset=reset):
+            neuron.frac_bits = f
+            th, b, d = (t.detach().cpu().round().to(torch.int64).numpy() for t in neuron.integer_params(sigma.abs(), bias))
+            return state_bound(jp, jn, th, b, d, reset, f, neuron.state_bits)
+
+        f, proof, _ = choose_frac_bits(bound_at, f_max=max_frac_bits)
+        neuron.frac_bits = f if proof else old
+        changes[block.name] = (old, neuron.frac_bits, proof)
+    return changes

@@ -1,0 +1,149 @@
+"""Proven bounds on the membrane state, and the per-layer choice of F (DESIGN.md section 6).
+
+For one LIF layer of the integer semantics (:mod:`qsnn_deploy.frozen`), with per channel ``c``:
+
+* ``J⁺_c`` / ``J⁻_c``: the largest positive / negative synaptic current any input in the layer's
+  range can produce, ``J⁺_c = Σ_{w>0} w·x_hi + Σ_{w<0} |w|·(-x_lo)`` (times the sum-pool area) and
+  ``J⁻_c`` likewise; exact integers;
+* ``P = J⁺·2^F + b`` the most one step can add, ``N = J⁻·2^F - b`` the most it can remove;
+* ``β = d / 4096``; ``decay`` rounds toward zero, so ``|decay(v)| ≤ β·|v|``.
+
+Then, by induction over the steps (``v_0 = 0``)::
+
+    reset "zero":      v_t ≤ U = β·θ + P                 (v_{t-1} > θ resets to 0; else v_{t-1} ≤ θ)
+    reset "subtract":  v_t ≤ U = max(β·θ + P, (P - θ) / (1 - β))
+    both:              v_t ≥ -N / (1 - β)                ("subtract" also: ≥ -(N + θ))
+
+A layer *cannot saturate* when ``max(U, |lower|) ≤ 2^(B_v-1) - 1``, and its thresholds are
+*reachable* when ``θ ≤ 2^(B_v-1) - 1`` (a larger θ never fires). These are proofs over every
+input in range, every step, every T, not measurements: :func:`choose_frac_bits` picks the largest
+F for which they hold; where no F does, it reports ``proof=False`` and the caller falls back to a
+data-driven bound (:func:`qsnn_deploy.freeze.freeze` with ``calibration``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import intmath
+
+
+def current_extremes(weight: np.ndarray, x_lo: int, x_hi: int, pool_area: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Per output channel (J⁺, J⁻) ≥ 0: the largest positive and negative current, exact int64.
+
+    ``weight``: integer weights, output channel first; ``x_lo..x_hi``: the input's integer range;
+    ``pool_area``: sum-pool area after the synapse (each neuron sums that many conv outputs).
+    """
+    w = np.asarray(weight, dtype=np.int64).reshape(np.asarray(weight).shape[0], -1)
+    pos = np.where(w > 0, w, 0).sum(axis=1)
+    neg = np.where(w < 0, -w, 0).sum(axis=1)
+    x_hi, x_lo = int(x_hi), int(x_lo)
+    j_pos = (pos * max(x_hi, 0) + neg * max(-x_lo, 0)) * int(pool_area)
+    j_neg = (neg * max(x_hi, 0) + pos * max(-x_lo, 0)) * int(pool_area)
+    return j_pos, j_neg
+
+
+@dataclass
+class StateBound:
+    """Worst-case membrane range of one layer at one F (state units, per layer = max over channels)."""
+
+    frac_bits: int
+    upper: float            # largest v any input can produce
+    lower: float            # most negative v (≤ 0)
+    theta_max: int          # largest integer threshold
+    state_bits: int
+
+    @property
+    def limit(self) -> int:
+        return intmath.state_limit(self.state_bits)
+
+    @property
+    def peak(self) -> float:
+        return max(self.upper, -self.lower)
+
+    @property
+    def saturation_free(self) -> bool:
+        """True: no input in range can ever clip the state (a proof)."""
+        return self.peak <= self.limit
+
+    @property
+    def threshold_reachable(self) -> bool:
+        return self.theta_max <= self.limit
+
+    @property
+    def headroom_bits(self) -> float:
+        """log2(limit / peak): how many more bits of F the state could take (negative: clips possible)."""
+        return math.log2(self.limit / self.peak) if self.peak > 0 else math.inf
+
+
+def channel_bounds(j_pos: np.ndarray, j_neg: np.ndarray, theta, bias, decay, reset: str,
+                   frac_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel (upper, lower) bound on v in state units (module docstring), float64, with one
+    unit of slack each way (the bounds are compared with integer limits)."""
+    if reset not in intmath.RESET_MODES:
+        raise ValueError(f"reset must be one of {intmath.RESET_MODES}, got {reset!r}")
+    c = len(np.atleast_1d(j_pos))
+    th = np.broadcast_to(np.asarray(theta, dtype=np.float64), (c,))
+    b = np.broadcast_to(np.asarray(bias, dtype=np.float64), (c,))
+    beta = np.broadcast_to(np.asarray(decay, dtype=np.float64), (c,)) / float(intmath.DECAY_ONE)
+    scale = float(1 << int(frac_bits))
+    p = np.asarray(j_pos, dtype=np.float64) * scale + b
+    n = np.asarray(j_neg, dtype=np.float64) * scale - b
+    leak = 1.0 - beta
+    safe = np.where(leak > 0, leak, 1.0)
+    upper = np.maximum(beta * th + p, 0.0)
+    if reset == "subtract":
+        runaway = np.where(leak > 0, (p - th) / safe, np.where(p > th, np.inf, -np.inf))
+        upper = np.maximum(upper, runaway)
+    lower = np.where(leak > 0, -np.maximum(n, 0.0) / safe, np.where(n > 0, -np.inf, 0.0))
+    if reset == "subtract":
+        lower = np.minimum(lower, -(np.maximum(n, 0.0) + th))
+    return upper + 1.0, lower - 1.0
+
+
+def state_bound(j_pos: np.ndarray, j_neg: np.ndarray, theta: np.ndarray, bias: np.ndarray, decay: np.ndarray,
+                reset: str, frac_bits: int, state_bits: int = intmath.DEFAULT_STATE_BITS) -> StateBound:
+    """The proven bound of the module docstring for one layer (all arrays per channel, integers)."""
+    upper, lower = channel_bounds(j_pos, j_neg, theta, bias, decay, reset, frac_bits)
+    return StateBound(int(frac_bits), float(np.max(upper, initial=0.0)), float(np.min(lower, initial=0.0)),
+                      int(np.max(np.asarray(theta), initial=0)), int(state_bits))
+
+
+def choose_frac_bits(bound_at: Callable[[int], StateBound], f_max: int = intmath.DEFAULT_FRAC_BITS,
+                     f_min: int = 0) -> tuple[int, bool, StateBound]:
+    """Largest F in ``f_min..f_max`` whose proven bound has no saturation and reachable thresholds.
+
+    ``bound_at(F)`` returns the layer's :class:`StateBound` at F (thresholds and biases re-quantized
+    at that F). Returns ``(F, proof, bound)``; when no F proves it, ``proof`` is False and F is the
+    largest F whose thresholds are reachable (``f_min`` if none), for the caller to check on data.
+    """
+    fallback = None
+    for f in range(int(f_max), int(f_min) - 1, -1):
+        b = bound_at(f)
+        if b.saturation_free and b.threshold_reachable:
+            return f, True, b
+        if fallback is None and b.threshold_reachable:
+            fallback = (f, b)
+    if fallback is None:
+        return int(f_min), False, bound_at(int(f_min))
+    return fallback[0], False, fallback[1]
+
+
+def layer_state_bound(layer, x_lo: int, x_hi: int) -> StateBound:
+    """:func:`state_bound` of a frozen :class:`~qsnn_deploy.frozen.LIFLayer` fed inputs in ``x_lo..x_hi``."""
+    area = layer.pool[0] * layer.pool[1] if layer.pool else 1
+    jp, jn = current_extremes(layer.weight, x_lo, x_hi, area)
+    return state_bound(jp, jn, layer.threshold, layer.bias, layer.decay, layer.reset, layer.frac_bits, layer.state_bits)
+
+
+def net_state_bounds(net) -> list[StateBound]:
+    """Proven state bound of every layer of a :class:`~qsnn_deploy.frozen.FrozenNet`."""
+    lo, hi = net.input.value_range
+    out = []
+    for layer in net.layers:
+        out.append(layer_state_bound(layer, lo, hi))
+        lo, hi = 0, 1
+    return out
