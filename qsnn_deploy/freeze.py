@@ -293,24 +293,37 @@ def _calibrate_unproven(layers: list[LIFLayer], choices: dict, spec: InputSpec, 
         choice = choices[layer.name]
         if choice.get("basis") != "unproven" or "_requantize" not in choice:
             continue
+        peaks: dict[int, int] = {}
         for f in range(max_frac_bits, -1, -1):
             cand = _requantized(layer, choice, f)
             if cand.threshold.max(initial=0) >= cand.state_limit:
                 continue
             probe = FrozenNet(spec, layers[:i] + [cand], steps)
             states = NumpySimulator(probe, saturation="count").run(x, num_steps=steps, record_states=True).states[cand.name]
-            peak = int(np.abs(states).max(initial=0))
-            if peak * margin <= cand.state_limit:
-                layers[i] = cand
-                choice.update(F=int(f), basis="data", calibration_samples=int(x.shape[0]), calibration_margin=float(margin),
-                              observed_abs_v=peak)
+            peaks[f] = int(np.abs(states).max(initial=0))
+            if peaks[f] * margin <= cand.state_limit:
+                break
+        # the largest F within the stated margin; failing that, the largest F that never clipped (margin 1)
+        for want in (margin, 1.0):
+            fits = [f for f, peak in peaks.items() if peak * want <= layer.state_limit and peak < layer.state_limit]
+            if fits:
+                f = max(fits)
+                layers[i] = _requantized(layer, choice, f)
+                choice.update(F=int(f), basis="data", calibration_samples=int(x.shape[0]), calibration_margin=float(want),
+                              observed_abs_v=peaks[f])
                 break
 
 
 def _warn_unproven(layers: list[LIFLayer], choices: dict) -> None:
     for layer in layers:
         c = choices[layer.name]
-        if c.get("proven_saturation_free") or c.get("basis") == "data":
+        if c.get("proven_saturation_free") or (c.get("basis") == "data" and c.get("calibration_margin", 0) >= 2.0):
+            continue
+        if c.get("basis") == "data":
+            warnings.warn(f"layer {layer.name!r}: F = {layer.frac_bits} kept the state within the limit on the "
+                          f"{c['calibration_samples']} calibration inputs (peak |v| {c['observed_abs_v']} of {layer.state_limit}), "
+                          "but with less than a 2x margin and no proof; other inputs may clip it (qsnn-verify counts clips)",
+                          QSNNWarning, stacklevel=3)
             continue
         hint = ("re-fit F with qsnn_deploy.profiles.fit_frac_bits(model) (or train with --profile loihi)"
                 if c.get("basis") == "trained" else "pass calibration=<inputs> to freeze, or a smaller frac_bits")

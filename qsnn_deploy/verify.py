@@ -95,6 +95,8 @@ class VerifyReport:
     reference_saturations: dict[str, int] = field(default_factory=dict)
     #: what makes the equality verdict weak on these inputs (:func:`evidence_warnings`); shown beside it
     warnings: list[str] = field(default_factory=list)
+    #: one sentence per layer whose state clipped in the reference run (:func:`saturation_warnings`)
+    saturation_warnings: list[str] = field(default_factory=list)
 
     @property
     def all_exact(self) -> bool:
@@ -106,7 +108,8 @@ class VerifyReport:
             "schema": SCHEMA, "version": SCHEMA_VERSION, "model": self.model, "n_samples": self.n_samples,
             "num_steps": self.num_steps, "reference": self.reference, "reference_seconds": self.reference_seconds,
             "reference_accuracy": self.reference_accuracy, "reference_saturations": self.reference_saturations,
-            "all_exact": self.all_exact, "warnings": list(self.warnings), "backends": [],
+            "all_exact": self.all_exact, "warnings": list(self.warnings),
+            "saturation_warnings": list(self.saturation_warnings), "backends": [],
         }
         for b in self.backends:
             entry = asdict(b)
@@ -258,6 +261,24 @@ def evidence_warnings(ref: SimResult, labels=None) -> list[str]:
     return out
 
 
+SATURATION_FIX = ("re-fit F per layer (qsnn_deploy.profiles.fit_frac_bits for a trained model, freeze(frac_bits=None) "
+                  "for a float one), or train with --profile loihi")
+
+
+def saturation_warnings(ref: SimResult) -> list[str]:
+    """One sentence per layer whose membrane state was clipped to B_v bits in ``ref``: the layer, the
+    fraction of neuron-steps clipped and the fix. Clips are exact in every backend (each clips the
+    same way), but a target with another state width would not reproduce them."""
+    out = []
+    for name, n_sat in ref.saturations.items():
+        if not n_sat:
+            continue
+        total = int(ref.spikes[name].size) if name in ref.spikes else 0
+        frac = f"{100.0 * n_sat / total:.3g}% of {total:,} neuron-steps" if total else "some neuron-steps"
+        out.append(f"layer {name!r}: the state clipped in {frac} ({n_sat:,} events); fix: {SATURATION_FIX}")
+    return out
+
+
 def _accuracy(res: SimResult, labels) -> float | None:
     if labels is None:
         return None
@@ -299,7 +320,8 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
     ref = _run_backend(ref_backend, arr, steps, static, batch_size, tick(REFERENCE))
     t_ref = time.perf_counter() - t0
     report = VerifyReport(model_name, n, steps, REFERENCE, t_ref, _accuracy(ref, labels),
-                          reference_saturations=dict(ref.saturations), warnings=evidence_warnings(ref, labels))
+                          reference_saturations=dict(ref.saturations), warnings=evidence_warnings(ref, labels),
+                          saturation_warnings=saturation_warnings(ref))
     ref_preds = ref.predictions()
 
     if model is not None:

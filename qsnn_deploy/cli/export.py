@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..exporters import CHECKS, available_targets, get_exporter, target_suffix
@@ -24,6 +25,8 @@ from ..errors import QSNNError
 from ..fileio import check_output_path, write_text_atomic
 from ..frozen import FrozenNet
 from ..report import report_short
+from ..statebound import net_state_bounds
+from ..verify import SATURATION_FIX
 from .common import add_model_arguments, load_model, run_cli
 
 
@@ -66,6 +69,17 @@ def layer_table(net: FrozenNet, title: str) -> Table:
     return t
 
 
+def state_warnings(net) -> list[str]:
+    """One sentence per layer whose state no proof keeps inside B_v bits (:mod:`qsnn_deploy.statebound`)."""
+    out = []
+    for layer, bound in zip(net.layers, net_state_bounds(net)):
+        if not bound.saturation_free:
+            out.append(f"layer {layer.name!r}: its {layer.state_bits}-bit state may clip at F = {layer.frac_bits} (worst case "
+                       f"|v| {bound.peak:.3g} > {bound.limit}); qsnn-verify measures the fraction of neuron-steps clipped. "
+                       f"Fix: {SATURATION_FIX}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
@@ -95,8 +109,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             console.print("[green]fits[/green]" if fit.fits else "[red]does not fit stock hardware[/red]")
             return 0 if fit.fits else 1
+        clip_warnings = state_warnings(loaded.net)
+        for w in clip_warnings:
+            console.print(f"[yellow]warning: {escape(w)}[/yellow]")
         if args.strict and not fit.fits:
             console.print(f"[red]--strict: not exported[/red] ({fit.summary()})")
+            if any(l.route == "custom" for l in fit.layers):
+                console.print("to run on stock Loihi 2, train with [bold]qsnn-train --profile loihi[/bold] (docs/lava.md: which route)")
+            return 1
+        if args.strict and clip_warnings:
+            console.print("[red]--strict: not exported[/red] (the state may clip; see the warnings above)")
             return 1
         paths = exporter(loaded.net, args.output, stem=loaded.name)
         faithful = loaded.net.metadata.get("deploy_faithful")

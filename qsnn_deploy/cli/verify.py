@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for --random")
     p.add_argument("--saturation", default="count", choices=("count", "raise"),
                    help="state beyond B_v bits: clip and count (default) or stop with an error")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when the state clipped anywhere (saturation is a miss), even if every backend is bit-exact")
     p.add_argument("--json", help="write the full report (schema qsnn-verify v1, docs/verify-json.md)")
     return p
 
@@ -85,14 +87,11 @@ def print_report(console: Console, report: VerifyReport) -> None:
             if layer.first_mismatch is not None:
                 console.print(f"[bold]{b.name}[/bold] first mismatch: {layer.first_mismatch.describe()}")
                 break
-    sats = {k: v for k, v in report.reference_saturations.items() if v}
-    if sats:
-        console.print(f"[yellow]saturation events (state clipped to B_v bits) in the reference: {sats}[/yellow]")
     verdict = "[bold green]ALL BIT-EXACT[/bold green]" if report.all_exact else "[bold red]NOT BIT-EXACT[/bold red]"
     if report.warnings:
         verdict += f" [bold yellow](weak evidence: {len(report.warnings)} warning{'s' if len(report.warnings) > 1 else ''})[/bold yellow]"
     console.print(verdict)
-    for w in report.warnings:
+    for w in report.warnings + report.saturation_warnings:
         console.print(f"[yellow]warning: {escape(w)}[/yellow]")
 
 
@@ -123,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             write_text_atomic(args.json, report.to_json())
             console.print(f"wrote {args.json}")
+        if args.strict and report.saturation_warnings:
+            console.print("[red]--strict: the state clipped (see the warnings above)[/red]")
+            return 1
         return 0 if report.all_exact else 1
 
     return run_cli(body)

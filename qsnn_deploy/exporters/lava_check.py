@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import intmath
 from ..frozen import FrozenNet, LIFLayer
+from ..statebound import StateBound, layer_state_bound, net_state_bounds
 
 LAVA_SHIFT = 6  # act_shift = vth_shift = 6 in lava/proc/lif/models.py (AbstractPyLifModelFixed)
 NETX_BIAS_EXP = 6  # netx hdf5.get_neuron_params: 'bias_exp': 6
@@ -132,9 +133,26 @@ class NetFit:
             s += "; every layer maps to Lava's stock LIF exactly"
         return s
 
+    def verdict(self) -> str:
+        """One sentence saying whether the net runs on stock Loihi 2 and, if not, what does not fit and why
+        (the neuron model, a hardware limit, or both; capacity is stated separately)."""
+        custom = [l for l in self.layers if l.route == "custom"]
+        bad = [l for l in self.layers if not l.fits_hardware]
+        capacity = f"capacity: {self.cores} of {self.profile.cores_per_chip} cores"
+        if not custom and not bad:
+            return f"runs on stock Loihi 2: every layer maps exactly to Lava's LIF ({capacity})"
+        parts = []
+        if custom:
+            why = sorted({r.split(" (")[0] for l in custom for r in l.stock_reasons})
+            parts.append(f"not stock Loihi 2 neurons: {', '.join(l.name for l in custom)} need qsnn-deploy's custom QLIF "
+                         f"model ({'; '.join(why)}); train with --profile loihi for a model that runs on stock neurons")
+        if bad:
+            parts.append("over Loihi 2 limits: " + "; ".join(f"{l.name}: {l.detail()}" for l in bad))
+        return ". ".join(parts) + f" ({capacity})"
+
     def to_dict(self) -> dict[str, Any]:
         return {"profile": asdict(self.profile), "fits": self.fits, "fits_hardware": self.fits_hardware,
-                "cores": self.cores, "summary": self.summary(),
+                "cores": self.cores, "summary": self.summary(), "verdict": self.verdict(),
                 "input": [asdict(c) for c in self.input_checks],
                 "layers": [{**asdict(l), "fits": l.fits, "detail": l.detail()} for l in self.layers]}
 
@@ -208,7 +226,7 @@ def stock_reasons(layer: LIFLayer, current_bound: int) -> list[str]:
 
 
 def layer_fit(layer: LIFLayer, in_shape: tuple[int, ...], current_bound: int,
-              profile: LoihiProfile = LOIHI2) -> LayerFit:
+              profile: LoihiProfile = LOIHI2, state: StateBound | None = None) -> LayerFit:
     """Mapping and every constraint for one layer (see the module docstring)."""
     w = deploy_weight(layer)
     bits, exp, mixed = weight_mantissa(w)
@@ -230,14 +248,14 @@ def layer_fit(layer: LIFLayer, in_shape: tuple[int, ...], current_bound: int,
         Check("state width", f"{layer.state_bits} bits", f"≤ {profile.state_bits} bits", layer.state_bits <= profile.state_bits),
         Check("fan-in", fan_in, f"≤ {profile.synapses_per_core} synapses per core", fan_in <= profile.synapses_per_core),
     ]
-    step_max = (current_bound << layer.frac_bits) + int(np.abs(layer.bias).max(initial=0)) + int(layer.threshold.max(initial=0))
-    leak = 1.0 - float(layer.decay.max()) / 4096.0
-    v_bound = math.inf if leak <= 0 else step_max / leak
+    if state is None:
+        state = layer_state_bound(layer, 0, 1)  # callers without a bound: 0/1 spike input
     lim = layer.state_limit
-    checks.append(Check("worst-case |v|", "unbounded (no leak)" if math.isinf(v_bound) else f"{v_bound:.4g}",
-                        f"2^{layer.state_bits - 1} - 1 = {lim}", v_bound <= lim,
-                        "" if v_bound <= lim else f"can exceed 2^{layer.state_bits - 1}: clips possible (counted "
-                        "identically in every backend; qsnn-report measures them)", blocking=False))
+    checks.append(Check("worst-case |v|", f"{state.peak:.4g}" if math.isfinite(state.peak) else "unbounded (no leak)",
+                        f"2^{layer.state_bits - 1} - 1 = {lim}", state.saturation_free,
+                        "" if state.saturation_free else f"no proof that the {layer.state_bits}-bit state cannot clip at "
+                        f"F = {layer.frac_bits} (qsnn-verify measures clips; re-fit F or train with --profile loihi)",
+                        blocking=False))
     synapses = int(w.size) if layer.synapse == "conv" else neurons * fan_in  # conv: one shared kernel per core
     cores = max(1, math.ceil(neurons / profile.neurons_per_core), math.ceil(synapses / profile.synapses_per_core))
     reasons = stock_reasons(layer, current_bound)
@@ -252,8 +270,9 @@ def check_net(net: FrozenNet, profile: LoihiProfile = LOIHI2) -> NetFit:
     """Per-layer Loihi 2 fit of ``net`` (validated first)."""
     net.validate()
     bounds = net.current_bounds()
-    layers = [layer_fit(layer, in_shape, bound, profile)
-              for layer, (in_shape, _), bound in zip(net.layers, net.layer_shapes(), bounds)]
+    states = net_state_bounds(net)
+    layers = [layer_fit(layer, in_shape, bound, profile, state)
+              for layer, (in_shape, _), bound, state in zip(net.layers, net.layer_shapes(), bounds, states)]
     in_bits = max(int(net.input.max_abs).bit_length(), 1) + (1 if net.input.signed else 0)
     inputs = [Check("input message", f"{in_bits} bits", f"≤ {profile.graded_spike_bits} bits (graded spikes)",
                     in_bits <= profile.graded_spike_bits)]
@@ -263,7 +282,7 @@ def check_net(net: FrozenNet, profile: LoihiProfile = LOIHI2) -> NetFit:
 def fit_check_for_report(net: FrozenNet, report) -> dict[str, Any]:
     """The ``qsnn-report --target lava`` hook (:func:`qsnn_deploy.report.register_fit_check`)."""
     fit = check_net(net)
-    return {"fits": fit.fits, "summary": fit.summary(),
+    return {"fits": fit.fits, "summary": fit.verdict(),
             "layers": {l.name: {"fits": l.fits, "detail": l.detail()} for l in fit.layers},
             "note": "fits = runs exactly on stock Loihi 2 (Lava's LIF); layers marked custom run bit-exactly "
                     "in Lava with qsnn-deploy's QLIF ProcessModel"}

@@ -382,7 +382,7 @@ def render_html(report: Report) -> str:
         tg = report.target
         parts.append(f'<section id="target"><h2>Target {_e(tg["name"])}</h2>')
         if tg.get("available"):
-            parts.append(f"<p>{'fits' if tg.get('fits') else 'does not fit'}: {_e(tg.get('summary', ''))}</p>")
+            parts.append(f"<p>{_e(tg.get('summary', ''))}</p>")
             parts.append(_table(["layer", "fits", "detail"],
                                 [[lr.name, "yes" if (lr.fit or {}).get("fits") else "no", (lr.fit or {}).get("detail", "")]
                                  for lr in report.layers]))

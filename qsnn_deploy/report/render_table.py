@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..frozen import FrozenNet
@@ -155,7 +156,7 @@ def print_report(console: Console, report: Report) -> None:
     if report.target is not None:
         tg = report.target
         if tg.get("available"):
-            console.print(f"target {tg['name']}: {'[green]fits[/green]' if tg.get('fits') else '[red]does not fit[/red]'} {tg.get('summary', '')}")
+            console.print(f"target {tg['name']}: {'[green]' if tg.get('fits') else '[yellow]'}{escape(str(tg.get('summary', '')))}{'[/green]' if tg.get('fits') else '[/yellow]'}")
         else:
             console.print(f"[yellow]target {tg['name']}: {tg['note']}[/yellow]")
 
