@@ -3,6 +3,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip install -q --disable-pip-version-check -c requirements/constraints.txt
 DATA ?= ../shared/data
 MODEL ?= examples/mnist_int4_qsnn.pt
+LOIHI_MODEL ?= examples/mnist_int4_loihi.pt
 
 .PHONY: setup demo test bench clean
 
@@ -16,9 +17,12 @@ setup:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user) >/dev/null 2>&1; } || \
 		echo "note: qemu-user not installed; the emulated-AVX2 exactness test will be skipped"
 
-# Main job end to end on the shipped example: freeze + export the int4 MNIST QSNN (numpy, onnx, nir,
-# lava), verify that every backend and Intel Lava agree spike for spike, write the report.
+# Main job end to end on the shipped examples: freeze + export the int4 MNIST QSNN (numpy, onnx, nir,
+# lava), verify that every backend and Intel Lava agree spike for spike, write the report; then the
+# same for the model trained with --profile loihi, which runs on Lava's stock LIF (stock Loihi 2).
 demo: setup
+	@echo "== route 1: $(MODEL) (default profile: subtract reset, per-channel θ) =="
+	@echo "   Lava runs it with qsnn-deploy's custom QLIF process: exact in Lava's CPU simulator, NOT stock Loihi 2"
 	qsnn-export $(MODEL) --target numpy -o out/
 	qsnn-export $(MODEL) --target onnx -o out/
 	qsnn-export $(MODEL) --target nir -o out/
@@ -26,6 +30,12 @@ demo: setup
 	qsnn-verify $(MODEL) --data $(DATA)/mnist -n 1000 --steps 100 --backends torch,onnx,nir --json out/verify.json
 	qsnn-verify $(MODEL) --data $(DATA)/mnist -n 20 --steps 100 --backends loihi,lava --json out/verify-lava.json
 	qsnn-report $(MODEL) --data $(DATA)/mnist -n 1000 --target lava --json out/report.json --html out/report.html
+	@echo "== route 2: $(LOIHI_MODEL) (qsnn-train --profile loihi): runs on STOCK Loihi 2 neurons (Lava's LIF) =="
+	qsnn-export $(LOIHI_MODEL) --target lava --strict --check-json out/fit-loihi.json -o out/
+	qsnn-verify $(LOIHI_MODEL) --data $(DATA)/mnist -n 1000 --steps 100 --backends torch,onnx,nir --strict --json out/verify-loihi.json
+	qsnn-verify $(LOIHI_MODEL) --data $(DATA)/mnist -n 20 --steps 100 --backends loihi,lava --strict --json out/verify-loihi-lava.json
+	qsnn-report $(LOIHI_MODEL) --data $(DATA)/mnist -n 1000 --target lava --json out/report-loihi.json --html out/report-loihi.html
+	@echo "route 1 ($(MODEL)): custom QLIF in Lava's simulator; route 2 ($(LOIHI_MODEL)): stock Loihi 2 LIF (see out/fit-loihi.json)"
 
 test: setup
 	$(PYTHON) -m pytest -q -p no:cacheprovider

@@ -83,9 +83,19 @@ def check_arch(arch: dict[str, Any], profile: str) -> None:
     """Refuse an arch that cannot meet ``profile``, naming the layer, the field and the limit."""
     if profile == "default":
         return
-    for i, entry in enumerate(arch.get("layers") or []):
+    entries = list(arch.get("layers") or [])
+    for i, entry in enumerate(entries):
         name = str(entry.get("name") or f"layer{i}")
         kind = entry.get("type")
+        if kind == "conv" and entry.get("weight_bits"):
+            pool = next((e for e in entries[i + 1:] if e.get("type") in ("avgpool", "lif")), None)
+            if pool is not None and pool.get("type") == "avgpool":
+                k = pool.get("kernel_size", 1)
+                area = int(k) * int(k) if isinstance(k, int) else int(k[0]) * int(k[1])
+                folded = int(entry["weight_bits"]) + max(area - 1, 0).bit_length()
+                if folded > 8:
+                    raise FrozenNetError(name, "weight_bits", f"{entry['weight_bits']}-bit weights summed over the "
+                                         f"{area}-tap pool fold into {folded}-bit kernels; Loihi's weight mantissa holds 8")
         if kind == "batchnorm":
             raise FrozenNetError(name, "batchnorm", "the loihi profile has no BatchNorm (its per-channel scale gives "
                                  "per-channel thresholds, its shift a bias; stock Loihi holds one vth per layer)")

@@ -38,7 +38,8 @@ def small_net(reset="subtract", stock=False, seed=0) -> FrozenNet:
     def th(c, scale=1):
         return np.full(c, int(rng.integers(10, 60)) * 64 * scale) if stock else rng.integers(500, 9000, c) * scale
     bias = (lambda c: np.zeros(c, np.int64)) if stock else (lambda c: rng.integers(-300, 300, c))
-    dec = (lambda c: np.full(c, 3500)) if stock else (lambda c: rng.integers(2000, 4097, c))
+    # stock: β = 0.25, so the proven state bound holds (--strict refuses a state that may clip)
+    dec = (lambda c: np.full(c, 1024)) if stock else (lambda c: rng.integers(2000, 4097, c))
     l1 = LIFLayer("conv1", "conv", rng.integers(-7, 8, (4, 1, 3, 3)), 4, th(4, 8), bias(4), dec(4), reset=reset, pool=(2, 2))
     l2 = LIFLayer("fc", "dense", rng.integers(-7, 8, (5, 64)), 4, th(5), bias(5), dec(5), reset=reset, flatten_input=True)
     return FrozenNet(InputSpec((1, 10, 10)), [l1, l2], num_steps=20).validate()
@@ -88,7 +89,7 @@ def test_netx_file_loads_in_stock_netx(tmp_path):
     assert [type(b.neuron).__name__ for b in network.layers] == ["LIF", "LIF"]
     assert network.layers[0].out.shape == (4, 4, 4) and network.layers[1].out.shape == (5,)
     assert int(network.layers[0].neuron.vth.init) == int(net.layers[0].threshold[0]) >> 6
-    assert int(network.layers[0].neuron.du.init) == 4095 and int(network.layers[0].neuron.dv.init) == 4096 - 3500
+    assert int(network.layers[0].neuron.du.init) == 4095 and int(network.layers[0].neuron.dv.init) == 4096 - 1024
 
 
 def test_export_is_atomic_and_refuses_bad_nets(tmp_path):
@@ -224,7 +225,10 @@ def test_shipped_model_zero_reset_variant_and_exported_file(tmp_path):
     images, _ = _load_mnist_test(3)
     model, _ = model_from_checkpoint(SHIPPED)
     net = freeze(model)
-    zero = dataclasses.replace(net, layers=[dataclasses.replace(l, reset="zero") for l in net.layers]).validate()
+    # zero reset; conv1 back at F = 6 (the shipped model's F before its re-fit to 3), where its state clips:
+    # Lava must count the same clips
+    zero = dataclasses.replace(net, layers=[dataclasses.replace(l, reset="zero", frac_bits=6, threshold=l.threshold << (6 - l.frac_bits),
+                                                                bias=l.bias << (6 - l.frac_bits)) for l in net.layers]).validate()
     path = write_netx(zero, tmp_path / "zero.net")
     lava = LavaSimulator(netx_path=path)
     assert lava.net is not zero and [l.reset for l in lava.net.layers] == ["zero"] * 3

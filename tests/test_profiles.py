@@ -54,6 +54,7 @@ def test_profile_arch_has_only_what_stock_lif_computes():
     ("bias", lambda a: a["layers"][0].update(bias=True), "conv1"),
     ("beta", lambda a: next(e for e in a["layers"] if e["type"] == "lif").update(beta=[0.5] * 16), "lif1"),
     ("weight_bits", lambda a: a["layers"][0].update(weight_bits=12), "conv1"),
+    ("weight_bits", lambda a: a["layers"][0].update(weight_bits=8), "conv1"),  # 8-bit x 2x2 pool folds to 10 bits
 ])
 def test_an_arch_that_breaks_the_profile_is_refused_by_name(field, change, needle):
     arch, _ = _loihi_model()
