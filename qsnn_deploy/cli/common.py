@@ -24,6 +24,18 @@ class LoadedModel:
     name: str
 
 
+def _frac_bits(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer 0..46, got {text!r}") from None
+    if not 0 <= value <= 46:
+        raise argparse.ArgumentTypeError(f"F must be in 0..46 (B_v - 2 for a 48-bit state), got {value}")
+    return value
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="qsnn checkpoint (.pt), frozen network (.qsnn), NIR graph (.nir), netx HDF5 from --target lava (.net), "
                              "or weights with --model-class")
@@ -31,7 +43,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="your own nn.Module class (imported from code you name; built with no arguments); "
                              "MODEL is then a state_dict saved with torch.save")
     parser.add_argument("--weight-bits", type=int, default=8, help="width for float (non-Brevitas) synapses (default 8)")
-    parser.add_argument("--frac-bits", type=int, default=6, help="F for plain snnTorch neurons (default 6)")
+    parser.add_argument("--frac-bits", type=_frac_bits, default=None, metavar="auto|F",
+                        help="F for plain snnTorch neurons: 'auto' (default) picks the largest F ≤ 6 per layer whose "
+                             "state provably never clips (docs/integer-semantics.md §2b), or one F for every layer")
     parser.add_argument("--state-bits", type=int, default=24, help="B_v for plain snnTorch neurons (default 24)")
     nir = parser.add_argument_group("NIR graphs from other tools (.nir without qsnn metadata; docs/nir.md)")
     nir.add_argument("--input-bits", type=int, default=8, help="width of the integer input (default 8: pixels)")
