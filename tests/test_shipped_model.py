@@ -1,5 +1,7 @@
-"""The shipped int4 MNIST model: ≥ 98.5% on the full 10,000-digit test set, and the same accuracy
-(the same prediction for every digit) from the PyTorch model and from the frozen integer net."""
+"""The shipped int4 MNIST models (default profile and ``--profile loihi``): ≥ 98.5% on the full
+10,000-digit test set, the same prediction for every digit from the PyTorch model and from the
+frozen integer net, no layer whose state can clip (proven, and none clipped on the test set), and
+the loihi one fitting stock Loihi 2 exactly."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +13,14 @@ from qsnn_deploy import freeze
 from qsnn_deploy.checkpoint import model_from_checkpoint
 from qsnn_deploy.simulators import create_backend
 
-SHIPPED = Path(__file__).resolve().parents[1] / "examples" / "mnist_int4_qsnn.pt"
+import pytest
+
+from qsnn_deploy.exporters.lava_check import check_net
+from qsnn_deploy.statebound import net_state_bounds
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SHIPPED = EXAMPLES / "mnist_int4_qsnn.pt"
+LOIHI = EXAMPLES / "mnist_int4_loihi.pt"
 
 
 def _test_set():
@@ -24,14 +33,19 @@ def _test_set():
     return load_mnist(folder, split="test")
 
 
-def test_shipped_model_accuracy_identical_on_torch_and_integer_net():
-    model, ckpt = model_from_checkpoint(SHIPPED)
+@pytest.mark.parametrize("path", [SHIPPED, LOIHI], ids=["default", "loihi"])
+def test_shipped_model_accuracy_identical_on_torch_and_integer_net(path):
+    model, ckpt = model_from_checkpoint(path)
     assert ckpt["config"]["precision"] == "int4" and ckpt["config"]["deploy_faithful"] is True
     x, y = _test_set()
     assert len(y) == 10000
     steps = model.num_steps
     net = freeze(model)
+    assert all(b.saturation_free for b in net_state_bounds(net))
+    fit = check_net(net)
+    assert fit.fits == (path == LOIHI), fit.verdict()
     sim = create_backend("numpy", net, batch_size=500).run(x, steps)
+    assert sum(sim.saturations.values()) == 0
     preds_int = sim.predictions()
     preds_torch = []
     with torch.no_grad():

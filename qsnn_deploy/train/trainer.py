@@ -29,7 +29,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError
 from ..fileio import write_text_atomic
 from ..models import PRESETS, build_model, init_uniform_fan_in, preset_arch
-from ..profiles import LOIHI_DEFAULT_BETA, apply_profile, calibrate_initial_firing, check_profile_name, project_to_state_budget
+from ..profiles import LOIHI_DEFAULT_BETA, LOIHI_DEFAULT_LR, apply_profile, calibrate_initial_firing, check_profile_name, project_to_state_budget
 from ..nn.blocks import is_synapse
 from .annealing import ThresholdAnnealer
 from .datasets import ArrayDataset, load_datasets
@@ -89,6 +89,8 @@ class TrainConfig:
             c.reset, c.deploy_faithful = "zero", True
             if c.beta is None:
                 c.beta = LOIHI_DEFAULT_BETA
+            if c.lr is None:
+                c.lr = LOIHI_DEFAULT_LR
         for key in ("batch_size", "lr", "beta", "threshold", "slope", "dropout", "grad_clip", "weight_clip", "period_epochs"):
             if getattr(c, key) is None:
                 setattr(c, key, p[key])
