@@ -104,9 +104,6 @@ def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Seq
                 x_range = (0, 1)
     finally:
         model.train(was_training)
-    if calibration is not None:
-        _calibrate_unproven(frozen_layers, choices, spec, int(num_steps or 100), calibration, calibration_margin, max_frac_bits)
-    _warn_unproven(frozen_layers, choices)
     meta = {
         "source": f"{type(model).__module__}.{type(model).__name__}",
         "deploy_faithful": all(isinstance(b.neuron, QLeaky) for b in blocks),
@@ -114,8 +111,13 @@ def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Seq
     }
     meta["frac_bits"] = {name: {k: v for k, v in c.items() if not k.startswith("_")} for name, c in choices.items()}
     meta.update(metadata or {})
-    net = FrozenNet(spec, frozen_layers, int(num_steps or 100), meta)
-    return net.validate()
+    net = FrozenNet(spec, frozen_layers, int(num_steps or 100), meta).validate()
+    if calibration is not None:  # net.layers is frozen_layers: a data-driven F replaces a layer in place
+        _calibrate_unproven(frozen_layers, choices, spec, int(num_steps or 100), calibration, calibration_margin, max_frac_bits)
+        meta["frac_bits"] = {name: {k: v for k, v in c.items() if not k.startswith("_")} for name, c in choices.items()}
+        net.validate()
+    _warn_unproven(frozen_layers, choices)
+    return net
 
 
 def _ordered_layers(model: nn.Module, layers) -> list[tuple[str, nn.Module]]:
