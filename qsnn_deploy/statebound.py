@@ -147,3 +147,16 @@ def net_state_bounds(net) -> list[StateBound]:
         out.append(layer_state_bound(layer, lo, hi))
         lo, hi = 0, 1
     return out
+
+
+def net_peak_currents(net) -> list[int]:
+    """Per layer, the largest |J| any input in range can produce: max over channels of max(J⁺, J⁻)
+    (tighter than Σ|W|·max|x| for unsigned input, where J⁺ and J⁻ cannot both reach it)."""
+    lo, hi = net.input.value_range
+    out = []
+    for layer in net.layers:
+        area = layer.pool[0] * layer.pool[1] if layer.pool else 1
+        jp, jn = current_extremes(layer.weight, lo, hi, area)
+        out.append(int(max(jp.max(initial=0), jn.max(initial=0))))
+        lo, hi = 0, 1
+    return out

@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import intmath
 from ..frozen import FrozenNet, LIFLayer
-from ..statebound import StateBound, layer_state_bound, net_state_bounds
+from ..statebound import StateBound, layer_state_bound, net_peak_currents, net_state_bounds
 
 LAVA_SHIFT = 6  # act_shift = vth_shift = 6 in lava/proc/lif/models.py (AbstractPyLifModelFixed)
 NETX_BIAS_EXP = 6  # netx hdf5.get_neuron_params: 'bias_exp': 6
@@ -221,7 +221,7 @@ def stock_reasons(layer: LIFLayer, current_bound: int) -> list[str]:
     if np.any(layer.decay < 1):
         r.append("decay 0 needs dv = 4096 (over 12 bits)")
     if (current_bound << LAVA_SHIFT) >= (1 << 23):
-        r.append(f"|a| << 6 may reach {current_bound << LAVA_SHIFT} >= 2^23 (stock current u wraps)")
+        r.append(f"|a| << 6 may reach {current_bound << LAVA_SHIFT} ≥ 2^23 (stock current u wraps)")
     return r
 
 
@@ -269,7 +269,7 @@ def layer_fit(layer: LIFLayer, in_shape: tuple[int, ...], current_bound: int,
 def check_net(net: FrozenNet, profile: LoihiProfile = LOIHI2) -> NetFit:
     """Per-layer Loihi 2 fit of ``net`` (validated first)."""
     net.validate()
-    bounds = net.current_bounds()
+    bounds = net_peak_currents(net)  # |a| Lava's current u must hold (J⁺ and J⁻ of the input range)
     states = net_state_bounds(net)
     layers = [layer_fit(layer, in_shape, bound, profile, state)
               for layer, (in_shape, _), bound, state in zip(net.layers, net.layer_shapes(), bounds, states)]

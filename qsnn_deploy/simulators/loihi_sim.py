@@ -56,7 +56,9 @@ class LoihiSimulator:
             self.layers.append(_PreparedLayer(layer, in_shape, x_bound))
             x_bound = 1
         if route == "auto":
-            self.routes = ["stock" if stock_exact(l, b) else "custom" for l, b in zip(net.layers, net.current_bounds())]
+            from ..statebound import net_peak_currents
+
+            self.routes = ["stock" if stock_exact(l, b) else "custom" for l, b in zip(net.layers, net_peak_currents(net))]
         else:
             self.routes = [route] * len(net.layers)
 

@@ -157,7 +157,9 @@ class Trainer:
                                       f"{'is missing' if not isinstance(ts, dict) else 'lacks ' + ', '.join(missing)} "
                                       "(only last.pt / checkpoints written by qsnn-train hold it)")
             stored = TrainConfig.from_dict(self.resume_ckpt["config"])
-            stored.epochs = config.epochs  # the only thing a resume may change: how far to go
+            stored.epochs = config.epochs  # what a resume may change: how far to go,
+            if config.eval_steps is not None:  # and the T the model is evaluated and saved at
+                stored.eval_steps = config.eval_steps
             stored.out_dir, stored.device = config.out_dir, config.device
             config = stored
         self.cfg = config.resolved()
