@@ -40,3 +40,9 @@ class SaturationError(QSNNError, OverflowError):
 class QSNNWarning(UserWarning):
     """Something the user should know about that is not an error (e.g. a threshold clamped at freeze
     time). The command-line tools show these, as ``warning: ...`` lines, and silence library warnings."""
+
+
+class SaturationWarning(QSNNWarning):
+    """No proof keeps a layer's membrane state inside its B_v bits (:mod:`qsnn_deploy.statebound`):
+    some input may clip it. ``qsnn-export`` prints these itself from the frozen net, whatever it was
+    loaded from, and so ignores the copy ``freeze`` raises while loading a checkpoint."""

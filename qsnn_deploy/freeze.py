@@ -30,9 +30,9 @@ import torch
 import torch.nn as nn
 
 from . import intmath
-from .errors import FrozenNetError, QSNNWarning, UnsupportedLayerError
+from .errors import FrozenNetError, QSNNWarning, SaturationWarning, UnsupportedLayerError
 from .frozen import FrozenNet, InputSpec, LIFLayer
-from .statebound import choose_frac_bits, current_extremes, layer_state_bound, state_bound
+from .statebound import choose_frac_bits, clip_risk_message, current_extremes, layer_state_bound, state_bound
 from .nn.blocks import Block, block_affine, parse_blocks, quantized_weight
 from .nn.neuron import QLeaky
 from .nn.sequential import QSequential
@@ -109,15 +109,20 @@ def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Seq
         "deploy_faithful": all(isinstance(b.neuron, QLeaky) for b in blocks),
         "synapses": {b.name: type(b.synapse).__name__ for b in blocks},
     }
-    meta["frac_bits"] = {name: {k: v for k, v in c.items() if not k.startswith("_")} for name, c in choices.items()}
+    meta["frac_bits"] = _recorded(choices)
     meta.update(metadata or {})
     net = FrozenNet(spec, frozen_layers, int(num_steps or 100), meta).validate()
     if calibration is not None:  # net.layers is frozen_layers: a data-driven F replaces a layer in place
         _calibrate_unproven(frozen_layers, choices, spec, int(num_steps or 100), calibration, calibration_margin, max_frac_bits)
-        meta["frac_bits"] = {name: {k: v for k, v in c.items() if not k.startswith("_")} for name, c in choices.items()}
+        meta["frac_bits"] = _recorded(choices)
         net.validate()
     _warn_unproven(frozen_layers, choices)
     return net
+
+
+def _recorded(choices: dict[str, dict]) -> dict[str, dict]:
+    """The JSON part of the per-layer F choices (keys starting with ``_`` are working data)."""
+    return {name: {k: v for k, v in c.items() if not k.startswith("_")} for name, c in choices.items()}
 
 
 def _ordered_layers(model: nn.Module, layers) -> list[tuple[str, nn.Module]]:
@@ -268,7 +273,7 @@ def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bi
     )
     bound = layer_state_bound(layer, *x_range)
     choice.update(proven_saturation_free=bool(bound.saturation_free), worst_case_abs_v=float(bound.peak),
-                  state_limit=int(layer.state_limit))
+                  state_limit=int(layer.state_limit), _bound=bound)
     if choice["basis"] == "unproven" and bound.saturation_free:
         choice["basis"] = "proof"
     return layer, choice
@@ -325,13 +330,11 @@ def _warn_unproven(layers: list[LIFLayer], choices: dict) -> None:
             warnings.warn(f"layer {layer.name!r}: F = {layer.frac_bits} kept the state within the limit on the "
                           f"{c['calibration_samples']} calibration inputs (peak |v| {c['observed_abs_v']} of {layer.state_limit}), "
                           "but with less than a 2x margin and no proof; other inputs may clip it (qsnn-verify counts clips)",
-                          QSNNWarning, stacklevel=3)
+                          SaturationWarning, stacklevel=3)
             continue
         hint = ("re-fit F with qsnn_deploy.profiles.fit_frac_bits(model) (or train with --profile loihi)"
                 if c.get("basis") == "trained" else "pass calibration=<inputs> to freeze, or a smaller frac_bits")
-        warnings.warn(f"layer {layer.name!r}: its {layer.state_bits}-bit state may clip at F = {layer.frac_bits} "
-                      f"(worst case |v| {c['worst_case_abs_v']:.3g} > {layer.state_limit}); clips are counted identically "
-                      f"in every backend and qsnn-verify reports the fraction. Fix: {hint}", QSNNWarning, stacklevel=3)
+        warnings.warn(clip_risk_message(layer, c["_bound"], hint), SaturationWarning, stacklevel=3)
 
 
 def _check_leaky(name: str, neuron: nn.Module) -> str:

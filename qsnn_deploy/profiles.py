@@ -128,6 +128,37 @@ def _block_input_range(model, index: int) -> tuple[int, int]:
     return 0, (1 << model.input_bits) - 1
 
 
+def _block_area(block) -> int:
+    """Sum-pool area after the block's synapse (1 without a pool)."""
+    area = 1
+    for pool in block.pools:
+        k = pool.kernel_size
+        k = (k, k) if isinstance(k, int) else k
+        area *= int(k[0]) * int(k[1])
+    return area
+
+
+def _block_channel_bounds(model, index: int, block) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Per channel (upper, lower) proven state bound of one deploy-faithful block at its neuron's
+    current F, θ and β (:func:`qsnn_deploy.statebound.channel_bounds`), and its largest integer θ;
+    None for other blocks."""
+    from .nn.blocks import block_affine, quantized_weight
+    from .nn.neuron import QLeaky
+    from .statebound import channel_bounds, current_extremes
+
+    neuron = block.neuron
+    quant = quantized_weight(block.synapse)
+    if not isinstance(neuron, QLeaky) or quant is None:
+        return None
+    w_int, w_scale, _ = quant
+    x_lo, x_hi = _block_input_range(model, index)
+    sigma, bias = block_affine(block, w_scale, model.input_scale if index == 0 else 1.0, on_cpu=True)
+    th, b, d = (t.detach().cpu().round().to(torch.int64).numpy() for t in neuron.integer_params(sigma.abs(), bias))
+    jp, jn = current_extremes(w_int.detach().cpu().round().to(torch.int64).numpy(), x_lo, x_hi, _block_area(block))
+    reset = "subtract" if neuron.reset_mechanism_val == 0 else "zero"
+    return (*channel_bounds(jp, jn, th, b, d, reset, neuron.frac_bits), int(th.max(initial=0)))
+
+
 @torch.no_grad()
 def project_to_state_budget(model, max_rounds: int = 30) -> int:
     """Shrink the float weights of every channel whose proven state bound (F, θ, β of its neuron,
@@ -135,42 +166,23 @@ def project_to_state_budget(model, max_rounds: int = 30) -> int:
 
     Works on a :class:`~qsnn_deploy.nn.QSequential` of deploy-faithful blocks; repeats until every
     channel of every layer is provably saturation-free (the per-tensor weight scale moves when the
-    largest weight shrinks, so one pass may not suffice).
+    largest weight shrinks, and θ·β does not shrink with the weights, so one pass may not suffice).
     """
-    from .nn.blocks import block_affine, quantized_weight
-    from .nn.neuron import QLeaky
-    from .statebound import channel_bounds, current_extremes
-
     shrinks = 0
     for i, block in enumerate(model.blocks):
-        neuron = block.neuron
-        if not isinstance(neuron, QLeaky):
-            continue
-        x_lo, x_hi = _block_input_range(model, i)
-        scale_in = model.input_scale if i == 0 else 1.0
-        area = 1
-        for pool in block.pools:
-            k = pool.kernel_size
-            k = (k, k) if isinstance(k, int) else k
-            area *= int(k[0]) * int(k[1])
-        limit = intmath.state_limit(neuron.state_bits)
         weight = block.synapse.weight
         for _ in range(max_rounds):
-            quant = quantized_weight(block.synapse)
-            if quant is None:
+            bounds = _block_channel_bounds(model, i, block)
+            if bounds is None:
                 break
-            w_int, w_scale, _bits = quant
-            sigma, bias = block_affine(block, w_scale, scale_in, on_cpu=True)
-            th, b, d = (t.detach().cpu().round().to(torch.int64).numpy()
-                        for t in neuron.integer_params(sigma.abs(), bias))
-            jp, jn = current_extremes(w_int.detach().cpu().round().to(torch.int64).numpy(), x_lo, x_hi, area)
-            reset = "subtract" if neuron.reset_mechanism_val == 0 else "zero"
-            upper, lower = channel_bounds(jp, jn, th, b, d, reset, neuron.frac_bits)
+            upper, lower, _ = bounds
             peak = np.maximum(upper, -lower)
-            over = peak > limit * PROJECTION_MARGIN
+            target = PROJECTION_MARGIN * intmath.state_limit(block.neuron.state_bits)
+            over = peak > target
             if not over.any():
                 break
-            factor = np.where(over, PROJECTION_MARGIN * limit / np.maximum(peak, 1.0) * PROJECTION_MARGIN, 1.0)
+            # aim a further margin under the target: the rounding to integers moves the sums
+            factor = np.where(over, PROJECTION_MARGIN * target / np.maximum(peak, 1.0), 1.0)
             f = torch.as_tensor(factor, dtype=weight.dtype, device=weight.device)
             weight.mul_(f.view((-1,) + (1,) * (weight.dim() - 1)))
             shrinks += int(over.sum())
@@ -206,15 +218,6 @@ def calibrate_initial_firing(model, x: torch.Tensor, num_steps: int, target_rate
     return rates
 
 
-def _block_area(block) -> int:
-    area = 1
-    for pool in block.pools:
-        k = pool.kernel_size
-        k = (k, k) if isinstance(k, int) else k
-        area *= int(k[0]) * int(k[1])
-    return area
-
-
 @torch.no_grad()
 def fit_frac_bits(model, max_frac_bits: int = intmath.DEFAULT_FRAC_BITS) -> dict[str, tuple[int, int, bool]]:
     """Give every deploy-faithful neuron of a trained :class:`~qsnn_deploy.nn.QSequential` the largest
@@ -225,28 +228,23 @@ def fit_frac_bits(model, max_frac_bits: int = intmath.DEFAULT_FRAC_BITS) -> dict
     accuracy must be re-measured: θ and the decay are re-rounded on the new grid). Returns
     ``{block name: (old F, new F, proof)}``; a layer with no proof keeps its F.
     """
-    from .nn.blocks import block_affine, quantized_weight
     from .nn.neuron import QLeaky
-    from .statebound import choose_frac_bits, current_extremes, state_bound
+    from .statebound import StateBound, choose_frac_bits
 
     changes = {}
     for i, block in enumerate(model.blocks):
         neuron = block.neuron
-        quant = quantized_weight(block.synapse)
-        if not isinstance(neuron, QLeaky) or quant is None:
+        if not isinstance(neuron, QLeaky):
             continue
-        w_int, w_scale, _ = quant
-        x_lo, x_hi = _block_input_range(model, i)
-        sigma, bias = block_affine(block, w_scale, model.input_scale if i == 0 else 1.0, on_cpu=True)
-        jp, jn = current_extremes(w_int.detach().cpu().round().to(torch.int64).numpy(), x_lo, x_hi, _block_area(block))
-        reset = "subtract" if neuron.reset_mechanism_val == 0 else "zero"
         old = neuron.frac_bits
 
-        def bound_at(f: int, neuron=neuron, sigma=sigma, bias=bias, jp=jp, jn=jn, reset=reset):
+        def bound_at(f: int, i=i, block=block, neuron=neuron) -> StateBound:
             neuron.frac_bits = f
-            th, b, d = (t.detach().cpu().round().to(torch.int64).numpy() for t in neuron.integer_params(sigma.abs(), bias))
-            return state_bound(jp, jn, th, b, d, reset, f, neuron.state_bits)
+            upper, lower, theta_max = _block_channel_bounds(model, i, block)
+            return StateBound(f, float(upper.max()), float(lower.min()), theta_max, neuron.state_bits)
 
+        if _block_channel_bounds(model, i, block) is None:
+            continue
         f, proof, _ = choose_frac_bits(bound_at, f_max=max_frac_bits)
         neuron.frac_bits = f if proof else old
         changes[block.name] = (old, neuron.frac_bits, proof)

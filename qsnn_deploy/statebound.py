@@ -160,3 +160,10 @@ def net_peak_currents(net) -> list[int]:
         out.append(int(max(jp.max(initial=0), jn.max(initial=0))))
         lo, hi = 0, 1
     return out
+
+
+def clip_risk_message(layer, bound: StateBound, fix: str) -> str:
+    """The one sentence freeze and qsnn-export say about a layer whose state no proof keeps in range."""
+    return (f"layer {layer.name!r}: its {layer.state_bits}-bit state may clip at F = {layer.frac_bits} (worst case "
+            f"|v| {bound.peak:.3g} > {bound.limit}); clips are counted identically in every backend and qsnn-verify "
+            f"reports the fraction of neuron-steps clipped. Fix: {fix}")

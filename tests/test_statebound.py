@@ -175,3 +175,20 @@ def test_export_warns_and_strict_refuses_an_unproven_state(tmp_path, capsys):
     out2 = tmp_path / "out2"
     assert export_main([str(path), "--target", "lava", "--strict", "-o", str(out2)]) == 1
     assert not out2.exists() or not any(out2.iterdir())
+
+
+def test_export_of_a_checkpoint_says_a_clip_risk_once(tmp_path, capsys):
+    """freeze warns (SaturationWarning) while the CLI loads a .pt; qsnn-export prints the same risk
+    itself for every model source, so the line appears once, not twice."""
+    from qsnn_deploy.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+
+    model, ckpt = model_from_checkpoint(REPO / "examples" / "mnist_int4_qsnn.pt")
+    model.blocks[0].neuron.frac_bits = 6  # the shipped model before its re-fit: conv1 may clip
+    arch = json.loads(json.dumps(ckpt["arch"]))
+    next(e for e in arch["layers"] if e["type"] == "lif")["frac_bits"] = 6
+    path = save_checkpoint(tmp_path / "f6.pt", model, arch, ckpt.get("config"), ckpt.get("metrics"))
+    assert load_checkpoint(path)["arch"]["layers"]
+    assert export_main([str(path), "--target", "numpy", "-o", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    text = (captured.out + captured.err).replace("\n", " ")
+    assert text.count("may clip") == 1 and "'conv1'" in text

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from pathlib import Path
 
 from rich.console import Console
@@ -21,11 +22,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..exporters import CHECKS, available_targets, get_exporter, target_suffix
-from ..errors import QSNNError
+from ..errors import QSNNError, SaturationWarning
 from ..fileio import check_output_path, write_text_atomic
 from ..frozen import FrozenNet
 from ..report import report_short
-from ..statebound import net_state_bounds
+from ..statebound import clip_risk_message, net_state_bounds
 from ..verify import SATURATION_FIX
 from .common import add_model_arguments, load_model, run_cli
 
@@ -71,13 +72,8 @@ def layer_table(net: FrozenNet, title: str) -> Table:
 
 def state_warnings(net) -> list[str]:
     """One sentence per layer whose state no proof keeps inside B_v bits (:mod:`qsnn_deploy.statebound`)."""
-    out = []
-    for layer, bound in zip(net.layers, net_state_bounds(net)):
-        if not bound.saturation_free:
-            out.append(f"layer {layer.name!r}: its {layer.state_bits}-bit state may clip at F = {layer.frac_bits} (worst case "
-                       f"|v| {bound.peak:.3g} > {bound.limit}); qsnn-verify measures the fraction of neuron-steps clipped. "
-                       f"Fix: {SATURATION_FIX}")
-    return out
+    return [clip_risk_message(layer, bound, SATURATION_FIX)
+            for layer, bound in zip(net.layers, net_state_bounds(net)) if not bound.saturation_free]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         out_is_file = bool(suffix) and Path(args.output).suffix == suffix
         if not args.check:
             check_output_path(args.output, "file" if out_is_file else "dir")
-        loaded = load_model(args)
+        with warnings.catch_warnings():
+            # freeze's SaturationWarning says what state_warnings() prints below for every model source
+            warnings.filterwarnings("ignore", category=SaturationWarning)
+            loaded = load_model(args)
         if not args.check and suffix and not out_is_file:
             check_output_path(Path(args.output) / f"{loaded.name}{suffix}", "file")
         fit = CHECKS.get(args.target)(loaded.net) if args.target in CHECKS.names() else None
