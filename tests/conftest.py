@@ -311,9 +311,16 @@ def assert_spikes_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray], what
 
 
 def run_both_sims(net, x, steps=None, record_states=True):
-    """NumPy and torch-CPU simulations of ``net``; asserts they agree on spikes, states, saturations."""
+    """NumPy (its Numba kernels and its plain-NumPy twin) and torch-CPU simulations of ``net``;
+    asserts they agree on spikes, states, saturations."""
     res_np = NumpySimulator(net).run(x, steps, record_states=record_states)
     res_th = TorchSimulator(net, device="cpu").run(x, steps, record_states=record_states)
+    res_plain = NumpySimulator(net, use_numba=False).run(x, steps, record_states=record_states)
+    assert_spikes_equal(res_np.spikes, res_plain.spikes, "numpy (numba kernels) vs numpy (whole-array ops)")
+    assert res_np.saturations == res_plain.saturations
+    if record_states:
+        for name in res_np.states:
+            assert np.array_equal(res_np.states[name], res_plain.states[name]), f"states of {name!r} differ (numba)"
     assert_spikes_equal(res_np.spikes, res_th.spikes, "numpy vs torch-sim")
     if record_states:
         for name in res_np.states:

@@ -2,18 +2,23 @@
 
 Arithmetic (DESIGN.md section 3, docstring of :mod:`qsnn_deploy.frozen`):
 
-* Synaptic currents ``J`` are exact integers. They are computed with float32 BLAS GEMMs (im2col
-  for convs, channels-last) because every partial sum is an integer below 2**24 when the
-  accumulation bound checked here holds; float64 (2**53) is used beyond it, and NumPy's own int64
-  matmul (plain loops, exact, ~300x slower) only past 2**53. No step depends on which BLAS kernel
-  runs: any summation order of integers below the bound is exact.
+* Synaptic currents ``J`` are exact integers. Sparse inputs (spikes after the first layer: at most
+  30% non-zero) go through an event-driven integer kernel (:mod:`.event_synapse`: only non-zero
+  inputs are accumulated, int32 where the layer's bound proves every partial sum below 2**31).
+  Dense inputs (pixels) use float32 BLAS GEMMs (im2col for convs, channels-last) because every
+  partial sum is an integer below 2**24 when the accumulation bound checked here holds; float64
+  (2**53) is used beyond it, and NumPy's own int64 matmul (plain loops, exact, ~300x slower) only
+  past 2**53. No step depends on which BLAS kernel runs: any summation order of integers below
+  the bound is exact.
 * A conv followed by a sum pool runs as ONE folded conv (:func:`~qsnn_deploy.intmath.fold_sum_pool`).
 * The network runs layer by layer over all T steps (feed-forward: layer l at step t depends only on
   layer l-1 at step t), so each layer's currents for all steps come from one large GEMM; a static
   input (the same image at every step) is multiplied once, not T times. Rows of silent input
   patches are skipped.
-* Membrane updates are int64, with the decay rounding toward zero:
-  ``(x + ((x >> 63) & 4095)) >> 12`` equals ``sign(x) * (|x| >> 12)``.
+* Membrane updates are int64 (:mod:`.lif_scan`: one fused pass per step over cache-sized chunks of
+  neurons), with the decay rounding toward zero: ``(x + ((x >> 63) & 4095)) >> 12`` equals
+  ``sign(x) * (|x| >> 12)``.
+* Without Numba (or with ``use_numba=False``) both run as whole-array NumPy operations, bit-identical.
 """
 from __future__ import annotations
 
@@ -21,9 +26,10 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import intmath
-from ..errors import FrozenNetError, SaturationError
 from ..frozen import FrozenNet, LIFLayer
 from .base import SATURATION_MODES, SimResult, prepare_input
+from .event_synapse import MAX_DENSITY, event_conv, event_currents_available, event_dense
+from .lif_scan import lif_scan
 
 #: Rows per im2col chunk (bounds the temporary patch matrix to ~100-300 MB).
 _MAX_PATCH_ELEMS = 1 << 25
@@ -34,8 +40,9 @@ _SPARSE_ROWS = 0.5
 class _PreparedLayer:
     """One layer's arrays laid out for the channels-last GEMM."""
 
-    def __init__(self, layer: LIFLayer, in_shape: tuple[int, ...], x_bound: int):
+    def __init__(self, layer: LIFLayer, in_shape: tuple[int, ...], x_bound: int, use_numba: bool | None = None):
         self.layer = layer
+        self.use_numba = event_currents_available() if use_numba is None else bool(use_numba)
         self.name = layer.name
         self.out_shape = layer.output_shape((int(np.prod(in_shape)),) if layer.flatten_input else in_shape)
         bound = layer.current_bound(x_bound)
@@ -54,30 +61,43 @@ class _PreparedLayer:
             self.padding = layer.padding
             # (C_out, C_in, kh, kw) -> (kh*kw*C_in, C_out): rows in (kh, kw, C) order = patch order, so
             # that patches copy contiguous channel runs from the channels-last input (~10x faster)
-            self.wmat = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1).T.astype(self.dtype))
+            wint = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1).T)
+            # the event kernel's layout: (kh, kw, C_in, C_out)
+            self.wevent = wint.reshape(tuple(self.kernel) + (w.shape[1], w.shape[0]))
         else:
             w = layer.weight.astype(np.int64)
             if layer.flatten_input and len(in_shape) == 3:
                 # Inputs are kept channels-last (H, W, C); torch flattens (C, H, W): permute columns once.
                 c, h, ww = in_shape
                 w = w.reshape(w.shape[0], c, h, ww).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-            self.wmat = np.ascontiguousarray(w.T.astype(self.dtype))
+            wint = np.ascontiguousarray(w.T)
+            self.wevent = wint
+        self.wmat = np.ascontiguousarray(wint.astype(self.dtype))
+        # event kernel: int32 products and sums when every partial sum is provably below 2**31
+        self.wevent = self.wevent.astype(np.int32 if bound < (1 << 31) else np.int64)
         self.threshold = layer.threshold.astype(np.int64)
         self.bias = layer.bias.astype(np.int64)
         self.decay = layer.decay.astype(np.int64)
-        self.uniform_decay = bool(np.all(self.decay == self.decay[0]))
-        if self.uniform_decay:
-            self.decay = np.int64(self.decay[0])
 
     # -------------------------------------------------------------- synaptic current
     def currents(self, x: np.ndarray) -> np.ndarray:
-        """J for a batch of channels-last inputs x [B, H, W, C] (or [B, F]); int64 [B, ..., C_out]."""
+        """J for a batch of channels-last inputs x [B, H, W, C] (or [B, F]); int64 [B, ..., C_out].
+
+        Sparse inputs (at most :data:`~.event_synapse.MAX_DENSITY` non-zero, e.g. spikes) go through the
+        event-driven kernel, dense ones through a float GEMM over im2col patches; both exact.
+        """
+        sparse = self.use_numba and x.size and np.count_nonzero(x) <= MAX_DENSITY * x.size
         if self.layer.synapse == "dense":
             flat = x.reshape(x.shape[0], -1)
+            if sparse:
+                return event_dense(flat, self.wevent)
             return self._gemm(flat).reshape(x.shape[0], -1)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
         b = x.shape[0]
         ho, wo = self.out_shape[1], self.out_shape[2]
+        if sparse:
+            xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if (ph or pw) else x
+            return event_conv(xp, self.wevent, (sh, sw), (ho, wo))
         out = np.empty((b, ho, wo, self.wmat.shape[1]), dtype=np.int64)
         per_sample = ho * wo * self.wmat.shape[0]
         chunk = max(1, _MAX_PATCH_ELEMS // max(per_sample, 1))
@@ -109,45 +129,10 @@ class _PreparedLayer:
 
     # -------------------------------------------------------------- neurons
     def scan(self, j: np.ndarray, static: bool, steps: int, saturation: str, record: bool):
-        """Run the LIF recurrence over time. j: int64 [T, B, ..., C] or [B, ..., C] if static."""
+        """Run the LIF recurrence over time (:mod:`.lif_scan`). j: int64 [T, B, ..., C] or [B, ..., C] if static."""
         layer = self.layer
-        shift, th, d = layer.frac_bits, self.threshold, self.decay
-        cur = (j << shift) + self.bias  # in place of J: the per-step state increment before reset
-        shape = cur.shape if static else cur.shape[1:]
-        v = np.zeros(shape, dtype=np.int64)
-        x = np.empty(shape, dtype=np.int64)
-        tmp = np.empty(shape, dtype=np.int64)
-        spikes = np.empty((steps,) + shape, dtype=np.uint8)
-        states = np.empty((steps,) + shape, dtype=np.int64) if record else None
-        r = np.zeros(shape, dtype=bool)
-        vmax = layer.state_limit
-        subtract = layer.reset == "subtract"
-        saturated = 0
-        check = not _cannot_saturate(cur, th, d, vmax)
-        for t in range(steps):
-            # r_t = [v_{t-1} > θ]
-            np.greater(v, th, out=r)
-            if not subtract:
-                v[r] = 0
-            np.multiply(v, d, out=x)                       # v·d  (≤ 2^(B_v-1+13), int64-safe)
-            np.right_shift(x, 63, out=tmp)
-            np.bitwise_and(tmp, intmath.DECAY_ONE - 1, out=tmp)
-            np.add(x, tmp, out=x)
-            np.right_shift(x, intmath.DECAY_BITS, out=v)   # decay toward zero
-            np.add(v, cur if static else cur[t], out=v)
-            if subtract:
-                np.subtract(v, th, out=v, where=r)
-            if check and (v.max(initial=0) > vmax or v.min(initial=0) < -vmax):
-                n_sat = int(np.count_nonzero(v > vmax) + np.count_nonzero(v < -vmax))
-                if saturation == "raise":
-                    raise SaturationError(f"layer {self.name!r}: membrane state left the {layer.state_bits}-bit range "
-                                          f"±{vmax} at step {t} ({n_sat} neurons)")
-                saturated += n_sat
-                np.clip(v, -vmax, vmax, out=v)
-            np.greater(v, th, out=spikes[t])
-            if record:
-                states[t] = v
-        return spikes, states, saturated
+        return lif_scan(j, static, steps, layer.frac_bits, self.threshold, self.bias, self.decay, layer.reset,
+                        layer.state_bits, name=self.name, saturation=saturation, record=record, use_numba=self.use_numba)
 
 
 class NumpySimulator:
@@ -157,11 +142,14 @@ class NumpySimulator:
         net: the frozen network (validated here).
         saturation: ``"count"`` (clip and count, default) or ``"raise"`` (:class:`SaturationError`).
         batch_size: samples simulated together (memory vs. GEMM efficiency).
+        use_numba: run the fused Numba kernels (LIF scan, event-driven synapses); default: when
+            Numba is installed. ``False`` runs the same arithmetic as whole-array NumPy operations.
     """
 
     name = "numpy"
 
-    def __init__(self, net: FrozenNet, saturation: str = "count", batch_size: int = 128):
+    def __init__(self, net: FrozenNet, saturation: str = "count", batch_size: int = 128,
+                 use_numba: bool | None = None):
         if saturation not in SATURATION_MODES:
             raise ValueError(f"saturation must be one of {SATURATION_MODES}, got {saturation!r}")
         self.net = net.validate()
@@ -170,7 +158,7 @@ class NumpySimulator:
         self.layers: list[_PreparedLayer] = []
         x_bound = net.input.max_abs
         for layer, (in_shape, _) in zip(net.layers, net.layer_shapes()):
-            self.layers.append(_PreparedLayer(layer, in_shape, x_bound))
+            self.layers.append(_PreparedLayer(layer, in_shape, x_bound, use_numba))
             x_bound = 1
 
     def run(self, x, num_steps: int | None = None, record_states: bool = False) -> SimResult:
@@ -210,19 +198,6 @@ class NumpySimulator:
             if record:
                 states[p.name] = _to_torch_layout(v)
         return spikes, sats, states
-
-
-def _cannot_saturate(cur: np.ndarray, th: np.ndarray, d, vmax: int) -> bool:
-    """True when |v| provably stays within ±vmax for these increments.
-
-    |decay(v)| <= |v|*d/4096 (rounding toward zero), so with g = max d/4096 < 1 and
-    m = max|cur| + max θ (what one step adds or a reset subtracts), |v_t| <= m / (1 - g).
-    """
-    d_max = int(np.max(d))
-    if d_max >= intmath.DECAY_ONE or cur.size == 0:
-        return False
-    m = int(np.abs(cur).max()) + int(np.max(th))
-    return m * intmath.DECAY_ONE < vmax * (intmath.DECAY_ONE - d_max)
 
 
 def _compact_dtype(net: FrozenNet) -> np.dtype:

@@ -1,0 +1,173 @@
+"""The LIF recurrence over T steps for a whole layer, in integers: one fused kernel and its NumPy twin.
+
+For every neuron ``i`` of channel ``c`` (arrays channels-last, so ``c = i mod C``) and every step t::
+
+    r_t = [v_{t-1} > θ_c]                                   reset flag, v_{-1} = 0
+    v   = 0 if (reset = "zero" and r_t) else v_{t-1}
+    v   = sign(v·d_c) · (|v·d_c| >> 12)                     decay, rounds toward zero
+    v   = v + (J_t << F) + b_c - (θ_c if reset = "subtract" and r_t else 0)
+    v_t = clip(v, ±(2**(B_v-1) - 1))                        each clip is one saturation event
+    s_t = [v_t > θ_c]
+
+``J`` (int64, exact synaptic current), ``θ`` (threshold, state units, B_v bits), ``b`` (bias,
+state units), ``d`` (12-bit decay, 0..4096), ``F`` (fractional bits) and ``B_v`` (state width) are
+those of :class:`~qsnn_deploy.frozen.LIFLayer`. Every quantity is an int64: |v·d| < 2**(B_v+12)
+and |J << F| < 2**62 are checked by ``FrozenNet.validate``.
+
+:func:`lif_scan` runs a Numba kernel when Numba is installed: one pass over memory per step,
+neurons in cache-sized chunks spread over the CPU's cores, each chunk stepping through all T
+steps while its states stay in cache. It is integer code only (no float, no CPU-specific
+instruction can change a result). :func:`lif_scan_numpy` is the same recurrence as whole-array
+NumPy operations; the tests hold the two equal on adversarial operands (both resets, saturation,
+per-channel parameters), and it is the fallback where Numba is missing.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import intmath
+from ..errors import SaturationError
+
+try:  # pragma: no cover - exercised through lif_scan; the fallback is tested directly
+    import numba
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover
+    numba = None
+    HAVE_NUMBA = False
+
+#: Neurons per chunk of the fused kernel: 16 Ki int64 states (128 KiB) stay in a core's L2 cache.
+CHUNK = 1 << 14
+
+
+def lif_scan(j: np.ndarray, static: bool, steps: int, frac_bits: int, threshold: np.ndarray, bias: np.ndarray,
+             decay: np.ndarray, reset: str, state_bits: int, name: str = "", saturation: str = "count",
+             record: bool = False, use_numba: bool | None = None):
+    """Run the recurrence (module docstring) for one layer.
+
+    Args:
+        j: int64 synaptic currents, channels-last: ``[..., C]`` when ``static`` (the same current
+            every step) or ``[T, ..., C]``.
+        static: whether ``j`` holds one step for all T.
+        steps: T.
+        frac_bits: F. threshold, bias, decay: int64 per channel ``[C]``.
+        reset: ``"subtract"`` or ``"zero"``. state_bits: B_v.
+        name: the layer's name (for the saturation error).
+        saturation: ``"count"`` (clip and count) or ``"raise"`` (:class:`SaturationError` at the
+            first step with a clip, naming the layer, the step and the number of neurons).
+        record: also return the states ``v_t`` (int64 ``[T, ..., C]``).
+        use_numba: force (True) or avoid (False) the fused kernel; default: Numba when installed.
+
+    Returns:
+        (spikes uint8 ``[T, ..., C]``, states or None, number of saturation events).
+    """
+    shape = j.shape if static else j.shape[1:]
+    c = shape[-1] if shape else 1
+    params = [np.ascontiguousarray(np.broadcast_to(np.asarray(p, dtype=np.int64).reshape(-1), (c,)))
+              for p in (threshold, bias, decay)]
+    if reset not in intmath.RESET_MODES:
+        raise ValueError(f"reset must be one of {intmath.RESET_MODES}, got {reset!r}")
+    if use_numba is None:
+        use_numba = HAVE_NUMBA
+    if use_numba and not HAVE_NUMBA:
+        raise RuntimeError("use_numba=True but numba is not installed")
+    fn = _scan_numba if use_numba else _scan_numpy
+    spikes, states, per_step = fn(np.ascontiguousarray(j, dtype=np.int64), static, int(steps), int(frac_bits),
+                                  *params, reset == "subtract", intmath.state_limit(state_bits), record)
+    if saturation == "raise" and per_step.any():
+        t = int(np.flatnonzero(per_step)[0])
+        raise SaturationError(f"layer {name!r}: membrane state left the {state_bits}-bit range "
+                              f"±{intmath.state_limit(state_bits)} at step {t} ({int(per_step[t])} neurons)")
+    return spikes, states, int(per_step.sum())
+
+
+# ------------------------------------------------------------------ NumPy (whole-array operations)
+def _scan_numpy(j, static, steps, frac_bits, th, b, d, subtract, vmax, record):
+    shape = j.shape if static else j.shape[1:]
+    cur = (j << frac_bits) + b  # the per-step increment before reset (broadcast over channels-last)
+    v = np.zeros(shape, dtype=np.int64)
+    x = np.empty(shape, dtype=np.int64)
+    tmp = np.empty(shape, dtype=np.int64)
+    r = np.zeros(shape, dtype=bool)
+    spikes = np.empty((steps,) + shape, dtype=np.uint8)
+    states = np.empty((steps,) + shape, dtype=np.int64) if record else None
+    per_step = np.zeros(steps, dtype=np.int64)
+    dd = d[0] if np.all(d == d[0]) else d
+    for t in range(steps):
+        np.greater(v, th, out=r)
+        if not subtract:
+            v[r] = 0
+        np.multiply(v, dd, out=x)                      # v·d  (< 2^(B_v+12), int64-safe)
+        np.right_shift(x, 63, out=tmp)
+        np.bitwise_and(tmp, intmath.DECAY_ONE - 1, out=tmp)
+        np.add(x, tmp, out=x)
+        np.right_shift(x, intmath.DECAY_BITS, out=v)   # decay toward zero
+        np.add(v, cur if static else cur[t], out=v)
+        if subtract:
+            np.subtract(v, th, out=v, where=r)
+        if v.max(initial=0) > vmax or v.min(initial=0) < -vmax:
+            per_step[t] = np.count_nonzero(v > vmax) + np.count_nonzero(v < -vmax)
+            np.clip(v, -vmax, vmax, out=v)
+        np.greater(v, th, out=spikes[t])
+        if record:
+            states[t] = v
+    return spikes, states, per_step
+
+
+# ------------------------------------------------------------------ Numba (fused, chunked, parallel)
+if HAVE_NUMBA:
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _kernel(j, static, steps, frac_bits, th, b, d, subtract, vmax, record, spikes, states, sat, rows_per_chunk):
+        # j, spikes, states: [T (or 1), P, C]: P positions (batch x pixels) of C channels
+        p_total = spikes.shape[1]
+        c = spikes.shape[2]
+        n_chunks = sat.shape[0]
+        for k in numba.prange(n_chunks):
+            lo = k * rows_per_chunk
+            hi = min(p_total, lo + rows_per_chunk)
+            v = np.zeros((hi - lo, c), dtype=np.int64)
+            for t in range(steps):
+                row = 0 if static else t
+                n_sat = 0
+                for p in range(lo, hi):
+                    vp = v[p - lo]
+                    jp = j[row, p]
+                    sp = spikes[t, p]
+                    for ch in range(c):
+                        vi = vp[ch]
+                        theta = th[ch]
+                        fired = vi > theta
+                        if fired and not subtract:
+                            vi = 0
+                        x = vi * d[ch]
+                        vi = ((x + ((x >> 63) & 4095)) >> 12) + (jp[ch] << frac_bits) + b[ch]
+                        if fired and subtract:
+                            vi -= theta
+                        if vi > vmax:
+                            vi = vmax
+                            n_sat += 1
+                        elif vi < -vmax:
+                            vi = -vmax
+                            n_sat += 1
+                        vp[ch] = vi
+                        sp[ch] = vi > theta
+                    if record:
+                        states[t, p] = vp
+                sat[k, t] = n_sat
+
+    def _scan_numba(j, static, steps, frac_bits, th, b, d, subtract, vmax, record):
+        shape = j.shape if static else j.shape[1:]
+        c = th.shape[0]
+        n = int(np.prod(shape, dtype=np.int64))
+        p_total = n // c if c else 0
+        spikes = np.empty((steps,) + shape, dtype=np.uint8)
+        states = np.empty((steps,) + shape, dtype=np.int64) if record else np.empty((1, 1, 1), dtype=np.int64)
+        rows = max(1, CHUNK // max(c, 1))
+        n_chunks = max(1, -(-p_total // rows))
+        sat = np.zeros((n_chunks, steps), dtype=np.int64)
+        if n and steps:
+            _kernel(j.reshape(1 if static else steps, p_total, c), static, steps, frac_bits, th, b, d, subtract, vmax,
+                    record, spikes.reshape(steps, p_total, c), states.reshape(steps, p_total, c) if record else states,
+                    sat, rows)
+        return spikes, (states if record else None), sat.sum(axis=0)
+else:  # pragma: no cover
+    _scan_numba = None
