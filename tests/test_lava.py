@@ -80,7 +80,9 @@ def test_netx_round_trip_runs_identically(tmp_path):
 
 
 def test_netx_file_loads_in_stock_netx(tmp_path):
-    from lava.lib.dl.netx import hdf5
+    from qsnn_deploy.simulators.lava_sim import import_lava
+
+    hdf5 = import_lava()[0]  # not a bare import: an earlier test may have fixed multiprocessing's start method
 
     net = small_net(reset="zero", stock=True)
     path = write_netx(net, tmp_path / "n.net")

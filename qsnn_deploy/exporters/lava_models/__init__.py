@@ -1,9 +1,10 @@
-"""Lava process and bit-accurate ProcessModel for the project's integer LIF ("QLIF").
+"""Lava processes and bit-accurate ProcessModels: the project's integer LIF ("QLIF") and the
+memory-mapped stream source / recorder of the Lava runner.
 
 This folder holds only Lava classes: Lava's compiler imports every ``.py`` file in the folder of
 a process's module to find its ProcessModels, so nothing else may live here. Importing this
 package requires lava-nc (``python tools/install_lava.py``).
 """
-from .process import QLIF, SpikeRecorder, unpack_spikes
+from .process import QLIF, StreamRecorder, StreamSource
 
-__all__ = ["QLIF", "SpikeRecorder", "unpack_spikes"]
+__all__ = ["QLIF", "StreamRecorder", "StreamSource"]

@@ -1,8 +1,9 @@
-"""Bit-accurate fixed-point ProcessModel of :class:`~.process.QLIF` (tag ``fixed_pt``, CPU).
+"""Bit-accurate fixed-point ProcessModel of :class:`~.process.QLIF` (tag ``fixed_pt``, CPU), and the
+models of the memory-mapped stream source and recorder.
 
-Selected by ``Loihi2SimCfg(select_tag="fixed_pt")``. All arithmetic in int64; the equations are
-in :mod:`.process`. The synaptic input arrives as int32 (a conv over raw 8-bit pixels exceeds 16
-bits), the spikes leave as 0/1.
+Selected by ``Loihi2SimCfg(select_tag="fixed_pt")``. All QLIF arithmetic in int64; the equations and
+the hold / periodic-reset window are in :mod:`.process`. The synaptic input arrives as int32 (a conv
+over raw 8-bit pixels exceeds 16 bits), the spikes leave as 0/1.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from qsnn_deploy.exporters.lava_models.process import QLIF, SpikeRecorder  # absolute: Lava loads this file by path
+# absolute: Lava loads this file by path
+from qsnn_deploy.exporters.lava_models.process import QLIF, StreamRecorder, StreamSource
 
 DECAY_BITS = 12
 
@@ -33,11 +35,25 @@ class PyQLifModelFixed(PyLoihiProcessModel):
     frac_bits: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=8)
     state_limit: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     hold_steps: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    reset_interval: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    reset_offset: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    window_steps: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     saturations: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+
+    def _live(self) -> bool:
+        """True when this step lies in the live window of its period (see :mod:`.process`)."""
+        period = int(self.reset_interval[0])
+        if period:
+            tau = (self.time_step - 1 - int(self.reset_offset[0])) % period + 1
+            end = int(self.window_steps[0]) or period
+        else:
+            tau, end = self.time_step, self.time_step
+        return int(self.hold_steps[0]) < tau <= end
 
     def run_spk(self) -> None:
         a = self.a_in.recv().astype(np.int64)
-        if self.time_step <= int(self.hold_steps[0]):
+        if not self._live():
+            self.v[:] = 0
             self.s_out.send(np.zeros(self.v.shape, np.int32))
             return
         v = self.v.astype(np.int64)
@@ -52,29 +68,38 @@ class PyQLifModelFixed(PyLoihiProcessModel):
         if subtract:
             v = v - fired * vth
         lim = int(self.state_limit[0])
-        self.saturations[0] += int(np.count_nonzero(np.abs(v) > lim))
+        clipped = np.abs(v) > lim
+        lanes = self.saturations.shape[0]
+        self.saturations += np.count_nonzero(clipped.reshape(lanes, -1), axis=1)
         v = np.clip(v, -lim, lim)
         self.v[:] = v
         self.s_out.send((v > vth).astype(np.int32))
 
 
-@implements(proc=SpikeRecorder, protocol=LoihiProtocol)
+@implements(proc=StreamSource, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PySpikeRecorderModel(PyLoihiProcessModel):
+class PyStreamSourceModel(PyLoihiProcessModel):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+
+    def run_spk(self) -> None:
+        if not hasattr(self, "_rows"):  # opened in the Lava process, after the fork
+            ring = int(self.proc_params["ring_steps"])
+            self._rows = np.memmap(self.proc_params["path"], dtype=np.int32, mode="r",
+                                   shape=(ring,) + tuple(self.s_out.shape))
+        self.s_out.send(np.array(self._rows[(self.time_step - 1) % self._rows.shape[0]]))
+
+
+@implements(proc=StreamRecorder, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyStreamRecorderModel(PyLoihiProcessModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    num_steps: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
-    packed: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
     def run_spk(self) -> None:
         s = self.a_in.recv()
-        total = int(self.num_steps[0])
-        if not hasattr(self, "_train"):
-            self._train = np.zeros((total,) + s.shape, np.uint8)
-        t = self.time_step - 1
-        if t < total:
-            self._train[t] = s != 0
-        if t == total - 1:
-            packed = np.packbits(self._train.reshape(-1))
-            packed = np.concatenate([packed, np.zeros(-len(packed) % 4, np.uint8)])
-            self.packed[:] = packed.view(">u4").astype(np.int64)
+        if not hasattr(self, "_rows"):
+            ring = int(self.proc_params["ring_steps"])
+            self._rows = np.memmap(self.proc_params["path"], dtype=np.uint8, mode="r+",
+                                   shape=(ring,) + tuple(self.a_in.shape))
+        self._rows[(self.time_step - 1) % self._rows.shape[0]] = s != 0

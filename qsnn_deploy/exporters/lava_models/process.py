@@ -1,6 +1,7 @@
-"""``QLIF``: the project's integer leaky integrate-and-fire neuron as a Lava process.
+"""``QLIF``: the project's integer leaky integrate-and-fire neuron as a Lava process, and the
+memory-mapped stream source/recorder the Lava runner feeds and reads a network with.
 
-One state per neuron, v (signed, ``state_bits`` wide, default 24), and per time step t
+QLIF has one state per neuron, v (signed, ``state_bits`` wide, default 24), and per time step t
 (time_step counted from 1, as Lava does)::
 
     r_t = [v_{t-1} > vth]                                  previous step's spike
@@ -12,12 +13,26 @@ One state per neuron, v (signed, ``state_bits`` wide, default 24), and per time 
 
 This is DESIGN.md §3 exactly (snnTorch's order: θ is subtracted after the next decay). Lava's stock
 LIF cannot hold it: its ``vth``/``du``/``dv`` are one value per layer and it resets to zero right
-after the spike. ``hold_steps`` keeps v at 0 and the output silent for the first steps, while
-Lava's synapse pipeline is still filling (layer l, 0-based, receives its first input at step l+2),
-so a bias is not integrated before the first input arrives, as in the reference.
+after the spike.
+
+**Hold and periodic reset.** ``hold_steps`` keeps v at 0 and the output silent for the first
+steps, while Lava's synapse pipeline is still filling (layer l, 0-based, receives its first input
+at step l+2), so a bias is not integrated before the first input arrives, as in the reference.
+With ``reset_interval`` R the time axis is cut into periods of R steps (period p spans steps
+``reset_offset + p·R + 1 … reset_offset + (p+1)·R``) and every period repeats that rule: with
+τ = ((t - 1 - reset_offset) mod R) + 1 the neuron is *live* for ``hold_steps < τ ≤ window_steps``
+(``window_steps`` 0 = R); outside that window v is held at 0, nothing spikes and nothing is
+counted. So each period is a fresh neuron started at its first step, exactly the per-sample run the
+reference describes, whatever the previous period left in v: the reset is v = 0 before the first
+live step (τ = hold_steps + 1), the step at which the period's first input arrives. Without
+``reset_interval`` (None) τ = t and the window never ends: one sample, today's behaviour.
+
+**Lanes.** A layer may hold ``lanes`` independent copies of its neurons side by side (lane-major:
+neuron i of lane j is flat element j·N + i); the clip count ``saturations`` is kept per lane.
 
 Units: a_in is the integer synaptic sum W·x (no shift); vth, bias and v are in state units
-(2^frac_bits per unit of a); decay is a 12-bit multiplier 0..4096 (4096 = no leak).
+(2^frac_bits per unit of a); decay is a 12-bit multiplier 0..4096 (4096 = no leak); steps are Lava
+time steps.
 """
 from __future__ import annotations
 
@@ -33,21 +48,38 @@ class QLIF(AbstractProcess):
     """Integer LIF with per-neuron threshold, bias and decay, subtract or zero reset.
 
     Args:
-        shape: neuron layout, Lava order ((x, y, c) for conv layers, (n,) for dense).
+        shape: neuron layout, Lava order ((x, y, c) for conv layers, (n,) for dense or lanes).
         vth: threshold θ per neuron [state units, 0 ≤ θ ≤ 2^(state_bits-1) - 1].
-        bias: b per neuron [state units], added every step.
+        bias: b per neuron [state units], added every live step.
         decay: d per neuron [12-bit multiplier, 0..4096].
         reset: "subtract" or "zero".
         frac_bits: F, the left shift of the synaptic input [bits].
         state_bits: B_v, the signed width of v [bits].
-        hold_steps: number of first time steps during which v is held at 0 and nothing spikes.
+        hold_steps: number of first steps (of the run, or of every period) during which v is held
+            at 0 and nothing spikes [steps].
+        reset_interval: period R [steps]; None = no period (one sample per run).
+        reset_offset: phase of the periods: period p starts at step reset_offset + p·R + 1 [steps, ≥ 0].
+        window_steps: live steps end after period-local step window_steps [steps]; None = at R.
+        lanes: independent neuron copies held side by side (lane-major); clips are counted per lane.
     """
 
     def __init__(self, *, shape: ty.Tuple[int, ...], vth, bias=0, decay=4096, reset: str = "subtract",
                  frac_bits: int = 6, state_bits: int = 24, hold_steps: int = 0,
+                 reset_interval: ty.Optional[int] = None, reset_offset: int = 0,
+                 window_steps: ty.Optional[int] = None, lanes: int = 1,
                  name: ty.Optional[str] = None, **kwargs) -> None:
         if reset not in ("subtract", "zero"):
             raise ValueError(f"QLIF reset must be 'subtract' or 'zero', got {reset!r}")
+        if reset_interval is not None and int(reset_interval) < 1:
+            raise ValueError(f"QLIF reset_interval must be ≥ 1 step or None, got {reset_interval}")
+        if int(reset_offset) < 0:
+            raise ValueError(f"QLIF reset_offset must be ≥ 0, got {reset_offset}")
+        if window_steps is not None and not int(hold_steps) < int(window_steps) <= (reset_interval or window_steps):
+            raise ValueError(f"QLIF window_steps must lie in (hold_steps, reset_interval]: {hold_steps} < "
+                             f"{window_steps} ≤ {reset_interval}")
+        n = int(np.prod(shape))
+        if int(lanes) < 1 or n % int(lanes):
+            raise ValueError(f"QLIF lanes must divide the {n} neurons, got {lanes}")
         super().__init__(shape=shape, name=name, **kwargs)
         full = lambda a: np.broadcast_to(np.asarray(a, dtype=np.int64), shape).copy()  # noqa: E731
         self.a_in = InPort(shape=shape)
@@ -60,29 +92,39 @@ class QLIF(AbstractProcess):
         self.frac_bits = Var(shape=(1,), init=np.array([int(frac_bits)]))
         self.state_limit = Var(shape=(1,), init=np.array([(1 << (int(state_bits) - 1)) - 1], np.int64))
         self.hold_steps = Var(shape=(1,), init=np.array([int(hold_steps)]))
-        self.saturations = Var(shape=(1,), init=np.zeros(1, np.int64))
+        # 0 encodes None (no period / window to the end of the period)
+        self.reset_interval = Var(shape=(1,), init=np.array([int(reset_interval or 0)]))
+        self.reset_offset = Var(shape=(1,), init=np.array([int(reset_offset)]))
+        self.window_steps = Var(shape=(1,), init=np.array([int(window_steps or 0)]))
+        self.saturations = Var(shape=(int(lanes),), init=np.zeros(int(lanes), np.int64))
 
 
-class SpikeRecorder(AbstractProcess):
-    """Records a layer's 0/1 spikes for ``num_steps`` steps, bit-packed into 32-bit words.
+class StreamSource(AbstractProcess):
+    """Sends, at every Lava step t, row (t - 1) mod ``ring_steps`` of an int32 array that the parent
+    process writes into a memory-mapped file (``path``, C order, shape [ring_steps, *shape]).
 
-    Lava's ``Var.get`` sends an array one element at a time through its runtime channel (about
-    12 µs each): reading a 16×12×12 layer over 103 steps from a sink RingBuffer takes ~3 s. Packed
-    32 spikes per element it takes ~0.1 s. ``packed`` holds ``np.packbits`` of the spike train
-    [num_steps, *shape] (C order, big-endian bit order), grouped 4 bytes per element; it is filled
-    at the last step. :func:`unpack_spikes` turns it back into a uint8 array.
+    Lava's RingBuffer holds its data in a Var fixed at compile time; this source lets one compiled
+    network take new samples between ``run`` calls (the parent writes the next rows while the
+    network is paused). Values are sent as they are (int32: 8-bit graded pixels, or 0/1 events).
     """
 
-    def __init__(self, *, shape: ty.Tuple[int, ...], num_steps: int, name: ty.Optional[str] = None, **kwargs) -> None:
-        super().__init__(shape=shape, num_steps=num_steps, name=name, **kwargs)
-        words = -(-int(np.prod(shape)) * int(num_steps) // 32)
+    def __init__(self, *, shape: ty.Tuple[int, ...], path: str, ring_steps: int, name: ty.Optional[str] = None,
+                 **kwargs) -> None:
+        super().__init__(shape=shape, path=str(path), ring_steps=int(ring_steps), name=name, **kwargs)
+        self.s_out = OutPort(shape=shape)
+
+
+class StreamRecorder(AbstractProcess):
+    """Writes, at every Lava step t, the 0/1 spikes it receives into row (t - 1) mod ``ring_steps`` of
+    a memory-mapped uint8 file (``path``, C order, shape [ring_steps, *shape]) that the parent reads
+    while the network is paused.
+
+    Lava's ``Var.get`` sends an array one element at a time through its runtime channel (about
+    12 µs each): reading 200 samples of a 16×12×12 layer that way would take minutes. The file is
+    shared page cache: the parent reads it directly.
+    """
+
+    def __init__(self, *, shape: ty.Tuple[int, ...], path: str, ring_steps: int, name: ty.Optional[str] = None,
+                 **kwargs) -> None:
+        super().__init__(shape=shape, path=str(path), ring_steps=int(ring_steps), name=name, **kwargs)
         self.a_in = InPort(shape=shape)
-        self.num_steps = Var(shape=(1,), init=np.array([int(num_steps)]))
-        self.packed = Var(shape=(words,), init=np.zeros(words, np.int64))
-
-
-def unpack_spikes(packed: np.ndarray, shape: ty.Tuple[int, ...], num_steps: int) -> np.ndarray:
-    """Inverse of the :class:`SpikeRecorder` packing: uint8 [num_steps, *shape]."""
-    words = np.asarray(packed).astype(np.int64).astype(">u4")
-    bits = np.unpackbits(words.view(np.uint8))[: int(np.prod(shape)) * int(num_steps)]
-    return bits.reshape((int(num_steps),) + tuple(shape))
