@@ -316,6 +316,12 @@ def run_both_sims(net, x, steps=None, record_states=True):
     res_np = NumpySimulator(net).run(x, steps, record_states=record_states)
     res_th = TorchSimulator(net, device="cpu").run(x, steps, record_states=record_states)
     res_plain = NumpySimulator(net, use_numba=False).run(x, steps, record_states=record_states)
+    res_ops = TorchSimulator(net, device="cpu", scan="torch").run(x, steps, record_states=record_states)
+    assert_spikes_equal(res_ops.spikes, res_th.spikes, "torch-sim: torch-op recurrence (as on CUDA) vs fused kernel")
+    assert res_ops.saturations == res_th.saturations
+    if record_states:
+        for name in res_ops.states:
+            assert np.array_equal(res_ops.states[name], res_th.states[name]), f"states of {name!r} differ (torch ops)"
     assert_spikes_equal(res_np.spikes, res_plain.spikes, "numpy (numba kernels) vs numpy (whole-array ops)")
     assert res_np.saturations == res_plain.saturations
     if record_states:
