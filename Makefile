@@ -28,12 +28,12 @@ demo: setup
 	qsnn-export $(MODEL) --target nir -o out/
 	qsnn-export $(MODEL) --target lava -o out/
 	qsnn-verify $(MODEL) --data $(DATA)/mnist -n 1000 --steps 100 --backends torch,onnx,nir --json out/verify.json
-	qsnn-verify $(MODEL) --data $(DATA)/mnist -n 20 --steps 100 --backends loihi,lava --json out/verify-lava.json
+	qsnn-verify out/$(basename $(notdir $(MODEL))).net --data $(DATA)/mnist -n 200 --steps 100 --backends loihi,lava --json out/verify-lava.json
 	qsnn-report $(MODEL) --data $(DATA)/mnist -n 1000 --target lava --json out/report.json --html out/report.html
 	@echo "== route 2: $(LOIHI_MODEL) (qsnn-train --profile loihi): runs on STOCK Loihi 2 neurons (Lava's LIF) =="
 	qsnn-export $(LOIHI_MODEL) --target lava --strict --check-json out/fit-loihi.json -o out/
 	qsnn-verify $(LOIHI_MODEL) --data $(DATA)/mnist -n 1000 --steps 100 --backends torch,onnx,nir --strict --json out/verify-loihi.json
-	qsnn-verify $(LOIHI_MODEL) --data $(DATA)/mnist -n 20 --steps 100 --backends loihi,lava --strict --json out/verify-loihi-lava.json
+	qsnn-verify out/$(basename $(notdir $(LOIHI_MODEL))).net --data $(DATA)/mnist -n 200 --steps 100 --backends loihi,lava --strict --json out/verify-loihi-lava.json
 	qsnn-report $(LOIHI_MODEL) --data $(DATA)/mnist -n 1000 --target lava --json out/report-loihi.json --html out/report-loihi.html
 	@echo "route 1 ($(MODEL)): custom QLIF in Lava's simulator; route 2 ($(LOIHI_MODEL)): stock Loihi 2 LIF (see out/fit-loihi.json)"
 
