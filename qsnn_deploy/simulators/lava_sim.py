@@ -41,21 +41,30 @@ clips only in its live window, per lane, so saturation counts equal the referenc
 **Two builds.**
 
 * ``build="lanes"`` (default, fast): the netx network is replicated k lanes wide (k samples side
-  by side, lane-major) on Lava's own processes: every netx Conv and Dense synapse becomes a Lava
-  ``Sparse`` synapse holding the same integer weights block-diagonally (the conv unrolled by Lava's
-  own ``lava.proc.conv.utils.conv_to_sparse``, its 8-bit mantissa / exponent chosen by netx's
-  ``optimize_weight_bits`` and checked to reproduce the kernel exactly through Lava's clip and
-  truncation; a dense layer keeps netx's weights, exponent and bit count), every neuron a k-times
-  wider ``LIFReset`` / QLIF with the same per-neuron parameters. No synapse connects two lanes, so
-  each lane computes exactly what a one-sample network computes. Why: Lava's ``Conv`` model
-  (``lava/proc/conv/utils.py``, torch disabled there) loops ``scipy.signal.convolve2d`` over every
-  (output, input) channel pair at stride 1: 17.6 ms per step for the shipped conv2 (64×16 pairs),
-  ≈ 75% of a step; spreading samples over the conv's width only halves that. Lava's messaging
-  costs ≈ 1.3 ms per step for the 10 processes, shared by the k lanes. If a conv's weights do not
-  survive Lava's 8-bit synapse encoding exactly, or its current may leave the 24 bits Lava's Conv
-  clamps to, the runner falls back to ``build="netx"`` (``info["build"]`` says which ran).
+  by side, lane-major; default k = 12) on Lava's own processes: every netx Conv and Dense synapse
+  becomes a Lava ``Sparse`` synapse (``PySparseModelBitAcc``) holding the same integer weights
+  block-diagonally (the conv unrolled by Lava's own ``lava.proc.conv.utils.conv_to_sparse``, its
+  8-bit mantissas / exponent chosen by netx's ``optimize_weight_bits`` and checked to reproduce the
+  kernel exactly through Lava's clip and truncation and, on a probe input, Lava's own conv; a dense
+  layer keeps netx's weights, exponent and bit count, its columns permuted for netx's (c, y, x)
+  flatten), every neuron a k-times wider ``LIFReset`` / QLIF with the same per-neuron parameters.
+  No synapse connects two lanes, so each lane computes exactly what a one-sample network computes.
+  Spike-fed synapses take the 0/1 spikes as 1-valued graded messages (``num_message_bits = 1``):
+  Lava's Sparse then computes W·s as a sparse matrix-vector product instead of summing the columns
+  of the spiking inputs, the same integers ≈ 3× faster. If a conv does not survive that mapping
+  exactly (a weight past an 8-bit mantissa, a current that may leave the signed 24 bits Lava's
+  Conv clamps to), the runner falls back to ``build="netx"`` and says so in ``info["build_note"]``.
 * ``build="netx"``: the network exactly as netx builds it (Lava ``Conv`` / ``Dense`` blocks), one
   sample per step, streamed with netx's own ``reset_interval``.
+
+Why the lanes build, measured by ``bench/bench_lava.py --profile`` (shipped MNIST nets, T = 100,
+2 shared cores): Lava's ``Conv`` model (``lava/proc/conv/utils.py``, torch disabled there) loops
+``scipy.signal.convolve2d`` over every (output, input) channel pair at stride 1: ≈ 18.6 ms of the
+21.6 ms of a step go to conv2 (64×16 pairs), so the netx build streams ≈ 0.45 samples/s, and
+spreading samples over the conv's width only halves that cost. Lava's fixed cost per step (the
+same 10 processes, one neuron each) is ≈ 1 ms. With 12 lanes a step takes ≈ 8.4 ms for 12 samples
+(conv2's Sparse product ≈ 5.8 ms of compute, the other processes ≈ 3.5 ms together, over 2 cores),
+≈ 13 samples/s end to end over 200 samples, start-up (≈ 0.7 s) included.
 
 Saturation events: a ``custom`` (QLIF) layer counts its clips, equal to the reference's; Lava's
 stock LIF does not count them, so a ``stock`` layer reports 0 (its spikes are still compared).
@@ -298,12 +307,15 @@ class LavaSimulator:
 
     # ------------------------------------------------------------------------------ running
     def run(self, x, num_steps: int | None = None, record_states: bool = False) -> SimResult:
+        """Stream the samples of ``x`` (integer input, [N, *shape] static or [T, N, *shape]) through the
+        compiled network, ``lanes`` per period of R steps. ``record_states`` is accepted for the
+        backend interface but Lava's states are not read back (``states`` is None)."""
         arr, static, steps = prepare_input(self.net, x, num_steps)
         n = arr.shape[0] if static else arr.shape[1]
         L = len(self.net.layers)
         window = steps + L
         stream = self._stream(steps, n)
-        hdf5, RunSteps, Loihi2SimCfg, *_ = self.lava
+        _, RunSteps, Loihi2SimCfg, *_ = self.lava
         cfg = Loihi2SimCfg(select_tag="fixed_pt")
         shapes = [tuple(s) for _, s in self.net.layer_shapes()]
         raw = {l.name: np.zeros((window, n) + shape, np.uint8) for l, shape in zip(self.net.layers, shapes)}
@@ -372,7 +384,7 @@ class LavaSimulator:
         return proto, made
 
     def _build(self, period: int, steps: int, lanes: int, build: str) -> _Stream:
-        hdf5, RunSteps, Loihi2SimCfg, Source, Recorder, QLIF = self.lava
+        hdf5, _, Loihi2SimCfg, Source, Recorder, QLIF = self.lava
         L = len(self.specs)
         window = steps + L
         made: list[tuple[Any, dict]]
@@ -434,7 +446,7 @@ class LavaSimulator:
         from lava.proc.lif.process import LIFReset
         from lava.proc.sparse.process import Sparse
 
-        hdf5, *_, QLIF = self.lava
+        QLIF = self.lava[-1]
         in_max = (1 << 8) - 1 if self.root["input_message_bits"] > 0 else 1
         first_in, outs, qlifs = None, [], []
         prev_out, prev_shape = None, in_shape
