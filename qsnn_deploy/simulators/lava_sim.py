@@ -62,9 +62,9 @@ Why the lanes build, measured by ``bench/bench_lava.py --profile`` (shipped MNIS
 ``scipy.signal.convolve2d`` over every (output, input) channel pair at stride 1: ≈ 18.6 ms of the
 21.6 ms of a step go to conv2 (64×16 pairs), so the netx build streams ≈ 0.45 samples/s, and
 spreading samples over the conv's width only halves that cost. Lava's fixed cost per step (the
-same 10 processes, one neuron each) is ≈ 1 ms. With 12 lanes a step takes ≈ 8.4 ms for 12 samples
-(conv2's Sparse product ≈ 5.8 ms of compute, the other processes ≈ 3.5 ms together, over 2 cores),
-≈ 13 samples/s end to end over 200 samples, start-up (≈ 0.7 s) included.
+same 10 processes, one neuron each) is 1-2 ms. With 12 lanes a step takes 8.3-9.3 ms for 12
+samples (conv2's Sparse product ≈ 5.8 ms of compute, the other processes ≈ 3.5 ms together, over 2
+cores): 11-13 samples/s end to end over 200 samples, start-up (0.6-0.9 s) included.
 
 Saturation events: a ``custom`` (QLIF) layer counts its clips, equal to the reference's; Lava's
 stock LIF does not count them, so a ``stock`` layer reports 0 (its spikes are still compared).
