@@ -165,6 +165,7 @@ def run_torch_model(model: nn.Module, net: FrozenNet, x_int, num_steps: int | No
 
     for name, neuron in neurons:
         hooks.append(neuron.register_forward_hook(make_hook(name, neuron)))
+    sat_before = {name: int(getattr(neuron, "saturation_events", 0)) for name, neuron in neurons}
     n = arr.shape[0] if static else arr.shape[1]
     out_spikes: dict[str, list] = {name: [] for name, _ in neurons}
     out_states: dict[str, list] = {name: [] for name, _ in neurons}
@@ -199,32 +200,122 @@ def run_torch_model(model: nn.Module, net: FrozenNet, x_int, num_steps: int | No
             h.remove()
     spikes = {k: np.concatenate(v, axis=1) for k, v in out_spikes.items()}
     st = {k: np.concatenate(v, axis=1) for k, v in out_states.items() if v} if record_states else None
-    sats = {name: int(getattr(neuron, "saturation_events", 0)) for name, neuron in neurons}
+    sats = {name: int(getattr(neuron, "saturation_events", 0)) - sat_before[name] for name, neuron in neurons}
     return SimResult(spikes, sats, st, backend=f"torch-model-{dev.type}")
 
 
 # ------------------------------------------------------------------------------ comparison
-def compare_layers(reference: SimResult, other: SimResult) -> list[LayerComparison]:
-    """Spike-train comparison per layer (no states yet)."""
-    out = []
-    for name, ref in reference.spikes.items():
-        oth = other.spikes[name]
+class _LayerTally:
+    """One layer's comparison accumulated over batches (the spike trains themselves are not kept)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.n_diff = 0
+        self.ref_spikes = 0
+        self.spikes = 0
+        self.equal_counts = 0
+        self.count_entries = 0
+        self.saturations = 0
+        self.first: tuple | None = None  # (step, sample, *neuron) of the earliest mismatch so far
+
+    def add(self, ref: np.ndarray, oth: np.ndarray, offset: int, saturations: int) -> None:
         if ref.shape != oth.shape:
-            raise ValueError(f"layer {name!r}: spike shapes differ: {ref.shape} vs {oth.shape}")
+            raise ValueError(f"layer {self.name!r}: spike shapes differ: {ref.shape} vs {oth.shape}")
         diff = ref != oth
         n_diff = int(np.count_nonzero(diff))
         counts_ref = ref.sum(axis=0, dtype=np.int64)
         counts_oth = oth.sum(axis=0, dtype=np.int64)
-        agreement = float(np.mean(counts_ref == counts_oth)) if counts_ref.size else 1.0
-        first = None
+        self.n_diff += n_diff
+        self.ref_spikes += int(counts_ref.sum())
+        self.spikes += int(counts_oth.sum())
+        self.equal_counts += int(np.count_nonzero(counts_ref == counts_oth))
+        self.count_entries += int(counts_ref.size)
+        self.saturations += int(saturations)
         if n_diff:
             idx = np.argwhere(diff)  # [k, ndim]: (step, sample, neuron...)
             order = np.lexsort(tuple(idx[:, i] for i in range(idx.shape[1] - 1, -1, -1)))
             step, sample, *neuron = (int(v) for v in idx[order[0]])
-            first = Mismatch(name, sample, step, neuron, int(ref[(step, sample, *neuron)]), int(oth[(step, sample, *neuron)]))
-        out.append(LayerComparison(name, n_diff == 0, n_diff, int(counts_ref.sum()), int(counts_oth.sum()), agreement,
-                                   int(other.saturations.get(name, 0)), first))
+            cand = (step, sample + offset, *neuron)
+            if self.first is None or cand < self.first:
+                self.first = cand
+                self._values = (int(ref[(step, sample, *neuron)]), int(oth[(step, sample, *neuron)]))
+
+    def result(self) -> LayerComparison:
+        first = None
+        if self.first is not None:
+            step, sample, *neuron = self.first
+            first = Mismatch(self.name, sample, step, list(neuron), *self._values)
+        agreement = self.equal_counts / self.count_entries if self.count_entries else 1.0
+        return LayerComparison(self.name, self.n_diff == 0, self.n_diff, self.ref_spikes, self.spikes, agreement,
+                               self.saturations, first)
+
+
+class _Tally:
+    """A backend's comparison with the reference, accumulated over batches."""
+
+    def __init__(self, names: Sequence[str]):
+        self.layers = {name: _LayerTally(name) for name in names}
+        self.agree = 0
+        self.correct = 0
+        self.n = 0
+        self.seconds = 0.0
+
+    def add(self, ref: SimResult, other: SimResult, offset: int, labels=None) -> None:
+        for name, tally in self.layers.items():
+            tally.add(ref.spikes[name], other.spikes[name], offset, other.saturations.get(name, 0))
+        preds = other.predictions()
+        self.agree += int(np.count_nonzero(preds == ref.predictions()))
+        if labels is not None:
+            self.correct += int(np.count_nonzero(preds == np.asarray(labels)[offset:offset + preds.shape[0]]))
+        self.n += int(preds.shape[0])
+
+    def layer_results(self) -> list[LayerComparison]:
+        return [t.result() for t in self.layers.values()]
+
+    def agreement(self) -> float:
+        return self.agree / self.n if self.n else 1.0
+
+    def accuracy(self, labels) -> float | None:
+        return None if labels is None or not self.n else self.correct / self.n
+
+
+def compare_layers(reference: SimResult, other: SimResult) -> list[LayerComparison]:
+    """Spike-train comparison per layer (no states yet)."""
+    out = []
+    for name, ref in reference.spikes.items():
+        tally = _LayerTally(name)
+        tally.add(ref, other.spikes[name], 0, other.saturations.get(name, 0))
+        out.append(tally.result())
     return out
+
+
+class _RunSummary:
+    """What the warnings need from the reference run, accumulated over batches: whether each layer
+    spiked, its neuron-steps and clips, and the output spike counts per sample (small)."""
+
+    def __init__(self):
+        self.spiked: dict[str, bool] = {}
+        self.neuron_steps: dict[str, int] = {}
+        self.saturations: dict[str, int] = {}
+        self.counts: list[np.ndarray] = []
+        self.steps = 0
+
+    def add(self, res: SimResult) -> None:
+        for name, spikes in res.spikes.items():
+            self.spiked[name] = self.spiked.get(name, False) or bool(spikes.any())
+            self.neuron_steps[name] = self.neuron_steps.get(name, 0) + int(spikes.size)
+            self.saturations[name] = self.saturations.get(name, 0) + int(res.saturations.get(name, 0))
+            self.steps = int(spikes.shape[0])
+        self.counts.append(res.output_counts())
+
+    @classmethod
+    def of(cls, res: SimResult) -> "_RunSummary":
+        summary = cls()
+        summary.add(res)
+        return summary
+
+    def output_counts(self) -> np.ndarray:
+        return np.concatenate(self.counts, axis=0) if self.counts else np.zeros((0, 0), dtype=np.int64)
 
 
 def _first_layer_mismatch(layers: list[LayerComparison]) -> Mismatch | None:
@@ -234,7 +325,7 @@ def _first_layer_mismatch(layers: list[LayerComparison]) -> Mismatch | None:
     return None
 
 
-def evidence_warnings(ref: SimResult, labels=None) -> list[str]:
+def evidence_warnings(ref: "SimResult | _RunSummary", labels=None) -> list[str]:
     """Why equal spike trains may prove little on these inputs, one sentence each (empty when none).
 
     * a layer that never spiked on any sample at any step: every backend agrees on silence, which
@@ -242,20 +333,21 @@ def evidence_warnings(ref: SimResult, labels=None) -> list[str]:
     * a constant output: every sample gets the same output spike counts (or no output spike at all);
     * accuracy at chance (labels given, at least 20 samples): at most 1.5 / (number of classes).
     """
+    summary = ref if isinstance(ref, _RunSummary) else _RunSummary.of(ref)
     out = []
-    n = next(iter(ref.spikes.values())).shape[1] if ref.spikes else 0
-    for name, spikes in ref.spikes.items():
-        if not spikes.any():
-            out.append(f"layer {name!r} never spiked ({n} samples × {spikes.shape[0]} steps): equal silence proves "
+    counts = summary.output_counts()
+    n = counts.shape[0]
+    for name, spiked in summary.spiked.items():
+        if not spiked:
+            out.append(f"layer {name!r} never spiked ({n} samples × {summary.steps} steps): equal silence proves "
                        "nothing about it; use inputs that drive it or check its thresholds")
-    counts = ref.output_counts()
     if n > 1 and np.all(counts == counts[0]):
         out.append(f"the output is the same for all {n} samples (spike counts {counts[0].tolist()}): the network "
                    "does not respond to its input")
     if labels is not None and n >= 20:
         classes = counts.shape[1]
-        acc = _accuracy(ref, labels)
-        if classes > 1 and acc is not None and acc <= 1.5 / classes:
+        acc = float(np.mean(counts.argmax(axis=1) == np.asarray(labels)[:n]))
+        if classes > 1 and acc <= 1.5 / classes:
             out.append(f"accuracy {100 * acc:.1f}% is at chance level ({classes} classes: {100 / classes:.1f}%): "
                        "an untrained or broken model, or inputs it was not trained on")
     return out
@@ -265,24 +357,19 @@ SATURATION_FIX = ("re-fit F per layer (qsnn_deploy.profiles.fit_frac_bits for a 
                   "for a float one), or train with --profile loihi")
 
 
-def saturation_warnings(ref: SimResult) -> list[str]:
+def saturation_warnings(ref: "SimResult | _RunSummary") -> list[str]:
     """One sentence per layer whose membrane state was clipped to B_v bits in ``ref``: the layer, the
     fraction of neuron-steps clipped and the fix. Clips are exact in every backend (each clips the
     same way), but a target with another state width would not reproduce them."""
+    summary = ref if isinstance(ref, _RunSummary) else _RunSummary.of(ref)
     out = []
-    for name, n_sat in ref.saturations.items():
+    for name, n_sat in summary.saturations.items():
         if not n_sat:
             continue
-        total = int(ref.spikes[name].size) if name in ref.spikes else 0
+        total = summary.neuron_steps.get(name, 0)
         frac = f"{100.0 * n_sat / total:.3g}% of {total:,} neuron-steps" if total else "some neuron-steps"
         out.append(f"layer {name!r}: the state clipped in {frac} ({n_sat:,} events); fix: {SATURATION_FIX}")
     return out
-
-
-def _accuracy(res: SimResult, labels) -> float | None:
-    if labels is None:
-        return None
-    return float(np.mean(res.predictions() == np.asarray(labels)))
 
 
 def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, backends: Iterable[str] = ("torch",),
@@ -305,6 +392,8 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
     arr, static, steps = prepare_input(net, x_int, num_steps)
     n = arr.shape[0] if static else arr.shape[1]
     backend_options = backend_options or {}
+    names = [layer.name for layer in net.layers]
+    labels = None if labels is None else np.asarray(labels)
 
     def tick(stage):
         done = [0]
@@ -315,32 +404,11 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
                 progress(stage, done[0], n)
         return cb
 
-    t0 = time.perf_counter()
     ref_backend = create_backend(REFERENCE, net, saturation=saturation)
-    ref = _run_backend(ref_backend, arr, steps, static, batch_size, tick(REFERENCE))
-    t_ref = time.perf_counter() - t0
-    report = VerifyReport(model_name, n, steps, REFERENCE, t_ref, _accuracy(ref, labels),
-                          reference_saturations=dict(ref.saturations), warnings=evidence_warnings(ref, labels),
-                          saturation_warnings=saturation_warnings(ref))
-    ref_preds = ref.predictions()
-
+    faithful = bool(net.metadata.get("deploy_faithful", False))
+    others: list[tuple[str, Any, Callable]] = []  # (label, backend or None for the model, progress)
     if model is not None:
-        t0 = time.perf_counter()
-        res = run_torch_model(model, net, arr, steps, device=device, batch_size=batch_size, layers=layers, progress=tick("torch-model"))
-        secs = time.perf_counter() - t0
-        faithful = bool(net.metadata.get("deploy_faithful", False))
-        layers_cmp = compare_layers(ref, res)
-        comp = BackendComparison(f"torch-model ({device})", faithful, layers_cmp, secs,
-                                 float(np.mean(res.predictions() == ref_preds)), _accuracy(res, labels),
-                                 note="deploy-faithful: must be bit-exact" if faithful else
-                                 "float snnTorch model: agreement measured, not required")
-        mm = _first_layer_mismatch(layers_cmp)
-        if mm is not None:
-            _attach_states(mm, net, arr, static, steps, lambda xs: run_torch_model(
-                model, net, xs, steps, device=device, batch_size=1, record_states=True, layers=layers))
-        report.backends.append(comp)
-
-    pipelined: list[tuple[str, SimResult]] = []
+        others.append((f"torch-model ({device})", None, tick("torch-model")))
     for name in backends:
         if name == REFERENCE:
             continue
@@ -348,28 +416,71 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
         if name == "torch":
             opts.setdefault("device", device)
             opts.setdefault("saturation", saturation)
-        backend = create_backend(name, net, **opts)
+        others.append((name, create_backend(name, net, **opts), tick(name)))
+    tallies = [_Tally(names) for _ in others]
+    backend_names: list[str | None] = [label if b is None else None for label, b, _ in others]
+    notes = [""] * len(others)
+    raw_tallies: dict[tuple[int, int], _Tally] | None = None  # pairs of Lava-timed backends, set on the first batch
+    summary = _RunSummary()
+    ref_tally, ref_tick = _Tally(names), tick(REFERENCE)
+
+    # Streamed: each batch runs in every backend, is compared, and is dropped; memory does not grow with n.
+    for start in range(0, n, batch_size):
+        xs = arr[start:start + batch_size] if static else arr[:, start:start + batch_size]
+        k = xs.shape[0] if static else xs.shape[1]
         t0 = time.perf_counter()
-        res = _run_backend(backend, arr, steps, static, getattr(backend, "preferred_batch_size", batch_size), tick(name))
-        secs = time.perf_counter() - t0
-        layers_cmp = compare_layers(ref, res)
-        note = ""
-        if res.info.get("timing") == "lava-pipeline":
-            pipelined.append((res.backend or name, res))
-            note = "Lava timing: layer l is l+1 steps late; compared after that documented shift"
-        comp = BackendComparison(res.backend or name, True, layers_cmp, secs,
-                                 float(np.mean(res.predictions() == ref_preds)), _accuracy(res, labels), note=note)
+        ref = ref_backend.run(xs, steps)
+        ref_tally.seconds += time.perf_counter() - t0
+        ref_tally.add(ref, ref, start, labels)
+        summary.add(ref)
+        ref_tick(k)
+        raws: dict[int, SimResult] = {}
+        for i, (label, backend, cb) in enumerate(others):
+            t0 = time.perf_counter()
+            if backend is None:
+                res = run_torch_model(model, net, xs, steps, device=device, batch_size=batch_size, layers=layers)
+            else:
+                res = _run_backend(backend, xs, steps, static, getattr(backend, "preferred_batch_size", batch_size),
+                                   lambda _k: None)
+            tallies[i].seconds += time.perf_counter() - t0
+            tallies[i].add(ref, res, start, labels)
+            if backend is not None:
+                backend_names[i] = backend_names[i] or res.backend or label
+                if res.info.get("timing") == "lava-pipeline":
+                    raws[i] = SimResult(res.info["raw_spikes"], res.saturations, backend=res.backend)
+                    notes[i] = "Lava timing: layer l is l+1 steps late; compared after that documented shift"
+            cb(k)
+        # Backends with Lava's pipeline timing are also compared with each other as they come, unshifted.
+        if raw_tallies is None:
+            pipelined = sorted(raws)
+            raw_tallies = {(i, j): _Tally(names) for i, j in zip(pipelined, pipelined[1:])}
+        for (i, j), tally in raw_tallies.items():
+            tally.add(raws[i], raws[j], start)
+
+    report = VerifyReport(model_name, n, steps, REFERENCE, ref_tally.seconds, ref_tally.accuracy(labels),
+                          reference_saturations=dict(summary.saturations), warnings=evidence_warnings(summary, labels),
+                          saturation_warnings=saturation_warnings(summary))
+    for i, (label, backend, _) in enumerate(others):
+        layers_cmp = tallies[i].layer_results()
+        if backend is None:
+            comp = BackendComparison(label, faithful, layers_cmp, tallies[i].seconds, tallies[i].agreement(),
+                                     tallies[i].accuracy(labels),
+                                     note="deploy-faithful: must be bit-exact" if faithful else
+                                     "float snnTorch model: agreement measured, not required")
+            run_other = (lambda xs: run_torch_model(model, net, xs, steps, device=device, batch_size=1,
+                                                    record_states=True, layers=layers))
+        else:
+            comp = BackendComparison(backend_names[i] or label, True, layers_cmp, tallies[i].seconds,
+                                     tallies[i].agreement(), tallies[i].accuracy(labels), note=notes[i])
+            run_other = (lambda xs, b=backend: b.run(xs, steps, record_states=True))
         mm = _first_layer_mismatch(layers_cmp)
         if mm is not None:
-            _attach_states(mm, net, arr, static, steps, lambda xs, b=backend: b.run(xs, steps, record_states=True))
+            _attach_states(mm, net, arr, static, steps, run_other)
         report.backends.append(comp)
-    # Backends with Lava's pipeline timing are also compared with each other as they come, unshifted.
-    for (name_a, res_a), (name_b, res_b) in zip(pipelined, pipelined[1:]):
-        raw_a = SimResult(res_a.info["raw_spikes"], res_a.saturations, backend=name_a)
-        raw_b = SimResult(res_b.info["raw_spikes"], res_b.saturations, backend=name_b)
+    for (i, j), tally in (raw_tallies or {}).items():
+        name_a, name_b = backend_names[i], backend_names[j]
         report.backends.append(BackendComparison(
-            f"{name_b} vs {name_a}", True, compare_layers(raw_a, raw_b), 0.0,
-            float(np.mean(raw_b.predictions() == raw_a.predictions())), None,
+            f"{name_b} vs {name_a}", True, tally.layer_results(), 0.0, tally.agreement(), None,
             note=f"raw Lava-timed spike trains over T+L steps, no alignment ({name_a} is the reference here)"))
     return report
 

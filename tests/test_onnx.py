@@ -168,6 +168,30 @@ def test_saturation_raise_mode():
         create_backend("onnx", net, saturation="raise").run(x, 8)
 
 
+def test_clip_nodes_only_where_no_bound_proves_the_state_safe():
+    """A layer whose state bound proves no clip gets no Clip/count nodes; one that may clip keeps them
+    (and still counts exactly like the reference)."""
+    from qsnn_deploy.statebound import net_state_bounds
+
+    rng = np.random.default_rng(12)
+    seen = set()
+    for _ in range(60):
+        net = random_frozen_net(rng, state_bits=int(rng.choice([8, 24])))
+        model = oe.build_onnx_model(net)
+        ops = {}
+        for node in model.graph.node:
+            ops.setdefault(node.output[0].split(".")[0], set()).add(node.op_type)
+        clipped = {n.output[0] for n in model.graph.node if n.op_type == "Clip"}
+        for layer, bound in zip(net.layers, net_state_bounds(net)):
+            has_clip = f"{layer.name}.v" in clipped
+            assert has_clip != bound.saturation_free, layer.name
+            seen.add(bound.saturation_free)
+        x = random_input(net, rng, 3)
+        got = create_backend("onnx", net).run(x, 8)
+        assert got.saturations == NumpySimulator(net).run(x, 8).saturations
+    assert seen == {True, False}
+
+
 def test_seed_mnist_net_on_real_digits():
     net, _ = seed_mnist_net()
     x, _ = _mnist_digits(40)

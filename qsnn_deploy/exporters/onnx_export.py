@@ -23,7 +23,9 @@ State update, int64 throughout: ``r = Greater(v_prev, θ)``; zero reset ``Where(
 decay ``Div(Mul(v, d), 4096)`` — ONNX integer ``Div`` truncates toward zero in onnxruntime, which is
 exactly ``sign(v·d)·(|v·d| >> 12)`` (checked in the tests); ``+ J·2^F + b``; subtract reset
 ``− Where(r, θ, 0)``; saturation ``Clip(v, −vmax, vmax)`` with the events counted by
-``ReduceSum(Greater(Abs(v), vmax))``; spikes ``Greater(v, θ)``.
+``ReduceSum(Greater(Abs(v), vmax))`` — both left out (``saturated`` is then a constant 0) for a
+layer whose state bound (:mod:`qsnn_deploy.statebound`) proves no input in range can reach vmax;
+spikes ``Greater(v, θ)``.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ import numpy as np
 from .. import intmath
 from ..errors import SaturationError, UnsupportedLayerError
 from ..frozen import FrozenNet, LIFLayer
+from ..statebound import net_state_bounds
 
 SUFFIX = ".onnx"
 OPSET = 17
@@ -87,7 +90,8 @@ class _Builder:
         self._n = 0
 
     def const(self, name: str, value: np.ndarray) -> str:
-        self.inits.append(self.numpy_helper.from_array(np.ascontiguousarray(value), name=name))
+        value = np.asarray(value)  # np.ascontiguousarray would turn a 0-d scalar into shape (1,)
+        self.inits.append(self.numpy_helper.from_array(np.ascontiguousarray(value) if value.ndim else value, name=name))
         return name
 
     def op(self, op_type: str, inputs: list[str], out: str | None = None, **attrs) -> str:
@@ -116,6 +120,7 @@ def build_onnx_model(net: FrozenNet, check: bool = True):
     layer_info = []
     x = INPUT_NAME  # this layer's input: the graph input, then the previous layer's spikes (bool)
     x_lo, x_hi = lo, hi
+    bounds = net_state_bounds(net)
     for i, (layer, (in_shape, out_shape)) in enumerate(zip(net.layers, net.layer_shapes())):
         p = f"L{i}/"
         split = exact_split(layer, max(abs(x_lo), abs(x_hi)), x_lo < 0)
@@ -188,11 +193,16 @@ def build_onnx_model(net: FrozenNet, check: bool = True):
         v1 = b.op("Add", [dec, inc], p + "v_new")
         if layer.reset == "subtract":
             v1 = b.op("Sub", [v1, b.op("Where", [r, th, zero], p + "theta_if_reset")], p + "v_sub")
-        over = b.op("Greater", [b.op("Abs", [v1], p + "abs_v"), b.const(p + "vmax", np.array(vmax, np.int64))], p + "over")
         sat_name = f"{layer.name}.saturated"
-        b.op("ReduceSum", [b.op("Cast", [over], p + "over_i64", to=TP.INT64)], sat_name, keepdims=0)
         v_name = f"{layer.name}.v"
-        b.op("Clip", [v1, b.const(p + "neg_vmax", np.array(-vmax, np.int64)), p + "vmax"], v_name)
+        if bounds[i].saturation_free:
+            # proven (qsnn_deploy.statebound): no input in range takes |v| past vmax, so no clip, no count
+            b.op("Identity", [b.const(p + "no_clips", np.array(0, np.int64))], sat_name)
+            b.op("Identity", [v1], v_name)
+        else:
+            over = b.op("Greater", [b.op("Abs", [v1], p + "abs_v"), b.const(p + "vmax", np.array(vmax, np.int64))], p + "over")
+            b.op("ReduceSum", [b.op("Cast", [over], p + "over_i64", to=TP.INT64)], sat_name, keepdims=0)
+            b.op("Clip", [v1, b.const(p + "neg_vmax", np.array(-vmax, np.int64)), p + "vmax"], v_name)
         z = b.op("Greater", [v_name, th], p + "z")
         s_name = f"{layer.name}.spikes"
         b.op("Cast", [z], s_name, to=TP.UINT8)
@@ -201,7 +211,7 @@ def build_onnx_model(net: FrozenNet, check: bool = True):
                           helper.make_tensor_value_info(sat_name, TP.INT64, [])]
         layer_info.append({"name": layer.name, "out_shape": [int(s) for s in out_shape], "synapse_path": path,
                            "current_bound": int(layer.current_bound(max(abs(x_lo), abs(x_hi)))),
-                           "piece_bound": int(split.bound),
+                           "piece_bound": int(split.bound), "saturation_free": bool(bounds[i].saturation_free),
                            "reset": layer.reset, "frac_bits": int(layer.frac_bits), "state_bits": int(layer.state_bits)})
         x, x_lo, x_hi = z, 0, 1
     graph = helper.make_graph(b.nodes, "qsnn_step", graph_inputs, graph_outputs, initializer=b.inits,
@@ -276,6 +286,9 @@ class OnnxStepRunner:
         # Every float32 op of the graph must run in full float32: onnxruntime's optional bf16 "fast
         # math" GEMM (ARM64) would break the exact-integer bound. It is off by default; pin it off.
         opts.add_session_config_entry("mlas.enable_gemm_fastmath_arm64_bfloat16", "0")
+        # Worker threads sleep instead of spinning between the T small runs: on a shared 2-core machine
+        # spinning threads starve everything else (measured 2.8 s -> 1.6 s per 128 digits at T = 100).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(model.SerializeToString(), sess_options=opts,
                                             providers=providers or ["CPUExecutionProvider"])
         in_type = self.session.get_inputs()[0].type
