@@ -50,6 +50,24 @@ def test_onnxruntime_int64_div_truncates_toward_zero_and_clip_saturates():
     assert np.array_equal(y, np.clip(x, -1000, 1000))
 
 
+def test_onnxruntime_float64_decay_truncates_toward_zero_exactly():
+    """The graph's decay for B_v <= 42: Cast<int64>(Cast<double>(v) * d/4096) == sign(v·d)(|v·d| >> 12),
+    on states at the 42-bit edge (v·d up to 2^53) and every residue near the rounding boundaries."""
+    rng = np.random.default_rng(1)
+    lim = (1 << 41) - 1
+    v = np.concatenate([np.arange(-20000, 20000, dtype=np.int64), rng.integers(-lim, lim, size=20000),
+                        np.array([-lim, lim, -4097, -4096, -4095, -1, 0, 1, 4095, 4096, 4097], np.int64)])
+    for d in (0, 1, 2048, 3771, 4095, 4096):
+        s = _session([helper.make_node("Cast", ["v"], ["vf"], to=TensorProto.DOUBLE),
+                      helper.make_node("Mul", ["vf", "beta"], ["p"]),
+                      helper.make_node("Cast", ["p"], ["q"], to=TensorProto.INT64)],
+                     [helper.make_tensor_value_info("v", TensorProto.INT64, [None]),
+                      helper.make_tensor_value_info("beta", TensorProto.DOUBLE, [])],
+                     [helper.make_tensor_value_info("q", TensorProto.INT64, [None])])
+        (q,) = s.run(None, {"v": v, "beta": np.array(d / 4096.0)})
+        assert np.array_equal(q, intmath.decay_toward_zero_np(v, d)), d
+
+
 def _compare(net: FrozenNet, x, steps, saturation_seen: list | None = None):
     ref = NumpySimulator(net).run(x, steps, record_states=True)
     got = create_backend("onnx", net).run(x, steps, record_states=True)
@@ -68,14 +86,16 @@ def test_random_nets_bit_exact_spikes_states_saturations():
     rng = np.random.default_rng(2024)
     sats: list = []
     resets = set()
+    wide = False
     for k in range(24):
-        net = random_frozen_net(rng, state_bits=int(rng.choice([8, 10, 16, 24, 32])) if k % 3 == 0 else None)
+        net = random_frozen_net(rng, state_bits=48 if k == 0 else int(rng.choice([8, 10, 16, 24, 32, 48])) if k % 3 == 0 else None)
         onnx.checker.check_model(oe.build_onnx_model(net, check=False), full_check=True)
         resets |= {l.reset for l in net.layers}
+        wide |= any(l.state_bits > oe.FLOAT_DECAY_MAX_STATE_BITS for l in net.layers)  # the int64 Div decay
         steps = int(rng.integers(1, 9))
         x = random_input(net, rng, int(rng.integers(1, 5)), steps if k % 2 else None)
         _compare(net, x, None if k % 2 else steps, sats)
-    assert resets == {"subtract", "zero"}
+    assert resets == {"subtract", "zero"} and wide
     assert sum(sats) > 0, "no random net saturated: the saturation path went untested"
 
 

@@ -20,8 +20,9 @@ integer kernels differ between CPUs (on AVX2, u8 × s8 adds pairs of products in
 so 255·127·2 > 32767 gives wrong currents; AVX-512 VNNI happens to be exact).
 
 State update, int64 throughout: ``r = Greater(v_prev, θ)``; zero reset ``Where(r, 0, v_prev)``;
-decay ``Div(Mul(v, d), 4096)`` — ONNX integer ``Div`` truncates toward zero in onnxruntime, which is
-exactly ``sign(v·d)·(|v·d| >> 12)`` (checked in the tests); ``+ J·2^F + b``; subtract reset
+decay ``Cast<int64>(Cast<double>(v) · d/4096)`` for B_v ≤ 42 (the product is exact in float64 and
+the cast truncates toward zero), else ``Div(Mul(v, d), 4096)`` (ONNX integer ``Div`` truncates
+toward zero in onnxruntime); both are exactly ``sign(v·d)·(|v·d| >> 12)`` (checked in the tests); ``+ J·2^F + b``; subtract reset
 ``− Where(r, θ, 0)``; saturation ``Clip(v, −vmax, vmax)`` with the events counted by
 ``ReduceSum(Greater(Abs(v), vmax))`` — both left out (``saturated`` is then a constant 0) for a
 layer whose state bound (:mod:`qsnn_deploy.statebound`) proves no input in range can reach vmax;
@@ -46,6 +47,8 @@ OPSET = 17
 FORMAT_NAME = "qsnn-onnx-step"
 VERSION = 1
 INPUT_NAME = "x_t"
+#: Up to this state width the decay runs in float64 (|v·d| < 2^(B_v+11) stays exact below 2^53).
+FLOAT_DECAY_MAX_STATE_BITS = 42
 
 
 def _onnx():
@@ -179,7 +182,8 @@ def build_onnx_model(net: FrozenNet, check: bool = True):
         # -------------------------------------------------------------- neuron update (int64)
         th = b.const(p + "theta", _channel_view(layer.threshold.astype(np.int64), ndim))
         d = layer.decay.astype(np.int64)
-        dname = b.const(p + "d", np.array(d[0], np.int64) if np.all(d == d[0]) else _channel_view(d, ndim))
+        dname = b.const(p + "d", np.array(d[0], np.int64) if np.all(d == d[0]) else _channel_view(d, ndim)) \
+            if layer.state_bits > FLOAT_DECAY_MAX_STATE_BITS else None
         zero = b.const(p + "zero", np.array(0, np.int64))
         vmax = layer.state_limit
         v_prev = f"{layer.name}.v_prev"
@@ -188,8 +192,16 @@ def build_onnx_model(net: FrozenNet, check: bool = True):
         inc = b.op("Add", [inc, b.const(p + "bias", _channel_view(layer.bias.astype(np.int64), ndim))], p + "increment")
         r = b.op("Greater", [v_prev, th], p + "reset")
         v0 = v_prev if layer.reset == "subtract" else b.op("Where", [r, zero, v_prev], p + "v_zeroed")
-        prod = b.op("Mul", [v0, dname], p + "v_times_d")
-        dec = b.op("Div", [prod, b.const(p + "decay_one", np.array(intmath.DECAY_ONE, np.int64))], p + "decayed")
+        if layer.state_bits <= FLOAT_DECAY_MAX_STATE_BITS:
+            # |v·d| < 2^(B_v+11) <= 2^53: v·(d/4096) is exact in float64 and Cast truncates toward zero
+            # (pinned by the tests), 2.6x faster here than the int64 Div below
+            beta = d.astype(np.float64) / intmath.DECAY_ONE
+            bname = b.const(p + "beta", np.array(beta[0]) if np.all(d == d[0]) else _channel_view(beta, ndim))
+            prod = b.op("Mul", [b.op("Cast", [v0], p + "v_float64", to=TP.DOUBLE), bname], p + "v_times_beta")
+            dec = b.op("Cast", [prod], p + "decayed", to=TP.INT64)
+        else:
+            prod = b.op("Mul", [v0, dname], p + "v_times_d")
+            dec = b.op("Div", [prod, b.const(p + "decay_one", np.array(intmath.DECAY_ONE, np.int64))], p + "decayed")
         v1 = b.op("Add", [dec, inc], p + "v_new")
         if layer.reset == "subtract":
             v1 = b.op("Sub", [v1, b.op("Where", [r, th, zero], p + "theta_if_reset")], p + "v_sub")
