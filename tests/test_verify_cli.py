@@ -90,6 +90,24 @@ def test_a_threshold_change_is_caught_and_located():
     assert np.array_equal(a[:mm.step], b[:mm.step]) and not np.array_equal(a[mm.step], b[mm.step])
 
 
+def test_streamed_verify_gives_the_same_report_for_any_batch_size():
+    """verify compares batch by batch and keeps no spike trains: the counts, the agreement, the
+    accuracy and the earliest mismatch (sample index across batches) do not depend on the batch size."""
+    model, _ = _active_model()
+    net = freeze(model)
+    x = _pixels()
+    bad, _ = _perturbed(net)
+    labels = np.arange(x.shape[0]) % 10
+    reports = [verify(bad, x, labels, model=model, backends=["torch"], batch_size=bs).to_dict() for bs in (1, 3, 64)]
+    for d in reports:
+        for b in d["backends"]:
+            b["seconds"] = 0.0
+        d["reference_seconds"] = 0.0
+    assert reports[0] == reports[1] == reports[2]
+    model_cmp = reports[0]["backends"][0]
+    assert not model_cmp["bit_exact"] and model_cmp["layers"][1]["first_mismatch"] is not None
+
+
 def test_float_model_agreement_is_measured_not_required():
     model, _ = _active_model(deploy_faithful=False)
     net = freeze(model)
