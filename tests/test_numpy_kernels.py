@@ -131,3 +131,19 @@ def test_event_dense_equals_integer_matmul():
     x = (rng.random((33, 70)) < 0.1).astype(np.uint8)
     w = rng.integers(-128, 128, size=(70, 6)).astype(np.int32)
     assert np.array_equal(event_synapse.event_dense(x, w), x.astype(np.int64) @ w.astype(np.int64))
+
+
+def test_kernels_leave_multiprocessing_start_method_unset():
+    """Numba's first parallel launch would fix the start method, and Lava's own unforced
+    set_start_method('fork') on import would then fail; the kernels put it back (fresh process)."""
+    import subprocess
+    import sys
+
+    code = ("import multiprocessing as mp, numpy as np\n"
+            "from qsnn_deploy.simulators.lif_scan import lif_scan\n"
+            "from qsnn_deploy.simulators.event_synapse import event_dense\n"
+            "lif_scan(np.zeros((4, 3), np.int64), True, 3, 6, np.ones(3), np.zeros(3), np.zeros(3), 'zero', 24)\n"
+            "event_dense(np.ones((2, 3), np.uint8), np.ones((3, 2), np.int32))\n"
+            "assert mp.get_start_method(allow_none=True) is None, mp.get_start_method(allow_none=True)\n"
+            "mp.set_start_method('fork')\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lif_scan import HAVE_NUMBA, numba
+from .lif_scan import HAVE_NUMBA, leave_start_method_unset, numba
 
 #: Use the event kernel when at most this fraction of the inputs is non-zero (above it a float
 #: GEMM over im2col patches is faster on these CPUs).
@@ -37,7 +37,8 @@ def event_conv(x: np.ndarray, weight: np.ndarray, stride: tuple[int, int], out_h
     ho, wo = out_hw
     out = np.empty((n, ho, wo, weight.shape[3]), dtype=np.int64)
     if n:
-        _conv_kernel(np.ascontiguousarray(x), np.ascontiguousarray(weight), int(stride[0]), int(stride[1]), out)
+        with leave_start_method_unset():
+            _conv_kernel(np.ascontiguousarray(x), np.ascontiguousarray(weight), int(stride[0]), int(stride[1]), out)
     return out
 
 

@@ -23,6 +23,9 @@ per-channel parameters), and it is the fallback where Numba is missing.
 """
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+
 import numpy as np
 
 from .. import intmath
@@ -78,6 +81,19 @@ def lif_scan(j: np.ndarray, static: bool, steps: int, frac_bits: int, threshold:
         raise SaturationError(f"layer {name!r}: membrane state left the {state_bits}-bit range "
                               f"±{intmath.state_limit(state_bits)} at step {t} ({int(per_step[t])} neurons)")
     return spikes, states, int(per_step.sum())
+
+
+@contextlib.contextmanager
+def leave_start_method_unset():
+    """Numba's first parallel launch fixes multiprocessing's start method as a side effect (it asks for
+    it); a later unforced ``set_start_method`` — Lava's, on import — would then fail with "context has
+    already been set". Put back "unset" when it was unset before."""
+    before = multiprocessing.get_start_method(allow_none=True)
+    try:
+        yield
+    finally:
+        if before is None and multiprocessing.get_start_method(allow_none=True) is not None:
+            multiprocessing.set_start_method(None, force=True)
 
 
 # ------------------------------------------------------------------ NumPy (whole-array operations)
@@ -165,9 +181,10 @@ if HAVE_NUMBA:
         n_chunks = max(1, -(-p_total // rows))
         sat = np.zeros((n_chunks, steps), dtype=np.int64)
         if n and steps:
-            _kernel(j.reshape(1 if static else steps, p_total, c), static, steps, frac_bits, th, b, d, subtract, vmax,
-                    record, spikes.reshape(steps, p_total, c), states.reshape(steps, p_total, c) if record else states,
-                    sat, rows)
+            with leave_start_method_unset():
+                _kernel(j.reshape(1 if static else steps, p_total, c), static, steps, frac_bits, th, b, d, subtract,
+                        vmax, record, spikes.reshape(steps, p_total, c),
+                        states.reshape(steps, p_total, c) if record else states, sat, rows)
         return spikes, (states if record else None), sat.sum(axis=0)
 else:  # pragma: no cover
     _scan_numba = None
