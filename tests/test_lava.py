@@ -124,7 +124,7 @@ def test_check_routes_and_fields():
     custom = check_net(small_net())
     assert not custom.fits and custom.fits_hardware
     reasons = " ".join(custom.layers[0].stock_reasons)
-    assert "subtract reset" in reasons and "per-channel threshold" in reasons and "nonzero bias" in reasons
+    assert "subtract reset" in reasons and "per-channel threshold" in reasons and "bias not a multiple of 64" in reasons
 
 
 def test_check_names_layer_field_and_limit_of_a_miss():
@@ -178,8 +178,9 @@ def stream_net(kind: str, seed: int = 3) -> FrozenNet:
       v left below θ (or far below 0) by one sample stays there.
     * "custom": subtract reset, per-channel θ, biases, conv1 without leak and with a 16-bit state that
       a bright sample clips: QLIF in both layers.
-    * "mixed": a custom conv1 whose bias keeps it spiking on zero input, then a stock dense layer (the
-      period needs one extra zero step, else conv1's last spike of a sample reaches fc in the next).
+    * "mixed": a custom conv1 whose bias (not a multiple of 64) keeps it spiking on zero input, then a
+      stock dense layer (the period needs one extra zero step, else conv1's last spike of a sample
+      reaches fc in the next).
     """
     rng = np.random.default_rng(seed)
     w1 = rng.integers(-7, 8, (4, 1, 3, 3))
@@ -196,10 +197,32 @@ def stream_net(kind: str, seed: int = 3) -> FrozenNet:
         l2 = LIFLayer("fc", "dense", w2, 4, rng.integers(200, 900, 5), rng.integers(-50, 120, 5),
                       rng.integers(3000, 4097, 5), reset="subtract", flatten_input=True)
     else:
-        l1 = LIFLayer("conv1", "conv", w1, 4, np.full(4, 64 * 40), np.full(4, 64 * 30), np.full(4, 3072), reset="zero",
-                      pool=(2, 2))
+        l1 = LIFLayer("conv1", "conv", w1, 4, np.full(4, 64 * 40), np.full(4, 64 * 30 + 7), np.full(4, 3072),
+                      reset="zero", pool=(2, 2))
         l2 = LIFLayer("fc", "dense", np.abs(w2), 4, np.full(5, 64 * 2), np.zeros(5, np.int64), np.full(5, 2048),
                       reset="zero", flatten_input=True)
+    return FrozenNet(InputSpec((1, 10, 10)), [l1, l2], num_steps=13).validate()
+
+
+def biased_stock_net(kind: str = "stock", seed: int = 3) -> FrozenNet:
+    """stream_net's shapes with per-channel biases on the stock route (multiples of 64, both signs, zero
+    reset, one θ and one β per layer, F = 6): conv1 channel 0 and fc channels 0 and 2 spike on zero input.
+
+    * "stock": both layers stock, conv1 with biases [2000, -4000, 600, -500]·64 (β = 0.875);
+    * "mixed": a custom conv1 (bias 64·30 + 7, not a multiple of 64), then the biased stock fc.
+    """
+    rng = np.random.default_rng(seed)
+    w1 = rng.integers(-7, 8, (4, 1, 3, 3))
+    w1[0] = np.abs(w1[0])
+    w2 = rng.integers(-7, 8, (5, 64))
+    if kind == "stock":
+        l1 = LIFLayer("conv1", "conv", w1, 4, np.full(4, 64 * 8000), np.array([2000, -4000, 600, -500]) * 64,
+                      np.full(4, 3584), reset="zero", pool=(2, 2))
+    else:
+        l1 = LIFLayer("conv1", "conv", w1, 4, np.full(4, 64 * 40), np.full(4, 64 * 30 + 7), np.full(4, 3072),
+                      reset="zero", pool=(2, 2))
+    l2 = LIFLayer("fc", "dense", w2, 4, np.full(5, 64 * 4), np.array([5, -2, 3, 0, -1]) * 64, np.full(5, 2048),
+                  reset="zero", flatten_input=True)
     return FrozenNet(InputSpec((1, 10, 10)), [l1, l2], num_steps=13).validate()
 
 
@@ -259,6 +282,80 @@ def test_lava_streams_samples_through_one_compiled_network(kind, monkeypatch):
         with LavaSimulator(net, lanes=2) as lava:
             res = lava.run(STREAM_X, T)
         assert any(not np.array_equal(res.info["raw_spikes"][k], loihi.info["raw_spikes"][k]) for k in ref.spikes)
+
+
+@pytest.mark.parametrize("kind", ["stock", "mixed"])
+def test_lava_stock_route_with_bias_streams_exactly(kind):
+    """A bias on Lava's stock LIF: Lava integrates it from step 1, but LIFReset zeroes u and v at the step
+    the layer's first input of the sample arrives, before integrating it, so every window equals the
+    reference, whatever the bias did before (warm-up, the previous sample's tail). Streamed: bright,
+    dark, random, bright, then a second call (3 samples on 2 lanes: a lane runs a zero sample), through
+    one compiled network per build; Lava raw == Loihi-style raw (mirroring the lanes), every sample."""
+    T = 13
+    net = biased_stock_net(kind)
+    routes = ["stock", "stock"] if kind == "stock" else ["custom", "stock"]
+    fit = check_net(net)
+    assert [l.route for l in fit.layers] == routes and (fit.fits or kind == "mixed")
+    assert np.any(net.layers[-1].bias > 0) and np.any(net.layers[-1].bias < 0)
+    ref = NumpySimulator(net).run(STREAM_X, T)
+    assert all(ref.spikes[k][:, 1].any() for k in ref.spikes)  # the dark sample spikes: the bias alone drives it
+    calls = [STREAM_X, STREAM_X[[3, 1, 0]]]
+    for build in ("lanes", "netx"):
+        loihi = LoihiSimulator(net, lanes=2, build=build)
+        pre_window = 0
+        with LavaSimulator(net, build=build, lanes=2) as lava:
+            for c, xs in enumerate(calls):
+                res, lo = lava.run(xs, T), loihi.run(xs, T)
+                assert res.info["build"] == build and res.info["period_steps"] == T + 2 + (kind == "mixed")
+                assert_stream_matches(res, NumpySimulator(net).run(xs, T), lo, routes, f"{build} call {c}")
+                pre_window += sum(int(res.info["raw_spikes"][k][:i + 1].sum()) for i, k in enumerate(ref.spikes))
+        assert pre_window > 0  # the stock layers are active before their windows, and Loihi-style models it
+    # ...and those rows depend on the lane's previous sample: a fresh network per sample shows other ones
+    fresh = LoihiSimulator(net, lanes=None).run(STREAM_X, T).info["raw_spikes"]
+    streamed = LoihiSimulator(net, lanes=2).run(STREAM_X, T).info["raw_spikes"]
+    assert any(not np.array_equal(fresh[k][:i + 1], streamed[k][:i + 1]) for i, k in enumerate(ref.spikes))
+
+
+def test_stock_bias_must_fit_lavas_mantissa_and_the_file_says_how_to_run(tmp_path):
+    """Stock needs b a multiple of 64 (netx's bias_exp 6) with b >> 6 in Lava's signed 13 bits; a miss is
+    routed custom with the layer, field and limit named, and --strict refuses. The .net file carries the
+    bias as netx reads it and says it must run with reset_interval = R, reset_offset = 1."""
+    from qsnn_deploy.exporters.lava_export import read_layer_specs
+    from qsnn_deploy.simulators.lava_sim import import_lava
+
+    net = biased_stock_net()
+    conv1 = net.layers[0]
+
+    def with_bias(b):
+        return dataclasses.replace(net, layers=[dataclasses.replace(conv1, bias=np.asarray(b))] + net.layers[1:])
+    ok = check_net(with_bias([-4096 * 64, 4095 * 64, 0, 64]))
+    assert [l.route for l in ok.layers] == ["stock", "stock"]
+    for bias, words in (([2000 * 64 + 5, 0, 0, 0], ["bias not a multiple of 64", "layer conv1", "field bias", "128005"]),
+                        ([4096 * 64, 0, 0, 0], ["bias mantissa over 13 signed bits", "layer conv1", "-4096..4095"]),
+                        ([0, -4097 * 64, 0, 0], ["bias mantissa over 13 signed bits", "-4097..0"])):
+        fit = check_net(with_bias(bias))
+        assert fit.layers[0].route == "custom" and fit.layers[1].route == "stock"
+        reason = " ".join(fit.layers[0].stock_reasons)
+        assert all(w in reason for w in words), reason
+        assert "conv1" in fit.verdict() and reason.split(" (")[0] in fit.verdict()
+    bad = with_bias([2000 * 64 + 5, 0, 0, 0]).save(tmp_path / "bad.qsnn")
+    assert export_cli.main([str(bad), "--target", "lava", "--strict", "-o", str(tmp_path / "out")]) == 1
+    assert not (tmp_path / "out").exists()
+
+    path = write_netx(net, tmp_path / "b.net")
+    root, specs = read_layer_specs(path)
+    assert root["needs_periodic_reset"] and "reset_interval" in root["run_note"] and "conv1, fc" in root["run_note"]
+    import h5py
+    with h5py.File(path, "r") as f:
+        assert int(f["qsnn/reset_interval"][()]) == 13 + 2 and int(f["qsnn/reset_offset"][()]) == 1
+    hdf5 = import_lava()[0]
+    network = hdf5.Network(net_config=str(path), input_message_bits=8)  # stock netx reads the bias as bias_mant
+    for block, layer in zip(network.layers, net.layers):
+        mant = np.asarray(block.neuron.bias_mant.init).astype(np.int64)
+        assert np.array_equal(mant << int(np.asarray(block.neuron.bias_exp.init).max()),
+                              np.broadcast_to(layer.bias, mant.shape))
+    unbiased = write_netx(small_net(reset="zero", stock=True), tmp_path / "u.net")
+    assert not read_layer_specs(unbiased)[0]["needs_periodic_reset"]
 
 
 def test_lava_lanes_fall_back_to_netx_for_a_conv_sparse_cannot_hold():

@@ -11,10 +11,16 @@ Mapping (DESIGN.md §3, docs/lava.md), per LIF layer:
 
 A layer takes one of two routes:
 
-* ``stock``: Lava's own ``LIF`` (``PyLifModelBitAcc``) computes exactly this layer: zero reset,
-  one θ and one decay per layer, F = 6, B_v = 24, θ and b multiples of 64 within their mantissa
-  widths, no bias (Lava's stock LIF integrates a bias during the pipeline warm-up, before the
-  first input arrives, which the reference does not), and |a| << 6 within the 24-bit current.
+* ``stock``: Lava's own ``LIF`` (``PyLifModelBitAcc``; ``LIFReset`` when streamed) computes exactly
+  this layer: zero reset, one θ and one decay per layer, F = 6, B_v = 24, θ a multiple of 64 within
+  17 mantissa bits, every per-channel bias b a multiple of 64 with ``bias_mant = b >> 6`` within
+  Lava's signed 13 bits (netx fixes ``bias_exp = 6``), and |a| << 6 within the 24-bit current.
+  A bias is exact only under the periodic reset the runner uses (``hdf5.Network(...,
+  reset_interval=R, reset_offset=1)``): layer l sets u = v = 0 at the step its first input of the
+  sample arrives, *before* that step's integration (``PyLifResetModelBitAcc.run_spk``), which wipes
+  what the bias integrated during the pipeline warm-up. A plain netx load without
+  ``reset_interval`` integrates the bias during the warm-up (the l + 1 steps before the first
+  input reaches layer l) and is not exact; the ``.net`` file says so (``qsnn/run_note``).
 * ``custom``: everything else the integer semantics allow (subtract reset, per-channel θ, b and d,
   any F and B_v) runs bit-exactly in Lava only with qsnn-deploy's ``QLIF`` ProcessModel
   (:mod:`qsnn_deploy.exporters.lava_models`): "not stock Loihi". ``--strict`` treats it as a miss.
@@ -199,6 +205,33 @@ def _fmt(a: np.ndarray) -> str:
     return f"{int(a.min())}..{int(a.max())}"
 
 
+NETX_RESET_OFFSET = 1  # hdf5.Network(..., reset_offset=1): netx adds the layer index + 1, so layer l resets at τ = l + 2
+
+
+def stock_pad(routes: list[str]) -> int:
+    """Extra zero steps per streamed period: the longest run of stock layers right after a custom layer
+    (they need that many steps to drain once the custom layers are held silent). 0 in single-route nets."""
+    pad = run = 0
+    seen_custom = False
+    for route in routes:
+        if route == "custom":
+            seen_custom, run = True, 0
+        elif seen_custom:
+            run += 1
+            pad = max(pad, run)
+    return pad
+
+
+def period_steps(num_steps: int, routes: list[str]) -> int:
+    """R, the steps one streamed sample takes: T + L (+ the mixed-net pad :func:`stock_pad`)."""
+    return int(num_steps) + len(routes) + stock_pad(routes)
+
+
+def biased_stock_layers(net: FrozenNet, routes: list[str]) -> list[str]:
+    """Names of the stock-route layers with a nonzero bias: exact only under the periodic reset."""
+    return [l.name for l, r in zip(net.layers, routes) if r == "stock" and np.any(np.asarray(l.bias) != 0)]
+
+
 def stock_reasons(layer: LIFLayer, current_bound: int) -> list[str]:
     """Why Lava's stock LIF would not compute this layer exactly (empty: it would)."""
     r = []
@@ -216,8 +249,17 @@ def stock_reasons(layer: LIFLayer, current_bound: int) -> list[str]:
         r.append(f"threshold not a multiple of 2^{LAVA_SHIFT}")
     elif np.any((layer.threshold >> LAVA_SHIFT) >= (1 << LOIHI2.vth_mant_bits)):
         r.append(f"vThMant over {LOIHI2.vth_mant_bits} bits")
-    if np.any(layer.bias != 0):
-        r.append("nonzero bias (stock LIF integrates it during the pipeline warm-up)")
+    bias = np.asarray(layer.bias, dtype=np.int64)
+    mant_lo, mant_hi = -(1 << (LOIHI2.bias_mant_bits - 1)), (1 << (LOIHI2.bias_mant_bits - 1)) - 1
+    if np.any(bias % (1 << NETX_BIAS_EXP)):
+        bad = bias[bias % (1 << NETX_BIAS_EXP) != 0]
+        r.append(f"bias not a multiple of {1 << NETX_BIAS_EXP} (layer {layer.name}, field bias: {_fmt(bad)} state "
+                 f"units; stock bias = bias_mant << {NETX_BIAS_EXP}, netx's bias_exp is {NETX_BIAS_EXP})")
+    elif np.any((bias >> NETX_BIAS_EXP) < mant_lo) or np.any((bias >> NETX_BIAS_EXP) > mant_hi):
+        mant = bias >> NETX_BIAS_EXP
+        r.append(f"bias mantissa over {LOIHI2.bias_mant_bits} signed bits (layer {layer.name}, field bias: "
+                 f"bias_mant = b >> {NETX_BIAS_EXP} = {int(mant.min())}..{int(mant.max())}, limit "
+                 f"{mant_lo}..{mant_hi}, i.e. {mant_lo << NETX_BIAS_EXP} ≤ b ≤ {mant_hi << NETX_BIAS_EXP})")
     if np.any(layer.decay < 1):
         r.append("decay 0 needs dv = 4096 (over 12 bits)")
     if (current_bound << LAVA_SHIFT) >= (1 << 23):

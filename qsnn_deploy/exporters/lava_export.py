@@ -12,7 +12,14 @@ File layout (netx's, lava-dl 0.6.0 ``netx/hdf5.py``), one group per block under 
 * ``dense``: ``shape`` (N,), ``weight`` (N, fan-in), ``neuron``.
 * ``neuron``: ``type = "CUBA"``, ``iDecay = 4096`` (the current is fully decayed each step: a
   single-state LIF), ``vDecay = 4096 - d``, ``vThMant = θ >> 6``, ``refDelay = 1``,
-  ``gradedSpike = False``; ``bias`` (= b >> 6, netx's bias exponent is 6) only when nonzero.
+  ``gradedSpike = False``; ``bias`` (= b >> 6 per channel, netx's bias exponent is 6) only when
+  nonzero. A ``stock`` layer's bias is a multiple of 64 (the route rule), so ``bias << 6`` is b.
+* Root ``qsnn`` metadata on how to run the file: ``reset_interval`` (R = T + L (+ P) at the file's
+  T), ``reset_offset`` (1), ``needs_periodic_reset`` (True when a stock layer has a bias) and
+  ``run_note`` (text). netx's ``hdf5.Network(..., reset_interval=R, reset_offset=1)`` makes layer l
+  zero u and v at step l + 2 of each R-step period, before integrating: with a bias on a stock
+  layer that reset is required for exactness, since Lava's LIF integrates the bias from step 1,
+  before the layer's first input arrives (docs/lava.md, "Bias on the stock route").
 
 Extension (ignored by netx, read by the runner and :func:`read_netx`): a ``qsnn`` group per layer
 with the exact integer semantics, ``route`` (``stock``: Lava's LIF computes this layer exactly;
@@ -35,7 +42,8 @@ import numpy as np
 from ..errors import CheckpointError, FrozenNetError, UnsupportedLayerError
 from ..fileio import atomic_path, check_hdf5_sizes
 from ..frozen import FrozenNet, InputSpec, LIFLayer
-from .lava_check import LAVA_SHIFT, NetFit, check_net, deploy_stride_padding, deploy_weight
+from .lava_check import (LAVA_SHIFT, NETX_RESET_OFFSET, NetFit, biased_stock_layers, check_net, deploy_stride_padding,
+                         deploy_weight, period_steps)
 
 SUFFIX = ".net"
 FORMAT_NAME = "qsnn-netx"
@@ -85,6 +93,26 @@ def _extension(group, layer: LIFLayer, route: str) -> None:
         q.create_dataset("sigma", data=np.asarray(layer.sigma, dtype=np.float64))
 
 
+def run_note(net: FrozenNet, routes: list[str]) -> str:
+    """The file's ``qsnn/run_note``: how to load it in netx so that it runs exactly."""
+    biased = biased_stock_layers(net, routes)
+    R = period_steps(net.num_steps, routes)
+    L = len(routes)
+    note = (f"Load with lava.lib.dl.netx.hdf5.Network(net_config=..., input_message_bits={input_message_bits(net)}, "
+            f"reset_interval=R, reset_offset={NETX_RESET_OFFSET}) and give each sample its own R steps "
+            f"(R = T + {L}{' + ' + str(R - net.num_steps - L) if R - net.num_steps - L else ''}; "
+            f"R = {R} at T = {net.num_steps}): its T input columns, then zeros; layer l (0-based) then sets u = v = 0 "
+            f"at step l + 2 of each period, just before it integrates the sample's first input.")
+    if biased:
+        note += (f" REQUIRED for exactness: the stock layers {', '.join(biased)} have a bias, which Lava's LIF "
+                 "integrates from step 1; only that reset wipes what it integrated before the layer's first input "
+                 "(a netx load without reset_interval runs those layers differently from the reference).")
+    if any(r == "custom" for r in routes):
+        note += (" Layers whose qsnn/route is 'custom' need qsnn-deploy's QLIF ProcessModel "
+                 "(qsnn_deploy.simulators.lava_sim does the substitution); stock netx runs them differently.")
+    return note
+
+
 def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> Path:
     """Write ``net`` as a netx HDF5 file at ``path`` (atomic). Returns the path."""
     h5py = _h5py()
@@ -99,6 +127,12 @@ def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> P
             root.create_dataset("input_message_bits", data=np.int64(input_message_bits(net)))
             root.create_dataset("num_steps", data=np.int64(net.num_steps))
             _str(root, "manifest", json.dumps(manifest))
+            routes = [lf.route for lf in fit.layers]
+            biased = biased_stock_layers(net, routes)
+            root.create_dataset("needs_periodic_reset", data=np.bool_(bool(biased)))
+            root.create_dataset("reset_interval", data=np.int64(period_steps(net.num_steps, routes)))
+            root.create_dataset("reset_offset", data=np.int64(NETX_RESET_OFFSET))
+            _str(root, "run_note", run_note(net, routes))
             layers = f.create_group("layer")
             k = 0
 
@@ -165,7 +199,10 @@ def read_layer_specs(path: str | Path) -> tuple[dict[str, Any], list[dict[str, A
             root = {"input_message_bits": int(f["qsnn/input_message_bits"][()]),
                     "num_steps": int(f["qsnn/num_steps"][()]),
                     "manifest": json.loads(_read_str(f["qsnn/manifest"])),
-                    "version": int(f["qsnn/version"][()])}
+                    "version": int(f["qsnn/version"][()]),
+                    # written since stock layers may carry a bias (absent in older files: no stock bias then)
+                    "needs_periodic_reset": bool(f["qsnn/needs_periodic_reset"][()]) if "needs_periodic_reset" in f["qsnn"] else False,
+                    "run_note": _read_str(f["qsnn/run_note"]) if "run_note" in f["qsnn"] else ""}
             specs = []
             for i in range(len(f["layer"])):
                 g = f["layer"][str(i)]

@@ -25,18 +25,25 @@ memory-mapped files (:class:`~qsnn_deploy.exporters.lava_models.StreamSource` /
 
 * ``stock`` layers are netx's ``LIFReset`` (``hdf5.Network(..., reset_interval=R,
   reset_offset=1)``: netx staggers the phase per layer, layer l resets when ``t % R == (l + 2) % R``),
-  so u = v = 0 just before layer l integrates the sample's first input. In τ = 1..l+1 a stock layer
-  still sees the previous sample's tail, which has drained: a stock layer (du = 4095, no bias,
-  zero reset) never spikes on zero input, because v ≤ vth after every step and a zero input only
-  decays v; the previous sample's last nonzero input reaches layer l at τ = T + l + 1 ≤ R.
+  so u = v = 0 just before layer l integrates the sample's first input: ``PyLifResetModelBitAcc.run_spk``
+  receives a_in, zeroes u and v when ``time_step % reset_interval == reset_offset``, then runs
+  ``subthr_dynamics`` (bias included) on that step's input. From τ = l + 2 to τ = R + l + 1 (the
+  next reset) layer l therefore computes the reference's v_t = decay(v) + (a << 6) + b exactly, from
+  its own inputs, which come from layer l - 1's window. What it did before τ = l + 2 (the bias
+  integrated during the warm-up of a fresh network, or the previous sample continued) is wiped, and
+  its spikes then reach layer l + 1 before *its* reset (also wiped). Without a bias those rows are
+  silent (v ≤ vth after every step and a zero input only decays v); with a bias they show the
+  previous sample of the lane continued past its period end (a fresh network's warm-up for a lane's
+  first sample), which :class:`~qsnn_deploy.simulators.loihi_sim.LoihiSimulator` mirrors.
 * ``custom`` layers (QLIF, ``reset_interval=R``) repeat the per-sample hold every period: v = 0
   and silent for τ ≤ l + 1, live for l + 1 < τ ≤ T + L. A QLIF layer with a bias may keep spiking
   on zero input, so when a stock layer follows a custom one (a mixed net) the period gets P extra
   zero steps (P = the longest run of stock layers right after a custom layer) in which the QLIF
   layers are held silent and the stock layers after them drain (QLIF ``window_steps = T + L``).
 
-So every period reproduces one independent per-sample run of T + L steps exactly; QLIF counts
-clips only in its live window, per lane, so saturation counts equal the reference's.
+So every period reproduces one independent per-sample run of T + L steps exactly (the window of
+each layer; the rows before it show the lane's previous sample where a stock layer has a bias);
+QLIF counts clips only in its live window, per lane, so saturation counts equal the reference's.
 
 **Two builds.**
 
@@ -82,6 +89,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import QSNNError
+from ..exporters.lava_check import stock_pad
 from ..frozen import FrozenNet
 from .base import SATURATION_MODES, SimResult, prepare_input
 
@@ -191,16 +199,9 @@ def _from_lava_flat(rows: np.ndarray, lava_shape: tuple[int, ...]) -> np.ndarray
 
 def _stock_pad(routes: list[str]) -> int:
     """Extra zero steps per period: the longest run of stock layers right after a custom layer (they
-    need that many steps to drain once the custom layers are held silent). 0 in single-route nets."""
-    pad = run = 0
-    seen_custom = False
-    for route in routes:
-        if route == "custom":
-            seen_custom, run = True, 0
-        elif seen_custom:
-            run += 1
-            pad = max(pad, run)
-    return pad
+    need that many steps to drain once the custom layers are held silent). 0 in single-route nets.
+    (:func:`qsnn_deploy.exporters.lava_check.stock_pad`; a module name the tests can replace.)"""
+    return stock_pad(routes)
 
 
 @dataclasses.dataclass
@@ -366,6 +367,9 @@ class LavaSimulator:
                 stream = self._build(period, steps, lanes, "lanes")
             except _NotExact as exc:
                 note = f"lanes build not exact for this net ({exc}); ran netx's network, one sample per step"
+                if any(r == "stock" and np.any(np.asarray(sp["bias"]) != 0) for r, sp in zip(self.routes, self.specs)):
+                    note += (" (one lane: the raw rows before a biased stock layer's window follow LoihiSimulator("
+                             "lanes=1), not the default 12 lanes)")
         if stream is None:
             stream = self._build(period, steps, 1, "netx")
         stream.note = note
@@ -411,7 +415,7 @@ class LavaSimulator:
             inp, outs, qlifs = self._lanes_network(proto, made, period, window, lanes, in_shape, lava_shapes)
         for (_, params), spec in zip(made, self.specs):
             if spec["route"] == "stock":
-                _check_stock_drains(spec["name"], params)
+                _check_stock_params(spec, params)
 
         tmp = tempfile.TemporaryDirectory(prefix="qsnn-lava-stream-")
         n_in = int(np.prod(in_shape))
@@ -557,9 +561,26 @@ def _conv_as_sparse(conv, in_max: int):
     return w.astype(np.int32), int(weight_exp), int(weight_bits), sign
 
 
-def _check_stock_drains(name: str, params: dict) -> None:
-    """The stream's reset rule for a stock layer relies on it never spiking on zero input: single
-    state (du = 4095) and no bias. The stock route guarantees both; anything else is refused."""
-    if int(np.asarray(params["du"]).item()) != 4095 or np.any(np.asarray(params["bias_mant"]) != 0):
-        raise QSNNError(f"layer {name}: a stock Lava LIF with a current decay (du != 4095) or a bias may spike "
-                        "between samples; the Lava stream cannot reset it exactly")
+def _check_stock_params(spec: dict, params: dict) -> None:
+    """A stock layer must be what the route promises: a single-state LIF (du = 4095) whose bias, as
+    netx built it (``bias_mant << bias_exp``, per neuron in Lava's layout), is the file's exact
+    per-channel bias b (a multiple of 64). Anything else is refused rather than run inexactly."""
+    name = spec["name"]
+    if int(np.asarray(params["du"]).item()) != 4095:
+        raise QSNNError(f"layer {name}: a stock Lava LIF with a current decay (du != 4095) is not the single-state "
+                        "neuron of the integer semantics")
+    mant = np.asarray(params["bias_mant"], dtype=np.int64)
+    built = mant << int(np.asarray(params["bias_exp"]).item())
+    want = np.asarray(spec["bias"], dtype=np.int64)  # per channel: Lava's layout is channel-last
+    try:
+        shape = np.broadcast_shapes(built.shape, want.shape)
+    except ValueError:
+        raise QSNNError(f"layer {name}: netx built a bias of shape {built.shape} for {want.size} channels") from None
+    if not np.array_equal(np.broadcast_to(built, shape), np.broadcast_to(want, shape)):
+        raise QSNNError(f"layer {name}: netx built bias_mant << bias_exp = {_range(built)}, the file's exact bias is "
+                        f"{_range(want)} (a stock bias must be a multiple of 64 within Lava's 13-bit mantissa)")
+
+
+def _range(a: np.ndarray) -> str:
+    a = np.asarray(a)
+    return str(int(a.min())) if a.size and a.min() == a.max() else f"{int(a.min(initial=0))}..{int(a.max(initial=0))}"
