@@ -6,7 +6,7 @@ Defining equations (integer state ``v``, one unit of ``v`` = ``q = |sigma| / 2**
     theta_int = min(g·round(theta / (q·g)), 2**(B_v-1)-1)   per channel, state units, a multiple of the
                                                        grid g (``threshold_step``, 1 by default; 64 in the
                                                        stock-Loihi profile, where vth is θ >> 6)
-    b_int     = round(b / q)
+    b_int     = g·round(b / (q·g))                      on the same grid (Lava: bias_mant = b >> 6)
     d         = round(clamp(beta, 0, 1) * 4096)        12-bit decay
     r_t       = [v_{t-1} > theta_int]
     v_t       = decay(v_{t-1}) + J_t * 2**F + b_int - r_t * theta_int          reset "subtract"
@@ -43,8 +43,9 @@ class QLeaky(snn.Leaky):
         spike_grad: surrogate gradient (default: fast sigmoid, slope 25).
         reset_mechanism: ``"subtract"`` (default) or ``"zero"``.
         frac_bits: F, fractional bits of the state (default 6).
-        threshold_step: g, the integer threshold is a multiple of g (default 1; the ``loihi``
-            profile uses 64 so that Lava's stock ``vth`` = θ >> 6 holds it exactly).
+        threshold_step: g, the integer threshold and bias are multiples of g (default 1; the
+            ``loihi`` profile uses 64 so that Lava's stock ``vth = θ >> 6`` and
+            ``bias_mant = b >> 6`` hold them exactly).
         state_bits: B_v, signed state width (default 24).
         current_scale: sigma used when none is passed to ``forward`` (input already in J units: 1).
         learn_beta, learn_threshold: as in snnTorch.
@@ -85,7 +86,7 @@ class QLeaky(snn.Leaky):
         g = float(getattr(self, "threshold_step", 1))
         top = float(intmath.state_limit(self.state_bits) // int(g) * int(g))
         theta_int = (round_ste(theta * scale / (sigma_abs * g)) * g).clamp(max=top)
-        b_int = round_ste(bias * scale / sigma_abs)
+        b_int = round_ste(bias * scale / (sigma_abs * g)) * g
         d = round_ste(beta * float(intmath.DECAY_ONE))
         return theta_int, b_int, d
 
