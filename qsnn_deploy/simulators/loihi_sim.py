@@ -169,6 +169,8 @@ class LoihiSimulator:
         the network's own warm-up (already there). Lanes mirror ``LavaSimulator``: k = min(lanes, n) side
         by side, reused while T is unchanged and k suffices; a partial last group runs zero samples in the
         other lanes."""
+        if n == 0:
+            return
         need = max(1, min(self.lanes, n))
         st = self._lane_state
         if st is None or st.steps != steps or st.lanes < need:
