@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 from qsnn_deploy import freeze  # noqa: E402
 from qsnn_deploy.checkpoint import model_from_checkpoint  # noqa: E402
 from qsnn_deploy.data import default_data_dir, load_mnist  # noqa: E402
-from qsnn_deploy.simulators.lava_sim import DEFAULT_LANES, LavaSimulator, import_lava  # noqa: E402
-from qsnn_deploy.simulators.loihi_sim import LoihiSimulator  # noqa: E402
+from qsnn_deploy.lava.backend import DEFAULT_LANES, LavaSimulator, import_lava  # noqa: E402
+from qsnn_deploy.lava.loihi_sim import LoihiSimulator  # noqa: E402
 
 SHIPPED = [ROOT / "examples" / "mnist_int4_qsnn.pt", ROOT / "examples" / "mnist_int4_loihi.pt"]
 
@@ -59,7 +59,7 @@ def install_profiler(out_dir: str) -> None:
     from lava.proc.lif.models import PyLifModelBitAcc, PyLifResetModelBitAcc
     from lava.proc.sparse.models import PySparseModelBitAcc
 
-    from qsnn_deploy.exporters.lava_models.models import PyQLifModelFixed, PyStreamRecorderModel, PyStreamSourceModel
+    from qsnn_deploy.lava.models.models import PyQLifModelFixed, PyStreamRecorderModel, PyStreamSourceModel
 
     port_s = [0.0]
 

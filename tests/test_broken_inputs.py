@@ -44,7 +44,8 @@ from qsnn_deploy.cli import export as export_cli
 from qsnn_deploy.cli import report as report_cli
 from qsnn_deploy.cli import train as train_cli
 from qsnn_deploy.cli import verify as verify_cli
-from qsnn_deploy.exporters import lava_export, nir_export, onnx_export
+from qsnn_deploy.exporters import nir_export, onnx_export
+from qsnn_deploy.lava import export as lava_export
 from qsnn_deploy.frozen import MAX_NEURONS, MAX_STEPS
 from qsnn_deploy.models import build_model
 

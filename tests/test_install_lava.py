@@ -42,7 +42,7 @@ def test_each_patch_fixes_its_text_once():
 def test_installed_lava_is_patched_and_imports():
     lines = install_lava.patch_installed()
     assert all(line.startswith("ok") for line in lines), lines  # make setup patched it already
-    from qsnn_deploy.simulators.lava_sim import import_lava
+    from qsnn_deploy.lava.backend import import_lava
 
     import_lava()  # the backend's import: works even when this process used multiprocessing before
     import lava.lib.dl.netx  # noqa: F401
@@ -57,7 +57,7 @@ def test_lava_imports_after_the_process_used_multiprocessing(method, ok):
     import sys
 
     code = (f"import multiprocessing as mp; mp.set_start_method({method!r}); mp.RLock()\n"
-            "from qsnn_deploy.simulators.lava_sim import import_lava, LavaUnavailableError\n"
+            "from qsnn_deploy.lava.backend import import_lava, LavaUnavailableError\n"
             "try:\n    import_lava(); print('imported')\nexcept LavaUnavailableError as e:\n    print('refused:', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

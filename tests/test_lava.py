@@ -18,12 +18,12 @@ from qsnn_deploy.checkpoint import model_from_checkpoint
 from qsnn_deploy.cli import export as export_cli
 from qsnn_deploy.cli import verify as verify_cli
 from qsnn_deploy.errors import QSNNError
-from qsnn_deploy.exporters.lava_check import check_net, weight_mantissa
-from qsnn_deploy.exporters.lava_export import read_netx, write_netx
+from qsnn_deploy.lava.check import check_net, weight_mantissa
+from qsnn_deploy.lava.export import read_netx, write_netx
 from qsnn_deploy.frozen import FrozenNet, InputSpec, LIFLayer
 from qsnn_deploy.simulators import create_backend
-from qsnn_deploy.simulators.lava_sim import LavaSimulator
-from qsnn_deploy.simulators.loihi_sim import LoihiSimulator
+from qsnn_deploy.lava.backend import LavaSimulator
+from qsnn_deploy.lava.loihi_sim import LoihiSimulator
 from qsnn_deploy.simulators.numpy_sim import NumpySimulator
 from qsnn_deploy.verify import verify
 
@@ -80,7 +80,7 @@ def test_netx_round_trip_runs_identically(tmp_path):
 
 
 def test_netx_file_loads_in_stock_netx(tmp_path):
-    from qsnn_deploy.simulators.lava_sim import import_lava
+    from qsnn_deploy.lava.backend import import_lava
 
     hdf5 = import_lava()[0]  # not a bare import: an earlier test may have fixed multiprocessing's start method
 
@@ -110,7 +110,7 @@ def test_export_is_atomic_and_refuses_bad_nets(tmp_path):
 def test_missing_lava_is_a_clear_error(monkeypatch):
     import sys
 
-    from qsnn_deploy.simulators.lava_sim import LavaUnavailableError
+    from qsnn_deploy.lava.backend import LavaUnavailableError
 
     monkeypatch.setitem(sys.modules, "lava.lib.dl.netx", None)  # as if lava-dl were not installed
     with pytest.raises(LavaUnavailableError, match="tools/install_lava.py"):
@@ -248,7 +248,7 @@ def test_lava_streams_samples_through_one_compiled_network(kind, monkeypatch):
     """Issue 14: one compiled network, several samples one after the other (lanes build: 2 lanes × 2
     periods; netx build: 4 periods in one lane), each starting from u = v = 0 with nothing in flight,
     although the samples leave large state behind (a bright sample, then darkness)."""
-    from qsnn_deploy.simulators import lava_sim
+    from qsnn_deploy.lava import backend as lava_sim
 
     T = 13
     net = stream_net(kind)
@@ -320,8 +320,8 @@ def test_stock_bias_must_fit_lavas_mantissa_and_the_file_says_how_to_run(tmp_pat
     """Stock needs b a multiple of 64 (netx's bias_exp 6) with b >> 6 in Lava's signed 13 bits; a miss is
     routed custom with the layer, field and limit named, and --strict refuses. The .net file carries the
     bias as netx reads it and says it must run with reset_interval = R, reset_offset = 1."""
-    from qsnn_deploy.exporters.lava_export import read_layer_specs
-    from qsnn_deploy.simulators.lava_sim import import_lava
+    from qsnn_deploy.lava.export import read_layer_specs
+    from qsnn_deploy.lava.backend import import_lava
 
     net = biased_stock_net()
     conv1 = net.layers[0]

@@ -4,7 +4,7 @@ import pytest
 
 from qsnn_deploy.frozen import FrozenNet, InputSpec, LIFLayer
 from qsnn_deploy.simulators import create_backend
-from qsnn_deploy.simulators.loihi_sim import LoihiSimulator, stock_exact
+from qsnn_deploy.lava.loihi_sim import LoihiSimulator, stock_exact
 from qsnn_deploy.simulators.numpy_sim import NumpySimulator
 
 

@@ -18,7 +18,7 @@ import torch
 from qsnn_deploy import freeze
 from qsnn_deploy.cli.export import main as export_main
 from qsnn_deploy.errors import FrozenNetError
-from qsnn_deploy.exporters.lava_check import check_net
+from qsnn_deploy.lava.check import check_net
 from qsnn_deploy.models import build_model, init_uniform_fan_in, preset_arch
 from qsnn_deploy.profiles import (LOIHI_THRESHOLD_STEP, apply_profile, calibrate_initial_firing, check_arch,
                                   project_to_state_budget)

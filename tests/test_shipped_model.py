@@ -16,7 +16,7 @@ from qsnn_deploy.simulators import create_backend
 
 import pytest
 
-from qsnn_deploy.exporters.lava_check import check_net
+from qsnn_deploy.lava.check import check_net
 from qsnn_deploy.statebound import net_state_bounds
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

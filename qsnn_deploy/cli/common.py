@@ -80,7 +80,7 @@ def _load_model(args: argparse.Namespace, path: Path) -> LoadedModel:
     if path.suffix == ".qsnn":
         return LoadedModel(FrozenNet.load(path), None, path.stem)
     if path.suffix == ".net":
-        from ..exporters.lava_export import read_netx
+        from ..lava.export import read_netx
 
         return LoadedModel(read_netx(path), None, path.stem)
     if path.suffix == ".nir":

@@ -12,7 +12,7 @@ TARGETS = Registry("target", {
     "numpy": "qsnn_deploy.exporters.numpy_export:export",
     "nir": "qsnn_deploy.exporters.nir_export:export",
     "onnx": "qsnn_deploy.exporters.onnx_export:export",
-    "lava": "qsnn_deploy.exporters.lava_export:export",
+    "lava": "qsnn_deploy.lava.export:export",
 })
 
 
@@ -20,7 +20,7 @@ TARGETS = Registry("target", {
 # the stock hardware), ``.summary() -> str``, ``.to_dict()`` and ``.layers`` (per layer: ``.name``,
 # ``.route``, ``.fits``, ``.cores``, ``.detail()``). ``qsnn-export --check/--strict`` uses them.
 CHECKS = Registry("constraint check", {
-    "lava": "qsnn_deploy.exporters.lava_check:check_net",
+    "lava": "qsnn_deploy.lava.check:check_net",
 })
 
 

@@ -537,7 +537,7 @@ class Report:
 # Fit checks per deployment target: ``check(net, report) -> {"fits": bool, "summary": str,
 # "layers": {layer name: {"fits": bool, "detail": str}}}``, registered by the target's exporter;
 # the report then adds its columns. No fit figures are made up here.
-FIT_CHECKS = Registry("fit check", {"lava": "qsnn_deploy.exporters.lava_check:fit_check_for_report"})
+FIT_CHECKS = Registry("fit check", {"lava": "qsnn_deploy.lava.check:fit_check_for_report"})
 
 
 def register_fit_check(target: str, check: Callable[[FrozenNet, Report], dict[str, Any]]) -> None:

@@ -17,8 +17,8 @@ BACKENDS = Registry("backend", {
     "torch": "qsnn_deploy.simulators.torch_sim:TorchSimulator",
     "onnx": "qsnn_deploy.exporters.onnx_export:OnnxRuntimeBackend",
     "nir": "qsnn_deploy.exporters.nir_export:NirRoundTripBackend",
-    "loihi": "qsnn_deploy.simulators.loihi_sim:LoihiSimulator",
-    "lava": "qsnn_deploy.simulators.lava_sim:LavaSimulator",
+    "loihi": "qsnn_deploy.lava.loihi_sim:LoihiSimulator",
+    "lava": "qsnn_deploy.lava.backend:LavaSimulator",
 })
 
 

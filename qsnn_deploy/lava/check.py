@@ -23,7 +23,7 @@ A layer takes one of two routes:
   input reaches layer l) and is not exact; the ``.net`` file says so (``qsnn/run_note``).
 * ``custom``: everything else the integer semantics allow (subtract reset, per-channel θ, b and d,
   any F and B_v) runs bit-exactly in Lava only with qsnn-deploy's ``QLIF`` ProcessModel
-  (:mod:`qsnn_deploy.exporters.lava_models`): "not stock Loihi". ``--strict`` treats it as a miss.
+  (:mod:`qsnn_deploy.lava.models`): "not stock Loihi". ``--strict`` treats it as a miss.
 
 Hardware limits (:class:`LoihiProfile`) come from Lava's bit-accurate models (the widths) and
 Intel's Loihi 2 technology brief (neurons and synapses per chip); sources in docs/lava.md.

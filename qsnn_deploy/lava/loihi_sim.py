@@ -3,7 +3,7 @@
 Per layer, one of two neuron rule sets (lava-nc 0.10.0 PyLifModelBitAcc as pinned down in FACTS.md):
 
 * ``stock`` (Lava's LIF, fixed_pt), used when the layer maps exactly (the rule of
-  :func:`qsnn_deploy.exporters.lava_check.stock_reasons`: zero reset, one θ and one decay per
+  :func:`qsnn_deploy.lava.check.stock_reasons`: zero reset, one θ and one decay per
   layer, F = 6, B_v = 24, θ a multiple of 64, a per-channel bias b a multiple of 64 with b >> 6
   within 13 signed bits, |a| << 6 below 2^23)::
 
@@ -24,7 +24,7 @@ Lava's ``LIFReset`` (``PyLifResetModelBitAcc``) as the Lava runner builds it: it
 bias, the spikes of the layer before) in those rows too, then sets u = v = 0 at τ = l + 2 *before*
 integrating that step's input, so from τ = l + 2 on it computes the reference exactly, whatever
 came before. Without a bias those rows are silent. With one they are not, and in Lava's stream
-(:mod:`.lava_sim`: samples k lanes side by side, one per period of R = T + L (+ P) steps) they are
+(:mod:`.backend`: samples k lanes side by side, one per period of R = T + L (+ P) steps) they are
 the previous sample of the same lane continued past its period end (its rows R+1..R+l+1; the rows of
 a fresh network's warm-up for the first sample of a lane; an all-zero sample's for a lane left idle
 by a partial last group). This simulator mirrors that stream (``lanes``, default Lava's 12;
@@ -40,11 +40,11 @@ import dataclasses
 import numpy as np
 
 from .. import intmath
-from ..exporters.lava_check import stock_pad
+from .check import stock_pad
 from ..frozen import FrozenNet
-from .base import SATURATION_MODES, SimResult, prepare_input
-from .lava_sim import DEFAULT_LANES, LavaSimulator
-from .numpy_sim import _PreparedLayer, _compact_dtype, _to_torch_layout, p_out_cl
+from ..simulators.base import SATURATION_MODES, SimResult, prepare_input
+from .backend import DEFAULT_LANES, LavaSimulator
+from ..simulators.numpy_sim import _PreparedLayer, _compact_dtype, _to_torch_layout, p_out_cl
 
 LAVA_BATCH = LavaSimulator.preferred_batch_size
 
@@ -55,8 +55,8 @@ def _tz(x: np.ndarray) -> np.ndarray:
 
 def stock_exact(layer, current_bound: int = 0) -> bool:
     """True when Lava's stock LIF computes exactly this layer's integer semantics (the same rule the
-    Lava exporter routes by: :func:`qsnn_deploy.exporters.lava_check.stock_reasons`)."""
-    from ..exporters.lava_check import stock_reasons
+    Lava exporter routes by: :func:`qsnn_deploy.lava.check.stock_reasons`)."""
+    from .check import stock_reasons
 
     return not stock_reasons(layer, current_bound)
 

@@ -16,7 +16,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 # absolute: Lava loads this file by path
-from qsnn_deploy.exporters.lava_models.process import QLIF, StreamRecorder, StreamSource
+from qsnn_deploy.lava.models.process import QLIF, StreamRecorder, StreamSource
 
 DECAY_BITS = 12
 

@@ -42,7 +42,7 @@ import numpy as np
 from ..errors import CheckpointError, FrozenNetError, UnsupportedLayerError
 from ..fileio import atomic_path, check_hdf5_sizes
 from ..frozen import FrozenNet, InputSpec, LIFLayer
-from .lava_check import (LAVA_SHIFT, NETX_RESET_OFFSET, NetFit, biased_stock_layers, check_net, deploy_stride_padding,
+from .check import (LAVA_SHIFT, NETX_RESET_OFFSET, NetFit, biased_stock_layers, check_net, deploy_stride_padding,
                          deploy_weight, period_steps)
 
 SUFFIX = ".net"
@@ -109,7 +109,7 @@ def run_note(net: FrozenNet, routes: list[str]) -> str:
                  "(a netx load without reset_interval runs those layers differently from the reference).")
     if any(r == "custom" for r in routes):
         note += (" Layers whose qsnn/route is 'custom' need qsnn-deploy's QLIF ProcessModel "
-                 "(qsnn_deploy.simulators.lava_sim does the substitution); stock netx runs them differently.")
+                 "(qsnn_deploy.lava.backend does the substitution); stock netx runs them differently.")
     return note
 
 

@@ -3,21 +3,21 @@
 The network Lava runs comes from ``lava.lib.dl.netx.hdf5.Network`` reading the ``.net`` file that
 ``qsnn-export --target lava`` writes (or a temporary one written from the frozen net). Every layer
 whose ``qsnn/route`` is ``stock`` runs on Lava's own LIF (``LIFReset``, ``PyLifResetModelBitAcc``);
-every ``custom`` layer runs on qsnn-deploy's :class:`~qsnn_deploy.exporters.lava_models.QLIF`
+every ``custom`` layer runs on qsnn-deploy's :class:`~qsnn_deploy.lava.models.QLIF`
 process (``PyQLifModelFixed``), substituted for netx's LIF while netx builds that block.
 
 **Timing.** Lava's synapses add one step each, so layer l (0-based) sees input column k at step
 k + l + 2 (1-based). One sample needs T + L steps (its T columns, then L zero columns that drain
 the pipeline). ``info["raw_spikes"]`` holds the raw, Lava-timed trains of every sample over its
 own T + L steps ([T+L, N, ...], directly comparable with
-:class:`~qsnn_deploy.simulators.loihi_sim.LoihiSimulator`'s) and ``spikes`` holds them aligned back
+:class:`~qsnn_deploy.lava.loihi_sim.LoihiSimulator`'s) and ``spikes`` holds them aligned back
 to the reference (layer l shifted by l + 1 steps).
 
 **Compile once, stream many samples.** The network is built, compiled and started once (per T and
 lane count) and kept running paused between samples; ``close()`` (or garbage collection, or the
 end of the process) stops it. Samples follow each other every R = T + L + P steps (a *period*;
 P = 0 except in mixed nets, below). Input and spikes cross the process boundary through
-memory-mapped files (:class:`~qsnn_deploy.exporters.lava_models.StreamSource` /
+memory-mapped files (:class:`~qsnn_deploy.lava.models.StreamSource` /
 ``StreamRecorder``): the parent writes a period's input columns, runs R steps, reads the spikes.
 
 **Reset rule (every sample starts from u = v = 0 in every layer, no spike in flight).** With
@@ -34,7 +34,7 @@ memory-mapped files (:class:`~qsnn_deploy.exporters.lava_models.StreamSource` /
   its spikes then reach layer l + 1 before *its* reset (also wiped). Without a bias those rows are
   silent (v ≤ vth after every step and a zero input only decays v); with a bias they show the
   previous sample of the lane continued past its period end (a fresh network's warm-up for a lane's
-  first sample), which :class:`~qsnn_deploy.simulators.loihi_sim.LoihiSimulator` mirrors.
+  first sample), which :class:`~qsnn_deploy.lava.loihi_sim.LoihiSimulator` mirrors.
 * ``custom`` layers (QLIF, ``reset_interval=R``) repeat the per-sample hold every period: v = 0
   and silent for τ ≤ l + 1, live for l + 1 < τ ≤ T + L. A QLIF layer with a bias may keep spiking
   on zero input, so when a stock layer follows a custom one (a mixed net) the period gets P extra
@@ -89,13 +89,13 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import QSNNError
-from ..exporters.lava_check import stock_pad
+from .check import stock_pad
+from .lanes import NotExact, check_stock_params, conv_as_sparse
 from ..frozen import FrozenNet
-from .base import SATURATION_MODES, SimResult, prepare_input
+from ..simulators.base import SATURATION_MODES, SimResult, prepare_input
 
 BUILDS = ("lanes", "netx")
 DEFAULT_LANES = 12
-CONV_CURRENT_BITS = 24  # Lava's Conv clamps its output to signed 24 bits (lava/proc/conv/models.py)
 
 
 class LavaUnavailableError(QSNNError):
@@ -131,7 +131,7 @@ def import_lava():
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
 
-        from ..exporters.lava_models import QLIF, StreamRecorder, StreamSource
+        from .models import QLIF, StreamRecorder, StreamSource
     except Exception as exc:  # noqa: BLE001 - ImportError, or Lava's own errors on an unpatched Python 3.11
         raise LavaUnavailableError(
             f"the lava backend needs lava-nc 0.10.0 and lava-dl 0.6.0, installed and patched by "
@@ -200,7 +200,7 @@ def _from_lava_flat(rows: np.ndarray, lava_shape: tuple[int, ...]) -> np.ndarray
 def _stock_pad(routes: list[str]) -> int:
     """Extra zero steps per period: the longest run of stock layers right after a custom layer (they
     need that many steps to drain once the custom layers are held silent). 0 in single-route nets.
-    (:func:`qsnn_deploy.exporters.lava_check.stock_pad`; a module name the tests can replace.)"""
+    (:func:`qsnn_deploy.lava.check.stock_pad`; a module name the tests can replace.)"""
     return stock_pad(routes)
 
 
@@ -272,7 +272,7 @@ class LavaSimulator:
         if int(lanes) < 1:
             raise ValueError(f"lanes must be ≥ 1, got {lanes}")
         self.lava = import_lava()
-        from ..exporters.lava_export import read_layer_specs, read_netx, write_netx
+        from .export import read_layer_specs, read_netx, write_netx
 
         self._tmp = None
         if netx_path is None:
@@ -365,7 +365,7 @@ class LavaSimulator:
         if self.build == "lanes":
             try:
                 stream = self._build(period, steps, lanes, "lanes")
-            except _NotExact as exc:
+            except NotExact as exc:
                 note = f"lanes build not exact for this net ({exc}); ran netx's network, one sample per step"
                 if any(r == "stock" and np.any(np.asarray(sp["bias"]) != 0) for r, sp in zip(self.routes, self.specs)):
                     note += (" (one lane: the raw rows before a biased stock layer's window follow LoihiSimulator("
@@ -415,7 +415,7 @@ class LavaSimulator:
             inp, outs, qlifs = self._lanes_network(proto, made, period, window, lanes, in_shape, lava_shapes)
         for (_, params), spec in zip(made, self.specs):
             if spec["route"] == "stock":
-                _check_stock_params(spec, params)
+                check_stock_params(spec, params)
 
         tmp = tempfile.TemporaryDirectory(prefix="qsnn-lava-stream-")
         n_in = int(np.prod(in_shape))
@@ -458,11 +458,11 @@ class LavaSimulator:
             syn = block.synapse
             if type(block).__name__ == "Conv":
                 try:
-                    w, weight_exp, weight_bits, sign = _conv_as_sparse(syn, in_max if i == 0 else 1)
-                except _NotExact as exc:
-                    raise _NotExact(f"{spec['name']}: {exc}") from None
+                    w, weight_exp, weight_bits, sign = conv_as_sparse(syn, in_max if i == 0 else 1)
+                except NotExact as exc:
+                    raise NotExact(f"{spec['name']}: {exc}") from None
             elif type(block).__name__ != "Dense":
-                raise _NotExact(f"{spec['name']}: netx block {type(block).__name__} has no lanes mapping")
+                raise NotExact(f"{spec['name']}: netx block {type(block).__name__} has no lanes mapping")
             else:  # netx Dense: its weights / exponent / bits as netx chose them, Lava's sign rule
                 from lava.utils.weightutils import determine_sign_mode
 
@@ -504,83 +504,3 @@ class LavaSimulator:
             outs.append(neuron.s_out)
             prev_out, prev_shape = neuron.s_out, lava_shapes[i]
         return first_in, outs, qlifs
-
-
-class _NotExact(Exception):
-    """A conv whose weights or currents a Lava Sparse synapse cannot reproduce exactly."""
-
-
-def _conv_as_sparse(conv, in_max: int):
-    """Lava's Conv synapse ``conv`` as the per-sample CSR matrix of a Lava ``Sparse`` synapse that
-    computes the identical current: (weights, weight_exp, num_weight_bits, sign_mode).
-
-    The kernel (Lava layout (C_out, kx, ky, C_in)) is unrolled by Lava's ``conv_to_sparse``; netx's
-    ``optimize_weight_bits`` picks the 8-bit mantissas and exponent (as netx does for dense layers);
-    Lava's own clip and truncation (what ``PySparseModelBitAcc`` applies) must give the kernel back
-    exactly, and the current, |a| ≤ Σ|w|·in_max per neuron, must stay inside the signed 24 bits that
-    Lava's Conv clamps to (and the scaled sum inside int32).
-
-    Raises:
-        _NotExact: with the reason.
-    """
-    import scipy.sparse as sp
-    from lava.lib.dl.netx.utils import optimize_weight_bits
-    from lava.proc.conv import utils as conv_utils
-    from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
-
-    kernel = np.asarray(conv.weight.init).astype(np.int64)
-    in_shape = tuple(int(s) for s in conv.s_in.shape)
-    out_shape = tuple(int(s) for s in conv.a_out.shape)
-    geometry = [tuple(int(v) for v in np.atleast_1d(getattr(conv, k).init)) for k in ("stride", "padding", "dilation")]
-    groups = int(np.asarray(conv.groups.init).item())
-    if not kernel.any():
-        raise _NotExact("all-zero kernel")
-    scaled, weight_bits, weight_exp, sign = optimize_weight_bits(kernel)
-    scaled = np.asarray(scaled, np.int64)
-    if weight_exp > 0 or not np.array_equal(scaled >> -weight_exp, kernel) or \
-            not np.array_equal((scaled >> -weight_exp) << -weight_exp, scaled):
-        raise _NotExact("its weights need more than an 8-bit mantissa under one exponent")
-    dst, srcs, wgt = conv_utils.conv_to_sparse(in_shape, out_shape, scaled, *geometry, groups)
-    n_out, n_in = int(np.prod(out_shape)), int(np.prod(in_shape))
-    w = sp.csr_matrix((np.asarray(wgt, np.int64), (np.asarray(dst), np.asarray(srcs))), shape=(n_out, n_in))
-    w.sum_duplicates()
-    sign = SignMode(int(sign))
-    eff = truncate_weights(clip_weights(w, sign, num_bits=8), sign, weight_bits)
-    if (abs(eff - w) > 0).nnz:
-        raise _NotExact("Lava's 8-bit synapse clip / truncation changes its weights")
-    row_abs = np.asarray(abs(w).sum(axis=1)).ravel()
-    if row_abs.max(initial=0) * in_max >= 1 << 31:
-        raise _NotExact("its scaled synaptic sum may overflow int32")
-    if (row_abs.max(initial=0) >> -weight_exp) * in_max >= 1 << (CONV_CURRENT_BITS - 1):
-        raise _NotExact(f"its current may exceed the {CONV_CURRENT_BITS}-bit clamp of Lava's Conv")
-    # the unrolled matrix must compute Lava's own conv: one random input, checked here
-    probe = np.random.default_rng(0).integers(0, in_max + 1, in_shape)
-    ref = conv_utils.conv(probe, kernel, kernel.shape[1:3], *geometry, groups).astype(np.int64).reshape(-1)
-    if not np.array_equal((w @ probe.reshape(-1).astype(np.int64)) >> -weight_exp, ref):
-        raise _NotExact("Lava's conv_to_sparse does not reproduce Lava's conv for it")
-    return w.astype(np.int32), int(weight_exp), int(weight_bits), sign
-
-
-def _check_stock_params(spec: dict, params: dict) -> None:
-    """A stock layer must be what the route promises: a single-state LIF (du = 4095) whose bias, as
-    netx built it (``bias_mant << bias_exp``, per neuron in Lava's layout), is the file's exact
-    per-channel bias b (a multiple of 64). Anything else is refused rather than run inexactly."""
-    name = spec["name"]
-    if int(np.asarray(params["du"]).item()) != 4095:
-        raise QSNNError(f"layer {name}: a stock Lava LIF with a current decay (du != 4095) is not the single-state "
-                        "neuron of the integer semantics")
-    mant = np.asarray(params["bias_mant"], dtype=np.int64)
-    built = mant << int(np.asarray(params["bias_exp"]).item())
-    want = np.asarray(spec["bias"], dtype=np.int64)  # per channel: Lava's layout is channel-last
-    try:
-        shape = np.broadcast_shapes(built.shape, want.shape)
-    except ValueError:
-        raise QSNNError(f"layer {name}: netx built a bias of shape {built.shape} for {want.size} channels") from None
-    if not np.array_equal(np.broadcast_to(built, shape), np.broadcast_to(want, shape)):
-        raise QSNNError(f"layer {name}: netx built bias_mant << bias_exp = {_range(built)}, the file's exact bias is "
-                        f"{_range(want)} (a stock bias must be a multiple of 64 within Lava's 13-bit mantissa)")
-
-
-def _range(a: np.ndarray) -> str:
-    a = np.asarray(a)
-    return str(int(a.min())) if a.size and a.min() == a.max() else f"{int(a.min(initial=0))}..{int(a.max(initial=0))}"
