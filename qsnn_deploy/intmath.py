@@ -1,4 +1,4 @@
-"""The integer rules every backend shares (DESIGN.md section 3), in one place.
+"""The integer rules every backend shares (docs/integer-semantics.md §2), in one place.
 
 Quantities and units
 --------------------

@@ -1,5 +1,5 @@
 """Hardware profiles: constraints training honours so that freeze maps every layer onto a target's
-stock neuron with no approximation (DESIGN.md section 6).
+stock neuron with no approximation (docs/design.md §6).
 
 ``default``
     The seeds' neuron: subtract reset, per-channel θ from BatchNorm folding. On Lava it needs

@@ -1,4 +1,4 @@
-"""Proven bounds on the membrane state, and the per-layer choice of F (DESIGN.md section 6).
+"""Proven bounds on the membrane state, and the per-layer choice of F (docs/design.md §6).
 
 For one LIF layer of the integer semantics (:mod:`qsnn_deploy.frozen`), with per channel ``c``:
 

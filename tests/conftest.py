@@ -270,7 +270,7 @@ def model_spikes(model: QSequential, x_int: np.ndarray, steps: int, states: dict
 
 
 def reference_dense(net, x: np.ndarray, steps: int) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Independent int64 reference for a static-input net of dense layers, written from DESIGN §3
+    """Independent int64 reference for a static-input net of dense layers, written from docs/integer-semantics.md §2
     with Python-style rounding toward zero; returns (spikes, saturation counts) per layer."""
     spikes_out, sats = {}, {}
     h = np.broadcast_to(x, (steps,) + x.shape).astype(np.int64)

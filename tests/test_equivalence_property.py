@@ -145,8 +145,8 @@ def test_float64_path_beyond_float32_bound():
 
 
 def test_deploy_faithful_model_beyond_float32_bound():
-    """The QSequential forward must also compute J exactly when it exceeds 2**24 (DESIGN §3: check the
-    bound and use float64 beyond it)."""
+    """The QSequential forward must also compute J exactly when it exceeds 2**24 (docs/integer-semantics.md
+    §2a: check the bound and use float64 beyond it)."""
     rng = np.random.default_rng(11)
     fan_in, hidden, n, steps = 4096, 12, 4, 5
     fc = qnn.QuantLinear(fan_in, hidden, bias=False, weight_bit_width=8)

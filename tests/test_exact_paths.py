@@ -16,7 +16,7 @@ depend on the kernel a library picks, so:
   the most negative signed input, currents just under and just over 2^24 and 2^53, the largest
   fan-in the format allows for the widest operands — give identical spikes AND states in every
   backend (numpy, torch, onnx, nir, loihi-style), and the NumPy reference equals an independent
-  int64 reference written from DESIGN §3 (``conftest.reference_dense``, and an int64 conv here);
+  int64 reference written from docs/integer-semantics.md §2 (``conftest.reference_dense``, and an int64 conv here);
 * a property test over random nets (bit widths 1..8, both resets, per-channel and per-layer β/θ,
   bias, F, random and adversarial inputs) compares every backend with the NumPy reference in
   every layer and step. Quick profile here; the long one (≥ 500 nets):

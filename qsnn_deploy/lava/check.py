@@ -1,6 +1,6 @@
 """Map a frozen net onto Loihi / Lava and check it against Loihi 2's limits (no Lava import).
 
-Mapping (DESIGN.md §3, docs/lava.md), per LIF layer:
+Mapping (docs/integer-semantics.md §2, docs/lava.md), per LIF layer:
 
 * the single-state integer LIF is Lava's CUBA neuron with the current fully decayed every step:
   ``iDecay = 4096`` (du = 4095, so u = a << 6), ``vDecay = dv = 4096 - d``;

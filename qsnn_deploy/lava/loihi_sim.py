@@ -1,6 +1,7 @@
 """Loihi-style fixed-point simulator (NumPy, vectorized over the batch); backend ``loihi``.
 
-Per layer, one of two neuron rule sets (lava-nc 0.10.0 PyLifModelBitAcc as pinned down in FACTS.md):
+Per layer, one of two neuron rule sets (lava-nc 0.10.0 ``PyLifModelBitAcc`` as pinned down in docs/lava.md,
+"Lava's fixed-point rules"):
 
 * ``stock`` (Lava's LIF, fixed_pt), used when the layer maps exactly (the rule of
   :func:`qsnn_deploy.lava.check.stock_reasons`: zero reset, one θ and one decay per

@@ -98,7 +98,7 @@ class QSequential(nn.Sequential):
                 raise FrozenNetError(block.name, "weight", f"the deploy-faithful forward computes J in float64, exact "
                                      f"only below 2^53; this block's |J| may reach {int(bound)}. Use narrower weights "
                                      "or inputs (the frozen net still runs exactly in every backend).")
-            x_int = x_int.to(torch.float64)  # DESIGN §3: float32 holds J exactly only below 2**24
+            x_int = x_int.to(torch.float64)  # docs/integer-semantics.md §2a: float32 holds J exactly only below 2**24
         j = synaptic_current(block, x_int, w_int)
         for m in block.post:
             if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d)):

@@ -1,6 +1,6 @@
 """Bit-accurate NumPy reference simulator of a :class:`~qsnn_deploy.frozen.FrozenNet`.
 
-Arithmetic (DESIGN.md section 3, docstring of :mod:`qsnn_deploy.frozen`):
+Arithmetic (docs/integer-semantics.md §2, docstring of :mod:`qsnn_deploy.frozen`):
 
 * Synaptic currents ``J`` are exact integers. Sparse inputs (spikes after the first layer: at most
   30% non-zero) go through an event-driven integer kernel (:mod:`.event_synapse`: only non-zero

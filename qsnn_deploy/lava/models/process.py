@@ -11,7 +11,7 @@ QLIF has one state per neuron, v (signed, ``state_bits`` wide, default 24), and 
     s_t = [v_t > vth]
     tz(x) = sign(x) * (|x| >> 12)                           decay rounds toward zero, 12 bits
 
-This is DESIGN.md §3 exactly (snnTorch's order: θ is subtracted after the next decay). Lava's stock
+This is docs/integer-semantics.md §2 exactly (snnTorch's order: θ is subtracted after the next decay). Lava's stock
 LIF cannot hold it: its ``vth``/``du``/``dv`` are one value per layer and it resets to zero right
 after the spike.
 
