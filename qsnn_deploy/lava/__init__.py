@@ -12,6 +12,13 @@
 * :mod:`.loihi_sim` — backend ``loihi``: a NumPy simulator of Lava's fixed-point rules and timing,
   compared with Lava raw spike for spike.
 
+* :mod:`.compat` — the import-time patches Lava 0.10 needs on Python 3.11 / numpy 2 (installed
+  Lava files are never edited).
+
 Lava itself is optional: importing this package does not import Lava (``backend.import_lava``
-does, with a clear error when it is missing).
+does, with a clear error when it is missing). It installs :mod:`.compat`'s import hook, so that
+every ``import lava`` after it (all of qsnn-deploy's live in this package) gets the patched modules.
 """
+from . import compat as _compat
+
+_compat.install()

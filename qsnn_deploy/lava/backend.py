@@ -99,7 +99,7 @@ DEFAULT_LANES = 12
 
 
 class LavaUnavailableError(QSNNError):
-    """Lava (lava-nc / lava-dl) is not installed or not patched for this Python."""
+    """Lava (lava-nc / lava-dl) is not installed, or cannot be patched for this Python (:mod:`.compat`)."""
 
 
 def _allow_lava_fork_start_method() -> None:
@@ -124,18 +124,36 @@ def _allow_lava_fork_start_method() -> None:
 
 
 def import_lava():
-    """Import what the runner needs from Lava, with a clear error when Lava is missing."""
+    """Import what the runner needs from Lava, with a clear error when Lava is missing.
+
+    Lava's three Python 3.11 / numpy 2 fixes are applied at import time by :mod:`.compat` (installed
+    when ``qsnn_deploy.lava`` is imported); a Lava module imported unpatched before that is an error.
+
+    Returns:
+        ``(hdf5, RunSteps, Loihi2SimCfg, StreamSource, StreamRecorder, QLIF)``: netx's ``hdf5``
+        module, Lava's run condition and run config classes, and qsnn-deploy's Lava processes.
+
+    Raises:
+        LavaUnavailableError: Lava is not installed, a patch does not recognise its source, or this
+            process uses a multiprocessing start method other than 'fork'.
+    """
+    from . import compat
+
+    compat.install()
     _allow_lava_fork_start_method()
     try:
+        compat.check_loaded()
         from lava.lib.dl.netx import hdf5
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
 
         from .models import QLIF, StreamRecorder, StreamSource
+    except compat.LavaPatchError as exc:  # Lava is there, but its source is not the one the patches know
+        raise LavaUnavailableError(f"the lava backend cannot patch Lava for this Python: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - ImportError, or Lava's own errors on an unpatched Python 3.11
         raise LavaUnavailableError(
-            f"the lava backend needs lava-nc 0.10.0 and lava-dl 0.6.0, installed and patched by "
-            f"'python tools/install_lava.py' (make setup does it): {type(exc).__name__}: {exc}") from None
+            f"the lava backend needs lava-nc 0.10.0 and lava-dl 0.6.0, installed by 'python tools/install_lava.py' "
+            f"(make setup does it; docs/lava.md, set-up): {type(exc).__name__}: {exc}") from None
     return hdf5, RunSteps, Loihi2SimCfg, StreamSource, StreamRecorder, QLIF
 
 
