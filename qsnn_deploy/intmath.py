@@ -190,6 +190,7 @@ class ExactSplit:
         return [(sign, input_digits(p, self.input_digit_bits, self.input_digit_count)) for sign, p in parts]
 
     def describe(self) -> str:
+        """One line for logs and reports: "1 GEMM", or the number of GEMMs and the digits they come from."""
         if self.pieces == 1:
             return "1 GEMM"
         return (f"{self.pieces} GEMMs: {len(self.weights)} weight digit(s) of {self.weight_digit_bits} bits × "

@@ -62,6 +62,7 @@ PROJECTION_MARGIN = 0.97
 
 
 def check_profile_name(profile: str) -> str:
+    """Return ``profile`` if it names a known hardware profile (``"default"``, ``"loihi"``); ValueError otherwise."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     return profile

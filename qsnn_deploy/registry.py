@@ -22,9 +22,11 @@ class Registry:
         self._registered[name] = obj
 
     def unregister(self, name: str) -> None:
+        """Remove a registered ``name`` (built-in entries stay; unknown names are ignored)."""
         self._registered.pop(name, None)
 
     def names(self) -> list[str]:
+        """Every known name, built-in and registered, sorted."""
         return sorted(set(self._builtin) | set(self._registered))
 
     def get(self, name: str) -> Any:

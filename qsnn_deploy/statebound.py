@@ -58,10 +58,12 @@ class StateBound:
 
     @property
     def limit(self) -> int:
+        """The largest state magnitude B_v bits hold: 2^(B_v-1) - 1 (state units)."""
         return intmath.state_limit(self.state_bits)
 
     @property
     def peak(self) -> float:
+        """The largest |v| any input in range can produce (state units)."""
         return max(self.upper, -self.lower)
 
     @property
@@ -71,6 +73,7 @@ class StateBound:
 
     @property
     def threshold_reachable(self) -> bool:
+        """True when every threshold lies within the state range (so the neurons can fire)."""
         return self.theta_max <= self.limit
 
     @property

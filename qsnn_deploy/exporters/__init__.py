@@ -25,14 +25,17 @@ CHECKS = Registry("constraint check", {
 
 
 def register_exporter(name: str, func: Callable[..., list[Path]]) -> None:
+    """Make ``func(net, out, stem=...) -> list[Path]`` available as ``qsnn-export --target NAME``."""
     TARGETS.register(name, func)
 
 
 def available_targets() -> list[str]:
+    """Every export target name, sorted (``lava``, ``nir``, ``numpy``, ``onnx`` and any registered)."""
     return TARGETS.names()
 
 
 def get_exporter(name: str) -> Callable[..., list[Path]]:
+    """The export function of target ``name`` (imported on first use); KeyError listing the known names."""
     return TARGETS.get(name)
 
 

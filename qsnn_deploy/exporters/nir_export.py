@@ -417,6 +417,7 @@ class NirConv2d(nn.Conv2d):
     weights :func:`freeze` should use (``qsnn_int_weight``)."""
 
     def qsnn_int_weight(self):
+        """``(integer-valued weight tensor, per-channel scale, bit width)``: what :func:`freeze` uses."""
         return self._qsnn_int
 
 
@@ -424,6 +425,7 @@ class NirLinear(nn.Linear):
     """``nn.Linear`` imported from a NIR graph (see :class:`NirConv2d`)."""
 
     def qsnn_int_weight(self):
+        """``(integer-valued weight tensor, per-channel scale, bit width)``: what :func:`freeze` uses."""
         return self._qsnn_int
 
 
@@ -777,6 +779,10 @@ class NirRoundTripBackend:
         self.sim = NumpySimulator(self.net, saturation=saturation, batch_size=batch_size)
 
     def run(self, x, num_steps: int | None = None, record_states: bool = False):
+        """Simulate ``x`` on the net read back from NIR (NumPy reference arithmetic).
+
+        ``info["nir_roundtrip_differences"]`` lists every field where the round trip changed the frozen
+        net (empty when exact)."""
         res = self.sim.run(x, num_steps, record_states=record_states)
         res.backend = self.name
         res.info["nir_roundtrip_differences"] = list(self.differences)

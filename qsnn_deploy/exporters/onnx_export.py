@@ -361,6 +361,9 @@ class OnnxRuntimeBackend:
         self.runner = OnnxStepRunner(self.model, threads=threads, providers=providers)
 
     def run(self, x, num_steps: int | None = None, record_states: bool = False):
+        """Step the ONNX graph T times with onnxruntime on integer input ``x`` ([N, *shape] static or [T, N, *shape]),
+        in batches of ``batch_size``; returns spikes, saturation counts and (optionally) int64 states.
+        """
         from ..simulators.base import SimResult, prepare_input
 
         arr, static, steps = prepare_input(self.net, x, num_steps)

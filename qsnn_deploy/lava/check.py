@@ -63,6 +63,7 @@ class LoihiProfile:
 
     @property
     def synapses_per_core(self) -> int:
+        """Synapses one core holds: ``synapses_per_chip // cores_per_chip`` (≈ 937k for Loihi 2)."""
         return self.synapses_per_chip // self.cores_per_chip
 
 
@@ -83,6 +84,18 @@ class Check:
 
 @dataclass
 class LayerFit:
+    """The Loihi 2 fit of one layer.
+
+    Attributes:
+        name: the frozen layer's name.
+        route: ``"stock"`` (Lava's own ``LIF``/``LIFReset`` computes it exactly) or ``"custom"``
+            (needs qsnn-deploy's ``QLIF`` process).
+        fits_hardware: every blocking hardware check holds (weight mantissa/exponent, widths, cores).
+        stock_reasons: why the stock LIF cannot run it (empty for ``"stock"``).
+        checks: every check with its value, limit and source.
+        cores: Loihi 2 cores the layer needs (a capacity estimate, not a placement).
+        mapping: the netx neuron/synapse fields the layer maps to (vThMant, vDecay, bias, weight exponent...).
+    """
     name: str
     route: str                 # "stock" or "custom"
     fits_hardware: bool        # every blocking hardware check holds (weights, widths, cores)
@@ -97,6 +110,7 @@ class LayerFit:
         return self.fits_hardware and self.route == "stock"
 
     def detail(self) -> str:
+        """One sentence: cores needed, why it needs the custom QLIF model, and which limit it misses."""
         misses = [f"{c.field} {c.value} (limit {c.limit}){': ' + c.why if c.why else ''}"
                   for c in self.checks if c.blocking and not c.ok]
         parts = [f"{self.cores} core{'s' if self.cores != 1 else ''}"]
@@ -110,12 +124,18 @@ class LayerFit:
 
 @dataclass
 class NetFit:
+    """The Loihi 2 fit of a whole frozen net (:func:`check_net`).
+
+    ``fits``: every layer runs exactly on stock Loihi 2 (what ``qsnn-export --strict`` demands);
+    ``fits_hardware``: every width and size limit holds (some layers may still need QLIF).
+    """
     profile: LoihiProfile
     layers: list[LayerFit]
     input_checks: list[Check]
 
     @property
     def fits_hardware(self) -> bool:
+        """Every layer and the input meet Loihi 2's blocking width and size limits."""
         return all(l.fits_hardware for l in self.layers) and all(c.ok for c in self.input_checks if c.blocking)
 
     @property
@@ -125,9 +145,11 @@ class NetFit:
 
     @property
     def cores(self) -> int:
+        """Loihi 2 cores the whole net needs (sum over layers; a capacity estimate)."""
         return sum(l.cores for l in self.layers)
 
     def summary(self) -> str:
+        """One line: cores used of the chip's, and the layers over the limits or needing QLIF."""
         custom = [l.name for l in self.layers if l.route == "custom"]
         bad = [l.name for l in self.layers if not l.fits_hardware]
         s = f"{self.cores} of {self.profile.cores_per_chip} cores"
@@ -157,6 +179,7 @@ class NetFit:
         return ". ".join(parts) + f" ({capacity})"
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (``qsnn-export --check-json``): profile, verdicts, input and per-layer checks."""
         return {"profile": asdict(self.profile), "fits": self.fits, "fits_hardware": self.fits_hardware,
                 "cores": self.cores, "summary": self.summary(), "verdict": self.verdict(),
                 "input": [asdict(c) for c in self.input_checks],

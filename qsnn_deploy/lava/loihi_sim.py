@@ -125,6 +125,12 @@ class LoihiSimulator:
         self._lane_state = None
 
     def run(self, x, num_steps=None, record_states=False) -> SimResult:
+        """Simulate integer input ``x`` ([N, *shape] static or [T, N, *shape]) with Lava's rules and timing.
+
+        ``spikes`` are shifted back by l + 1 steps per layer l (comparable with the NumPy reference);
+        ``info["raw_spikes"]`` holds the Lava-timed trains [T + L, N, ...] (L = number of layers).
+        States are not recorded (``record_states`` is accepted for the backend interface).
+        """
         arr, static, steps = prepare_input(self.net, x, num_steps)
         arr = arr.astype(_compact_dtype(self.net), copy=False)
         n = arr.shape[0] if static else arr.shape[1]

@@ -35,6 +35,7 @@ class BinaryConv2d(_Binary, nn.Conv2d):
         self.scale = float(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``conv2d(x, scale · sign(w))`` with a straight-through gradient to the latent weight ``w``."""
         return F.conv2d(x, sign_ste(self.weight) * self.scale, self.bias, self.stride, self.padding)
 
 
@@ -46,4 +47,5 @@ class BinaryLinear(_Binary, nn.Linear):
         self.scale = float(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``linear(x, scale · sign(w))`` with a straight-through gradient to the latent weight ``w``."""
         return F.linear(x, sign_ste(self.weight) * self.scale, self.bias)

@@ -50,19 +50,23 @@ class Block:
 
     @property
     def deploy_faithful(self) -> bool:
+        """True when the neuron is a :class:`~qsnn_deploy.nn.QLeaky` (the block runs the integer semantics)."""
         return isinstance(self.neuron, QLeaky)
 
     @property
     def pools(self) -> list[nn.AvgPool2d]:
+        """The average pools after the synapse (each becomes a sum pool in integers)."""
         return [m for m in self.post if isinstance(m, nn.AvgPool2d)]
 
     @property
     def batchnorm(self) -> nn.Module | None:
+        """The BatchNorm after the synapse, folded into θ and b at freeze time, or None."""
         bns = [m for m in self.post if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
         return bns[0] if bns else None
 
     @property
     def flatten(self) -> bool:
+        """True when the block's input is flattened first (an ``nn.Flatten`` before the synapse)."""
         return any(isinstance(m, nn.Flatten) for m in self.pre)
 
 
@@ -71,6 +75,9 @@ def _describe(name: str, module: nn.Module) -> str:
 
 
 def is_synapse(module: nn.Module) -> bool:
+    """True for a module freeze treats as a synapse: ``nn.Conv2d``, ``nn.Linear`` (Brevitas layers included)
+    or anything with a ``qsnn_int_weight()`` method.
+    """
     return isinstance(module, SYNAPSE_TYPES) or hasattr(module, "qsnn_int_weight")
 
 

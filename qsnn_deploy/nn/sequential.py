@@ -50,6 +50,7 @@ class QSequential(nn.Sequential):
 
     @property
     def blocks(self) -> list[Block]:
+        """The LIF blocks (synapse, pool/BatchNorm/dropout, neuron) in order, as parsed at construction."""
         return self._blocks
 
     def forward(self, x: torch.Tensor, num_steps: int | None = None, record: bool = False):

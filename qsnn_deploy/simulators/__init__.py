@@ -28,6 +28,7 @@ def register_backend(name: str, factory: Callable[..., Any]) -> None:
 
 
 def available_backends() -> list[str]:
+    """Every backend name, sorted (``lava``, ``loihi``, ``nir``, ``numpy``, ``onnx``, ``torch`` and any registered)."""
     return BACKENDS.names()
 
 
@@ -37,6 +38,7 @@ def get_backend(name: str) -> Callable[..., Any]:
 
 
 def create_backend(name: str, net, **options) -> Any:
+    """Build backend ``name`` for the frozen ``net``: ``get_backend(name)(net, **options)``."""
     return get_backend(name)(net, **options)
 
 

@@ -30,6 +30,7 @@ class SimResult:
 
     @property
     def output_name(self) -> str:
+        """Name of the output layer (the last LIF layer)."""
         return list(self.spikes)[-1]
 
     def output_counts(self) -> np.ndarray:

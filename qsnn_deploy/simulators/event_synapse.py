@@ -27,6 +27,7 @@ MAX_DENSITY = 0.3
 
 
 def event_currents_available() -> bool:
+    """True when Numba is installed, so the event-driven kernels can run (the NumPy simulator's default)."""
     return HAVE_NUMBA
 
 

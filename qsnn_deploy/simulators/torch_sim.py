@@ -148,6 +148,9 @@ class TorchSimulator:
         return t.view(-1, 1, 1) if synapse == "conv" else t
 
     def run(self, x, num_steps: int | None = None, record_states: bool = False) -> SimResult:
+        """Simulate integer input ``x`` ([N, *shape] static or [T, N, *shape]) for T steps on ``device``, in batches,
+        inside :func:`exact_float_math`; spikes, saturation counts and (optionally) int64 states, as the reference.
+        """
         arr, static, steps = prepare_input(self.net, x, num_steps)
         n = arr.shape[0] if static else arr.shape[1]
         parts = []

@@ -49,8 +49,10 @@ class ThresholdAnnealer:
 
     @torch.no_grad()
     def step(self) -> None:
+        """One annealing step (call after every optimizer step): θ ← θ + (θ_final − θ)·α in every neuron."""
         for name, m in self.neurons.items():
             m.threshold.add_((self.final[name] - m.threshold) * self.alpha)
 
     def thresholds(self) -> dict[str, float]:
+        """Current threshold per neuron module name (mean over channels, membrane units)."""
         return {name: float(m.threshold.detach().mean()) for name, m in self.neurons.items()}

@@ -33,6 +33,7 @@ class ArrayDataset:
         return xb, torch.as_tensor(self.y[idx], dtype=torch.int64, device=device)
 
     def subset(self, idx: np.ndarray) -> "ArrayDataset":
+        """The samples ``idx`` (same scale and static flag)."""
         return ArrayDataset(self.x[idx], self.y[idx], self.scale, self.static)
 
 

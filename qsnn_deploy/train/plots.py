@@ -7,6 +7,11 @@ from ..fileio import atomic_path
 
 
 def plot_training(steps: list[dict], epochs: list[dict], path: str | Path, title: str = "") -> Path:
+    """Write the training-curve PNG: loss and learning rate per iteration, test (and validation) accuracy per epoch.
+
+    ``steps``: dicts with ``iteration``, ``loss``, ``lr``; ``epochs``: dicts with ``epoch``,
+    ``test_accuracy`` (fraction) and optionally ``val_accuracy``. Written atomically; returns the path.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -56,6 +56,7 @@ class LRSchedule:
 
     @property
     def lr(self) -> float:
+        """The learning rate the optimizer uses now (its first parameter group's)."""
         return self.optimizer.param_groups[0]["lr"]
 
     def _apply(self) -> None:
@@ -63,10 +64,14 @@ class LRSchedule:
             group["lr"] = self.lr_at(self.iteration)
 
     def step_batch(self) -> None:
+        """Advance one iteration (call after each optimizer step) and set the new rate."""
         self.iteration += 1
         self._apply()
 
     def step_epoch(self, train_loss: float) -> None:
+        """End of an epoch: ``lossstep`` halves the rate after ``patience`` epochs without a lower
+        mean training loss; the other schedules ignore it.
+        """
         if self.kind != "lossstep":
             return
         if train_loss < self.best_loss:
@@ -79,10 +84,12 @@ class LRSchedule:
                 self._apply()
 
     def state_dict(self) -> dict:
+        """The schedule's progress (iteration, lossstep factor and patience count), for resuming."""
         return {"iteration": self.iteration, "loss_factor": self.loss_factor,
                 "best_loss": self.best_loss if math.isfinite(self.best_loss) else None, "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` and set the optimizer's rate accordingly."""
         self.iteration = int(state["iteration"])
         self.loss_factor = float(state["loss_factor"])
         self.best_loss = math.inf if state["best_loss"] is None else float(state["best_loss"])

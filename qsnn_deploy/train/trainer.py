@@ -102,17 +102,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """The config stored in a checkpoint (unknown keys from other versions are ignored)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's random generators."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
 
 
 def pick_device(name: str) -> torch.device:
+    """``"auto"``: CUDA when available, else CPU; any other name as ``torch.device(name)``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -136,6 +139,9 @@ def evaluate(model: nn.Module, data: ArrayDataset, num_steps: int, device: torch
 
 @dataclass
 class History:
+    """Training history: one dict per optimizer step (iteration, epoch, loss, lr) and one per epoch
+    (loss, lr, timing, accuracies).
+    """
     steps: list[dict[str, float]] = field(default_factory=list)
     epochs: list[dict[str, float]] = field(default_factory=list)
 
@@ -179,6 +185,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def arch(self) -> dict[str, Any]:
+        """The architecture spec (plain data) of this run: the dataset's preset arch with the config's
+        values and hardware profile applied.
+        """
         c = self.cfg
         arch = preset_arch(PRESET_OF[c.dataset], precision=c.precision, num_steps=c.eval_steps,
                            deploy_faithful=c.deploy_faithful, reset=c.reset, beta=c.beta, threshold=c.threshold,
@@ -186,6 +195,9 @@ class Trainer:
         return apply_profile(arch, c.profile)
 
     def build(self):
+        """Seed, build and initialise the model (U(±√(1/fan-in)), paper eq. 7-8) and its Adam optimizer:
+        ``(arch, model, optimizer)``.
+        """
         c = self.cfg
         seed_everything(c.seed)
         arch = self.arch()
@@ -197,6 +209,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def fit(self) -> dict[str, Any]:
+        """Train for ``config.epochs`` epochs (or resume), evaluate, and write the outputs into ``out_dir``.
+
+        Writes ``<name>.pt`` (qsnn checkpoint), ``last.pt`` after every epoch, ``steps.csv``,
+        ``metrics.json`` and ``training.png`` (rank 0 only under DDP). Returns the final metrics
+        (test accuracy, sample count, T, throughput...).
+        """
         c = self.cfg
         train, val, test = load_datasets(c.dataset, c.data_dir, c.limit_train, c.limit_test, c.val_size, c.seed)
         arch, model, opt = self.build()

@@ -25,6 +25,12 @@ DECAY_BITS = 12
 @requires(CPU)
 @tag("fixed_pt")
 class PyQLifModelFixed(PyLoihiProcessModel):
+    """Bit-accurate CPU model of :class:`~.process.QLIF` (tag ``fixed_pt``): int64 arithmetic.
+
+    Per live step: ``r = [v > vth]``; reset ``zero`` zeroes v where r; ``v = tz(v·decay) + (a << F) + bias``
+    (``tz`` rounds toward zero, 12-bit decay); reset ``subtract`` then takes ``r·vth`` off;
+    ``v = clip(v, ±state_limit)`` (clips counted per lane); spike ``v > vth``. Units: state units.
+    """
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=32)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
     v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
@@ -51,6 +57,7 @@ class PyQLifModelFixed(PyLoihiProcessModel):
         return int(self.hold_steps[0]) < tau <= end
 
     def run_spk(self) -> None:
+        """One Lava time step: receive W·x, update v (held at 0 outside the live window), send spikes."""
         a = self.a_in.recv().astype(np.int64)
         if not self._live():
             self.v[:] = 0
@@ -80,9 +87,12 @@ class PyQLifModelFixed(PyLoihiProcessModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PyStreamSourceModel(PyLoihiProcessModel):
+    """CPU model of :class:`~.process.StreamSource`: at step t, sends row ``(t - 1) % ring`` of a
+    memory-mapped int32 file (the input the parent wrote for this period)."""
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
 
     def run_spk(self) -> None:
+        """One Lava time step: send this step's input row."""
         if not hasattr(self, "_rows"):  # opened in the Lava process, after the fork
             ring = int(self.proc_params["ring_steps"])
             self._rows = np.memmap(self.proc_params["path"], dtype=np.int32, mode="r",
@@ -94,9 +104,12 @@ class PyStreamSourceModel(PyLoihiProcessModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PyStreamRecorderModel(PyLoihiProcessModel):
+    """CPU model of :class:`~.process.StreamRecorder`: at step t, writes the received spikes (0/1,
+    uint8) to row ``(t - 1) % ring`` of a memory-mapped file the parent reads."""
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
 
     def run_spk(self) -> None:
+        """One Lava time step: store the received spikes in this step's row."""
         s = self.a_in.recv()
         if not hasattr(self, "_rows"):
             ring = int(self.proc_params["ring_steps"])
