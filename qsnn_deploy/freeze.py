@@ -1,6 +1,6 @@
 """torch model -> :class:`~qsnn_deploy.frozen.FrozenNet` (the only module that knows both worlds).
 
-Folding (DESIGN.md section 3), per LIF block ``synapse -> [avg-pool] -> [BatchNorm] -> neuron``:
+Folding (docs/integer-semantics.md §3), per LIF block ``synapse -> [avg-pool] -> [BatchNorm] -> neuron``:
 
 * integer weights: Brevitas ``quant_weight().int()`` semantics (value / scale, exact), or a plain
   float weight quantized here to ``weight_bits`` (per tensor, symmetric, narrow range);

@@ -1,4 +1,4 @@
-"""The frozen integer network: the hub every simulator and exporter reads (DESIGN.md section 1).
+"""The frozen integer network: the hub every simulator and exporter reads (docs/design.md §1).
 
 A :class:`FrozenNet` is framework-free: plain dataclasses holding NumPy integer tensors. It is
 saved as one ``.qsnn`` file: an uncompressed NumPy ``.npz`` archive holding a JSON manifest (key

@@ -6,8 +6,8 @@ simulator). On the first mismatch the report names the layer, sample, step and n
 both membrane states (re-simulated for that one sample).
 
 The PyTorch model is held to the same bar when it is deploy-faithful (every neuron a
-:class:`~qsnn_deploy.nn.QLeaky`): promise 1 of DESIGN.md. An ordinary snnTorch + Brevitas model is
-not: its agreement with the frozen net is *measured* (spike-count agreement, prediction
+:class:`~qsnn_deploy.nn.QLeaky`): promise 1 of docs/integer-semantics.md §4. An ordinary snnTorch +
+Brevitas model is not: its agreement with the frozen net is *measured* (spike-count agreement, prediction
 agreement, accuracy difference) and reported (promise 2).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Per-layer memory, spike and synaptic-operation reports (DESIGN.md section 5; docs/report.md).
+"""Per-layer memory, spike and synaptic-operation reports (docs/design.md §5; docs/report.md).
 
 * :mod:`.metrics` — the figures, as a pure-data :class:`Report` (from a FrozenNet, simulated
   activity and optionally a :class:`~qsnn_deploy.verify.VerifyReport`).

@@ -1,4 +1,4 @@
-"""Per-layer figures of a frozen network, as pure data (DESIGN.md section 5; docs/report.md).
+"""Per-layer figures of a frozen network, as pure data (docs/design.md §5; docs/report.md).
 
 Static figures come from the :class:`~qsnn_deploy.frozen.FrozenNet` alone: kind and shape,
 fan-in and fan-out, parameters, weight memory at the deployed width and as Loihi 8-bit mantissas,
