@@ -57,6 +57,15 @@ def _pair(value, name: str, layer: str) -> tuple[int, int]:
         raise FrozenNetError(layer, name, f"expected an int or a pair of ints, got {value!r}") from exc
 
 
+def _hw(pair) -> str:
+    a, b = (int(v) for v in pair)
+    return f"{a}" if a == b else f"{a}×{b}"
+
+
+def _shape(shape) -> str:
+    return "×".join(str(int(v)) for v in shape)
+
+
 @dataclass
 class InputSpec:
     """The network's integer input.
@@ -163,6 +172,27 @@ class LIFLayer:
         w = np.abs(self.weight.astype(np.int64)).reshape(self.out_channels, -1).sum(axis=1)
         area = self.pool[0] * self.pool[1] if self.pool else 1
         return int(w.max(initial=0)) * area * int(input_max_abs)
+
+    def describe(self) -> str:
+        """The synapse in a few words: ``conv 16×1×5×5 s2 p1 pool 2×2`` or ``dense 10×1024 (flatten)``."""
+        shape = "×".join(str(int(d)) for d in np.shape(self.weight))
+        if self.synapse != "conv":
+            return f"{self.synapse} {shape}" + (" (flatten)" if self.flatten_input else "")
+        out = f"conv {shape}"
+        if tuple(self.stride) != (1, 1):
+            out += f" s{_hw(self.stride)}"
+        if tuple(self.padding) != (0, 0):
+            out += f" p{_hw(self.padding)}"
+        if self.pool is not None:
+            out += f" pool {self.pool[0]}×{self.pool[1]}"
+        return out
+
+    def __repr__(self) -> str:
+        """One line, never an array: name, synapse, weight bits, F, B_v, reset, θ range."""
+        th = np.asarray(self.threshold)
+        theta = "?" if th.size == 0 else (f"{th.min()}" if th.min() == th.max() else f"{th.min()}..{th.max()}")
+        return (f"LIFLayer({self.name!r}, {self.describe()}, int{self.weight_bits} weights, F={self.frac_bits}, "
+                f"B_v={self.state_bits}, reset={self.reset}, θ={theta})")
 
 
 @dataclass
@@ -425,6 +455,23 @@ class FrozenNet:
         if not isinstance(manifest, dict):
             raise CheckpointError(f"{path}: manifest.json holds a {type(manifest).__name__}, expected an object")
         return cls.from_manifest(manifest, arrays)
+
+    def __repr__(self) -> str:
+        """A few lines, never an array: the input, then one line per layer with its name, synapse,
+        input -> output shape, weight bits, F, B_v and reset."""
+        spec = self.input
+        head = (f"FrozenNet(input {_shape(spec.shape)} {spec.bits}-bit {'signed' if spec.signed else 'unsigned'}, "
+                f"T={self.num_steps}, {len(self.layers)} layer{'s' if len(self.layers) != 1 else ''}")
+        try:
+            shapes = self.layer_shapes()
+        except Exception:  # noqa: BLE001 - a repr must not fail on a net that does not validate
+            shapes = [None] * len(self.layers)
+        lines = [head]
+        for layer, io in zip(self.layers, shapes):
+            where = f"{_shape(io[0])} -> {_shape(io[1])}" if io else "? -> ?"
+            lines.append(f"  {layer.name}: {layer.describe()}, {where}, int{layer.weight_bits} weights, "
+                         f"F={layer.frac_bits}, B_v={layer.state_bits}, reset={layer.reset}")
+        return "\n".join(lines) + ")"
 
     def summary_lines(self) -> list[str]:
         """One human-readable line per layer."""

@@ -286,3 +286,33 @@ def test_package_never_unpickles():
         if re.search(r"\bpickle\.loads?\(", text):
             offenders.append(f"{rel}: pickle.load")
     assert not offenders, "\n".join(offenders)
+
+
+# ----------------------------------------------------------------------------- repr
+@pytest.mark.parametrize("name", ["mnist_int4_qsnn.pt", "mnist_int4_loihi.pt"])
+def test_repr_is_short_and_names_every_layer(name):
+    from qsnn_deploy.checkpoint import model_from_checkpoint
+
+    model, _ = model_from_checkpoint(PACKAGE.parent / "examples" / name)
+    net = freeze(model)
+    text = repr(net)
+    assert str(net) == text and len(text) < 2000, text
+    assert "array" not in text and "[[" not in text
+    lines = text.splitlines()
+    assert lines[0].startswith("FrozenNet(input 1×28×28 8-bit unsigned") and len(lines) == 1 + len(net.layers)
+    for layer, line, (i, o) in zip(net.layers, lines[1:], net.layer_shapes()):
+        shape = lambda s: "×".join(map(str, s))  # noqa: E731
+        assert line.strip().startswith(f"{layer.name}: {layer.synapse}"), line
+        for part in (f"{shape(i)} -> {shape(o)}", f"int{layer.weight_bits}", f"F={layer.frac_bits}",
+                     f"B_v={layer.state_bits}", f"reset={layer.reset}"):
+            assert part in line, (part, line)
+    for layer in net.layers:
+        r = repr(layer)
+        assert "\n" not in r and len(r) < 300 and repr(layer.name) in r and "array" not in r, r
+    assert len(repr(net.layers)) < 1000
+
+
+def test_repr_of_an_invalid_net_does_not_fail(net):
+    net.layers[1].weight = net.layers[1].weight.reshape(64, -1)  # a conv with a 2-D weight: no shapes
+    text = repr(net)
+    assert "conv2: conv 64×400" in text and "? -> ?" in text and len(text.splitlines()) == 4

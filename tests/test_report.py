@@ -244,13 +244,13 @@ def test_state_histogram_bins():
 def test_json_validates_and_broken_json_does_not(tiny_report):
     d = json.loads(json.dumps(to_dict(tiny_report)))
     validate(d)
-    assert d["schema"] == "qsnn-report" and d["version"] == 1 and d["energy"]["estimate"] is True
+    assert d["schema"] == "qsnn-report" and d["version"] == 2 and d["energy"]["estimate"] is True
     validate(to_dict(compute_report(tiny_net())))  # static form
     breakages = [
         lambda j: j.pop("layers"),
         lambda j: j["layers"][0].__setitem__("weight_bytes", -1),
         lambda j: j["layers"][0].__setitem__("weight_bytes", "9"),
-        lambda j: j.__setitem__("version", 2),
+        lambda j: j.__setitem__("version", 1),
         lambda j: j["energy"].__setitem__("estimate", False),
         lambda j: j["layers"][1]["activity"].__setitem__("firing_rate", 1.5),
         lambda j: j["layers"][0].__setitem__("surprise", 1),
@@ -366,7 +366,10 @@ def test_report_cli_on_real_mnist(tmp_path, capsys):
     validate(d)
     assert d["data"]["n_samples"] == 6 and d["num_steps"] == 3
     assert [layer["name"] for layer in d["layers"]] == ["conv1", "conv2", "fc"]
-    assert d["verify"]["all_exact"] and [b["name"] for b in d["verify"]["backends"]] == ["torch-model (cpu)", "torch-cpu"]
+    # --verify-backends auto: torch, onnx, nir and, for --target lava, loihi and lava; each ran or is listed as not run
+    ran = [b["name"] for b in d["verify"]["backends"]]
+    assert d["verify"]["all_exact"] and ran[:4] == ["torch-model (cpu)", "torch-cpu", "onnx", "nir"]
+    assert {"loihi", "lava"} <= set(ran) | {s["name"] for s in d["verify"]["skipped"]}
     assert d["target"]["name"] == "lava" and d["target"]["available"] is True
     # tiny_net has subtract reset and per-channel thresholds: Lava runs it only with the custom QLIF model
     assert d["target"]["fits"] is False and "custom QLIF" in d["target"]["summary"]
@@ -375,6 +378,8 @@ def test_report_cli_on_real_mnist(tmp_path, capsys):
     text = page.read_text()
     check_page(text, {"summary", "layers", "energy", "firing-rate", "raster", "states", "memory", "sops", "verify", "target"})
     assert "No trained model was given" not in text
+    verify_html = text[text.index('id="verify"'):]
+    assert all(f'<td class="l">{name}</td>' in verify_html for name in ran), ran
 
 
 def test_report_cli_on_a_qsnn_file_without_model(tmp_path, capsys):

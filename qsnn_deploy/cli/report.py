@@ -8,7 +8,8 @@
 With data, the NumPy reference simulates the inputs (states recorded), and — when MODEL is a
 torch model — :func:`qsnn_deploy.verify.verify` compares the trained model and the other backends
 against it (``--verify-backends``; ``--no-verify`` skips it). Definitions, units and the JSON
-schema (``qsnn-report`` v1): docs/report.md.
+schema (``qsnn-report`` v2): docs/report.md. The energy estimate uses Loihi 1 (2018) per-operation
+energies unless ``--energy-costs FILE.json`` / ``--energy-pj-per-*`` give your own.
 
 Exit status: 0 on success, 2 on bad input.
 """
@@ -22,7 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..errors import QSNNError
 from ..fileio import check_output_path
-from ..report import collect_activity, compute_report, print_report, write_html, write_json
+from ..report import (add_energy_arguments, collect_activity, compute_report, energy_model_from_args, print_report,
+                      resolve_backends, write_html, write_json)
 from .common import add_model_arguments, load_model, run_cli
 
 
@@ -39,12 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=50, help="samples simulated together (states are recorded)")
     p.add_argument("--raster-sample", type=int, default=0, help="sample shown in the spike raster (default 0)")
     p.add_argument("--target", help="deployment target whose fit to show (e.g. lava); shows a note while none is registered")
-    p.add_argument("--verify-backends", default="torch",
-                   help="backends compared with the reference besides the trained model (default torch; '' for none)")
+    p.add_argument("--verify-backends", default="auto",
+                   help="backends compared with the reference besides the trained model: 'auto' (default: torch, onnx, "
+                        "nir, and the --target's own, e.g. loihi,lava; those that cannot run here are listed as not "
+                        "run), a comma-separated list, or '' for none")
     p.add_argument("--no-verify", action="store_true", help="skip the agreement check against the trained model")
     p.add_argument("--device", default="cpu", help="device of the PyTorch model and torch backend in the agreement check")
-    p.add_argument("--json", help="write the report as JSON (schema qsnn-report v1)")
+    p.add_argument("--json", help="write the report as JSON (schema qsnn-report v2)")
     p.add_argument("--html", help="write a self-contained HTML page with the plots")
+    add_energy_arguments(p)
     return p
 
 
@@ -59,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         for out in (args.json, args.html):  # before the (long) run, not after it
             if out:
                 check_output_path(out, "file")
+        energy_model = energy_model_from_args(args)  # bad costs are refused before the run
         loaded = load_model(args)
         net = loaded.net
         activity = vreport = None
+        skipped: list[dict[str, str]] = []
         if args.data or args.random:
             x, y, source = _inputs(args, net)
             if not 0 <= args.raster_sample < len(x):
@@ -73,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 activity = collect_activity(net, x, y, num_steps=args.steps, batch_size=args.batch_size,
                                             raster_sample=args.raster_sample, source=source,
                                             progress=lambda k: bar.advance(task, k))
-                backends = [b.strip() for b in args.verify_backends.split(",") if b.strip()]
                 if loaded.model is not None and not args.no_verify:
+                    backends, skipped = resolve_backends(args.verify_backends, args.target)
                     from ..verify import verify
 
                     tasks: dict[str, int] = {}
@@ -88,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                                      device=args.device, batch_size=max(args.batch_size, 128), model_name=loaded.name,
                                      progress=progress)
             console.print(f"inputs: {source} ({len(x)} samples)")
-        report = compute_report(net, activity, vreport, model_name=loaded.name, target=args.target)
+        report = compute_report(net, activity, vreport, model_name=loaded.name, target=args.target,
+                                energy_model=energy_model, skipped_backends=skipped)
         print_report(console, report)
         if activity is not None and loaded.model is None:
             console.print("no trained model was given (a .qsnn file): no agreement check")

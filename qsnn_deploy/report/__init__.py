@@ -2,9 +2,12 @@
 
 * :mod:`.metrics` — the figures, as a pure-data :class:`Report` (from a FrozenNet, simulated
   activity and optionally a :class:`~qsnn_deploy.verify.VerifyReport`).
+* :mod:`.energy` — the energy model: Loihi 1 (2018) per-operation energies by default
+  (:data:`LOIHI_2018`), or the user's own costs, validated (:func:`energy_model_from_costs`).
+* :mod:`.agreement` — which backends the agreement check runs (:func:`resolve_backends`).
 * :mod:`.render_table` — rich terminal tables; :func:`report_short` is the one-table static form
   that ``qsnn-export`` prints.
-* :mod:`.render_json` — JSON, schema ``qsnn-report`` v1 (``schema.json``).
+* :mod:`.render_json` — JSON, schema ``qsnn-report`` v2 (``schema.json``).
 * :mod:`.render_html` — one self-contained HTML page with embedded plots.
 
 Typical use::
@@ -14,6 +17,9 @@ Typical use::
     rep = compute_report(net, act, model_name="mnist")
     write_html(rep, "report.html")
 """
+from .agreement import resolve_backends
+from .energy import (LOIHI1_2018, EnergyCostError, add_energy_arguments, energy_model_from_args, energy_model_from_costs,
+                     load_energy_costs)
 from .metrics import (FIT_CHECKS, LOIHI_2018, SCHEMA, SCHEMA_VERSION, Activity, ActivityAccumulator, EnergyModel,
                       LayerReport, Report, activity_from_result, collect_activity, compute_report, register_fit_check,
                       static_figures, synapse_geometry)
@@ -21,7 +27,9 @@ from .render_html import render_html, write_html
 from .render_json import load_schema, to_dict, to_json, validate, write_json
 from .render_table import activity_table, memory_table, print_report, report_short
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "LOIHI_2018", "EnergyModel", "Activity", "ActivityAccumulator", "LayerReport",
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "LOIHI_2018", "LOIHI1_2018", "EnergyModel", "EnergyCostError",
+           "energy_model_from_costs", "load_energy_costs", "add_energy_arguments", "energy_model_from_args",
+           "resolve_backends", "Activity", "ActivityAccumulator", "LayerReport",
            "Report", "activity_from_result", "collect_activity", "compute_report", "static_figures", "synapse_geometry",
            "FIT_CHECKS", "register_fit_check", "render_html", "write_html", "to_dict", "to_json", "write_json",
            "load_schema", "validate", "memory_table", "activity_table", "print_report", "report_short"]

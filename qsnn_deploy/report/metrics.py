@@ -6,8 +6,9 @@ neuron-state and threshold/bias/decay memory, dense MACs, the worst-case synapti
 Activity figures need a simulation over data (:class:`ActivityAccumulator`, fed batch by batch
 with :class:`~qsnn_deploy.simulators.SimResult` s): spikes per sample, firing rates, synaptic
 operations, saturation events, membrane-state statistics, a raster of one sample, and an energy
-estimate from published per-operation energies. :func:`compute_report` puts both together with an
-optional :class:`~qsnn_deploy.verify.VerifyReport` into one :class:`Report`, which the renderers
+estimate from per-operation energies (Loihi 1, 2018, by default, or the user's own; :mod:`.energy`).
+:func:`compute_report` puts both together with an optional
+:class:`~qsnn_deploy.verify.VerifyReport` into one :class:`Report`, which the renderers
 (rich table, JSON, HTML) only read.
 
 Conventions (units, bit widths, what a row counts) are defined in ``docs/report.md``. In short:
@@ -21,16 +22,17 @@ counted in their deployed form: a conv followed by a sum pool is ONE pool-folded
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from .. import __version__, intmath
 from ..frozen import FrozenNet, LIFLayer
 from ..registry import Registry
+from .energy import LOIHI1_2018, LOIHI_2018, EnergyModel, as_energy_model
 
 SCHEMA = "qsnn-report"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Loihi stores one signed 8-bit weight mantissa per synapse (netx: per kernel entry).
 LOIHI_WEIGHT_BITS = 8
 #: Width of a stored decay (Loihi's 12-bit du/dv, holding 4096 - d); 13 when some d == 0.
@@ -40,40 +42,7 @@ HIST_BINS_PER_OCTAVE = 4
 
 
 # ------------------------------------------------------------------------------ energy model
-@dataclass(frozen=True)
-class EnergyModel:
-    """Per-operation energies of one chip (picojoules).
-
-    Attributes:
-        sop_pj: one synaptic operation (one spike delivered over one synapse).
-        neuron_update_pj: one neuron update (one neuron, one time step), the higher figure.
-        neuron_update_low_pj: the lower neuron-update figure (the range's low end).
-        spike_pj: sending one spike (within a tile; routing hops are placement-dependent, unpriced).
-    """
-
-    name: str
-    sop_pj: float
-    neuron_update_pj: float
-    neuron_update_low_pj: float
-    spike_pj: float
-    citation: str
-    note: str
-
-
-#: Davies et al. 2018, Table 2 (pre-silicon, SDF/SPICE simulation at 0.75 V): synaptic spike op
-#: 23.6 pJ (minimum), neuron update 81 pJ active / 52 pJ inactive, within-tile spike 1.7 pJ.
-LOIHI_2018 = EnergyModel(
-    name="loihi-2018",
-    sop_pj=23.6,
-    neuron_update_pj=81.0,
-    neuron_update_low_pj=52.0,
-    spike_pj=1.7,
-    citation=("M. Davies et al., \"Loihi: A Neuromorphic Manycore Processor with On-Chip Learning\", "
-              "IEEE Micro 38(1):82-99, 2018, doi:10.1109/MM.2018.112130359, Table 2"),
-    note=("estimate: pre-silicon per-operation energies (SDF and SPICE simulation, 0.75 V); the synaptic "
-          "op figure is the table's minimum; static/leakage power, spike routing hops between tiles, "
-          "host I/O and the input encoding are not included"),
-)
+# EnergyModel, LOIHI_2018 (Loihi 1, 2018) and the user's own costs: .energy (re-exported here).
 
 
 # ------------------------------------------------------------------------------ geometry
@@ -499,10 +468,16 @@ class LayerReport:
 
 @dataclass
 class EnergyEstimate:
+    """The energy estimate per inference: the costs used (and where each comes from), the counts they
+    price, and the energies in nJ (``total_low_nj`` uses the low neuron-update figure)."""
+
     model: str
+    chip: str                    # the chip and its generation the costs describe
     citation: str
     note: str
+    user_costs: bool             # True when any per-op cost was given by the user
     per_op_pj: dict[str, float]
+    per_op_source: dict[str, str]  # per cost: where its figure comes from
     counts: dict[str, float]     # per inference: sops, neuron_updates, spikes
     synaptic_nj: float
     neuron_nj: float
@@ -581,8 +556,12 @@ def _summary(st: LayerStatic, act: LayerActivity, n: int, steps: int, dense_macs
 
 
 def energy_estimate(n_neurons: int, steps: int, sops_mean: float, spikes_mean: float, graded_input: bool,
-                    model: EnergyModel = LOIHI_2018) -> EnergyEstimate:
-    """Energy per inference = SOPs × E_sop + neuron updates (neurons × T) × E_neuron + spikes × E_spike."""
+                    model: EnergyModel | Mapping[str, Any] | None = LOIHI_2018) -> EnergyEstimate:
+    """Energy per inference = SOPs × E_sop + neuron updates (neurons × T) × E_neuron + spikes × E_spike.
+
+    ``model``: an :class:`EnergyModel`, or a mapping of the user's own per-op costs (pJ; see
+    :func:`~qsnn_deploy.report.energy.energy_model_from_costs`); default Loihi 1 (2018)."""
+    model = as_energy_model(model)
     updates = n_neurons * steps
     syn = sops_mean * model.sop_pj / 1000.0
     neu = updates * model.neuron_update_pj / 1000.0
@@ -592,16 +571,25 @@ def energy_estimate(n_neurons: int, steps: int, sops_mean: float, spikes_mean: f
                 "host I/O and readout"]
     if graded_input:
         unpriced.insert(0, "the first layer's input: integer pixels are not spikes (its ops are reported, not priced)")
-    return EnergyEstimate(model.name, model.citation, model.note,
-                          {"synaptic_op": model.sop_pj, "neuron_update": model.neuron_update_pj,
-                           "neuron_update_low": model.neuron_update_low_pj, "spike": model.spike_pj},
+    return EnergyEstimate(model.name, model.chip or model.name, model.citation, model.note, model.user_costs,
+                          model.per_op_pj, model.per_op_source,
                           {"sops": float(sops_mean), "neuron_updates": float(updates), "spikes": float(spikes_mean)},
                           syn, neu, neu_low, spk, syn + neu + spk, syn + neu_low + spk, unpriced)
 
 
 def compute_report(net: FrozenNet, activity: Activity | None = None, verify_report=None, model_name: str = "",
-                   target: str | None = None, energy_model: EnergyModel = LOIHI_2018) -> Report:
-    """Put the static figures, the activity (optional) and the verify results (optional) together."""
+                   target: str | None = None, energy_model: EnergyModel | Mapping[str, Any] | None = LOIHI_2018,
+                   skipped_backends: list[dict[str, str]] | None = None) -> Report:
+    """Put the static figures, the activity (optional) and the verify results (optional) together.
+
+    ``energy_model`` prices the energy estimate: an :class:`EnergyModel` or a mapping of your own
+    per-operation costs in pJ (``{"synaptic_op": ..., "neuron_update": ..., "neuron_update_low": ...,
+    "spike": ..., "chip": ..., "citation": ...}``, any subset; validated, the rest stays Loihi 1's);
+    default :data:`LOIHI_2018` (Loihi 1, Davies et al. 2018, Table 2). ``skipped_backends``: backends
+    the agreement check meant to run but could not (``{"name", "reason"}``, from
+    :func:`~qsnn_deploy.report.agreement.resolve_backends`), shown beside those that ran.
+    """
+    energy_model = as_energy_model(energy_model)  # refuse bad costs before any work
     inp, statics, _ = static_figures(net)
     steps = int(activity.num_steps) if activity is not None else int(net.num_steps)
     layers = [LayerReport(st, st.synapses * steps) for st in statics]
@@ -654,6 +642,7 @@ def compute_report(net: FrozenNet, activity: Activity | None = None, verify_repo
         rep.raster_input = activity.raster_input
     if verify_report is not None:
         rep.verify = verify_summary(verify_report)
+        rep.verify["skipped"] = [{"name": str(b["name"]), "reason": str(b["reason"])} for b in skipped_backends or ()]
     if target:
         rep.target = target_fit(net, rep, target)
     return rep
@@ -690,6 +679,12 @@ def human_energy(nj: float) -> str:
     return f"{nj * 1e3:.3g} pJ"
 
 
+def span(lo: float, hi: float, fmt: Callable[[float], str]) -> str:
+    """``fmt(lo)–fmt(hi)``, or ``fmt(hi)`` alone when both ends read the same."""
+    a, b = fmt(lo), fmt(hi)
+    return b if a == b else f"{a}–{b}"
+
+
 def fmt_num(x: float | int | None) -> str:
     """Exact-looking number for HTML tables: 1,234,567 (integers, large means) or 12.34."""
     if x is None:
@@ -711,8 +706,8 @@ def human_count(x: float | int | None) -> str:
     return f"{x:.4g}" if not float(x).is_integer() else f"{int(x)}"
 
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "EnergyModel", "LOIHI_2018", "SynapseGeometry", "synapse_geometry",
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "EnergyModel", "LOIHI_2018", "LOIHI1_2018", "SynapseGeometry", "synapse_geometry",
            "LayerStatic", "InputStatic", "static_figures", "LayerActivity", "Activity", "ActivityAccumulator",
            "collect_activity", "activity_from_result", "LayerActivitySummary", "LayerReport", "EnergyEstimate",
            "Report", "compute_report", "FIT_CHECKS", "register_fit_check", "verify_summary", "energy_estimate",
-           "state_histogram", "state_histogram_counts", "human_bytes", "human_count", "human_energy", "fmt_num"]
+           "state_histogram", "state_histogram_counts", "human_bytes", "human_count", "human_energy", "fmt_num", "span"]

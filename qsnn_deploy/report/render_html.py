@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import write_text_atomic
-from .metrics import Report, fmt_num, human_bytes, human_count, human_energy
+from .metrics import SCHEMA_VERSION, Report, fmt_num, human_bytes, human_count, human_energy, span
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;max-width:1280px;color:#222;padding:0 1em}
@@ -31,6 +31,10 @@ th{background:#f3f3f3} td.l,th.l{text-align:left} tr.total td{font-weight:bold;b
 
 
 # ------------------------------------------------------------------------------ figures
+# Each figure has a builder (``figure_*``: returns the matplotlib Figure, for tests and reuse) and a
+# ``fig_*`` wrapper that embeds it as a PNG. Every figure uses matplotlib's constrained layout (labels,
+# titles, legends and tick labels are given room inside the figure, nothing is clipped), bar labels get
+# headroom inside their axes, crowded category labels are rotated, and spike rasters have integer ticks.
 def _mpl():
     import matplotlib
 
@@ -42,66 +46,101 @@ def _mpl():
 
 def _png(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", pad_inches=0.1)
     _mpl().close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def fig_firing_rates(report: Report) -> str:
+def _category_axis(ax, x, names: list[str]) -> None:
+    """Category ticks; rotated when many or long names would collide."""
+    crowded = len(names) > 8 or sum(len(n) for n in names) > 70
+    ax.set_xticks(x, names, rotation=30 if crowded else 0, ha="right" if crowded else "center")
+
+
+def _log_headroom(ax, values, factor: float = 8.0) -> None:
+    """Room above the tallest bar of a log axis for its label."""
+    top = max([float(v) for v in values if v] or [1.0])
+    ax.set_ylim(top=top * factor)
+
+
+def figure_firing_rates(report: Report):
+    """Mean firing rate per layer (bars) and the per-neuron rate distribution (box plots)."""
     plt = _mpl()
     names = [lr.name for lr in report.layers]
     means = [lr.activity.firing_rate for lr in report.layers]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
-    bars = a.bar(names, means, color="#4c72b0")
-    a.bar_label(bars, labels=[f"{m:.3f}" for m in means], fontsize=8)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    x = np.arange(len(names))
+    bars = a.bar(x, means, color="#4c72b0")
+    a.bar_label(bars, labels=[f"{m:.3f}" for m in means], fontsize=8, padding=2)
+    a.margins(y=0.15)
+    _category_axis(a, x, names)
     a.set_ylabel("spikes / neuron / step")
     a.set_title("mean firing rate per layer")
     rates = [lr.neuron_rates if lr.neuron_rates is not None and lr.neuron_rates.size else np.zeros(1) for lr in report.layers]
-    b.boxplot(rates, tick_labels=names, showfliers=True, flierprops={"markersize": 2, "alpha": 0.4})
+    b.boxplot(rates, positions=x, showfliers=True, flierprops={"markersize": 2, "alpha": 0.4})
+    _category_axis(b, x, names)
     b.set_ylabel("spikes / neuron / step")
     b.set_title("firing rate of each neuron (distribution)")
-    fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
-def fig_raster(report: Report) -> str:
+def fig_firing_rates(report: Report) -> str:
+    """:func:`figure_firing_rates` as an embedded PNG (``data:`` URI)."""
+    return _png(figure_firing_rates(report))
+
+
+def figure_raster(report: Report):
+    """The raster sample's input image and every layer's spikes over time (integer ticks on both axes)."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _mpl()
     layers = report.layers
     steps = report.num_steps
     img = report.raster_input
     show_img = img is not None and img.ndim == 3 and img.shape[0] in (1, 3)
-    heights = [max(1.0, np.log2(max(lr.static.neurons, 2))) for lr in layers]
-    fig = plt.figure(figsize=(11, 1.0 + 0.35 * sum(heights)))
+    heights = [max(1.2, np.log2(max(lr.static.neurons, 2))) for lr in layers]
+    fig = plt.figure(figsize=(11, 1.2 + 0.4 * sum(heights)), layout="constrained")
     gs = fig.add_gridspec(len(layers), 2 if show_img else 1, width_ratios=[1, 5] if show_img else [1],
-                          height_ratios=heights, hspace=0.35, wspace=0.12)
+                          height_ratios=heights)
     col = 1 if show_img else 0
     if show_img:
         ax = fig.add_subplot(gs[:, 0])
         ax.imshow(img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1), cmap="gray")
         ax.set_title(f"input (sample {report.raster_sample})", fontsize=9)
         ax.axis("off")
+    axes = []
     for i, lr in enumerate(layers):
-        ax = fig.add_subplot(gs[i, col])
+        ax = fig.add_subplot(gs[i, col], sharex=axes[0] if axes else None)
+        axes.append(ax)
         r = lr.raster
         if r is not None and r.any():
             t, n = np.nonzero(r)
-            ax.scatter(t, n, s=1.5 if t.size > 2000 else 4, marker="s", color="#222", linewidths=0)
+            ax.scatter(t, n, s=1.5 if t.size > 2000 else 6, marker="s", color="#222", linewidths=0)
         ax.set_xlim(-0.5, steps - 0.5)
         ax.set_ylim(-0.5, lr.static.neurons - 0.5)
+        # neuron indices and time steps are integers: no fractional ticks (e.g. a 10-neuron layer)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins="auto", min_n_ticks=1))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         total = int(r.sum()) if r is not None else 0
-        ax.set_ylabel(f"{lr.name}\nneuron", fontsize=8)
+        ax.set_ylabel("neuron", fontsize=8)  # the layer's name is in the title (a long name would not fit here)
         ax.tick_params(labelsize=7)
         ax.set_title(f"{lr.name}: {lr.static.neurons} neurons, {total} spikes", fontsize=8, loc="left")
         if i < len(layers) - 1:
-            ax.set_xticklabels([])
-    fig.axes[-1].set_xlabel("time step")
-    return _png(fig)
+            ax.tick_params(labelbottom=False)
+    axes[-1].set_xlabel("time step")
+    return fig
 
 
-def fig_states(report: Report) -> str:
+def fig_raster(report: Report) -> str:
+    """:func:`figure_raster` as an embedded PNG (``data:`` URI)."""
+    return _png(figure_raster(report))
+
+
+def figure_states(report: Report):
+    """Membrane-state histogram per layer against the threshold θ and the ±(2^(B_v−1)−1) state bound."""
     plt = _mpl()
     layers = [lr for lr in report.layers if lr.activity and lr.activity.state_histogram]
-    fig, axes = plt.subplots(len(layers), 1, figsize=(11, 2.6 * len(layers)), squeeze=False)
+    fig, axes = plt.subplots(len(layers), 1, figsize=(11, 2.8 * len(layers)), squeeze=False, layout="constrained")
     for ax, lr in zip(axes[:, 0], layers):
         h = lr.activity.state_histogram
         edges, counts = np.asarray(h["edges"]), np.asarray(h["counts"], dtype=float)
@@ -124,11 +163,16 @@ def fig_states(report: Report) -> str:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0)
         ax.tick_params(labelsize=7)
     axes[-1, 0].set_xlabel("membrane state v (state units, symmetric log scale)")
-    fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
-def fig_memory(report: Report) -> str:
+def fig_states(report: Report) -> str:
+    """:func:`figure_states` as an embedded PNG (``data:`` URI)."""
+    return _png(figure_states(report))
+
+
+def figure_memory(report: Report):
+    """Bytes per layer: deployed weights, Loihi 8-bit weights, states, θ/b/d (log scale)."""
     plt = _mpl()
     names = [lr.name for lr in report.layers]
     series = [
@@ -139,47 +183,58 @@ def fig_memory(report: Report) -> str:
     ]
     x = np.arange(len(names))
     w = 0.2
-    fig, ax = plt.subplots(figsize=(11, 3.8))
+    fig, ax = plt.subplots(figsize=(11, 4.0), layout="constrained")
     for k, (label, vals, color) in enumerate(series):
         bars = ax.bar(x + (k - 1.5) * w, vals, w, label=label, color=color)
         ax.bar_label(bars, labels=[human_bytes(v) for v in vals], fontsize=7, rotation=90, padding=2)
-    ax.set_xticks(x, names)
+    _category_axis(ax, x, names)
     ax.set_yscale("log")
-    ax.set_ylim(bottom=0.8, top=max(max(v) for _, v, _ in series) * 30)
+    ax.set_ylim(bottom=0.8, top=max(max(v) for _, v, _ in series) * 60)
     ax.set_ylabel("bytes (log scale)")
     ax.set_title("memory per layer")
-    ax.legend(fontsize=8, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
-    fig.tight_layout()
-    return _png(fig)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, ncols=4, loc="outside lower center", frameon=False)
+    return fig
 
 
-def fig_sops(report: Report) -> str:
+def fig_memory(report: Report) -> str:
+    """:func:`figure_memory` as an embedded PNG (``data:`` URI)."""
+    return _png(figure_memory(report))
+
+
+def figure_sops(report: Report):
+    """Synaptic operations vs dense MACs per layer (log scale), with the graded input's ops."""
     plt = _mpl()
     names = [lr.name for lr in report.layers]
     macs = [lr.dense_macs for lr in report.layers]
     sops = [lr.activity.sops_mean if lr.activity.sops_mean is not None else 0.0 for lr in report.layers]
     ia = report.input_activity or {}
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(11, 3.6))
+    fig, ax = plt.subplots(figsize=(11, 3.8), layout="constrained")
     b1 = ax.bar(x - 0.2, macs, 0.4, label="dense MACs / sample", color="#999999")
     b2 = ax.bar(x + 0.2, sops, 0.4, label="synaptic ops (SOPs) / sample, mean", color="#dd8452")
-    ax.bar_label(b1, labels=[human_count(v) for v in macs], fontsize=7)
-    ax.bar_label(b2, labels=[human_count(v) if v else "-" for v in sops], fontsize=7)
+    ax.bar_label(b1, labels=[human_count(v) for v in macs], fontsize=7, padding=2)
+    ax.bar_label(b2, labels=[human_count(v) if v else "" for v in sops], fontsize=7, padding=2)  # 0: no bar on a log axis
     if ia.get("ops_mean") is not None:
         b3 = ax.bar([0.2], [ia["ops_mean"]], 0.4, color="none", edgecolor="#dd8452", hatch="//",
                     label="input ops / sample (graded input, not spikes)")
-        ax.bar_label(b3, labels=[human_count(ia["ops_mean"])], fontsize=7)
-    ax.set_xticks(x, names)
+        ax.bar_label(b3, labels=[human_count(ia["ops_mean"])], fontsize=7, padding=2)
+    _category_axis(ax, x, names)
     ax.set_yscale("log")
     ax.set_ylim(bottom=1)
+    _log_headroom(ax, macs + sops + [ia.get("ops_mean") or 0])
     ax.set_ylabel("operations per sample (log)")
     ax.set_title("synaptic operations vs dense MACs per layer")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _png(fig)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0)
+    return fig
 
 
-def fig_agreement(report: Report) -> str | None:
+def fig_sops(report: Report) -> str:
+    """:func:`figure_sops` as an embedded PNG (``data:`` URI)."""
+    return _png(figure_sops(report))
+
+
+def figure_agreement(report: Report):
+    """Spike-count agreement per layer, one bar per backend that ran (None without a verify run)."""
     v = report.verify
     if not v or not v["backends"]:
         return None
@@ -188,20 +243,29 @@ def fig_agreement(report: Report) -> str | None:
     x = np.arange(len(names))
     nb = len(v["backends"])
     w = 0.8 / nb
-    fig, ax = plt.subplots(figsize=(11, 3.4))
+    rotate = nb > 3
+    fig, ax = plt.subplots(figsize=(11, 3.8 if rotate else 3.4), layout="constrained")
     lo = 100.0
     for k, b in enumerate(v["backends"]):
         vals = [100 * layer["spike_count_agreement"] for layer in b["layers"]]
-        lo = min(lo, min(vals))
+        lo = min(lo, min(vals, default=100.0))
         bars = ax.bar(x + (k - (nb - 1) / 2) * w, vals, w, label=b["name"])
-        ax.bar_label(bars, labels=[f"{val:.2f}%" for val in vals], fontsize=7)
-    ax.set_xticks(x, names)
-    ax.set_ylim(max(0.0, lo - 5), 101)
+        ax.bar_label(bars, labels=[f"{val:.2f}%" for val in vals], fontsize=6 if rotate else 7,
+                     rotation=90 if rotate else 0, padding=2)
+    _category_axis(ax, x, names)
+    bottom = max(0.0, lo - 5)
+    ax.set_ylim(bottom, 100 + (100 - bottom) * (0.4 if rotate else 0.12))
+    ax.set_yticks([t for t in ax.get_yticks() if bottom <= t <= 100])  # room for the labels, no ticks past 100 %
     ax.set_ylabel("spike-count agreement (%)")
     ax.set_title(f"spike counts per (sample, neuron) equal to the {v['reference']} reference")
-    ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    return _png(fig)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0)
+    return fig
+
+
+def fig_agreement(report: Report) -> str | None:
+    """:func:`figure_agreement` as an embedded PNG (``data:`` URI)."""
+    fig = figure_agreement(report)
+    return None if fig is None else _png(fig)
 
 
 # ------------------------------------------------------------------------------ HTML
@@ -209,13 +273,16 @@ def _e(x) -> str:
     return html.escape(str(x))
 
 
-def _table(headers: list[str], rows: list[list], left: int = 1, total_last: bool = False) -> str:
+def _table(headers: list[str], rows: list[list], left: int = 1, total_last: bool = False,
+           also_left: tuple[int, ...] = ()) -> str:
+    """Columns ``< left`` and those in ``also_left`` are left-aligned (text), the others right (numbers)."""
+    lft = lambda i: "l" if i < left or i in also_left else ""  # noqa: E731
     out = ["<table><thead><tr>"]
-    out += [f'<th class="{"l" if i < left else ""}">{_e(h)}</th>' for i, h in enumerate(headers)]
+    out += [f'<th class="{lft(i)}">{_e(h)}</th>' for i, h in enumerate(headers)]
     out.append("</tr></thead><tbody>")
     for j, row in enumerate(rows):
         cls = ' class="total"' if total_last and j == len(rows) - 1 else ""
-        out.append(f"<tr{cls}>" + "".join(f'<td class="{"l" if i < left else ""}">{_e(c)}</td>' for i, c in enumerate(row)) + "</tr>")
+        out.append(f"<tr{cls}>" + "".join(f'<td class="{lft(i)}">{_e(c)}</td>' for i, c in enumerate(row)) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
 
@@ -285,7 +352,7 @@ def render_html(report: Report) -> str:
     src = (f"{d['n_samples']} samples from {d['source'] or 'the given data'}, T = {report.num_steps}, simulated by "
            f"the {d['backend']} backend" if d else f"no data: static figures only (T = {report.num_steps})")
     parts.append(f'<p class="meta">{_e(report.generator)}, {when}. {_e(src)}. Definitions: docs/report.md '
-                 f'(schema qsnn-report v1).</p>')
+                 f'(schema qsnn-report v{SCHEMA_VERSION}).</p>')
     # ---- summary cards
     t = report.totals
     cards = [("memory at deployed widths", human_bytes(t["memory_bytes"]),
@@ -297,8 +364,8 @@ def render_html(report: Report) -> str:
                   ("SOPs / sample", human_count(t["sops_mean"]), f"dense MACs {human_count(t['dense_macs'])}")]
         if report.energy:
             cards.append(("energy / inference (ESTIMATE)", human_energy(report.energy.total_nj),
-                          f"range {human_energy(report.energy.total_low_nj)}–{human_energy(report.energy.total_nj)}, "
-                          f"{report.energy.model}"))
+                          f"range {span(report.energy.total_low_nj, report.energy.total_nj, human_energy)}, "
+                          f"{report.energy.chip}"))
         if d.get("accuracy") is not None:
             cards.append(("accuracy (deployed net)", f"{100 * d['accuracy']:.2f}%", f"on {d['n_samples']} samples"))
     parts.append('<section id="summary"><h2>Summary</h2><div class="cards">' + "".join(
@@ -330,18 +397,27 @@ def render_html(report: Report) -> str:
     e = report.energy
     if e is not None:
         p, c = e.per_op_pj, e.counts
+        src = e.per_op_source
+        cost_rows = [["synaptic op (E_sop)", f"{p['synaptic_op']:g}", src["synaptic_op"]],
+                     ["neuron update (E_neuron)", f"{p['neuron_update']:g}", src["neuron_update"]],
+                     ["neuron update, low end of the range", f"{p['neuron_update_low']:g}", src["neuron_update_low"]],
+                     ["spike sent (E_spike)", f"{p['spike']:g}", src["spike"]]]
+        who = "your own per-operation energies" if e.user_costs else "published per-operation energies"
         parts.append(
             f'<section id="energy"><h2>Energy per inference — estimate</h2><div class="estimate">'
-            f'<p><b>ESTIMATE: {human_energy(e.total_nj)} per inference</b> (range {human_energy(e.total_low_nj)}–'
-            f'{human_energy(e.total_nj)}), computed from published per-operation energies ({_e(e.model)}); '
+            f'<p><b>ESTIMATE: {human_energy(e.total_nj)} per inference</b> (range '
+            f'{span(e.total_low_nj, e.total_nj, human_energy)}), computed from {who} of <b>{_e(e.chip)}</b> ({_e(e.model)}); '
             f'not a measurement.</p>'
             f'<p>E = SOPs × E<sub>sop</sub> + neuron updates × E<sub>neuron</sub> + spikes × E<sub>spike</sub><br>'
             f'= {fmt_num(c["sops"])} × {p["synaptic_op"]:g} pJ ({human_energy(e.synaptic_nj)}) + '
-            f'{fmt_num(c["neuron_updates"])} × {p["neuron_update_low"]:g}–{p["neuron_update"]:g} pJ '
-            f'({human_energy(e.neuron_low_nj)}–{human_energy(e.neuron_nj)}) + '
+            f'{fmt_num(c["neuron_updates"])} × {span(p["neuron_update_low"], p["neuron_update"], "{:g}".format)} pJ '
+            f'({span(e.neuron_low_nj, e.neuron_nj, human_energy)}) + '
             f'{fmt_num(c["spikes"])} × {p["spike"]:g} pJ ({human_energy(e.spike_nj)})</p>'
-            f'<p class="note">Source: {_e(e.citation)}. {_e(e.note)}.</p>'
-            f'<p class="note">Not priced: {_e("; ".join(e.unpriced))}.</p></div></section>')
+            + _table(["operation", "energy (pJ)", "source"], cost_rows, left=1, also_left=(2,))
+            + f'<p class="note">Chip: {_e(e.chip)}. Source: {_e(e.citation)}. {_e(e.note)}.</p>'
+            f'<p class="note">Not priced: {_e("; ".join(e.unpriced))}. Your own costs: '
+            f'<code>qsnn-report --energy-costs FILE.json</code> or <code>--energy-pj-per-sop X</code> … '
+            f'(docs/report.md).</p></div></section>')
         # ---- plots
         parts.append('<section id="firing-rate"><h2>Firing rate per layer</h2>'
                      + _img(fig_firing_rates(report), "firing rate per layer") + "</section>")
@@ -369,11 +445,17 @@ def render_html(report: Report) -> str:
                              f"{100 * b['prediction_agreement']:.2f}%" if i == 0 else "",
                              (f"{100 * b['accuracy']:.2f}%" if b["accuracy"] is not None else "-") if i == 0 else "",
                              b["note"] if i == 0 else ""])
+        for sk in v.get("skipped") or ():
+            rows.append([sk["name"], "", "", "not run", "", "", sk["reason"]])
         verdict = '<span class="ok">all required backends bit-exact</span>' if v["all_exact"] else '<span class="bad">NOT bit-exact</span>'
+        ran = ", ".join(b["name"] for b in v["backends"]) or "none"
         parts.append(f'<p>Each backend against the {_e(v["reference"])} reference (the deployed integer net) on '
-                     f'{v["n_samples"]} samples × {v["num_steps"]} steps: {verdict}.</p>')
+                     f'{v["n_samples"]} samples × {v["num_steps"]} steps: {verdict}. Compared: {_e(ran)}.</p>')
         parts.append(_table(["backend", "layer", "spike-count agreement", "spike trains", "prediction agreement",
-                             "accuracy", "note"], rows, left=2))
+                             "accuracy", "note"], rows, left=2, also_left=(6,)))
+        if v.get("skipped"):
+            parts.append('<p class="note">Not run: ' + "; ".join(f"{_e(sk['name'])} ({_e(sk['reason'])})"
+                                                              for sk in v["skipped"]) + ".</p>")
         img = fig_agreement(report)
         if img:
             parts.append(_img(img, "spike-count agreement per layer and backend"))

@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..frozen import FrozenNet
-from .metrics import Report, compute_report, human_bytes, human_count, human_energy
+from .metrics import Report, compute_report, human_bytes, human_count, human_energy, span
 
 
 def _shape(s) -> str:
@@ -109,13 +109,22 @@ def energy_lines(report: Report) -> list[str]:
     if e is None:
         return []
     c, p = e.counts, e.per_op_pj
-    return [f"[bold]energy per inference: ESTIMATE {human_energy(e.total_nj)}[/bold] (range {human_energy(e.total_low_nj)}"
-            f"–{human_energy(e.total_nj)}, {e.model}): {human_count(c['sops'])} SOPs × {p['synaptic_op']} pJ = "
-            f"{human_energy(e.synaptic_nj)}; {human_count(c['neuron_updates'])} neuron updates × {p['neuron_update_low']:g}–"
-            f"{p['neuron_update']:g} pJ = {human_energy(e.neuron_low_nj)}–{human_energy(e.neuron_nj)}; "
-            f"{human_count(c['spikes'])} spikes × {p['spike']} pJ = {human_energy(e.spike_nj)}",
-            f"  [dim]source: {e.citation} (pre-silicon figures). Not priced: "
-            f"{'; '.join(e.unpriced)}. See docs/report.md.[/dim]"]
+    pj = lambda v: f"{v:g}"  # noqa: E731
+    lines = [f"[bold]energy per inference: ESTIMATE {human_energy(e.total_nj)}[/bold] (range "
+             f"{span(e.total_low_nj, e.total_nj, human_energy)}), priced with {escape(e.chip)} per-op energies "
+             f"({escape(e.model)}): {human_count(c['sops'])} SOPs × {p['synaptic_op']:g} pJ = "
+             f"{human_energy(e.synaptic_nj)}; {human_count(c['neuron_updates'])} neuron updates × "
+             f"{span(p['neuron_update_low'], p['neuron_update'], pj)} pJ = "
+             f"{span(e.neuron_low_nj, e.neuron_nj, human_energy)}; "
+             f"{human_count(c['spikes'])} spikes × {p['spike']:g} pJ = {human_energy(e.spike_nj)}"]
+    src = e.per_op_source
+    if len(set(src.values())) == 1:
+        lines.append(f"  [dim]source: {escape(e.citation)}.[/dim]")
+    else:
+        lines.append("  [dim]sources: " + "; ".join(f"{k} {p[k]:g} pJ: {escape(v)}" for k, v in src.items()) + ".[/dim]")
+    lines.append(f"  [dim]{escape(e.note)}. Not priced: {'; '.join(e.unpriced)}. Your own costs: --energy-costs "
+                 "FILE.json or --energy-pj-per-sop X ... (docs/report.md).[/dim]")
+    return lines
 
 
 def verify_table(report: Report) -> Table | None:
@@ -132,6 +141,8 @@ def verify_table(report: Report) -> Table | None:
                       "[green]bit-exact[/green]" if layer["bit_exact"] else
                       (f"[red]{layer['mismatched_values']} differ[/red]" if b["exact_required"] else f"{layer['mismatched_values']} differ"),
                       f"{100 * b['prediction_agreement']:.2f}%" if i == 0 else "", acc(b["accuracy"]) if i == 0 else "")
+    for sk in v.get("skipped") or ():
+        t.add_row(escape(sk["name"]), "", "", f"[yellow]not run: {escape(sk['reason'])}[/yellow]", "", "")
     return t
 
 
