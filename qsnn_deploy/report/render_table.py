@@ -105,6 +105,8 @@ def activity_table(report: Report) -> Table | None:
 
 
 def energy_lines(report: Report) -> list[str]:
+    """The energy estimate as terminal lines: the figure and its range, the chip generation and the
+    per-op costs it is priced with, their source(s), and what is not priced (none without data)."""
     e = report.energy
     if e is None:
         return []
@@ -128,6 +130,8 @@ def energy_lines(report: Report) -> list[str]:
 
 
 def verify_table(report: Report) -> Table | None:
+    """The agreement table: one block of rows per backend that ran (per layer: spike-count agreement,
+    bit-exact or not), then one row per backend that could not run, with the reason (None: no check)."""
     v = report.verify
     if v is None:
         return None
