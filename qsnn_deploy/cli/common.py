@@ -1,18 +1,24 @@
-"""What the command-line tools share: loading a model from the user's arguments, clean errors."""
+"""What the command-line tools share: loading a model from the user's arguments, clean errors, and
+the messages each command shows (``--quiet`` / ``--verbose``, set up once here by :func:`run_cli`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch.nn as nn
 
 from ..errors import CheckpointError, QSNNError, QSNNWarning
 from ..frozen import FrozenNet
+from ..log import LOGGER_NAME, get_logger, progress_enabled, set_progress
+
+logger = get_logger(__name__)
 
 
 @dataclass
@@ -63,12 +69,16 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
         raise CheckpointError(f"{path}: no such file")
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory; expected a model file (.pt, .qsnn, .nir or .net)")
+    logger.debug("loading %s (%d bytes)", path, path.stat().st_size)
     try:
-        return _load_model(args, path)
+        loaded = _load_model(args, path)
     except QSNNError as exc:
         if str(exc).startswith(str(path)):
             raise
         raise CheckpointError(f"{path}: {exc}") from exc
+    logger.debug("%s: %d LIF layers, input %s, T=%d", path, len(loaded.net.layers), tuple(loaded.net.input.shape),
+                 loaded.net.num_steps)
+    return loaded
 
 
 def _load_model(args: argparse.Namespace, path: Path) -> LoadedModel:
@@ -147,14 +157,78 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {_one_line(message)}", file=sys.stderr)
 
 
-def run_cli(main: Callable[[], int]) -> int:
+def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` / ``--verbose``, the same on every command; :func:`run_cli` applies them."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true",
+                       help="warnings and errors only: no progress bars, no 'wrote FILE' / 'inputs' lines "
+                            "(the command's results, tables and verdicts, are still printed)")
+    group.add_argument("-v", "--verbose", action="store_true",
+                       help="also debug messages (on stderr), and the torch/brevitas/h5py warnings hidden by default")
+
+
+class CLIHandler(logging.Handler):
+    """How a command shows the ``qsnn_deploy`` logger: INFO as plain lines on stdout (beside the
+    command's results, as before), WARNING and ERROR as one ``warning: ...`` / ``error: ...`` line on
+    stderr, DEBUG as ``debug: <logger>: ...`` on stderr. Streams are looked up per message."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record)
+            if record.levelno >= logging.WARNING:
+                stream, text = sys.stderr, f"{record.levelname.lower()}: {_one_line(msg)}"
+            elif record.levelno >= logging.INFO:
+                stream, text = sys.stdout, msg
+            else:
+                stream, text = sys.stderr, f"debug: {record.name}: {msg}"
+            stream.write(text + "\n")
+            stream.flush()
+        except Exception:  # noqa: BLE001 - logging's contract: a failing handler reports, never raises
+            self.handleError(record)
+
+
+def cli_level(args: argparse.Namespace | None) -> int:
+    """The ``qsnn_deploy`` logger level a command runs at: WARNING with ``--quiet``, DEBUG with
+    ``--verbose``, INFO otherwise."""
+    if getattr(args, "quiet", False):
+        return logging.WARNING
+    return logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
+
+
+@contextlib.contextmanager
+def cli_logging(args: argparse.Namespace | None) -> Iterator[int]:
+    """While a command runs: a :class:`CLIHandler` on the ``qsnn_deploy`` logger at
+    :func:`cli_level` (yielded), and progress bars off under ``--quiet``; all restored afterwards."""
+    package = logging.getLogger(LOGGER_NAME)
+    handler, level = CLIHandler(), cli_level(args)
+    previous_level = package.level
+    package.addHandler(handler)
+    package.setLevel(level)
+    previous_progress = set_progress(level <= logging.INFO)
+    try:
+        yield level
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(previous_level)
+        set_progress(previous_progress)
+
+
+def show_progress() -> bool:
+    """Whether a command shows progress bars (not under ``--quiet``)."""
+    return progress_enabled()
+
+
+def run_cli(main: Callable[[], int], args: argparse.Namespace | None = None) -> int:
     """Run a CLI body; turn bad input into exactly one line on stderr (``error: ...``) and exit
-    status 2 (docs/bad-input.md). Library warnings are not shown: every problem the tools know
-    about is an error with its own message."""
+    status 2 (docs/bad-input.md). ``args`` carries ``--quiet`` / ``--verbose``
+    (:func:`add_logging_arguments`, applied by :func:`cli_logging`). Library warnings are not shown
+    (except with ``--verbose``): every problem the tools know about is an error with its own
+    message; qsnn-deploy's own warnings are shown on stderr."""
     _tolerant_streams()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch/brevitas/h5py advice is not for the CLI user
+        with warnings.catch_warnings(), cli_logging(args) as level:
+            # torch/brevitas/h5py advice is not for the CLI user, unless they ask for everything
+            warnings.simplefilter("default" if level <= logging.DEBUG else "ignore")
             warnings.simplefilter("default", QSNNWarning)
             warnings.showwarning = _show_warning
             return main()

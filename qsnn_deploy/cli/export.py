@@ -25,10 +25,13 @@ from ..exporters import CHECKS, available_targets, get_exporter, target_suffix
 from ..errors import QSNNError, SaturationWarning
 from ..fileio import check_output_path, write_text_atomic
 from ..frozen import FrozenNet
+from ..log import get_logger
 from ..report import report_short
 from ..statebound import clip_risk_message, net_state_bounds
 from ..verify import SATURATION_FIX
-from .common import add_model_arguments, load_model, run_cli
+from .common import add_logging_arguments, add_model_arguments, load_model, run_cli
+
+logger = get_logger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse to export (exit 1, nothing written) when any layer misses a hardware limit or "
                         "needs a neuron model the stock hardware does not have")
     p.add_argument("--check-json", metavar="FILE", help="also write the constraint check as JSON")
+    add_logging_arguments(p)
     return p
 
 
@@ -104,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(fit_table(fit, args.target))
         if args.check_json:
             write_text_atomic(args.check_json, json.dumps(fit.to_dict(), indent=2, default=str))
-            console.print(f"wrote {args.check_json}")
+            logger.info("wrote %s", args.check_json)
         if args.check:
             console.print("[green]fits[/green]" if fit.fits else "[red]does not fit stock hardware[/red]")
             return 0 if fit.fits else 1
@@ -123,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         faithful = loaded.net.metadata.get("deploy_faithful")
         console.print(layer_table(loaded.net, f"{loaded.name}: frozen, {'deploy-faithful' if faithful else 'rounded from a float model'}"))
         for p in paths:
-            console.print(f"wrote [bold]{p}[/bold] (target {args.target})")
+            logger.info("wrote %s (target %s)", p, args.target)
         console.print(report_short(loaded.net, loaded.name))
-        console.print("spikes, synaptic operations and energy need data: qsnn-report MODEL --data DIR")
+        logger.info("spikes, synaptic operations and energy need data: qsnn-report MODEL --data DIR")
         return 0
 
-    return run_cli(body)
+    return run_cli(body, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,9 +23,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..errors import QSNNError
 from ..fileio import check_output_path
+from ..log import get_logger
 from ..report import (add_energy_arguments, collect_activity, compute_report, energy_model_from_args, print_report,
                       resolve_backends, write_html, write_json)
-from .common import add_model_arguments, load_model, run_cli
+from .common import add_logging_arguments, add_model_arguments, load_model, run_cli, show_progress
+
+logger = get_logger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the report as JSON (schema qsnn-report v2)")
     p.add_argument("--html", help="write a self-contained HTML page with the plots")
     add_energy_arguments(p)
+    add_logging_arguments(p)
     return p
 
 
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             if not 0 <= args.raster_sample < len(x):
                 raise QSNNError(f"--raster-sample {args.raster_sample} is outside the {len(x)} samples")
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          console=console, transient=True) as bar:
+                          console=console, transient=True, disable=not show_progress()) as bar:
                 n = len(x)
                 task = bar.add_task("simulate (numpy, states)", total=n)
                 activity = collect_activity(net, x, y, num_steps=args.steps, batch_size=args.batch_size,
@@ -94,22 +98,22 @@ def main(argv: list[str] | None = None) -> int:
                     vreport = verify(net, x, y, model=loaded.model, backends=backends, num_steps=args.steps,
                                      device=args.device, batch_size=max(args.batch_size, 128), model_name=loaded.name,
                                      progress=progress)
-            console.print(f"inputs: {source} ({len(x)} samples)")
+            logger.info("inputs: %s (%d samples)", source, len(x))
         report = compute_report(net, activity, vreport, model_name=loaded.name, target=args.target,
                                 energy_model=energy_model, skipped_backends=skipped)
         print_report(console, report)
         if activity is not None and loaded.model is None:
-            console.print("no trained model was given (a .qsnn file): no agreement check")
+            logger.info("no trained model was given (a .qsnn file): no agreement check")
         if args.json:
             write_json(report, args.json)
-            console.print(f"wrote {args.json}")
+            logger.info("wrote %s", args.json)
         if args.html:
             write_html(report, args.html)
-            console.print(f"wrote {args.html}")
-        console.print(f"done in {time.perf_counter() - t0:.1f} s")
+            logger.info("wrote %s", args.html)
+        logger.info("done in %.1f s", time.perf_counter() - t0)
         return 0
 
-    return run_cli(body)
+    return run_cli(body, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,7 +21,7 @@ from ..fileio import check_output_path
 from ..models.zoo import PRECISION_BITS
 from ..train.schedules import SCHEDULES
 from ..train.trainer import TrainConfig, Trainer
-from .common import run_cli
+from .common import add_logging_arguments, run_cli
 
 DATASETS = ("mnist", "fashion-mnist", "dvs128", "synthetic-dvs")
 
@@ -82,19 +82,25 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--trials", type=int, default=10)
         p.add_argument("--storage", default="sqlite:///sweep.db", help="any Optuna storage URL (sqlite, postgresql, ...)")
         p.add_argument("--study", default="qsnn", help="study name (shared by every process of one search)")
+        add_logging_arguments(p)
         args = p.parse_args(argv[1:])
 
         def sweep_body() -> int:
             from ..train.sweep import run_sweep
 
+            if args.quiet:  # Optuna logs every trial on its own logger
+                import optuna
+
+                optuna.logging.set_verbosity(optuna.logging.WARNING)
             summary = run_sweep(config_from_args(args), args.trials, args.storage, args.study, seed=args.seed)
             print(json.dumps(summary, indent=2))
             return 0
 
-        return run_cli(sweep_body)
+        return run_cli(sweep_body, args)
     p = argparse.ArgumentParser(prog="qsnn-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(p)
     p.add_argument("--resume", help="continue a run from its last.pt / checkpoint (config is taken from it)")
+    add_logging_arguments(p)
     args = p.parse_args(argv)
 
     def body() -> int:
@@ -102,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         Trainer(config_from_args(args), resume=args.resume).fit()
         return 0
 
-    return run_cli(body)
+    return run_cli(body, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

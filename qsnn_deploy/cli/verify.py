@@ -21,8 +21,11 @@ from rich.table import Table
 
 from ..errors import QSNNError
 from ..fileio import check_output_path, write_text_atomic
+from ..log import get_logger
 from ..verify import VerifyReport, verify
-from .common import add_model_arguments, load_model, run_cli
+from .common import add_logging_arguments, add_model_arguments, load_model, run_cli, show_progress
+
+logger = get_logger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when the state clipped anywhere (saturation is a miss), even if every backend is bit-exact")
     p.add_argument("--json", help="write the full report (schema qsnn-verify v1, docs/verify-json.md)")
+    add_logging_arguments(p)
     return p
 
 
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         x, y, source = _inputs(args, loaded.net)
         backends = [b.strip() for b in args.backends.split(",") if b.strip()]
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
+                      console=console, transient=True, disable=not show_progress()) as bar:
             tasks: dict[str, int] = {}
 
             def progress(stage: str, done: int, total: int) -> None:
@@ -117,17 +121,17 @@ def main(argv: list[str] | None = None) -> int:
             report = verify(loaded.net, x, y, model=loaded.model, backends=backends, num_steps=args.steps,
                             device=args.device, batch_size=args.batch_size, model_name=loaded.name,
                             saturation=args.saturation, progress=progress)
-        console.print(f"inputs: {source}")
+        logger.info("inputs: %s", source)
         print_report(console, report)
         if args.json:
             write_text_atomic(args.json, report.to_json())
-            console.print(f"wrote {args.json}")
+            logger.info("wrote %s", args.json)
         if args.strict and report.saturation_warnings:
             console.print("[red]--strict: the state clipped (see the warnings above)[/red]")
             return 1
         return 0 if report.all_exact else 1
 
-    return run_cli(body)
+    return run_cli(body, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -92,7 +92,10 @@ from ..errors import QSNNError
 from .check import stock_pad
 from .lanes import NotExact, check_stock_params, conv_as_sparse
 from ..frozen import FrozenNet
+from ..log import get_logger
 from ..simulators.base import SATURATION_MODES, SimResult, prepare_input
+
+logger = get_logger(__name__)
 
 BUILDS = ("lanes", "netx")
 DEFAULT_LANES = 12
@@ -388,11 +391,14 @@ class LavaSimulator:
                 if any(r == "stock" and np.any(np.asarray(sp["bias"]) != 0) for r, sp in zip(self.routes, self.specs)):
                     note += (" (one lane: the raw rows before a biased stock layer's window follow LoihiSimulator("
                              "lanes=1), not the default 12 lanes)")
+                logger.info("lava: %s", note)
         if stream is None:
             stream = self._build(period, steps, 1, "netx")
         stream.note = note
         self._holder.append(stream)
         self.startup_seconds += time.perf_counter() - t0
+        logger.debug("lava: %s build, %d lane(s), period %d steps: built, compiled and started in %.2f s",
+                     stream.build, stream.lanes, period, time.perf_counter() - t0)
         return stream
 
     # ------------------------------------------------------------------------------ building

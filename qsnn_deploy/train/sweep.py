@@ -11,7 +11,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from ..log import get_logger
 from .trainer import TrainConfig, Trainer
+
+logger = get_logger(__name__)
 
 #: Search space: (low, high, log-scale) per hyperparameter.
 SPACE: dict[str, tuple[float, float, bool]] = {
@@ -30,8 +33,11 @@ def suggest(trial, base: TrainConfig) -> TrainConfig:
 
 
 def run_sweep(base: TrainConfig, trials: int, storage: str | None, study_name: str, seed: int = 0,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run ``trials`` trials (adding to the study if it exists); return the best trial's summary."""
+              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run ``trials`` trials (adding to the study if it exists); return the best trial's summary.
+
+    ``log`` receives the closing line (default: the ``qsnn_deploy.train.sweep`` logger, INFO); each
+    trial's training lines go to the logger at DEBUG (``qsnn-train sweep --verbose``)."""
     import optuna
 
     if not base.val_size:
@@ -41,7 +47,7 @@ def run_sweep(base: TrainConfig, trials: int, storage: str | None, study_name: s
 
     def objective(trial) -> float:
         cfg = suggest(trial, base)
-        metrics = Trainer(cfg, log=lambda m: None).fit()
+        metrics = Trainer(cfg, log=lambda m: logger.debug("trial %d: %s", trial.number, m)).fit()
         trial.set_user_attr("test_accuracy", metrics.get("test_accuracy"))
         trial.set_user_attr("config", {k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool)) or v is None})
         return float(metrics.get("best_val_accuracy", metrics.get("test_accuracy", 0.0)))
@@ -50,5 +56,5 @@ def run_sweep(base: TrainConfig, trials: int, storage: str | None, study_name: s
     best = study.best_trial
     summary = {"study": study_name, "storage": storage, "n_trials": len(study.trials), "best_value": best.value,
                "best_params": best.params, "best_trial": best.number}
-    log(f"best trial {best.number}: validation accuracy {100 * best.value:.2f}% with {best.params}")
+    (log or logger.info)(f"best trial {best.number}: validation accuracy {100 * best.value:.2f}% with {best.params}")
     return summary

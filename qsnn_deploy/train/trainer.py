@@ -28,6 +28,7 @@ from tqdm import tqdm
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError
 from ..fileio import write_text_atomic
+from ..log import get_logger, progress_enabled
 from ..models import PRESETS, build_model, init_uniform_fan_in, preset_arch
 from ..profiles import LOIHI_DEFAULT_BETA, LOIHI_DEFAULT_LR, apply_profile, calibrate_initial_firing, check_profile_name, project_to_state_budget
 from ..nn.blocks import is_synapse
@@ -36,6 +37,9 @@ from .datasets import ArrayDataset, load_datasets
 from .early_stopping import EarlyStopping
 from .losses import predict, spike_count_loss
 from .schedules import LRSchedule
+
+logger = get_logger(__name__)
+
 
 PRESET_OF = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "dvs128": "dvs128", "synthetic-dvs": "dvs128"}
 
@@ -129,7 +133,7 @@ def evaluate(model: nn.Module, data: ArrayDataset, num_steps: int, device: torch
     model.eval()
     correct = 0
     it = range(0, len(data), batch_size)
-    for start in tqdm(it, desc="  eval", leave=False, disable=not progress):
+    for start in tqdm(it, desc="  eval", leave=False, disable=not (progress and progress_enabled())):
         idx = np.arange(start, min(start + batch_size, len(data)))
         xb, yb = data.batch(idx, device)
         correct += int((predict(model(xb, num_steps=num_steps)) == yb).sum())
@@ -153,7 +157,7 @@ class Trainer:
     """Train one model from a :class:`TrainConfig`; :meth:`fit` returns the metrics dict."""
 
     def __init__(self, config: TrainConfig, resume: str | os.PathLike | None = None,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] | None = None):
         self.resume_ckpt = load_checkpoint(resume) if resume else None
         if self.resume_ckpt is not None:
             ts = self.resume_ckpt.get("train_state")
@@ -169,7 +173,7 @@ class Trainer:
             stored.out_dir, stored.device = config.out_dir, config.device
             config = stored
         self.cfg = config.resolved()
-        self.log = log
+        self.log = log if log is not None else logger.info  # progress lines: logger 'qsnn_deploy.train.trainer'
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.distributed and not dist.is_initialized():
             backend = "nccl" if torch.cuda.is_available() and self.cfg.device != "cpu" else "gloo"
@@ -254,7 +258,8 @@ class Trainer:
             shard = perm[self.rank::self.world]
             n_batches = math.ceil(len(shard) / c.batch_size)
             losses, t0, seen = [], time.perf_counter(), 0
-            bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{c.epochs}", unit="batch", disable=not self.is_main)
+            bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{c.epochs}", unit="batch",
+                       disable=not (self.is_main and progress_enabled()))
             for b in bar:
                 idx = shard[b * c.batch_size:(b + 1) * c.batch_size]
                 xb, yb = train.batch(idx, self.device)
