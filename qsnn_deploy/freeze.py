@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 
 from . import intmath
+from .calling import ForwardFn, inspect_model
 from .errors import FrozenNetError, QSNNWarning, SaturationWarning, UnsupportedLayerError
 from .frozen import FrozenNet, InputSpec, LIFLayer
 from .statebound import choose_frac_bits, clip_risk_message, current_extremes, layer_state_bound, state_bound
@@ -45,18 +46,25 @@ def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Seq
            num_steps: int | None = None, weight_bits: int = 8, frac_bits: int | None = None,
            state_bits: int = intmath.DEFAULT_STATE_BITS, metadata: dict | None = None,
            max_frac_bits: int = intmath.DEFAULT_FRAC_BITS, calibration=None,
-           calibration_margin: float = 2.0) -> FrozenNet:
+           calibration_margin: float = 2.0, forward: ForwardFn | None = None) -> FrozenNet:
     """Freeze a spiking torch model into integer tensors.
 
     Args:
         model: a :class:`~qsnn_deploy.nn.QSequential` (input facts are read from it), an
-            ``nn.Sequential`` of blocks (snnTorch style, ``init_hidden=True`` allowed), or any module
-            together with ``layers``.
-        layers: for models written as an explicit time loop: the modules in the order one time step
-            applies them, as modules or (name, module) pairs; functional ops become modules
-            (``F.avg_pool2d(x, 2)`` -> ``nn.AvgPool2d(2)``, ``x.flatten(1)`` -> ``nn.Flatten()``).
-        input_shape, input_scale, input_bits, input_signed, num_steps: the input facts (required
-            when the model is not a QSequential; ``input_scale`` defaults to 1/255 for 8-bit input).
+            ``nn.Sequential`` of blocks (snnTorch style, ``init_hidden=True`` neurons), or any module
+            whose ``forward(x)`` runs its own time loop (the snnTorch tutorials' classes): its layer
+            order and T are found by running it once (:mod:`qsnn_deploy.calling`).
+        layers: the layer order where it cannot be found from the forward pass: the modules (or
+            their names, or (name, module) pairs) in the order one time step applies them;
+            functional ops as modules (``F.avg_pool2d(x, 2)`` -> ``nn.AvgPool2d(2)``,
+            ``x.flatten(1)`` -> ``nn.Flatten()``).
+        forward: ``forward(model, x, num_steps)`` for a model called in a way
+            :mod:`qsnn_deploy.calling` does not recognise (used to find the layer order).
+        input_shape, input_scale, input_bits, input_signed: the input facts (``input_shape`` is
+            required when the model is not a QSequential; ``input_scale`` defaults to 1/255 for
+            8-bit input).
+        num_steps: T recorded in the frozen net; default: the model's own (a QSequential's
+            ``num_steps``, or the length of the time loop a ``forward(x)`` runs), else 100.
         weight_bits: width for plain float synapses (Brevitas layers keep their own width).
         frac_bits, state_bits: F and B_v for plain ``snntorch.Leaky`` neurons (QLeaky keeps its own,
             the F it was trained with). ``frac_bits=None`` (default) chooses F per layer: the
@@ -73,8 +81,9 @@ def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Seq
     ``data``, ``trained``, ``fixed`` or ``unproven``). A layer whose state can clip gets a
     :class:`~qsnn_deploy.errors.QSNNWarning` naming it and the fix.
     """
-    named = _ordered_layers(model, layers)
-    blocks = parse_blocks(named)
+    call = inspect_model(model, input_shape, forward=forward, layers=layers)
+    blocks = parse_blocks(call.layers)
+    num_steps = num_steps or call.num_steps
     if isinstance(model, QSequential):
         input_shape = input_shape or model.input_shape
         input_scale = model.input_scale if input_scale is None else input_scale
@@ -97,6 +106,7 @@ def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Seq
             x_range = spec.value_range
             for i, block in enumerate(blocks):
                 s_x = spec.scale if i == 0 else 1.0
+                _check_flat_input(block, shape, spec.shape)
                 layer, choice = _freeze_block(block, s_x, shape, weight_bits, frac_bits, state_bits, x_range, max_frac_bits)
                 frozen_layers.append(layer)
                 choices[layer.name] = choice
@@ -125,24 +135,21 @@ def _recorded(choices: dict[str, dict]) -> dict[str, dict]:
     return {name: {k: v for k, v in c.items() if not k.startswith("_")} for name, c in choices.items()}
 
 
-def _ordered_layers(model: nn.Module, layers) -> list[tuple[str, nn.Module]]:
-    if layers is not None:
-        names = {id(m): n for n, m in model.named_modules()}
-        out = []
-        for i, item in enumerate(layers):
-            if isinstance(item, tuple):
-                out.append((str(item[0]), item[1]))
-            elif isinstance(item, nn.Module):
-                out.append((names.get(id(item), f"layer{i}"), item))
-            else:
-                raise UnsupportedLayerError(f"layers[{i}]: expected an nn.Module or (name, module), got {type(item).__name__}")
-        return out
-    if isinstance(model, nn.Sequential):
-        return list(model.named_children())
-    raise UnsupportedLayerError(
-        f"{type(model).__name__} is not a Sequential, so its layer order is unknown. Wrap the layers in "
-        "qsnn_deploy.nn.QSequential, or call freeze(model, layers=[...]) listing the modules in the order one time "
-        "step applies them (functional ops as modules: nn.AvgPool2d(2), nn.Flatten()).")
+def _ordered_layers(model: nn.Module, layers=None, input_shape: Sequence[int] | None = None,
+                    forward: ForwardFn | None = None) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` in the order one time step applies them (:func:`qsnn_deploy.calling.inspect_model`)."""
+    return inspect_model(model, input_shape, forward=forward, layers=layers).layers
+
+
+def _check_flat_input(block: Block, shape: tuple[int, ...], input_shape: tuple[int, ...]) -> None:
+    """A Linear synapse fed a (C, H, W) tensor without an nn.Flatten before it: say what to change."""
+    if not isinstance(block.synapse, nn.Linear) or len(shape) == 1 or block.flatten:
+        return
+    n_in = int(np.prod(shape))
+    fix = (f"give input_shape=({n_in},) (CLI: --input-shape {n_in}) if the model takes flat samples, or put "
+           "nn.Flatten() before it" if shape == tuple(input_shape) else "put nn.Flatten() before it")
+    raise UnsupportedLayerError(f"layer {block.name!r} ({type(block.synapse).__name__}, {block.synapse.in_features} inputs) "
+                                f"receives a {'x'.join(map(str, shape))} tensor: {fix}")
 
 
 def _integer_weight(block: Block, weight_bits: int) -> tuple[np.ndarray, torch.Tensor, int]:
@@ -361,6 +368,7 @@ def _pair(v) -> tuple[int, int]:
     return v if len(v) == 2 else (v[0], v[0])
 
 
-def frozen_layer_names(model: nn.Module, layers: Iterable | None = None) -> list[str]:
+def frozen_layer_names(model: nn.Module, layers: Iterable | None = None,
+                       input_shape: Sequence[int] | None = None) -> list[str]:
     """Names the frozen layers of ``model`` will carry (the synapse module names)."""
-    return [b.name for b in parse_blocks(_ordered_layers(model, layers))]
+    return [b.name for b in parse_blocks(_ordered_layers(model, layers, input_shape))]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .calling import ForwardFn, inspect_model
 from .frozen import FrozenNet
 from .nn.blocks import parse_blocks
 from .nn.neuron import QLeaky
@@ -122,11 +123,11 @@ class VerifyReport:
 
 
 # ------------------------------------------------------------------------------ PyTorch side
-def model_neurons(model: nn.Module, layers: Sequence | None = None) -> list[tuple[str, nn.Module]]:
+def model_neurons(model: nn.Module, layers: Sequence | None = None, input_shape: Sequence[int] | None = None,
+                  forward: ForwardFn | None = None) -> list[tuple[str, nn.Module]]:
     """(frozen layer name, neuron module) per LIF block, in order."""
-    from .freeze import _ordered_layers
-
-    return [(b.name, b.neuron) for b in parse_blocks(_ordered_layers(model, layers))]
+    call = inspect_model(model, input_shape, forward=forward, layers=layers)
+    return [(b.name, b.neuron) for b in parse_blocks(call.layers)]
 
 
 def run_torch_model(model: nn.Module, net: FrozenNet, x_int, num_steps: int | None = None, device: str = "cpu",
@@ -140,7 +141,8 @@ def run_torch_model(model: nn.Module, net: FrozenNet, x_int, num_steps: int | No
     float membrane, converted here to state units (``mem * 2**F / sigma``) for comparison.
     """
     arr, static, steps = prepare_input(net, x_int, num_steps)
-    neurons = model_neurons(model, layers)
+    call = inspect_model(model, net.input.shape, forward=forward, layers=layers)
+    neurons = [(b.name, b.neuron) for b in parse_blocks(call.layers)]
     frozen = {layer.name: layer for layer in net.layers}
     if [n for n, _ in neurons] != [layer.name for layer in net.layers]:
         raise ValueError(f"model layers {[n for n, _ in neurons]} do not match the frozen net's {[l.name for l in net.layers]}")
@@ -182,10 +184,7 @@ def run_torch_model(model: nn.Module, net: FrozenNet, x_int, num_steps: int | No
                 for name in calls:
                     calls[name].clear()
                     states[name].clear()
-                if forward is not None:
-                    forward(model, xf, steps)
-                else:
-                    model(xf, num_steps=steps)
+                call.run(model, xf, steps, static)
                 for name in calls:
                     if len(calls[name]) != steps:
                         raise RuntimeError(f"neuron {name!r} was called {len(calls[name])} times for {steps} steps; "
@@ -384,14 +383,19 @@ def saturation_warnings(ref: "SimResult | _RunSummary") -> list[str]:
 def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, backends: Iterable[str] = ("torch",),
            num_steps: int | None = None, device: str = "cpu", batch_size: int = 128, model_name: str = "",
            layers: Sequence | None = None, backend_options: dict[str, dict] | None = None,
-           saturation: str = "count", progress: Callable[[str, int, int], None] | None = None) -> VerifyReport:
+           saturation: str = "count", progress: Callable[[str, int, int], None] | None = None,
+           forward: ForwardFn | None = None) -> VerifyReport:
     """Compare the PyTorch model (if given) and ``backends`` against the NumPy reference.
 
     Args:
         net: the frozen network.
         x_int: integer inputs, [N, *shape] (static) or [T, N, *shape].
         labels: optional int labels [N] (accuracy per backend).
-        model: the torch model the net was frozen from (optional).
+        model: the torch model the net was frozen from (optional): a QSequential, an ``nn.Sequential``
+            with ``init_hidden=True`` neurons, or a module whose ``forward(x)`` runs its own time loop
+            (how it is called is found by :func:`qsnn_deploy.calling.inspect_model`).
+        layers: the model's layer order where it cannot be found from its forward pass.
+        forward: ``forward(model, x, num_steps)`` for a model called in a way not recognised.
         backends: backend names other than the reference, e.g. ``("torch",)``.
         device: device for the PyTorch model and the torch backend ("cpu" or "cuda").
         saturation: ``"count"`` (clip the state to B_v bits and count events) or ``"raise"``
@@ -400,6 +404,9 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
     """
     arr, static, steps = prepare_input(net, x_int, num_steps)
     n = arr.shape[0] if static else arr.shape[1]
+    if model is not None:  # how to run the model: found once, used for every batch
+        call = inspect_model(model, net.input.shape, forward=forward, layers=layers)
+        layers, forward = call.layers, call.forward_fn(static)
     backend_options = backend_options or {}
     names = [layer.name for layer in net.layers]
     labels = None if labels is None else np.asarray(labels)
@@ -450,7 +457,8 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
         for i, (label, backend, cb) in enumerate(others):
             t0 = time.perf_counter()
             if backend is None:
-                res = run_torch_model(model, net, xs, steps, device=device, batch_size=batch_size, layers=layers)
+                res = run_torch_model(model, net, xs, steps, device=device, batch_size=batch_size, layers=layers,
+                                      forward=forward)
             else:
                 res = _run_backend(backend, xs, steps, static, getattr(backend, "preferred_batch_size", batch_size),
                                    lambda _k: None)
@@ -480,7 +488,7 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
                                      note="deploy-faithful: must be bit-exact" if faithful else
                                      "float snnTorch model: agreement measured, not required")
             run_other = (lambda xs: run_torch_model(model, net, xs, steps, device=device, batch_size=1,
-                                                    record_states=True, layers=layers))
+                                                    record_states=True, layers=layers, forward=forward))
         else:
             comp = BackendComparison(backend_names[i] or label, True, layers_cmp, tallies[i].seconds,
                                      tallies[i].agreement(), tallies[i].accuracy(labels), note=notes[i])

@@ -28,6 +28,8 @@ class LoadedModel:
     net: FrozenNet
     model: nn.Module | None
     name: str
+    #: the model's layer order when the user named it (--layer-order)
+    layers: list[str] | None = None
 
 
 def _frac_bits(text: str) -> int | None:
@@ -42,12 +44,36 @@ def _frac_bits(text: str) -> int | None:
     return value
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a shape like 1,28,28 or 784, got {text!r}") from None
+    if not shape or any(v <= 0 for v in shape):
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 1,28,28 or 784, got {text!r}")
+    return shape
+
+
+def _names(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected submodule names separated by commas, e.g. fc1,lif1,fc2,lif2")
+    return names
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="qsnn checkpoint (.pt), frozen network (.qsnn), NIR graph (.nir), netx HDF5 from --target lava (.net), "
                              "or weights with --model-class")
     parser.add_argument("--model-class", metavar="PKG.MODULE:CLASS",
                         help="your own nn.Module class (imported from code you name; built with no arguments); "
-                             "MODEL is then a state_dict saved with torch.save")
+                             "MODEL is then a state_dict saved with torch.save. An nn.Sequential with "
+                             "init_hidden=True neurons, or a class whose forward(x) runs its own time loop "
+                             "(snnTorch tutorials): layer order and T are found by running it once")
+    parser.add_argument("--input-shape", type=_shape, metavar="C,H,W|N",
+                        help="one sample's shape for --model-class, e.g. 1,28,28 or 784 (required there)")
+    parser.add_argument("--layer-order", type=_names, metavar="NAME,NAME,...",
+                        help="--model-class: the submodules in the order one time step applies them, where "
+                             "detection from the forward pass cannot find it (e.g. conv1,lif1,fc1,lif2)")
     parser.add_argument("--weight-bits", type=int, default=8, help="width for float (non-Brevitas) synapses (default 8)")
     parser.add_argument("--frac-bits", type=_frac_bits, default=None, metavar="auto|F",
                         help="F for plain snnTorch neurons: 'auto' (default) picks the largest F ≤ 6 per layer whose "
@@ -103,7 +129,16 @@ def _load_model(args: argparse.Namespace, path: Path) -> LoadedModel:
     opts = dict(weight_bits=args.weight_bits, frac_bits=args.frac_bits, state_bits=args.state_bits)
     if args.model_class:
         model = _user_model(args.model_class, path)
-        return LoadedModel(freeze(model, metadata={"checkpoint": str(path)}, **opts), model, path.stem)
+        shape = getattr(args, "input_shape", None)
+        if shape is None:
+            from ..nn.sequential import QSequential
+
+            if not isinstance(model, QSequential):
+                raise QSNNError(f"--model-class {args.model_class}: give one sample's shape with --input-shape "
+                                "(e.g. 1,28,28 for images, 784 for flat samples)")
+        net = freeze(model, input_shape=shape, layers=getattr(args, "layer_order", None),
+                     metadata={"checkpoint": str(path)}, **opts)
+        return LoadedModel(net, model, path.stem, getattr(args, "layer_order", None))
     from ..checkpoint import model_from_checkpoint
 
     model, ckpt = model_from_checkpoint(path)

@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qsnn-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", help="dataset folder (MNIST / FashionMNIST idx files); without --data/--random: static figures only")
+    src.add_argument("--data", help="MNIST / FashionMNIST idx folder, or its parent (the dataset is picked by the "
+                     "model's name); without --data/--random: static figures only")
     src.add_argument("--random", action="store_true", help="random integer inputs within the net's input range")
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("-n", "--num-samples", type=int, default=1000)
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                             tasks[stage] = bar.add_task(f"verify: {stage}", total=total)
                         bar.update(tasks[stage], completed=done)
 
-                    vreport = verify(net, x, y, model=loaded.model, backends=backends, num_steps=args.steps,
+                    vreport = verify(net, x, y, model=loaded.model, layers=loaded.layers, backends=backends, num_steps=args.steps,
                                      device=args.device, batch_size=max(args.batch_size, 128), model_name=loaded.name,
                                      progress=progress)
             logger.info("inputs: %s (%d samples)", source, len(x))

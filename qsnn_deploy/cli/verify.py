@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qsnn-verify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", help="dataset folder (MNIST / FashionMNIST idx files)")
+    src.add_argument("--data", help="MNIST / FashionMNIST idx folder, or its parent (e.g. ../shared/data: the dataset "
+                     "is picked by the model's name); flat-input nets get flattened images")
     src.add_argument("--random", action="store_true", help="random integer inputs within the net's input range")
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("-n", "--num-samples", type=int, default=100)
@@ -56,13 +57,15 @@ def _inputs(args, net):
         lo, hi = net.input.value_range
         x = rng.integers(lo, hi + 1, size=(args.num_samples,) + tuple(net.input.shape))
         return x, None, "random"
-    from ..data import default_data_dir, load_idx_dataset
+    from ..data import default_data_dir, fit_to_input, load_idx_dataset, resolve_idx_dir
 
-    data_dir = Path(args.data) if args.data else default_data_dir("mnist")
-    if tuple(net.input.shape) != (1, 28, 28):
-        raise QSNNError(f"the net's input is {net.input.shape}; --data reads 1x28x28 MNIST-style idx folders. Use --random.")
+    hint = " ".join(str(v) for v in (args.model, net.metadata.get("arch_name", ""), net.metadata.get("checkpoint", "")))
+    data_dir = resolve_idx_dir(Path(args.data) if args.data else default_data_dir("mnist"), hint=hint)
+    if int(np.prod(net.input.shape)) != 28 * 28:
+        raise QSNNError(f"the net's input is {tuple(net.input.shape)}; --data reads 1x28x28 MNIST-style idx folders "
+                        "(fed as (1, 28, 28) or flattened to (784,)). Use --random.")
     x, y = load_idx_dataset(data_dir, split=args.split, limit=args.num_samples)
-    return x, y, str(data_dir)
+    return fit_to_input(x, net.input.shape), y, str(data_dir)
 
 
 def print_report(console: Console, report: VerifyReport) -> None:
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                     tasks[stage] = bar.add_task(stage, total=total)
                 bar.update(tasks[stage], completed=done)
 
-            report = verify(loaded.net, x, y, model=loaded.model, backends=backends, num_steps=args.steps,
+            report = verify(loaded.net, x, y, model=loaded.model, layers=loaded.layers, backends=backends, num_steps=args.steps,
                             device=args.device, batch_size=args.batch_size, model_name=loaded.name,
                             saturation=args.saturation, progress=progress)
         logger.info("inputs: %s", source)

@@ -6,15 +6,15 @@ The event names are imported lazily (on first access), so ``import qsnn_deploy.d
 cheap as the idx readers; tonic itself is imported only when an event reader or
 :func:`~qsnn_deploy.data.events.events_to_frames` runs.
 """
-from .idx import (DatasetError, default_data_dir, find_dataset, load_fashion_mnist, load_idx_dataset, load_mnist,
-                  read_idx)
+from .idx import (DatasetError, default_data_dir, find_dataset, fit_to_input, load_fashion_mnist, load_idx_dataset,
+                  load_mnist, read_idx, resolve_idx_dir)
 
 _EVENT_NAMES = ("read_events", "decode_nmnist", "read_prophesee_dat", "events_to_frames", "DVSGesture",
                 "SyntheticGestures", "synthetic_gesture_stream", "EVENT_DTYPE", "EVENT_FORMATS",
                 "NMNIST_SENSOR_SIZE", "DVS128_SENSOR_SIZE", "GESTURE_CLASSES", "NUM_GESTURE_CLASSES")
 
 __all__ = ["DatasetError", "read_idx", "load_mnist", "load_fashion_mnist", "find_dataset", "load_idx_dataset",
-           "default_data_dir", *_EVENT_NAMES]
+           "default_data_dir", "resolve_idx_dir", "fit_to_input", *_EVENT_NAMES]
 
 
 def __getattr__(name: str):

@@ -16,7 +16,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Sequence
 
 import numpy as np
 
@@ -246,6 +246,57 @@ def load_idx_dataset(data_dir: str | os.PathLike, split: str = "test",
     """
     loader = load_fashion_mnist if find_dataset(data_dir) == "fashion-mnist" else load_mnist
     return loader(data_dir, split, limit)
+
+
+def _holds_idx(folder: Path) -> bool:
+    return folder.is_dir() and any(p.is_file() and "-idx" in p.name for p in folder.iterdir())
+
+
+def resolve_idx_dir(data_dir: str | os.PathLike, hint: str | None = None) -> Path:
+    """The MNIST-style idx folder ``data_dir`` names: the folder itself, or — given its parent (e.g.
+    ``../shared/data``) — the one sub-folder holding idx files. Where the parent holds several
+    (``mnist`` and ``fashion-mnist``), ``hint`` picks one: a dataset or model name containing
+    "fashion"/"fmnist" selects Fashion-MNIST, one containing "mnist" MNIST.
+
+    Raises:
+        DatasetError: naming the folder and the layout expected, when neither fits.
+    """
+    data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DatasetError(f"{data_dir}: is a file; --data takes a dataset folder holding {', '.join(_expected_names())} "
+                           "(e.g. ../shared/data/mnist), or its parent")
+    if not data_dir.is_dir():
+        raise DatasetError(f"{data_dir}: folder not found; --data takes a dataset folder holding "
+                           f"{', '.join(_expected_names())} (e.g. ../shared/data/mnist), or its parent")
+    if _holds_idx(data_dir):
+        return data_dir
+    found = sorted(p for p in data_dir.iterdir() if _holds_idx(p))
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1 and hint:
+        h = hint.lower()
+        wanted = "fashion" if ("fashion" in h or "fmnist" in h) else ("mnist" if "mnist" in h else None)
+        if wanted is not None:
+            pick = [p for p in found if ("fashion" in p.name.lower()) == (wanted == "fashion")]
+            if len(pick) == 1:
+                return pick[0]
+    if found:
+        raise DatasetError(f"{data_dir}: holds several datasets ({', '.join(p.name for p in found)}); pass one of them, "
+                           f"e.g. --data {found[0]}")
+    raise DatasetError(f"{data_dir}: holds no MNIST-style idx files, nor does any folder in it; --data takes a folder "
+                       f"holding {', '.join(_expected_names())} (e.g. ../shared/data/mnist), or its parent")
+
+
+def fit_to_input(images: np.ndarray, input_shape: Sequence[int], source: str = "--data") -> np.ndarray:
+    """Images [N, 1, 28, 28] shaped for a net's input: unchanged for (1, 28, 28), flattened in (C, H, W)
+    order for a flat (784,) input; any other input shape is refused naming both shapes."""
+    shape = tuple(int(s) for s in input_shape)
+    if tuple(images.shape[1:]) == shape:
+        return images
+    if len(shape) == 1 and shape[0] == int(np.prod(images.shape[1:])):
+        return images.reshape(images.shape[0], -1)
+    raise DatasetError(f"the net takes samples of shape {shape}, {source} gives {tuple(images.shape[1:])} "
+                       f"({int(np.prod(images.shape[1:]))} values); use inputs of the net's shape (e.g. --random)")
 
 
 def default_data_dir(name: str) -> Path:

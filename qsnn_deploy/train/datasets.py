@@ -41,10 +41,11 @@ def load_datasets(dataset: str, data_dir: str | None = None, limit_train: int | 
                   limit_test: int | None = None, val_size: int = 0, seed: int = 0
                   ) -> tuple[ArrayDataset, ArrayDataset | None, ArrayDataset]:
     """(train, validation or None, test). The validation set is the last ``val_size`` training samples."""
-    from ..data import default_data_dir, load_fashion_mnist, load_mnist
+    from ..data import default_data_dir, load_fashion_mnist, load_mnist, resolve_idx_dir
 
     if dataset in ("mnist", "fashion-mnist"):
-        folder = Path(data_dir) if data_dir else default_data_dir(dataset)
+        # the dataset folder or its parent (../shared/data): the sub-folder is picked by the dataset name
+        folder = resolve_idx_dir(data_dir, hint=dataset) if data_dir else default_data_dir(dataset)
         loader = load_mnist if dataset == "mnist" else load_fashion_mnist
         x_tr, y_tr = loader(folder, split="train", limit=None if val_size else limit_train)
         x_te, y_te = loader(folder, split="test", limit=limit_test)
