@@ -114,6 +114,7 @@ def decay_bits(decay: np.ndarray) -> int:
 
 
 def layer_description(layer: LIFLayer) -> str:
+    """Short synapse description for tables, e.g. ``"conv 5×5 + sumpool 2×2"`` or ``"dense (flatten)"``."""
     if layer.synapse == "dense":
         return "dense" + (" (flatten)" if layer.flatten_input else "")
     (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
@@ -171,6 +172,14 @@ class LayerStatic:
 
 @dataclass
 class InputStatic:
+    """Figures of the network's input that need no data.
+
+    Attributes:
+        shape, bits, signed, scale: the integer input (:class:`~qsnn_deploy.frozen.InputSpec`).
+        is_spikes: True when the input is 0/1 spikes (SOPs are then counted for the first synapse too).
+        neurons: input values per sample (the product of ``shape``).
+        fan_out_mean, fan_out_max: synapses one input value drives in the first layer (mean, max).
+    """
     shape: list[int]
     bits: int
     signed: bool
@@ -282,6 +291,13 @@ class LayerActivity:
 
 @dataclass
 class Activity:
+    """Activity of a whole net over the data, as :class:`ActivityAccumulator` collects it.
+
+    ``layers`` maps layer names to :class:`LayerActivity`; ``input_ops_per_sample`` (graded input only)
+    counts nonzero input values × fan-out over T; ``raster_sample`` / ``raster_input`` the sample shown
+    in the raster plot; ``predictions`` and ``labels`` per sample when known; ``source`` and ``backend``
+    say what was simulated and by which backend.
+    """
     n_samples: int
     num_steps: int
     layers: dict[str, LayerActivity]
@@ -390,6 +406,7 @@ class ActivityAccumulator:
         return self
 
     def finish(self) -> Activity:
+        """The accumulated :class:`Activity` over every batch added (ValueError when none was)."""
         if not self.n:
             raise ValueError("no data was added")
         names = [layer.name for layer in self.net.layers]
@@ -438,6 +455,13 @@ def activity_from_result(net: FrozenNet, result, x, labels=None, raster_sample: 
 # ------------------------------------------------------------------------------ the report
 @dataclass
 class LayerActivitySummary:
+    """Per-layer activity figures of a report (averages over the data's samples).
+
+    Spikes per sample (mean, max), firing rate (spikes per neuron per step), synaptic operations per
+    sample (SOPs: spikes × fan-out; None for graded input) and their ratio to dense MACs, saturation
+    events, neurons that never spiked, the membrane state's range (state units) and the signed bits
+    it used, and its histogram. Definitions and units: docs/report.md.
+    """
     spikes_mean: float
     spikes_max: int
     firing_rate: float           # spikes per neuron per step
@@ -454,6 +478,10 @@ class LayerActivitySummary:
 
 @dataclass
 class LayerReport:
+    """One layer of a :class:`Report`: its static figures, dense MACs per sample (synapses × T), the
+    activity summary (None without data), per-neuron rates and the raster sample's spikes (plots
+    only), and the target fit of this layer (None without a target).
+    """
     static: LayerStatic
     dense_macs: int              # per sample: synapses × T
     activity: LayerActivitySummary | None = None
@@ -463,6 +491,7 @@ class LayerReport:
 
     @property
     def name(self) -> str:
+        """The layer's name."""
         return self.static.name
 
 
@@ -490,6 +519,13 @@ class EnergyEstimate:
 
 @dataclass
 class Report:
+    """A whole report, as pure data: what :func:`compute_report` returns and every renderer reads.
+
+    ``input`` and ``layers`` hold the per-layer figures, ``totals`` the sums over layers, ``data`` what
+    the activity was measured on (None for a static report), ``energy`` the energy estimate, ``verify``
+    the agreement check's summary, ``target`` the deployment target's fit, ``generator`` the producing
+    version. JSON schema ``qsnn-report``: docs/report.md.
+    """
     model: str
     num_steps: int
     input: InputStatic
@@ -506,6 +542,7 @@ class Report:
 
     @property
     def has_activity(self) -> bool:
+        """True when the report was computed with data (activity figures present)."""
         return self.data is not None
 
 
@@ -663,6 +700,7 @@ def target_fit(net: FrozenNet, report: Report, target: str) -> dict[str, Any]:
 
 
 def human_bytes(n: int | float) -> str:
+    """A byte count in B / KiB / MiB / GiB (binary units, one decimal)."""
     n = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -695,6 +733,7 @@ def fmt_num(x: float | int | None) -> str:
 
 
 def human_count(x: float | int | None) -> str:
+    """A count with k / M / G / T suffixes and 3 significant digits (``-`` for None or NaN)."""
     if x is None:
         return "-"
     x = float(x)
