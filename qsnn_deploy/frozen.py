@@ -92,6 +92,7 @@ class InputSpec:
 
     @property
     def value_range(self) -> tuple[int, int]:
+        """(min, max) integer input value: 0..2**bits-1 unsigned, -2**(bits-1)..2**(bits-1)-1 signed."""
         if self.signed:
             return -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
         return 0, (1 << self.bits) - 1
@@ -100,6 +101,10 @@ class InputSpec:
 @dataclass
 class LIFLayer:
     """One synapse (conv or dense, optional sum pool) feeding one layer of integer LIF neurons.
+
+    Per time step (module docstring): ``J = sumpool(W ⊛ x)``; ``v = decay(v) + (J << F) + b - r·θ``
+    with ``r = [v_prev > θ]`` (reset "subtract"; "zero" zeroes v where r instead, before the decay);
+    ``v = clip(v, ±(2**(B_v-1)-1))``; spike ``[v > θ]``; ``decay(v) = sign(v·d)·(|v·d| >> 12)``.
 
     Attributes (bit widths in brackets):
         name: unique layer name.
@@ -137,18 +142,22 @@ class LIFLayer:
 
     @property
     def out_channels(self) -> int:
+        """Output channels (conv) or output neurons (dense): ``weight.shape[0]``."""
         return int(self.weight.shape[0])
 
     @property
     def in_channels(self) -> int:
+        """Input channels (conv) or fan-in (dense): ``weight.shape[1]``."""
         return int(self.weight.shape[1])
 
     @property
     def kernel(self) -> tuple[int, int]:
+        """Conv kernel (kH, kW) before pooling; (1, 1) for a dense layer."""
         return (int(self.weight.shape[2]), int(self.weight.shape[3])) if self.synapse == "conv" else (1, 1)
 
     @property
     def state_limit(self) -> int:
+        """The largest |v| the B_v-bit state holds: 2**(B_v-1) - 1 (state units)."""
         return intmath.state_limit(self.state_bits)
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -393,6 +402,9 @@ class FrozenNet:
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any], arrays: dict[str, np.ndarray]) -> "FrozenNet":
+        """Rebuild a net from a parsed manifest and its arrays (the inverse of :meth:`to_manifest`), validated;
+        :class:`~qsnn_deploy.errors.CheckpointError` for another format or version or a missing field.
+        """
         if manifest.get("format") != FORMAT_NAME:
             raise CheckpointError(f"not a qsnn frozen network (format {manifest.get('format')!r})")
         if manifest.get("version") != FORMAT_VERSION:

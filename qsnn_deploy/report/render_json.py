@@ -50,6 +50,7 @@ def to_dict(report: Report) -> dict[str, Any]:
 
 
 def to_json(report: Report, indent: int | None = 2) -> str:
+    """The report as a JSON string (schema ``qsnn-report``; NaN and infinity are refused, not written)."""
     return json.dumps(to_dict(report), indent=indent, allow_nan=False)
 
 
