@@ -47,6 +47,7 @@ class Mismatch:
     threshold: int | None = None
 
     def describe(self) -> str:
+        """One sentence: where (layer, sample, step, neuron), both spikes, and both membrane states when known."""
         s = (f"layer {self.layer}, sample {self.sample}, step {self.step}, neuron {tuple(self.neuron)}: "
              f"reference spike {self.reference_spike}, other {self.other_spike}")
         if self.reference_state is not None:
@@ -59,6 +60,17 @@ class Mismatch:
 
 @dataclass
 class LayerComparison:
+    """One layer of one backend, compared with the reference over every sample.
+
+    Attributes:
+        name: the layer.
+        bit_exact: every spike of every neuron at every step equals the reference's.
+        mismatched_values: (step, sample, neuron) entries whose spike differs.
+        reference_spikes, spikes: total spikes of the reference and of this backend.
+        spike_count_agreement: fraction of (sample, neuron) pairs whose spike count over T is equal.
+        saturations: (neuron, step) events where this backend clipped the state to B_v bits.
+        first_mismatch: the earliest difference (smallest step, then sample, then neuron), or None.
+    """
     name: str
     bit_exact: bool
     mismatched_values: int
@@ -71,6 +83,18 @@ class LayerComparison:
 
 @dataclass
 class BackendComparison:
+    """One backend (or the PyTorch model) compared with the reference.
+
+    Attributes:
+        name: the backend, e.g. ``"torch-cpu"``, ``"onnx"``, ``"torch-model (cpu)"``, ``"lava vs loihi"``.
+        exact_required: it must be bit-exact (integer backends, a deploy-faithful model); False for a
+            float model, whose agreement is only measured.
+        layers: one :class:`LayerComparison` per LIF layer.
+        seconds: its run time (wall clock).
+        prediction_agreement: fraction of samples whose predicted class equals the reference's.
+        accuracy: fraction of samples predicted right (None without labels).
+        note: what is required of it, or how it was aligned (e.g. Lava's documented pipeline shift).
+    """
     name: str
     exact_required: bool
     layers: list[LayerComparison]
@@ -81,11 +105,27 @@ class BackendComparison:
 
     @property
     def bit_exact(self) -> bool:
+        """True when every layer is bit-exact."""
         return all(layer.bit_exact for layer in self.layers)
 
 
 @dataclass
 class VerifyReport:
+    """The result of :func:`verify`: every backend's comparison with the NumPy reference.
+
+    Attributes:
+        model: name of the model that was verified.
+        n_samples, num_steps: the inputs compared (samples × T steps).
+        reference: the reference backend (``"numpy"``); reference_seconds its run time; reference_accuracy
+            its accuracy (fraction; None without labels).
+        backends: one :class:`BackendComparison` per backend (and the PyTorch model when given).
+        reference_saturations: per layer, (neuron, step) events clipped to B_v bits in the reference run.
+        warnings: why equal spike trains may prove little on these inputs (a layer that never spiked, an
+            output that does not depend on the input, accuracy at chance), shown beside the verdict.
+        saturation_warnings: one sentence per layer whose state clipped.
+
+    :attr:`all_exact` is the verdict; :meth:`to_dict` / :meth:`to_json` follow docs/verify-json.md.
+    """
     model: str
     n_samples: int
     num_steps: int
@@ -105,6 +145,7 @@ class VerifyReport:
         return all(b.bit_exact for b in self.backends if b.exact_required)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict, schema ``qsnn-verify`` (docs/verify-json.md), ``bit_exact`` per backend."""
         d = {
             "schema": SCHEMA, "version": SCHEMA_VERSION, "model": self.model, "n_samples": self.n_samples,
             "num_steps": self.num_steps, "reference": self.reference, "reference_seconds": self.reference_seconds,
@@ -119,6 +160,7 @@ class VerifyReport:
         return d
 
     def to_json(self) -> str:
+        """The report as indented JSON (:meth:`to_dict`)."""
         return json.dumps(self.to_dict(), indent=2)
 
 
