@@ -55,6 +55,13 @@ DT = 1e-4
 NONLEAKY_TAU_STEPS = 2.0 ** 60
 POOL_MODES = ("avg", "sum", "fold")
 THRESHOLD_LAYOUTS = ("auto", "integer", "unit")
+#: How τ carries β = d/4096 (NIR leaves the discretization to the consumer): ``"euler"`` τ = dt/(1 − β)
+#: (snnTorch and Norse: β = 1 − dt/τ); ``"exp"`` τ = −dt/ln β (Sinabs and Rockpool: β = exp(−dt/τ)).
+TAU_RULES = ("euler", "exp")
+#: How r is written: ``"gain"`` r = τ/dt (input gain r·dt/τ = 1; snnTorch's export); ``"one"`` r = 1
+#: (NIR's unit resistance, input gain 1 − β: the NIR membrane is v·(1 − β)/κ, thresholds scaled by
+#: 1 − β, exact in float64; Norse ignores r, so it reads a file correctly only with this rule).
+R_RULES = ("gain", "one")
 #: Relative distance from 1 within which a foreign LIF's input gain ``r·dt/τ`` is read as exactly 1.
 GAIN_SNAP = 1e-9
 
@@ -65,7 +72,7 @@ SEMANTICS = ("qsnn-deploy integer LIF (docs/integer-semantics.md): J = sumpool(W
 
 # ====================================================================================== export
 def export(net: FrozenNet, out: str | Path, stem: str = "model", *, pool: str = "avg",
-           threshold_layout: str = "auto") -> list[Path]:
+           threshold_layout: str = "auto", dt: float = DT, tau_rule: str = "euler", r_rule: str = "gain") -> list[Path]:
     """Write ``net`` as a NIR graph to ``out`` (a path ending in ``.nir``, or a directory).
 
     Args:
@@ -77,12 +84,15 @@ def export(net: FrozenNet, out: str | Path, stem: str = "model", *, pool: str = 
             weights scaled per channel), or ``"auto"`` (integer when a layer has one θ, unit when
             its θ differ per channel: every LIF then has a single threshold, which snnTorch's
             importer requires).
+        dt, tau_rule, r_rule: the time step (seconds) and the conventions τ and r are written with
+            (:data:`TAU_RULES`, :data:`R_RULES`; docs/nir.md §3 says which consumer needs which).
+            Any choice reads back exactly (the integer net is in the metadata).
     """
     import nir
 
     out = Path(out)
     path = out if out.suffix == SUFFIX else out / f"{stem}{SUFFIX}"
-    graph = to_nir_graph(net, pool=pool, threshold_layout=threshold_layout)
+    graph = to_nir_graph(net, pool=pool, threshold_layout=threshold_layout, dt=dt, tau_rule=tau_rule, r_rule=r_rule)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
@@ -115,12 +125,34 @@ def _membrane_unit(layer: LIFLayer, layout: str) -> tuple[np.ndarray, np.ndarray
     return kappa, np.ones(th.shape), "unit"
 
 
-def _tau_r(decay: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """τ and r per channel for d = round(β·4096): τ = dt/(1 − β), r = τ/dt (gain r·dt/τ = 1)."""
+def _tau_r(decay: np.ndarray, dt: float = DT, tau_rule: str = "euler",
+           r_rule: str = "gain") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """τ, r and the membrane gain per channel for d = round(β·4096).
+
+    ``euler``: τ = dt/(1 − β); ``exp``: τ = −dt/ln β (β = 0: τ = 0). ``gain``: r = τ/dt (input gain
+    r·dt/τ = 1 under Euler), membrane gain 1; ``one``: r = 1, membrane gain 1 − β (thresholds are
+    multiplied by it; a dyadic factor, exact in float64). A non-leaking channel (β = 1) is written
+    with τ = 2^60·dt, r = τ/dt and gain 1 under every rule.
+    """
     d = decay.astype(np.float64)
     leak = intmath.DECAY_ONE - d
-    steps = np.where(leak > 0, intmath.DECAY_ONE / np.where(leak > 0, leak, 1.0), NONLEAKY_TAU_STEPS)
-    return steps * DT, steps
+    leaky = leak > 0
+    if tau_rule == "euler":
+        steps = np.where(leaky, intmath.DECAY_ONE / np.where(leaky, leak, 1.0), NONLEAKY_TAU_STEPS)
+    elif tau_rule == "exp":
+        beta = d / intmath.DECAY_ONE
+        with np.errstate(divide="ignore"):
+            steps = np.where(leaky, np.where(beta > 0, -1.0 / np.log(np.where(leaky & (beta > 0), beta, 0.5)), 0.0),
+                             NONLEAKY_TAU_STEPS)
+    else:
+        raise ValueError(f"tau_rule must be one of {TAU_RULES}, got {tau_rule!r}")
+    if r_rule == "gain":
+        r, gain = steps, np.ones_like(d)
+    elif r_rule == "one":
+        r, gain = np.where(leaky, 1.0, steps), np.where(leaky, leak / intmath.DECAY_ONE, 1.0)
+    else:
+        raise ValueError(f"r_rule must be one of {R_RULES}, got {r_rule!r}")
+    return steps * dt, r, gain
 
 
 def _per_neuron(values: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
@@ -129,10 +161,18 @@ def _per_neuron(values: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(v.reshape((-1,) + (1,) * (len(out_shape) - 1)), out_shape))
 
 
-def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "auto"):
+def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "auto", dt: float = DT,
+                 tau_rule: str = "euler", r_rule: str = "gain"):
     """The ``nir.NIRGraph`` of a frozen net (see :func:`export`)."""
     import nir
 
+    if tau_rule not in TAU_RULES:
+        raise ValueError(f"tau_rule must be one of {TAU_RULES}, got {tau_rule!r}")
+    if r_rule not in R_RULES:
+        raise ValueError(f"r_rule must be one of {R_RULES}, got {r_rule!r}")
+    if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a positive finite number of seconds, got {dt!r}")
+    dt = float(dt)
     if pool not in POOL_MODES:
         raise ValueError(f"pool must be one of {POOL_MODES}, got {pool!r}")
     if threshold_layout not in THRESHOLD_LAYOUTS:
@@ -189,7 +229,8 @@ def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "aut
                 k = np.array(layer.pool, dtype=np.int64)
                 add(f"{key}_pool", cls(kernel_size=k, stride=k.copy(), padding=np.zeros(2, dtype=np.int64),
                                        metadata=dict(base, qsnn_role="pool")))
-        tau, r = _tau_r(layer.decay)
+        tau, r, membrane_gain = _tau_r(layer.decay, dt, tau_rule, r_rule)
+        v_th = v_th * membrane_gain
         lif_meta = dict(
             base, qsnn_role="lif", reset=layer.reset,
             reset_timing="r_t = [v_{t-1} > theta]: decided from the previous step's state (snnTorch reset_delay=True)",
@@ -211,7 +252,7 @@ def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "aut
     edges = [(names[i], names[i + 1]) for i in range(len(names) - 1)]
     meta = {
         FORMAT_KEY: FORMAT_NAME, "qsnn_format_version": VERSION, "frozen_format_version": FORMAT_VERSION,
-        "dt": DT, "dt_convention": "beta = 1 - dt/tau; input gain r*dt/tau = 1 (snnTorch export_nir/import_nir)",
+        "dt": dt, "dt_convention": _DT_CONVENTIONS[tau_rule, r_rule], "tau_rule": tau_rule, "r_rule": r_rule,
         "semantics": SEMANTICS, "pool_mode": pool, "threshold_layout": threshold_layout,
         "input_unit": "the integer input (e.g. raw pixels 0..255), not input*input_scale",
         "input_shape": np.array(net.input.shape, dtype=np.int64), "input_bits": int(net.input.bits),
@@ -220,6 +261,14 @@ def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "aut
         "layers": json.dumps([layer.name for layer in net.layers]),
     }
     return nir.NIRGraph(nodes=dict(nodes), edges=edges, metadata=meta, type_check=True)
+
+
+_DT_CONVENTIONS = {
+    ("euler", "gain"): "beta = 1 - dt/tau; input gain r*dt/tau = 1 (snnTorch export_nir/import_nir)",
+    ("euler", "one"): "beta = 1 - dt/tau; r = 1, input gain dt/tau = 1 - beta; membrane = v*(1-beta)/kappa (Norse)",
+    ("exp", "gain"): "beta = exp(-dt/tau); r = tau/dt (Sinabs, Rockpool: decay exp(-dt/tau), input gain 1)",
+    ("exp", "one"): "beta = exp(-dt/tau); r = 1, input gain 1 - beta; membrane = v*(1-beta)/kappa",
+}
 
 
 # ====================================================================================== round trip
@@ -343,7 +392,9 @@ def frozen_from_nir_graph(graph, check_float_fields: bool = True) -> FrozenNet:
     net = FrozenNet(spec, layers, _meta_scalar(gm, "num_steps", "<graph>"), provenance).validate()
     if check_float_fields:
         _check_float_fields(graph, net, _meta_scalar(gm, "pool_mode", "<graph>", str),
-                            _meta_scalar(gm, "threshold_layout", "<graph>", str))
+                            _meta_scalar(gm, "threshold_layout", "<graph>", str), _meta_scalar(gm, "dt", "<graph>", float),
+                            _meta_scalar(gm, "tau_rule", "<graph>", str) if "tau_rule" in gm else "euler",
+                            _meta_scalar(gm, "r_rule", "<graph>", str) if "r_rule" in gm else "gain")
     return net
 
 
@@ -351,8 +402,12 @@ _FLOAT_FIELDS = ("weight", "bias", "stride", "padding", "kernel_size", "tau", "r
                  "start_dim", "end_dim")
 
 
-def _check_float_fields(graph, net: FrozenNet, pool: str, layout: str) -> None:
-    expected = to_nir_graph(net, pool=pool, threshold_layout=layout)
+def _check_float_fields(graph, net: FrozenNet, pool: str, layout: str, dt: float = DT, tau_rule: str = "euler",
+                        r_rule: str = "gain") -> None:
+    try:
+        expected = to_nir_graph(net, pool=pool, threshold_layout=layout, dt=dt, tau_rule=tau_rule, r_rule=r_rule)
+    except ValueError as exc:
+        raise CheckpointError(f"the NIR graph's export options are invalid ({exc}): the graph was edited after export") from None
     got, want = _chain(graph), _chain(expected)
     if [(n, type(v).__name__) for n, v in got] != [(n, type(v).__name__) for n, v in want]:
         raise CheckpointError(f"the NIR graph's nodes {[n for n, _ in got]} differ from the ones its integer metadata implies "
