@@ -62,6 +62,10 @@ def _names(text: str) -> list[str]:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options every command shares for reading a model: ``model``, ``--model-class`` (with
+    ``--input-shape``, ``--layer-order``), ``--weight-bits``, ``--frac-bits``, ``--state-bits`` and the NIR
+    import group (``--input-bits``, ``--input-scale``, ``--dt``).
+    """
     parser.add_argument("model", help="qsnn checkpoint (.pt), frozen network (.qsnn), NIR graph (.nir), netx HDF5 from --target lava (.net), "
                              "or weights with --model-class")
     parser.add_argument("--model-class", metavar="PKG.MODULE:CLASS",

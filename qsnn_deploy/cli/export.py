@@ -35,6 +35,7 @@ logger = get_logger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``qsnn-export`` argument parser (``qsnn-export --help`` prints it)."""
     p = argparse.ArgumentParser(prog="qsnn-export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     p.add_argument("--target", default="numpy", help=f"export target: {', '.join(available_targets())} (default numpy)")
@@ -81,6 +82,9 @@ def state_warnings(net) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``qsnn-export``: freeze the model and write it for ``--target``. Exit 0 on success, 1 when
+    ``--check``/``--strict`` find a layer that does not fit, 2 on bad input.
+    """
     args = build_parser().parse_args(argv)
 
     def body() -> int:

@@ -32,6 +32,7 @@ logger = get_logger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``qsnn-report`` argument parser (``qsnn-report --help`` prints it)."""
     p = argparse.ArgumentParser(prog="qsnn-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     src = p.add_mutually_exclusive_group()
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``qsnn-report``: per-layer memory, spikes, synaptic operations and energy of a deployed net, as a
+    table, JSON and HTML. Exit 0 on success, 2 on bad input.
+    """
     args = build_parser().parse_args(argv)
 
     def body() -> int:

@@ -27,6 +27,9 @@ DATASETS = ("mnist", "fashion-mnist", "dvs128", "synthetic-dvs")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """Add every training option (``qsnn-train`` and ``qsnn-train sweep`` share them); unset options take the
+    dataset's preset.
+    """
     p.add_argument("--dataset", default="mnist", choices=DATASETS)
     p.add_argument("--precision", default="int4", choices=sorted(PRECISION_BITS))
     p.add_argument("--schedule", default="cosine", choices=SCHEDULES)
@@ -64,6 +67,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    """The :class:`~qsnn_deploy.train.trainer.TrainConfig` the parsed command line describes."""
     return TrainConfig(
         dataset=a.dataset, precision=a.precision, schedule=a.schedule, epochs=a.epochs, num_steps=a.steps,
         eval_steps=a.eval_steps, batch_size=a.batch_size, lr=a.lr, beta=a.beta, threshold=a.threshold, slope=a.slope,
@@ -75,6 +79,9 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``qsnn-train`` (or ``qsnn-train sweep ...``): train one model, or run an Optuna search. Exit 0 on
+    success, 2 on bad input.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sweep"]:
         p = argparse.ArgumentParser(prog="qsnn-train sweep", description="Optuna TPE search (validation accuracy)")

@@ -29,6 +29,7 @@ logger = get_logger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``qsnn-verify`` argument parser (``qsnn-verify --help`` prints it)."""
     p = argparse.ArgumentParser(prog="qsnn-verify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     src = p.add_mutually_exclusive_group()
@@ -69,6 +70,10 @@ def _inputs(args, net):
 
 
 def print_report(console: Console, report: VerifyReport) -> None:
+    """Print a :class:`~qsnn_deploy.verify.VerifyReport`: per backend and layer the spike-train verdict, then
+    predictions, accuracy and run time per backend, each differing backend's first mismatch, the verdict
+    and the warnings.
+    """
     t = Table(title=f"{report.model}: {report.n_samples} samples × {report.num_steps} steps vs {report.reference}")
     for col in ("backend", "layer", "spike trains", "diffs", "spikes", "count agr.", "sat."):
         t.add_column(col)
@@ -103,6 +108,9 @@ def print_report(console: Console, report: VerifyReport) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``qsnn-verify``: compare the PyTorch model and the backends with the NumPy reference. Exit 0 when
+    every backend that must be bit-exact is, 1 otherwise (or on a clip with ``--strict``), 2 on bad input.
+    """
     args = build_parser().parse_args(argv)
 
     def body() -> int:

@@ -142,6 +142,7 @@ class PatchedSourceLoader(importlib.abc.InspectLoader):
         self.changed = False
 
     def get_filename(self, fullname: str) -> str:
+        """The module's source file (the installed, unmodified one)."""
         return self.path
 
     def is_package(self, fullname: str) -> bool:
@@ -178,6 +179,10 @@ class PatchingFinder(importlib.abc.MetaPathFinder):
         self.patches = {p.module: p for p in patches}
 
     def find_spec(self, fullname: str, path=None, target=None):
+        """For a module named in ``patches`` and installed as a plain source file: its spec with a
+        :class:`PatchedSourceLoader`; otherwise what Python's path finder says (None for other modules:
+        the next finder is asked).
+        """
         patch = self.patches.get(fullname)
         if patch is None:
             return None
