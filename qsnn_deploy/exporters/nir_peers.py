@@ -273,6 +273,7 @@ class PeerComparison:
 
     @property
     def exact(self) -> bool:
+        """True when every layer's spike agreement with the reference is 100%."""
         return all(v == 1.0 for v in self.layer_agreement.values())
 
 
