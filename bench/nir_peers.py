@@ -1,0 +1,147 @@
+"""Our exported .nir run by simulators we did not write (snnTorch, Norse, Sinabs, Rockpool).
+
+For each shipped model: export the frozen net to NIR (the default file, and the file with the
+options each peer reads as we mean them, ``qsnn_deploy.exporters.nir_peers.EXPORT_OPTIONS``),
+check that our own reader gets the identical frozen net back from every file, load each file with
+the peer's own importer, run it on the same MNIST test digits and compare every layer's spikes
+(every step, every neuron) and the predictions with our NumPy reference. Prints the markdown
+table of docs/nir.md §3a.
+
+    python bench/nir_peers.py --data ../shared/data/mnist -n 1000 --steps 100 [--json out/nir_peers.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+MODELS = ["examples/mnist_int4_qsnn.pt", "examples/mnist_int4_loihi.pt"]
+
+
+def _opts(options: dict) -> str:
+    if not options or options == {"pool": "avg", "threshold_layout": "auto"}:
+        return "default"
+    return ", ".join(f"{k}={v}" for k, v in options.items() if (k, v) not in (("pool", "avg"), ("threshold_layout", "auto")))
+
+
+def run(models, data, n, steps, peers):
+    import numpy as np
+
+    from qsnn_deploy import freeze
+    from qsnn_deploy.checkpoint import model_from_checkpoint
+    from qsnn_deploy.data import load_mnist
+    from qsnn_deploy.exporters import nir_export, nir_peers
+    from qsnn_deploy.simulators import create_backend
+
+    x, y = load_mnist(data, limit=n)
+    rows = []
+    for model_path in models:
+        net = freeze(model_from_checkpoint(REPO / model_path)[0])
+        t0 = time.perf_counter()
+        ref = create_backend("numpy", net).run(x, num_steps=steps)
+        ref_s = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory(prefix="qsnn-peers-") as tmp:
+            default = nir_export.export(net, Path(tmp) / "default.nir")[0]
+            for peer in peers:
+                row = {"model": Path(model_path).name, "peer": peer, "version": nir_peers.peer_versions().get(peer),
+                       "n": n, "steps": steps, "reference_s": round(ref_s, 2)}
+                try:  # the file as `qsnn-export --target nir` writes it
+                    nir_peers.load_peer(peer, nir_export.read_graph(default), batch_size=1, num_steps=steps)
+                    row["default_loads"] = "yes"
+                except nir_peers.PeerLoadError as exc:
+                    row["default_loads"] = str(exc)
+                options = nir_peers.EXPORT_OPTIONS[peer]
+                path = nir_export.export(net, Path(tmp) / f"{peer}.nir", **options)[0]
+                back = nir_export.read_nir(path)
+                row["options"] = _opts(options)
+                row["roundtrip_differences"] = nir_export.frozen_differences(net, back)
+                graph = nir_export.read_graph(path)
+                try:  # the peer's own importer on exactly this file (Sinabs without the 1-D v_leak view)
+                    nir_peers.load_peer(peer, nir_export.read_graph(path), batch_size=1, num_steps=steps, as_is=True)
+                    row["options_load_as_is"] = "yes"
+                except nir_peers.PeerLoadError as exc:
+                    row["options_load_as_is"] = str(exc)
+                t0 = time.perf_counter()
+                try:
+                    res = nir_peers.run_peer(peer, graph, x, num_steps=steps, net=net)
+                except nir_peers.PeerLoadError as exc:
+                    row["loads"] = str(exc)
+                    rows.append(row)
+                    print(f"{row['model']} {peer}: {exc}", file=sys.stderr)
+                    continue
+                row["loads"] = "yes"
+                row["peer_s"] = round(time.perf_counter() - t0, 2)
+                cmp = nir_peers.compare(peer, ref, res, y)
+                row.update(layer_agreement=cmp.layer_agreement, identical_samples=cmp.identical_samples,
+                           spikes_peer=cmp.spikes_peer, spikes_ref=cmp.spikes_ref,
+                           prediction_agreement=cmp.prediction_agreement, accuracy_peer=cmp.accuracy_peer,
+                           accuracy_ref=cmp.accuracy_ref, multi_spike_events=cmp.multi_spike_events, exact=cmp.exact)
+                rows.append(row)
+                print(f"{row['model']} {peer}: {row['peer_s']} s, agreement {cmp.layer_agreement}, "
+                      f"predictions {cmp.prediction_agreement:.4f}", file=sys.stderr)
+    return rows
+
+
+def _pct(v: float) -> str:
+    return "100%" if v == 1.0 else (f"{100 * v:.4f}%" if v > 0.9999 else f"{100 * v:.2f}%")
+
+
+def table(rows) -> str:
+    head = ("| model | peer | file options | loads | spikes equal per layer | samples with identical trains | "
+            "spikes peer / ours | prediction agreement | accuracy peer / ours |")
+    out = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        loads = r["loads"] if r["loads"] == "yes" else "**no**: " + r["loads"].split(": ", 1)[-1]
+        if "layer_agreement" not in r:
+            out.append(f"| {r['model']} | {r['peer']} {r['version']} | {r['options']} | {loads} | – | – | – | – | – |")
+            continue
+        la = " / ".join(f"{k} {_pct(v)}" for k, v in r["layer_agreement"].items())
+        ids = " / ".join(_pct(v) for v in r["identical_samples"].values())
+        sp = " / ".join(f"{r['spikes_peer'][k] / max(r['spikes_ref'][k], 1):.3f}" for k in r["spikes_ref"])
+        out.append(f"| {r['model']} | {r['peer']} {r['version']} | {r['options']} | {loads} | {la} | {ids} | {sp} | "
+                   f"{_pct(r['prediction_agreement'])} | {100 * r['accuracy_peer']:.1f}% / {100 * r['accuracy_ref']:.1f}% |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "mnist"))
+    ap.add_argument("-n", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--peers", default="snntorch,norse,sinabs,rockpool")
+    ap.add_argument("--json", default=None, help="also write the rows as JSON")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    rows = run(args.models.split(","), args.data, args.n, args.steps, args.peers.split(","))
+    print(f"{args.n} MNIST test digits, T = {args.steps}; spikes compared every layer, step and neuron with the NumPy reference.\n")
+    print(table(rows))
+    print("\nDefault file (`qsnn-export --target nir`) in each peer:")
+    seen = set()
+    for r in rows:
+        if (r["peer"], r["default_loads"]) not in seen:
+            seen.add((r["peer"], r["default_loads"]))
+            print(f"* {r['model']}, {r['peer']}: {r['default_loads']}")
+    print("\nThe file with the peer's options, as is:")
+    seen = set()
+    for r in rows:
+        if (r["peer"], r["options_load_as_is"]) not in seen:
+            seen.add((r["peer"], r["options_load_as_is"]))
+            print(f"* {r['model']}, {r['peer']} ({r['options']}): {r['options_load_as_is']}")
+    bad = [f"{r['model']} {r['peer']}: {r['roundtrip_differences']}" for r in rows if r["roundtrip_differences"]]
+    print("\nour own reader, every file above: " + ("identical frozen net" if not bad else "DIFFERS: " + "; ".join(bad)))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=1, default=float), encoding="utf-8")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
