@@ -526,8 +526,12 @@ def _channelwise(node_name: str, field: str, values, out_shape: tuple[int, ...])
     return flat[:, 0].copy()
 
 
-def _lif_params(name: str, node, out_shape: tuple[int, ...], dt: float):
-    """(β, gain, v_leak, θ) per channel from a NIR LIF: Euler step of τ dv/dt = (v_leak − v) + R·I."""
+def _lif_params(name: str, node, out_shape: tuple[int, ...], dt: float, tau_rule: str = "euler"):
+    """(β, gain, v_leak, θ) per channel from a NIR LIF, one step of τ dv/dt = (v_leak − v) + R·I:
+    ``euler`` β = 1 − dt/τ, gain r·dt/τ; ``exp`` (exact for an input held over the step) β = exp(−dt/τ),
+    gain r·(1 − β). Both: v ← β·v + (1 − β)·v_leak + gain·I."""
+    if tau_rule not in TAU_RULES:
+        raise ValueError(f"tau_rule must be one of {TAU_RULES}, got {tau_rule!r}")
     tau = _channelwise(name, "tau", node.tau, out_shape)
     r = _channelwise(name, "r", node.r, out_shape)
     v_leak = _channelwise(name, "v_leak", node.v_leak, out_shape)
@@ -542,8 +546,12 @@ def _lif_params(name: str, node, out_shape: tuple[int, ...], dt: float):
     if np.any(tau <= 0):
         raise UnsupportedLayerError(f"NIR node {name!r}: tau must be > 0")
     with np.errstate(divide="ignore", invalid="ignore"):
-        beta = np.where(np.isinf(tau), 1.0, 1.0 - dt / tau)
-        gain = np.where(np.isinf(tau) & np.isinf(r), 1.0, r * dt / tau)  # r = τ/dt, both ∞: snnTorch's β = 1
+        if tau_rule == "exp":
+            beta = np.where(np.isinf(tau), 1.0, np.exp(-dt / tau))
+            gain = np.where(np.isinf(tau) & np.isinf(r), 1.0, r * -np.expm1(-dt / tau))
+        else:
+            beta = np.where(np.isinf(tau), 1.0, 1.0 - dt / tau)
+            gain = np.where(np.isinf(tau) & np.isinf(r), 1.0, r * dt / tau)  # r = τ/dt, both ∞: snnTorch's β = 1
     if np.any(~np.isfinite(gain)) or np.any(gain <= 0):
         raise UnsupportedLayerError(f"NIR node {name!r}: input gain r·dt/τ = {gain[~np.isfinite(gain) | (gain <= 0)][:4]} "
                                     "is not a finite positive number")
@@ -569,14 +577,15 @@ def _squeeze_batch(shape: tuple[int, ...], first) -> tuple[int, ...]:
 
 
 def nir_graph_to_torch(graph, *, weight_bits: int = 8, input_scale: float | None = None, input_bits: int = 8,
-                       input_signed: bool = False, num_steps: int = 100, dt: float = DT):
+                       input_signed: bool = False, num_steps: int = 100, dt: float = DT, tau_rule: str = "euler"):
     """The float network of a (foreign) NIR graph as a :class:`~qsnn_deploy.nn.QSequential`.
 
     Each LIF block ``[Flatten] Conv2d|Linear|Affine [AvgPool2d|SumPool2d] LIF`` becomes plain torch
     layers and a ``snntorch.Leaky(reset_mechanism="zero")`` running NIR's Euler-discretised
     semantics: ``v ← β·v + (1 − β)·v_leak + g·I`` with ``β = 1 − dt/τ`` and gain ``g = r·dt/τ``
     (folded into the synapse; ``(1 − β)·v_leak`` becomes bias), spike ``v > v_threshold``, reset to
-    0. The synapse modules also carry their integer weights for :func:`freeze`.
+    0. The synapse modules also carry their integer weights for :func:`freeze`. ``tau_rule="exp"``
+    reads τ as Sinabs and Rockpool do: ``β = exp(−dt/τ)``, gain ``r·(1 − β)``.
     """
     import nir
     import snntorch as snn
@@ -671,7 +680,7 @@ def nir_graph_to_torch(graph, *, weight_bits: int = 8, input_scale: float | None
             if "synapse" not in pending:
                 raise UnsupportedLayerError(f"NIR node {name!r} (LIF) has no Conv2d/Linear/Affine in front of it")
             sname, kind, w, bias, stride, pad = pending["synapse"]
-            beta, gain, v_leak, theta = _lif_params(name, node, cur, dt)
+            beta, gain, v_leak, theta = _lif_params(name, node, cur, dt, tau_rule)
             area = 1
             if "pool" in pending:
                 _, pkind, k = pending["pool"]
@@ -704,7 +713,7 @@ def nir_graph_to_torch(graph, *, weight_bits: int = 8, input_scale: float | None
 def nir_graph_to_frozen(graph, *, weight_bits: int = 8, frac_bits: int = intmath.DEFAULT_FRAC_BITS,
                         state_bits: int = intmath.DEFAULT_STATE_BITS, input_scale: float | None = None,
                         input_bits: int = 8, input_signed: bool = False, num_steps: int = 100, dt: float = DT,
-                        return_model: bool = False, metadata: dict | None = None):
+                        return_model: bool = False, metadata: dict | None = None, tau_rule: str = "euler"):
     """Freeze a NIR graph from another tool (see :func:`nir_graph_to_torch` for the mapping).
 
     Args:
@@ -714,14 +723,17 @@ def nir_graph_to_frozen(graph, *, weight_bits: int = 8, frac_bits: int = intmath
         input_scale, input_bits, input_signed: the integer input the graph's float input is made
             of (default: 8-bit pixels, scale 1/255; 1-bit spikes: scale 1).
         num_steps: default T of the frozen net.
-        dt: time step the graph's τ are read with (default 1e-4, snnTorch's).
+        dt: time step the graph's τ are read with (default 1e-4, snnTorch's). Sinabs writes τ in
+            time steps (dt = 1); Norse 1.1's ``to_nir`` writes τ = dt_norse/``tau_mem_inv``, i.e. τ·dt_norse,
+            so its graphs read right with dt = dt_norse² (1e-6 for its default 1e-3).
+        tau_rule: ``"euler"`` (β = 1 − dt/τ: snnTorch, Norse) or ``"exp"`` (β = exp(−dt/τ): Sinabs, Rockpool).
         return_model: also return the float QSequential (for a measured float-vs-integer check).
     """
     from ..freeze import freeze
 
     model = nir_graph_to_torch(graph, weight_bits=weight_bits, input_scale=input_scale, input_bits=input_bits,
-                               input_signed=input_signed, num_steps=num_steps, dt=dt)
-    meta = {"source": "nir", "nir_dt": dt, "nir_weight_bits": weight_bits}
+                               input_signed=input_signed, num_steps=num_steps, dt=dt, tau_rule=tau_rule)
+    meta = {"source": "nir", "nir_dt": dt, "nir_tau_rule": tau_rule, "nir_weight_bits": weight_bits}
     meta.update(metadata or {})
     net = freeze(model, frac_bits=frac_bits, state_bits=state_bits, metadata=meta)
     return (net, model) if return_model else net
