@@ -54,9 +54,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="device of the PyTorch model and torch backend in the agreement check")
     p.add_argument("--json", help="write the report as JSON (schema qsnn-report v2)")
     p.add_argument("--html", help="write a self-contained HTML page with the plots")
+    p.add_argument("--neurobench", nargs="?", const=True, default=None, metavar="FILE",
+                   help="also measure the net with NeuroBench's own metrics (footprint, connection and activation "
+                        "sparsity, synaptic operations) on the same inputs and show them next to ours "
+                        "(docs/report.md, 'NeuroBench'); FILE: write that comparison as JSON. Needs data and the "
+                        "peers extra (tools/install_peers.py)")
     add_energy_arguments(p)
     add_logging_arguments(p)
     return p
+
+
+def _neurobench_section(console, net, x, y, args, report, model, path) -> None:
+    """NeuroBench's metrics next to ours on the same net and inputs (qsnn_deploy.report.neurobench)."""
+    import json
+
+    from rich.table import Table
+
+    from ..report import to_dict
+    from ..report.neurobench import compare_with_neurobench
+
+    try:
+        import neurobench  # noqa: F401
+    except ImportError:
+        raise QSNNError("--neurobench needs NeuroBench: python tools/install_peers.py (the peers extra)") from None
+    cmp = compare_with_neurobench(net, x, y, num_steps=args.steps, report=to_dict(report), model=model)
+    table = Table(title=f"NeuroBench {cmp['neurobench_version']} vs this report ({cmp['n_samples']} samples, "
+                        f"T = {cmp['num_steps']}; spikes NeuroBench saw = reference: {cmp['spikes_identical']})")
+    for col in ("metric", "NeuroBench", "ours (report)", "ours, NeuroBench's definition", "equal"):
+        table.add_column(col)
+    fmt = lambda v: "–" if v is None else (f"{v:.4f}" if abs(float(v)) < 10 else f"{float(v):,.1f}")  # noqa: E731
+    for r in cmp["rows"]:
+        table.add_row(r["metric"], fmt(r["neurobench"]), fmt(r["ours"]), fmt(r["ours_same_definition"]),
+                      "–" if r["equal"] is None else ("yes" if r["equal"] else "NO"))
+    console.print(table)
+    for r in cmp["rows"]:
+        console.print(f"• {r['metric']}: {r['note']}", highlight=False)
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(cmp, f, indent=1)
+        logger.info("wrote %s", path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
         console = Console()
         t0 = time.perf_counter()
-        for out in (args.json, args.html):  # before the (long) run, not after it
+        nb_file = args.neurobench if isinstance(args.neurobench, str) else None
+        if args.neurobench and not (args.data or args.random):
+            raise QSNNError("--neurobench needs inputs: give --data DIR or --random")
+        for out in (args.json, args.html, nb_file):  # before the (long) run, not after it
             if out:
                 check_output_path(out, "file")
         energy_model = energy_model_from_args(args)  # bad costs are refused before the run
@@ -107,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         report = compute_report(net, activity, vreport, model_name=loaded.name, target=args.target,
                                 energy_model=energy_model, skipped_backends=skipped)
         print_report(console, report)
+        if args.neurobench:
+            _neurobench_section(console, net, x, y, args, report, loaded.model, nb_file)
         if activity is not None and loaded.model is None:
             logger.info("no trained model was given (a .qsnn file): no agreement check")
         if args.json:
