@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 MODELS = ["examples/mnist_int4_qsnn.pt", "examples/mnist_int4_loihi.pt"]
+#: Extra rows: a peer reading a file written WITHOUT one of the options it needs, to show what the option fixes.
+VARIANTS = {"norse": [dict(pool="fold", threshold_layout="integer")]}   # r = τ/dt, which Norse ignores
 
 
 def _opts(options: dict) -> str:
@@ -31,7 +33,7 @@ def _opts(options: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in options.items() if (k, v) not in (("pool", "avg"), ("threshold_layout", "auto")))
 
 
-def run(models, data, n, steps, peers):
+def run(models, data, n, steps, peers, variants=True):
     import numpy as np
 
     from qsnn_deploy import freeze
@@ -49,7 +51,9 @@ def run(models, data, n, steps, peers):
         ref_s = time.perf_counter() - t0
         with tempfile.TemporaryDirectory(prefix="qsnn-peers-") as tmp:
             default = nir_export.export(net, Path(tmp) / "default.nir")[0]
-            for peer in peers:
+            jobs = [(p, nir_peers.EXPORT_OPTIONS[p]) for p in peers]
+            jobs += [(p, v) for p in peers for v in VARIANTS.get(p, []) if variants]
+            for peer, options in jobs:
                 row = {"model": Path(model_path).name, "peer": peer, "version": nir_peers.peer_versions().get(peer),
                        "n": n, "steps": steps, "reference_s": round(ref_s, 2)}
                 try:  # the file as `qsnn-export --target nir` writes it
@@ -57,8 +61,7 @@ def run(models, data, n, steps, peers):
                     row["default_loads"] = "yes"
                 except nir_peers.PeerLoadError as exc:
                     row["default_loads"] = str(exc)
-                options = nir_peers.EXPORT_OPTIONS[peer]
-                path = nir_export.export(net, Path(tmp) / f"{peer}.nir", **options)[0]
+                path = nir_export.export(net, Path(tmp) / f"{peer}-{len(rows)}.nir", **options)[0]
                 back = nir_export.read_nir(path)
                 row["options"] = _opts(options)
                 row["roundtrip_differences"] = nir_export.frozen_differences(net, back)

@@ -250,8 +250,13 @@ def run_neurobench(net: FrozenNet, x: np.ndarray, y: np.ndarray | None = None, n
                                                                   ClassificationAccuracy]]
     bench = Benchmark(nb_model, DataLoader(TensorDataset(x_t, y_t), batch_size=batch_size, shuffle=False), [], [post],
                       metrics)
-    with torch.no_grad():
-        results = bench.run(quiet=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # after Numba's parallel kernels ran here, more torch threads were 35x slower (nir_peers)
+    try:
+        with torch.no_grad():
+            results = bench.run(quiet=True)
+    finally:
+        torch.set_num_threads(threads)
     out: dict[str, Any] = {"view": {k: (dict(v) if isinstance(v, dict) else v) for k, v in results.items()},
                            "model": None,
                            "spikes": {k: np.concatenate(v, axis=1) for k, v in recorded.items()}}
