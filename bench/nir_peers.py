@@ -101,7 +101,14 @@ def table(rows) -> str:
             "spikes peer / ours | prediction agreement | accuracy peer / ours |")
     out = [head, "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        loads = r["loads"] if r["loads"] == "yes" else "**no**: " + r["loads"].split(": ", 1)[-1]
+        if r["loads"] != "yes":
+            loads = "**no**: " + r["loads"].split(": ", 1)[-1]
+        elif r.get("options_load_as_is", "yes") != "yes":   # Sinabs: only with the 1-D v_leak view
+            loads = "with the 1-D `v_leak` view (as is: " + r["options_load_as_is"].split(": ", 1)[-1].split(":", 1)[0] + ")"
+        else:
+            loads = "yes"
+        if "r_rule" not in r["options"] and r["peer"] == "norse":
+            r = dict(r, options=r["options"] + " (r = τ/dt)")
         if "layer_agreement" not in r:
             out.append(f"| {r['model']} | {r['peer']} {r['version']} | {r['options']} | {loads} | – | – | – | – | – |")
             continue
@@ -121,9 +128,14 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--peers", default="snntorch,norse,sinabs,rockpool")
     ap.add_argument("--json", default=None, help="also write the rows as JSON")
+    ap.add_argument("--from-json", default=None, help="print the table of rows written by --json (no run)")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    rows = run(args.models.split(","), args.data, args.n, args.steps, args.peers.split(","))
+    if args.from_json:
+        rows = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        args.n, args.steps = rows[0]["n"], rows[0]["steps"]
+    else:
+        rows = run(args.models.split(","), args.data, args.n, args.steps, args.peers.split(","))
     print(f"{args.n} MNIST test digits, T = {args.steps}; spikes compared every layer, step and neuron with the NumPy reference.\n")
     print(table(rows))
     print("\nDefault file (`qsnn-export --target nir`) in each peer:")
@@ -140,7 +152,7 @@ def main(argv=None) -> int:
             print(f"* {r['model']}, {r['peer']} ({r['options']}): {r['options_load_as_is']}")
     bad = [f"{r['model']} {r['peer']}: {r['roundtrip_differences']}" for r in rows if r["roundtrip_differences"]]
     print("\nour own reader, every file above: " + ("identical frozen net" if not bad else "DIFFERS: " + "; ".join(bad)))
-    if args.json:
+    if args.json and not args.from_json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=1, default=float), encoding="utf-8")
     return 1 if bad else 0
