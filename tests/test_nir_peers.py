@@ -328,7 +328,7 @@ def test_sinabs_written_graph_imports_freezes_and_verifies():
     assert 0.91 <= agree[0] < 1 and 0.82 <= agree[1] < 1, agree        # measured 0.9158, 0.8258
 
 
-def test_peer_graphs_with_nodes_we_cannot_represent_are_refused_by_name(tmp_path, capsys):
+def test_norse_and_sinabs_graphs_with_nodes_we_cannot_represent_are_refused_by_name(tmp_path, capsys):
     """Sinabs' IAF (NIR IF), a pool after the LIF (pooled spikes are not binary), Norse's LIFCell (NIR
     CubaLIF, a second state): refused naming the node and the reason; the CLI writes nothing."""
     import norse.torch as nt

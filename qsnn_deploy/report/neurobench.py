@@ -62,6 +62,7 @@ class IntegerLIF(nn.Module):
         self.saturations = 0
 
     def reset(self) -> None:
+        """Forget the state (a new sample starts at v = 0, no reset pending)."""
         self.v = self.z = None
 
     def forward(self, j: torch.Tensor) -> torch.Tensor:
@@ -105,8 +106,7 @@ class NeuroBenchView(nn.Module):
         super().__init__()
         self.net = net
         self.num_steps = int(num_steps or net.num_steps)
-        exact32 = max(net.current_bounds()) < 2 ** 24
-        self.dtype = torch.float32 if exact32 else torch.float64
+        self.dtype = nb_model_dtype(net)
         blocks = []
         for layer, (in_shape, out_shape) in zip(net.layers, net.layer_shapes()):
             w, stride = deployed_weight(layer)
@@ -335,6 +335,7 @@ def compare_with_neurobench(net: FrozenNet, x: np.ndarray, y: np.ndarray | None 
 
 
 def nb_model_dtype(net: FrozenNet) -> torch.dtype:
+    """The view's float dtype: float32 when every |J| bound is below 2^24 (exact), else float64."""
     return torch.float32 if max(net.current_bounds()) < 2 ** 24 else torch.float64
 
 
