@@ -351,3 +351,20 @@ def test_norse_and_sinabs_graphs_with_nodes_we_cannot_represent_are_refused_by_n
     err = capsys.readouterr().err
     assert "NIR node '1' of type CubaLIF is not supported" in err, err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_install_peers_installs_the_peers_extra_without_their_heavy_dependencies():
+    """tools/install_peers.py: the `peers` extra of pyproject.toml, its norse/sinabs/rockpool/neurobench
+    with --no-deps (never torchvision, samna, torchaudio), and --check imports every peer's NIR reader."""
+    import importlib.util
+    import tomllib
+
+    spec = importlib.util.spec_from_file_location("install_peers", REPO / "tools" / "install_peers.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]["peers"]
+    assert tool.peers_extra_requirements() == extra or set(map(tool._name, tool.peers_extra_requirements())) == set(
+        map(tool._name, extra))
+    assert set(tool.NO_DEPS) <= {tool._name(r) for r in extra}
+    assert not {tool._name(r) for r in extra} & {"torchvision", "samna", "torchaudio"}
+    assert tool.main(["--check"]) == 0
