@@ -393,6 +393,12 @@ def test_rockpool_written_graph_imports_freezes_and_verifies(tmp_path):
     np.testing.assert_allclose(lif.r * -np.expm1(-dt / lif.tau), 0.01 * np.exp(-0.1) / dt * -np.expm1(-0.1), rtol=1e-6)
     net, model = ne.load_nir(path, dt=dt, tau_rule="exp", frac_bits=2, state_bits=32, num_steps=steps)
     assert [int(l.decay[0]) for l in net.layers] == [round(np.exp(-0.1) * 4096)] * 2
+    from qsnn_deploy.cli import export as export_cli           # the same from the command line
+
+    out = tmp_path / "out"
+    assert export_cli.main([str(path), "--target", "numpy", "-o", str(out), "--dt", "1e-3", "--tau-rule", "exp",
+                            "--frac-bits", "2", "--state-bits", "32"]) == 0
+    assert ne.frozen_differences(FrozenNet.load(out / "rockpool.qsnn"), net) == ["num_steps: 100 vs 20"]  # T: the CLI's
     x = np.random.default_rng(2).integers(0, 256, size=(64, 16))
     ref = _verify_foreign(net, model, x, steps)
     with torch.no_grad():

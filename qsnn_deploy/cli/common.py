@@ -87,7 +87,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     nir.add_argument("--input-bits", type=int, default=8, help="width of the integer input (default 8: pixels)")
     nir.add_argument("--input-scale", type=float, default=None,
                      help="float value of one input unit (default 1/255 for 8-bit input, 1 otherwise)")
-    nir.add_argument("--dt", type=float, default=1e-4, help="time step the graph's tau are read with (default 1e-4, snnTorch's)")
+    nir.add_argument("--dt", type=float, default=1e-4, help="time step the graph's tau are read with (default 1e-4, snnTorch's; "
+                     "Norse's to_nir: its dt squared, e.g. 1e-6; Sinabs: 1; Rockpool: its dt)")
+    nir.add_argument("--tau-rule", choices=("euler", "exp"), default="euler",
+                     help="how tau gives the decay: euler, beta = 1 - dt/tau (snnTorch, Norse; default) or exp, "
+                          "beta = exp(-dt/tau) (Sinabs, Rockpool)")
 
 
 def load_model(args: argparse.Namespace) -> LoadedModel:
@@ -128,7 +132,7 @@ def _load_model(args: argparse.Namespace, path: Path) -> LoadedModel:
 
         net, model = load_nir(path, weight_bits=args.weight_bits, frac_bits=args.frac_bits, state_bits=args.state_bits,
                               input_bits=getattr(args, "input_bits", 8), input_scale=getattr(args, "input_scale", None),
-                              dt=getattr(args, "dt", 1e-4))
+                              dt=getattr(args, "dt", 1e-4), tau_rule=getattr(args, "tau_rule", "euler"))
         return LoadedModel(net, model, path.stem)
     opts = dict(weight_bits=args.weight_bits, frac_bits=args.frac_bits, state_bits=args.state_bits)
     if args.model_class:
