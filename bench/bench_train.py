@@ -57,30 +57,75 @@ def step_time(model, forward, x, y, iters):
     return statistics.median(times)
 
 
+VARIANTS = {
+    "snntorch": "snnTorch+Brevitas loop",
+    "fused": "deploy-faithful QSequential (fused LIF)",
+    "stepwise": "deploy-faithful, step by step (fused = False)",
+}
+
+
+def run_one(variant: str, steps: int, batch: int, iters: int, device: str) -> dict:
+    """One variant in this process: median seconds per optimizer step and peak memory (bytes)."""
+    import resource
+
+    dev = torch.device(device)
+    from qsnn_deploy.data import default_data_dir, load_mnist
+
+    xs, ys = load_mnist(default_data_dir("mnist"), split="train", limit=batch)
+    x = torch.as_tensor(xs, dtype=torch.float32, device=dev) / 255.0
+    y = torch.as_tensor(ys, device=dev)
+    torch.manual_seed(0)
+    ours = init_uniform_fan_in(build_model(preset_arch("mnist", "int4", num_steps=steps))).to(dev)
+    if variant == "snntorch":
+        model = build_model(preset_arch("mnist", "int4", num_steps=steps, deploy_faithful=False)).to(dev)
+        model.load_state_dict(ours.state_dict())
+        forward = lambda m, xb: snntorch_forward(m, xb, steps)  # noqa: E731
+    else:
+        model = ours
+        model.fused = variant == "fused"
+        forward = lambda m, xb: m(xb, num_steps=steps)  # noqa: E731
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    seconds = step_time(model, forward, x, y, iters)
+    peak = (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"seconds": seconds, "peak_bytes": int(peak), "peak_kind": "CUDA allocated" if dev.type == "cuda" else "process RSS"}
+
+
 def main() -> None:
+    import json
+    import subprocess
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, nargs="+", default=[25, 100])
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--variants", default="snntorch,fused,stepwise",
+                   help="which to run (comma-separated): snntorch, fused, stepwise")
+    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one variant in this process, print JSON
     args = p.parse_args()
-    dev = torch.device(args.device)
-    from qsnn_deploy.data import default_data_dir, load_mnist
-
-    xs, ys = load_mnist(default_data_dir("mnist"), split="train", limit=args.batch)
-    x = torch.as_tensor(xs, dtype=torch.float32, device=dev) / 255.0
-    y = torch.as_tensor(ys, device=dev)
-    print(f"seeds' MNIST net, int4, batch {args.batch}, device {dev}, torch threads {torch.get_num_threads()}")
+    if args.one:
+        print(json.dumps(run_one(args.one, args.steps[0], args.batch, args.iters, args.device)))
+        return
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    print(f"seeds' MNIST net, int4, batch {args.batch}, device {args.device}, torch threads {torch.get_num_threads()}; "
+          "each variant in a fresh process (peak memory = that process's)")
     for steps in args.steps:
-        torch.manual_seed(0)
-        ours = init_uniform_fan_in(build_model(preset_arch("mnist", "int4", num_steps=steps))).to(dev)
-        ref = build_model(preset_arch("mnist", "int4", num_steps=steps, deploy_faithful=False)).to(dev)
-        ref.load_state_dict(ours.state_dict())
-        t_ref = step_time(ref, lambda m, xb: snntorch_forward(m, xb, steps), x, y, args.iters)
-        t_ours = step_time(ours, lambda m, xb: m(xb, num_steps=steps), x, y, args.iters)
-        n = args.batch
-        print(f"T={steps:3d}: snnTorch+Brevitas loop {n / t_ref:7.1f} samples/s | deploy-faithful QSequential "
-              f"{n / t_ours:7.1f} samples/s | ratio {t_ref / t_ours:.2f}x | one MNIST epoch ≈ {60000 / (n / t_ours) / 60:.1f} min")
+        res = {}
+        for v in variants:  # one process each, so that the peak memory is that variant's alone
+            out = subprocess.run([sys.executable, __file__, "--one", v, "--steps", str(steps), "--batch", str(args.batch),
+                                  "--iters", str(args.iters), "--device", args.device],
+                                 check=True, capture_output=True, text=True).stdout
+            res[v] = json.loads(out.strip().splitlines()[-1])
+            r = res[v]
+            print(f"T={steps:3d}: {VARIANTS[v]:46s} {args.batch / r['seconds']:7.1f} samples/s, "
+                  f"peak {r['peak_bytes'] / 2**20:7.0f} MiB ({r['peak_kind']})", flush=True)
+        if "snntorch" in res and "fused" in res:
+            ratio = res["snntorch"]["seconds"] / res["fused"]["seconds"]
+            mem = res["fused"]["peak_bytes"] / res["snntorch"]["peak_bytes"]
+            print(f"T={steps:3d}: ratio {ratio:.2f}x (deploy-faithful / snnTorch throughput; target >= 0.83), "
+                  f"memory {mem:.2f}x snnTorch's; one MNIST epoch ≈ {60000 * res['fused']['seconds'] / args.batch / 60:.1f} min")
 
 
 if __name__ == "__main__":

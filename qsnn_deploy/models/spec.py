@@ -79,13 +79,14 @@ def build_layer(entry: dict[str, Any], index: int) -> nn.Module:
     if kind == "flatten":
         return nn.Flatten()
     if kind == "lif":
-        grad = surrogate.fast_sigmoid(slope=float(entry.get("slope", 25)))
+        slope = float(entry.get("slope", 25))
+        grad = surrogate.fast_sigmoid(slope=slope)
         common = dict(beta=entry.get("beta", 0.5), threshold=entry.get("threshold", 1.0), spike_grad=grad,
                       reset_mechanism=entry.get("reset", "subtract"), learn_beta=bool(entry.get("learn_beta", False)),
                       learn_threshold=bool(entry.get("learn_threshold", False)))
         if entry.get("deploy_faithful", True):
             return QLeaky(**common, frac_bits=int(entry.get("frac_bits", 6)), state_bits=int(entry.get("state_bits", 24)),
-                          threshold_step=int(entry.get("threshold_step", 1)))
+                          threshold_step=int(entry.get("threshold_step", 1)), surrogate_slope=slope)
         return snn.Leaky(**common)
     raise CheckpointError(f"arch layer {index}: unknown type {kind!r}; known: {', '.join(LAYER_TYPES)}")
 

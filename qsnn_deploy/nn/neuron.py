@@ -49,12 +49,16 @@ class QLeaky(snn.Leaky):
         state_bits: B_v, signed state width (default 24).
         current_scale: sigma used when none is passed to ``forward`` (input already in J units: 1).
         learn_beta, learn_threshold: as in snnTorch.
+        surrogate_slope: the slope k of ``spike_grad`` when it is snnTorch's fast sigmoid (set by
+            the model builder; 25 when ``spike_grad`` is None). Only with a known slope can
+            :class:`QSequential` run the layer through the fused all-steps kernel
+            (:mod:`qsnn_deploy.nn.fused_lif`); None keeps the step-by-step path.
     """
 
     def __init__(self, beta, threshold=1.0, spike_grad=None, reset_mechanism: str = "subtract",
                  frac_bits: int = intmath.DEFAULT_FRAC_BITS, state_bits: int = intmath.DEFAULT_STATE_BITS,
                  current_scale: float = 1.0, learn_beta: bool = False, learn_threshold: bool = False,
-                 threshold_step: int = 1):
+                 threshold_step: int = 1, surrogate_slope: float | None = None):
         if reset_mechanism not in intmath.RESET_MODES:
             raise ValueError(f"QLeaky supports reset_mechanism {intmath.RESET_MODES}, got {reset_mechanism!r}")
         super().__init__(beta=beta, threshold=threshold,
@@ -68,6 +72,7 @@ class QLeaky(snn.Leaky):
             raise ValueError(f"QLeaky threshold_step must be a positive integer, got {threshold_step!r}")
         self.threshold_step = int(threshold_step)
         self.saturation_events = 0
+        self.surrogate_slope = 25.0 if spike_grad is None else (None if surrogate_slope is None else float(surrogate_slope))
 
     # ----------------------------------------------------------------- integer parameters
     def integer_params(self, sigma_abs: torch.Tensor, bias: torch.Tensor):

@@ -19,6 +19,7 @@ import torch.nn as nn
 from ..errors import FrozenNetError, UnsupportedLayerError
 from ..intmath import FLOAT32_EXACT, FLOAT64_EXACT
 from .blocks import Block, block_affine, parse_blocks, quantized_weight, synaptic_current
+from .fused_lif import lif_sequence
 from .neuron import QLeaky
 from .ste import round_ste
 
@@ -33,7 +34,14 @@ class QSequential(nn.Sequential):
         input_bits: width of the integer input (8 for pixels, 1 for spikes).
         input_signed: whether the integer input may be negative.
         num_steps: default T.
+
+    ``fused`` (default True): deploy-faithful layers with a known fast-sigmoid slope and no forward
+    hooks run all T steps as one autograd node (:mod:`qsnn_deploy.nn.fused_lif`): the same spikes
+    bit for bit, far less autograd overhead in training. Hooks on a neuron (verify's per-step
+    capture) or ``fused = False`` keep the step-by-step path.
     """
+
+    fused: bool = True
 
     def __init__(self, *modules: nn.Module, input_shape: tuple[int, ...], input_scale: float = 1.0 / 255.0,
                  input_bits: int = 8, input_signed: bool = False, num_steps: int = 25):
@@ -47,6 +55,10 @@ class QSequential(nn.Sequential):
         self.input_signed = bool(input_signed)
         self.num_steps = int(num_steps)
         self._blocks = parse_blocks(list(self.named_children()))
+
+    def _can_fuse(self, neuron: nn.Module) -> bool:
+        return (self.fused and isinstance(neuron, QLeaky) and getattr(neuron, "surrogate_slope", None) is not None
+                and not _has_hooks(neuron) and not torch.jit.is_scripting())
 
     @property
     def blocks(self) -> list[Block]:
@@ -70,15 +82,19 @@ class QSequential(nn.Sequential):
         spikes = None
         for i, block in enumerate(self._blocks):
             scale = self.input_scale if i == 0 else 1.0
-            current, sigma, bias = self._block_current(block, h, scale)
-            spikes = self._run_neuron(block, current, sigma, bias, static, steps, n)
+            fuse = self._can_fuse(block.neuron)
+            current, sigma, bias = self._block_current(block, h, scale, integer_current=fuse)
+            spikes = self._run_neuron(block, current, sigma, bias, static, steps, n, fuse)
             recorded[block.name] = spikes
             static = False
             h = spikes.reshape((steps * n,) + tuple(spikes.shape[2:]))
         return (spikes, recorded) if record else spikes
 
     # ------------------------------------------------------------------ internals
-    def _block_current(self, block: Block, h: torch.Tensor, input_scale: float):
+    def _block_current(self, block: Block, h: torch.Tensor, input_scale: float, integer_current: bool = False):
+        """(current, sigma, bias) of a block: the synaptic current in membrane units
+        (``J·sigma + bias``), or — ``integer_current``, for the fused LIF — the integer current J
+        itself (after training-time dropout), with the per-channel sigma and bias."""
         for m in block.pre:
             h = m(h)
         if not block.deploy_faithful:
@@ -115,13 +131,29 @@ class QSequential(nn.Sequential):
             sigma, bias = sigma.to(j.device), bias.to(j.device)
         else:
             sigma, bias = block_affine(block, w_scale, input_scale, y_stats)
+        if integer_current:
+            # J = round((J·sigma + bias - bias) / |sigma|) = sign(sigma)·J: a negative BatchNorm gamma flips it
+            negative = sigma.detach() < 0
+            if bool(negative.any()):
+                j = j * _cview(torch.where(negative, -1.0, 1.0).to(j.dtype), j.dim())
+            return j, sigma, bias
         current = j.to(torch.float64) * _cview(sigma, j.dim()) + _cview(bias, j.dim())
         return current, sigma, bias
 
-    def _run_neuron(self, block: Block, current: torch.Tensor, sigma, bias, static: bool, steps: int, n: int):
+    def _run_neuron(self, block: Block, current: torch.Tensor, sigma, bias, static: bool, steps: int, n: int,
+                    fuse: bool = False):
         neuron = block.neuron
         if not static:
             current = current.reshape((steps, n) + tuple(current.shape[1:]))
+        if fuse:  # current is the integer current J (_block_current)
+            sigma_abs = sigma.to(torch.float64).abs()
+            bias = bias.to(torch.float64)
+            theta_int, b_int, d = neuron.integer_params(sigma_abs, bias)
+            spikes, clipped = lif_sequence(current, sigma_abs, bias, theta_int, b_int, d, frac_bits=neuron.frac_bits,
+                                           state_bits=neuron.state_bits, zero_reset=neuron.reset_mechanism_val != 0,
+                                           slope=neuron.surrogate_slope, static=static, steps=steps, direct=True)
+            neuron.saturation_events += clipped
+            return spikes
         outs = []
         mem = None
         if getattr(neuron, "init_hidden", False):
@@ -137,6 +169,10 @@ class QSequential(nn.Sequential):
                 spk, mem = neuron(cur_t, mem)
             outs.append(spk.to(torch.float32))
         return torch.stack(outs)
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks)
 
 
 def _current_bound(block: Block, w_int: torch.Tensor, x_int: torch.Tensor, bits: int, x_max: int) -> float:

@@ -23,20 +23,11 @@ per-channel parameters), and it is the fallback where Numba is missing.
 """
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-
 import numpy as np
 
 from .. import intmath
 from ..errors import SaturationError
-
-try:  # pragma: no cover - exercised through lif_scan; the fallback is tested directly
-    import numba
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover
-    numba = None
-    HAVE_NUMBA = False
+from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba  # noqa: F401 - re-exported
 
 #: Neurons per chunk of the fused kernel: 16 Ki int64 states (128 KiB) stay in a core's L2 cache.
 CHUNK = 1 << 14
@@ -81,19 +72,6 @@ def lif_scan(j: np.ndarray, static: bool, steps: int, frac_bits: int, threshold:
         raise SaturationError(f"layer {name!r}: membrane state left the {state_bits}-bit range "
                               f"±{intmath.state_limit(state_bits)} at step {t} ({int(per_step[t])} neurons)")
     return spikes, states, int(per_step.sum())
-
-
-@contextlib.contextmanager
-def leave_start_method_unset():
-    """Numba's first parallel launch fixes multiprocessing's start method as a side effect (it asks for
-    it); a later unforced ``set_start_method`` — Lava's, on import — would then fail with "context has
-    already been set". Put back "unset" when it was unset before."""
-    before = multiprocessing.get_start_method(allow_none=True)
-    try:
-        yield
-    finally:
-        if before is None and multiprocessing.get_start_method(allow_none=True) is not None:
-            multiprocessing.set_start_method(None, force=True)
 
 
 # ------------------------------------------------------------------ NumPy (whole-array operations)
