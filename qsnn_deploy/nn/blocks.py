@@ -187,7 +187,8 @@ def block_affine(block: Block, w_scale: torch.Tensor, input_scale: float,
     """Per-channel (sigma, bias), float64: the float current is ``I = sigma * J + bias``.
 
     ``sigma = s_w * s_x * p * a_bn`` and ``bias = a_bn * conv_bias + (beta_bn - a_bn * mean)``.
-    With ``y_for_stats`` (training) the BatchNorm uses that batch's statistics and updates its
+    With ``y_for_stats`` (training: the pre-BatchNorm current, or its per-channel
+    ``(mean, biased variance, count)``) the BatchNorm uses that batch's statistics and updates its
     running statistics like ``nn.BatchNorm`` does; otherwise its running statistics.
     ``on_cpu=True`` evaluates everything on detached CPU copies (what freeze and eval-mode
     forwards use, so that they run the very same float64 operations).
@@ -211,11 +212,14 @@ def block_affine(block: Block, w_scale: torch.Tensor, input_scale: float,
     gamma = _t(bn.weight) if bn.weight is not None else torch.ones(c, dtype=torch.float64, device=dev)
     beta = _t(bn.bias) if bn.bias is not None else torch.zeros(c, dtype=torch.float64, device=dev)
     if y_for_stats is not None and bn.training and not on_cpu:
-        dims = [d for d in range(y_for_stats.dim()) if d != 1]
-        y = y_for_stats.to(torch.float64)
-        mean = y.mean(dim=dims)
-        var = y.var(dim=dims, unbiased=False)
-        n = y.numel() // c
+        if isinstance(y_for_stats, tuple):  # (mean [C], biased var [C], values per channel), already reduced
+            mean, var, n = y_for_stats
+        else:
+            dims = [d for d in range(y_for_stats.dim()) if d != 1]
+            y = y_for_stats.to(torch.float64)
+            mean = y.mean(dim=dims)
+            var = y.var(dim=dims, unbiased=False)
+            n = y.numel() // c
         if bn.track_running_stats:
             with torch.no_grad():
                 bn.num_batches_tracked += 1

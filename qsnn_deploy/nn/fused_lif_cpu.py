@@ -1,6 +1,6 @@
 """Numba kernels for :mod:`qsnn_deploy.nn.fused_lif` on the CPU: the forward recurrence and its
-hand-written backward pass, one neuron at a time through all T steps (states stay in registers),
-channels spread over the cores.
+hand-written backward pass, one (sample, channel) plane at a time through all T steps (its states
+stay in cache), planes spread over the cores.
 
 Arrays are laid out ``[T or 1, N, C, S]`` (S = pixels per channel, 1 for dense layers), float64
 except the spikes (float32) and the stored states (float32 when B_v ≤ 25, else float64). The forward
@@ -20,45 +20,56 @@ __all__ = ["HAVE_NUMBA", "forward", "backward"]
 if HAVE_NUMBA:
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _forward(cur, static, direct, steps, scale, sig, bia, th, bv, dv, zero_reset, vmax, spikes, states, sat):
+        # one (sample, channel) plane at a time: its S states stay in cache through all T steps
         n_batch, n_ch, n_pix = spikes.shape[1], spikes.shape[2], spikes.shape[3]
-        for c in numba.prange(n_ch):
+        for k in numba.prange(n_batch * n_ch):
+            n = k // n_ch
+            c = k % n_ch
             sg = sig[c]
             bb = bia[c]
             tt = th[c]
             b0 = bv[c]
             dd = dv[c]
             count = 0
-            for n in range(n_batch):
+            v = np.zeros(n_pix, dtype=np.float64)
+            j_static = np.empty(n_pix, dtype=np.float64)
+            if static:
                 for s in range(n_pix):
-                    v = 0.0
-                    states[0, n, c, s] = 0.0
-                    j_static = np.rint(cur[0, n, c, s]) if direct else np.rint((cur[0, n, c, s] - bb) / sg)
-                    for t in range(steps):
-                        if static:
-                            j = j_static
-                        elif direct:
-                            j = np.rint(cur[t, n, c, s])
-                        else:
-                            j = np.rint((cur[t, n, c, s] - bb) / sg)
-                        r = 1.0 if v > tt else 0.0
-                        if zero_reset:
-                            v = np.trunc((1.0 - r) * v * dd / 4096.0) + j * scale + b0
-                        else:
-                            v = np.trunc(v * dd / 4096.0) + j * scale + b0 - r * tt
-                        if v > vmax:
-                            v = vmax
-                            count += 1
-                        elif v < -vmax:
-                            v = -vmax
-                            count += 1
-                        states[t + 1, n, c, s] = v
-                        spikes[t, n, c, s] = 1.0 if (v - tt) * sg / scale > 0.0 else 0.0
-            sat[c] = count
+                    j_static[s] = np.rint(cur[0, n, c, s]) if direct else np.rint((cur[0, n, c, s] - bb) / sg)
+            for s in range(n_pix):
+                states[0, n, c, s] = 0.0
+            for t in range(steps):
+                for s in range(n_pix):
+                    if static:
+                        j = j_static[s]
+                    elif direct:
+                        j = np.rint(cur[t, n, c, s])
+                    else:
+                        j = np.rint((cur[t, n, c, s] - bb) / sg)
+                    x = v[s]
+                    r = 1.0 if x > tt else 0.0
+                    if zero_reset:
+                        x = np.trunc((1.0 - r) * x * dd / 4096.0) + j * scale + b0
+                    else:
+                        x = np.trunc(x * dd / 4096.0) + j * scale + b0 - r * tt
+                    if x > vmax:
+                        x = vmax
+                        count += 1
+                    elif x < -vmax:
+                        x = -vmax
+                        count += 1
+                    v[s] = x
+                    states[t + 1, n, c, s] = x
+                    spikes[t, n, c, s] = 1.0 if (x - tt) * sg / scale > 0.0 else 0.0
+            sat[k] = count
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _backward(cur, static, direct, steps, scale, sig, bia, th, bv, dv, zero_reset, vmax, slope, states, gspk, gcur, gpar):
+    def _backward(cur, static, direct, steps, scale, sig, bia, th, bv, dv, zero_reset, vmax, slope, states, gspk,
+                  gcur, gpar_nc):
         n_batch, n_ch, n_pix = gspk.shape[1], gspk.shape[2], gspk.shape[3]
-        for c in numba.prange(n_ch):
+        for k in numba.prange(n_batch * n_ch):
+            n = k // n_ch
+            c = k % n_ch
             sg = sig[c]
             bb = bia[c]
             tt = th[c]
@@ -69,55 +80,56 @@ if HAVE_NUMBA:
             g_th = 0.0
             g_b = 0.0
             g_d = 0.0
-            for n in range(n_batch):
+            gv = np.zeros(n_pix, dtype=np.float64)
+            gj_static = np.zeros(n_pix, dtype=np.float64)
+            for t in range(steps - 1, -1, -1):
                 for s in range(n_pix):
-                    gv = 0.0
-                    gj_static = 0.0
-                    for t in range(steps - 1, -1, -1):
-                        vt = np.float64(states[t + 1, n, c, s])
-                        vp = np.float64(states[t, n, c, s])
-                        u = (vt - tt) * sg / scale
-                        gu = np.float64(gspk[t, n, c, s]) / (slope * abs(u) + 1.0) ** 2
-                        gvt = gv + gu * sg / scale
-                        g_sig += gu * (vt - tt) / scale
-                        g_th -= gu * sg / scale
-                        r = 1.0 if vp > tt else 0.0
-                        x = cur[0, n, c, s] if static else cur[t, n, c, s]
-                        j = np.rint(x) if direct else np.rint((x - bb) / sg)
-                        kept = (1.0 - r) * vp if zero_reset else vp
-                        pre = np.trunc(kept * dd / 4096.0) + j * scale + b0
-                        if not zero_reset:
-                            pre -= r * tt
-                        gpre = gvt if abs(pre) <= vmax else 0.0
-                        g_b += gpre
-                        g_d += gpre * kept / 4096.0
-                        if zero_reset:
-                            gv = gpre * dd / 4096.0 * (1.0 - r)
-                        else:
-                            g_th -= gpre * r
-                            gv = gpre * dd / 4096.0
-                        gj = gpre * scale
-                        if static:
-                            gj_static += gj
-                        elif direct:
-                            gcur[t, n, c, s] = gj
-                        else:
-                            gi = gj / sg
-                            gcur[t, n, c, s] = gi
-                            g_bias -= gi
-                            g_sig -= gi * (x - bb) / sg
-                    if static and direct:
-                        gcur[0, n, c, s] = gj_static
-                    elif static:
-                        gi = gj_static / sg
+                    vt = np.float64(states[t + 1, n, c, s])
+                    vp = np.float64(states[t, n, c, s])
+                    u = (vt - tt) * sg / scale
+                    gu = np.float64(gspk[t, n, c, s]) / (slope * abs(u) + 1.0) ** 2
+                    gvt = gv[s] + gu * sg / scale
+                    g_sig += gu * (vt - tt) / scale
+                    g_th -= gu * sg / scale
+                    r = 1.0 if vp > tt else 0.0
+                    x = cur[0, n, c, s] if static else cur[t, n, c, s]
+                    j = np.rint(x) if direct else np.rint((x - bb) / sg)
+                    kept = (1.0 - r) * vp if zero_reset else vp
+                    pre = np.trunc(kept * dd / 4096.0) + j * scale + b0
+                    if not zero_reset:
+                        pre -= r * tt
+                    gpre = gvt if abs(pre) <= vmax else 0.0
+                    g_b += gpre
+                    g_d += gpre * kept / 4096.0
+                    if zero_reset:
+                        gv[s] = gpre * dd / 4096.0 * (1.0 - r)
+                    else:
+                        g_th -= gpre * r
+                        gv[s] = gpre * dd / 4096.0
+                    gj = gpre * scale
+                    if static:
+                        gj_static[s] += gj
+                    elif direct:
+                        gcur[t, n, c, s] = gj
+                    else:
+                        gi = gj / sg
+                        gcur[t, n, c, s] = gi
+                        g_bias -= gi
+                        g_sig -= gi * (x - bb) / sg
+            if static:
+                for s in range(n_pix):
+                    if direct:
+                        gcur[0, n, c, s] = gj_static[s]
+                    else:
+                        gi = gj_static[s] / sg
                         gcur[0, n, c, s] = gi
                         g_bias -= gi
                         g_sig -= gi * (cur[0, n, c, s] - bb) / sg
-            gpar[0, c] = g_sig
-            gpar[1, c] = g_bias
-            gpar[2, c] = g_th
-            gpar[3, c] = g_b
-            gpar[4, c] = g_d
+            gpar_nc[n, 0, c] = g_sig
+            gpar_nc[n, 1, c] = g_bias
+            gpar_nc[n, 2, c] = g_th
+            gpar_nc[n, 3, c] = g_b
+            gpar_nc[n, 4, c] = g_d
 
 
 def _threads() -> int:
@@ -135,7 +147,7 @@ def forward(cur: np.ndarray, static: bool, direct: bool, steps: int, scale: floa
     _, n, c, s = cur.shape
     spikes = np.empty((steps, n, c, s), dtype=np.float32)
     states = np.empty((steps + 1, n, c, s), dtype=state_dtype)
-    sat = np.zeros(c, dtype=np.int64)
+    sat = np.zeros(n * c, dtype=np.int64)
     with leave_start_method_unset():
         numba.set_num_threads(_threads())
         _forward(cur, static, direct, steps, scale, *params, zero_reset, vmax, spikes, states, sat)
@@ -146,8 +158,9 @@ def backward(cur: np.ndarray, static: bool, direct: bool, steps: int, scale: flo
              slope: float, states: np.ndarray, grad_spikes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gradients: (d/d cur, same shape as ``cur``; [5, C] for sigma, bias, theta, b, d)."""
     gcur = np.zeros(cur.shape, dtype=np.float64)
-    gpar = np.zeros((5, cur.shape[2]), dtype=np.float64)
+    gpar_nc = np.zeros((cur.shape[1], 5, cur.shape[2]), dtype=np.float64)  # per sample: no race between threads
     with leave_start_method_unset():
         numba.set_num_threads(_threads())
-        _backward(cur, static, direct, steps, scale, *params, zero_reset, vmax, slope, states, grad_spikes, gcur, gpar)
-    return gcur, gpar
+        _backward(cur, static, direct, steps, scale, *params, zero_reset, vmax, slope, states, grad_spikes, gcur,
+                  gpar_nc)
+    return gcur, gpar_nc.sum(axis=0)

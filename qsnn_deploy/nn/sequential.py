@@ -106,8 +106,9 @@ class QSequential(nn.Sequential):
             raise UnsupportedLayerError(f"block {block.name!r}: a QLeaky neuron needs a quantized synapse "
                                         "(brevitas QuantConv2d/QuantLinear or a module with qsnn_int_weight())")
         w_int, w_scale, bits = quant
-        x_int = round_ste(h / input_scale)
         first = block is self._blocks[0]
+        # spikes from the previous layer (scale 1) are already exact integers 0/1: no rounding needed
+        x_int = h if (not first and input_scale == 1.0) else round_ste(h / input_scale)
         x_max = ((1 << (self.input_bits - 1)) if self.input_signed else (1 << self.input_bits) - 1) if first else 1
         bound = _current_bound(block, w_int, x_int, bits, x_max)
         if bound >= FLOAT32_EXACT:
@@ -123,8 +124,12 @@ class QSequential(nn.Sequential):
         y_stats = None
         if self.training and block.batchnorm is not None:
             cb = block.synapse.bias
-            sigma0 = _cview(w_scale * input_scale * _pool_factor(block), j.dim())
-            y_stats = j.to(torch.float64) * sigma0 + (0.0 if cb is None else _cview(cb.to(torch.float64), j.dim()))
+            # BatchNorm's batch statistics of y = J·sigma0 + conv_bias, from J's (float32, no float64 copy of J)
+            dims = [d for d in range(j.dim()) if d != 1]
+            var_j, mean_j = torch.var_mean(j, dim=dims, unbiased=False)
+            s0 = w_scale.to(torch.float64) * input_scale * _pool_factor(block)
+            cb64 = 0.0 if cb is None else cb.to(torch.float64)
+            y_stats = (mean_j.to(torch.float64) * s0 + cb64, var_j.to(torch.float64) * s0 * s0, j.numel() // j.shape[1])
         if not self.training:
             # Evaluate the per-channel affine in float64 on the CPU: the exact same operations as freeze().
             sigma, bias = block_affine(block, w_scale, input_scale, on_cpu=True)
