@@ -212,9 +212,10 @@ def project_to_state_budget(model, max_rounds: int = 30) -> int:
 
 @torch.no_grad()
 def calibrate_initial_firing(model, x: torch.Tensor, num_steps: int, target_rate: float = 0.05,
-                             growth: float = 1.25, max_rounds: int = 40) -> list[float]:
+                             growth: float = 1.25, max_rounds: int = 40, project: bool = True) -> list[float]:
     """Scale each layer's initial weights up, layer by layer, until it fires at ``target_rate``
-    (spikes per neuron per step) on the batch ``x``; keeps the state budget after every step.
+    (spikes per neuron per step) on the batch ``x`` ([N, ...] repeated every step, or [T, N, ...]);
+    with ``project`` (the ``loihi`` profile) the state budget is kept after every step.
 
     Without BatchNorm (the ``loihi`` profile) the paper's fan-in initialisation leaves the deeper
     layers silent, and a silent network gets no gradient through its output spikes. Returns the
@@ -232,7 +233,8 @@ def calibrate_initial_firing(model, x: torch.Tensor, num_steps: int, target_rate
                 if rate >= target_rate:
                     break
                 block.synapse.weight.mul_(growth)
-                project_to_state_budget(model)
+                if project:
+                    project_to_state_budget(model)
             rates.append(rate)
     finally:
         model.train(was_training)

@@ -282,3 +282,25 @@ def test_dvs_path_trains_and_deploys_bit_exact(tmp_path):
     assert x.shape[0] == 200 and x.max() > 0
     report = verify(freeze(model), x, test.y, model=model, backends=["torch"])
     assert report.all_exact
+
+
+def test_event_data_learns_and_its_output_spikes(tmp_path):
+    """issue: on synthetic-dvs the loss stayed flat (18.91: an output layer that never spikes). Without
+    BatchNorm the initial weights are calibrated to fire; --steps sets the number of frames."""
+    cfg = TrainConfig(dataset="synthetic-dvs", epochs=3, period_epochs=3, num_steps=20, limit_train=96,
+                      limit_test=22, device="cpu", out_dir=str(tmp_path), name="dvs")
+    logs = []
+    metrics = Trainer(cfg, log=logs.append).fit()
+    assert any("initial firing rates after calibration" in m for m in logs)
+    losses = [e["train_loss"] for e in json.loads((tmp_path / "metrics.json").read_text())["epochs"]]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert metrics["test_accuracy"] > 2.0 / 11  # well above chance (1/11)
+    model, _ = model_from_checkpoint(tmp_path / "dvs.pt")
+    from qsnn_deploy.train.datasets import load_datasets
+
+    _, _, test = load_datasets("synthetic-dvs", limit_train=1, limit_test=4, seed=0, num_steps=20)
+    x = torch.as_tensor(np.ascontiguousarray(test.x.transpose(1, 0, 2, 3, 4)), dtype=torch.float32)
+    assert x.shape[0] == 20  # T frames of 1 s / T
+    with torch.no_grad():
+        out = model.eval()(x)
+    assert out.sum() > 0  # the output layer spikes

@@ -38,9 +38,13 @@ class ArrayDataset:
 
 
 def load_datasets(dataset: str, data_dir: str | None = None, limit_train: int | None = None,
-                  limit_test: int | None = None, val_size: int = 0, seed: int = 0
+                  limit_test: int | None = None, val_size: int = 0, seed: int = 0, num_steps: int | None = None
                   ) -> tuple[ArrayDataset, ArrayDataset | None, ArrayDataset]:
-    """(train, validation or None, test). The validation set is the last ``val_size`` training samples."""
+    """(train, validation or None, test). The validation set is the last ``val_size`` training samples.
+
+    For event data, ``num_steps`` = T sets the number of frames: the first second of each recording
+    in T bins of ``1 s / T`` (default 200 bins of 5 ms, the DVS128 preset).
+    """
     from ..data import default_data_dir, load_fashion_mnist, load_mnist, resolve_idx_dir
 
     if dataset in ("mnist", "fashion-mnist"):
@@ -54,12 +58,16 @@ def load_datasets(dataset: str, data_dir: str | None = None, limit_train: int | 
     elif dataset in ("dvs128", "synthetic-dvs"):
         from ..data import events as ev
 
+        duration_us = 1_000_000
+        frames = dict(bin_us=duration_us // int(num_steps) if num_steps else 5000, duration_us=duration_us)
+        if num_steps and duration_us % int(num_steps):
+            raise ValueError(f"--steps {num_steps}: event frames are 1 s / T long; T must divide 1,000,000 µs")
         if dataset == "dvs128":
             folder = Path(data_dir) if data_dir else default_data_dir("dvs128")
-            tr, te = ev.DVSGesture(folder, train=True), ev.DVSGesture(folder, train=False)
+            tr, te = ev.DVSGesture(folder, train=True, **frames), ev.DVSGesture(folder, train=False, **frames)
         else:
-            tr = ev.SyntheticGestures(limit_train or 220, seed=seed)
-            te = ev.SyntheticGestures(limit_test or 110, seed=seed + 1)
+            tr = ev.SyntheticGestures(limit_train or 220, seed=seed, **frames)
+            te = ev.SyntheticGestures(limit_test or 110, seed=seed + 1, **frames)
         train = _materialize(tr, limit_train)
         test = _materialize(te, limit_test)
     else:

@@ -220,7 +220,8 @@ class Trainer:
         (test accuracy, sample count, T, throughput...).
         """
         c = self.cfg
-        train, val, test = load_datasets(c.dataset, c.data_dir, c.limit_train, c.limit_test, c.val_size, c.seed)
+        train, val, test = load_datasets(c.dataset, c.data_dir, c.limit_train, c.limit_test, c.val_size, c.seed,
+                                         num_steps=c.num_steps)
         arch, model, opt = self.build()
         steps_per_epoch = math.ceil(len(train) / (c.batch_size * self.world))
         sched = LRSchedule(opt, c.schedule, c.lr, steps_per_epoch, period_epochs=c.period_epochs,
@@ -234,12 +235,13 @@ class Trainer:
         start_epoch = 0
         if self.resume_ckpt is not None:
             start_epoch = self._restore(model, opt, sched, hist)
-        elif c.profile != "default" and train.static:
-            probe = train.batch(np.arange(min(len(train), 256)), self.device)[0]
-            rates = calibrate_initial_firing(model, probe, c.num_steps)
+        elif all(b.batchnorm is None for b in model.blocks):
+            # Without BatchNorm (the loihi profile, the DVS128 preset) the fan-in init leaves the deeper
+            # layers silent and the loss flat: scale the initial weights to a 5% firing rate first.
+            probe = train.batch(np.arange(min(len(train), 256 if train.static else 32)), self.device)[0]
+            rates = calibrate_initial_firing(model, probe, c.num_steps, project=c.profile != "default")
             if self.is_main:
-                self.log("initial firing rates after calibration (profile without BatchNorm): "
-                         + ", ".join(f"{r:.3f}" for r in rates))
+                self.log("initial firing rates after calibration (no BatchNorm): " + ", ".join(f"{r:.3f}" for r in rates))
         net: nn.Module = model
         if self.distributed:
             net = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
