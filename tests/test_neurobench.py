@@ -4,7 +4,8 @@ NeuroBench (the `peers` extra, installed by `make setup`) runs its own Benchmark
 a torch view of the frozen net. Checked: the view's spikes are the NumPy reference's; where the
 definitions agree the figures are equal (connection sparsity, activation sparsity, dense synaptic
 operations, effective ACs/MACs counted NeuroBench's way from our spikes and weights); where they do
-not, the difference is the documented one (zero weights: ours count them); the CLI's --neurobench.
+not, the difference is the documented one (zero weights: ours count them); the CLI's --neurobench
+(terminal table, its own JSON file, and the report's --json "neurobench" object and --html section).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from qsnn_deploy import freeze
+from qsnn_deploy.report import validate
 from qsnn_deploy.report.neurobench import compare_with_neurobench, connection_sparsity, neurobench_view, nonzero_fan_out
 from qsnn_deploy.simulators.numpy_sim import NumpySimulator
 from test_nir import _mnist_digits, random_frozen_net, random_input
@@ -101,15 +103,68 @@ def test_report_cli_neurobench(tmp_path, capsys):
     net = random_frozen_net(np.random.default_rng(5), n_layers=2, input_kind="spikes", min_channels=2)
     qsnn = tmp_path / "n.qsnn"
     net.save(qsnn)
-    out = tmp_path / "nb.json"
-    assert report_cli.main([str(qsnn), "--random", "-n", "8", "--steps", "6", "--neurobench", str(out)]) == 0
+    out, js = tmp_path / "nb.json", tmp_path / "r.json"
+    assert report_cli.main([str(qsnn), "--random", "-n", "8", "--steps", "6", "--neurobench", str(out),
+                            "--json", str(js)]) == 0
     text = capsys.readouterr().out
     assert "NeuroBench" in text and "effective ACs" in text
-    cmp = json.loads(out.read_text())
+    cmp = json.loads(out.read_text())          # --neurobench FILE: the comparison in its own file, as before
     assert cmp["spikes_identical"] is True and cmp["n_samples"] == 8
     assert all(r["equal"] in (True, None) for r in cmp["rows"])
+    d = json.loads(js.read_text())             # ... and in the report's JSON
+    validate(d)
+    assert d["neurobench"]["rows"] == cmp["rows"] and d["neurobench"]["n_samples"] == 8
     assert report_cli.main([str(qsnn), "--neurobench"]) == 2          # no inputs: refused, nothing run
     assert "--neurobench needs inputs" in capsys.readouterr().err
+
+
+def test_report_cli_neurobench_in_json_and_html_on_the_shipped_model(tmp_path, capsys):
+    """qsnn-report examples/mnist_int4_qsnn.pt --data <mnist> -n 20 --neurobench --json r.json --html r.html:
+    the comparison is in the report's JSON (schema v3, validated) and in its HTML page, and still on the terminal."""
+    from conftest import missing_data
+    from qsnn_deploy.cli import report as report_cli
+    from qsnn_deploy.data import default_data_dir
+    from test_report import check_page
+
+    data = default_data_dir("mnist")
+    if not (data / "t10k-images-idx3-ubyte.gz").is_file():
+        missing_data(f"no MNIST at {data}")
+    js, page = tmp_path / "r.json", tmp_path / "r.html"
+    rc = report_cli.main([str(REPO / "examples" / "mnist_int4_qsnn.pt"), "--data", str(data), "-n", "20", "--neurobench",
+                          "--json", str(js), "--html", str(page)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "NeuroBench" in out and "effective ACs" in out          # the terminal table is kept
+    d = json.loads(js.read_text())
+    validate(d)
+    assert d["version"] == 3
+    nb = d["neurobench"]
+    assert nb["n_samples"] == 20 and nb["num_steps"] == d["num_steps"] == 25 and nb["spikes_identical"] is True
+    assert nb["neurobench_version"].startswith("2.")
+    rows = _rows(nb)
+    assert set(rows) == {"footprint", "connection sparsity", "activation sparsity", "synaptic ops, dense",
+                         "synaptic ops, effective ACs", "synaptic ops, effective MACs"}
+    for name, r in rows.items():
+        assert r["equal"] is (None if name == "footprint" else True), r
+        assert r["note"]
+    # "ours" is this report's own figure, from the same JSON
+    tot = d["totals"]
+    assert rows["footprint"]["ours"] == tot["memory_bytes"]
+    assert rows["activation sparsity"]["ours"] == pytest.approx(1 - tot["firing_rate"], abs=1e-12)
+    assert rows["synaptic ops, dense"]["ours"] == tot["dense_macs"] == rows["synaptic ops, dense"]["neurobench"]
+    assert rows["synaptic ops, effective ACs"]["ours"] == pytest.approx(tot["sops_mean"])
+    assert rows["synaptic ops, effective MACs"]["ours"] == pytest.approx(tot["input_ops_mean"])
+    assert nb["accuracy"] == pytest.approx(d["data"]["accuracy"])
+    assert nb["trained_model"]["Footprint"] > 0
+    assert str(nb["trained_model"]["ConnectionSparsity"]).startswith("ZeroDivisionError")
+    text = page.read_text()
+    check_page(text, {"summary", "layers", "verify", "neurobench"})
+    section = text[text.index('id="neurobench"'):]
+    section = section[:section.index("</section>")]
+    assert "<th class=\"l\">metric</th>" in section and "NeuroBench" in section and "why different" in section
+    for name, r in rows.items():
+        assert f'<td class="l">{r["metric"]}</td>' in section, name
+    assert section.count("<td class=\"l\">yes</td>") == 5 and "not the same quantity" in section
 
 
 def test_neurobench_view_is_a_plain_torch_model():

@@ -244,7 +244,8 @@ def test_state_histogram_bins():
 def test_json_validates_and_broken_json_does_not(tiny_report):
     d = json.loads(json.dumps(to_dict(tiny_report)))
     validate(d)
-    assert d["schema"] == "qsnn-report" and d["version"] == 2 and d["energy"]["estimate"] is True
+    assert d["schema"] == "qsnn-report" and d["version"] == 3 and d["energy"]["estimate"] is True
+    assert d["neurobench"] is None      # only with qsnn-report --neurobench (tests/test_neurobench.py)
     validate(to_dict(compute_report(tiny_net())))  # static form
     breakages = [
         lambda j: j.pop("layers"),
@@ -255,6 +256,9 @@ def test_json_validates_and_broken_json_does_not(tiny_report):
         lambda j: j["layers"][1]["activity"].__setitem__("firing_rate", 1.5),
         lambda j: j["layers"][0].__setitem__("surprise", 1),
         lambda j: j.__setitem__("data", None),  # no data but activity and energy: inconsistent
+        lambda j: j.__setitem__("version", 2),  # v3 added "neurobench"
+        lambda j: j.pop("neurobench"),
+        lambda j: j.__setitem__("neurobench", {"rows": []}),
     ]
     for i, brk in enumerate(breakages):
         bad = copy.deepcopy(d)
@@ -376,7 +380,9 @@ def test_report_cli_on_real_mnist(tmp_path, capsys):
     assert all("subtract reset" in layer["fit"]["detail"] for layer in d["layers"])
     assert d["layers"][0]["loihi"]["weight_shape"] == [16, 1, 6, 6]
     text = page.read_text()
-    check_page(text, {"summary", "layers", "energy", "firing-rate", "raster", "states", "memory", "sops", "verify", "target"})
+    page = check_page(text, {"summary", "layers", "energy", "firing-rate", "raster", "states", "memory", "sops", "verify",
+                             "target"})
+    assert "neurobench" not in page.ids and d["neurobench"] is None   # only with --neurobench
     assert "No trained model was given" not in text
     verify_html = text[text.index('id="verify"'):]
     assert all(f'<td class="l">{name}</td>' in verify_html for name in ran), ran

@@ -8,7 +8,7 @@
 With data, the NumPy reference simulates the inputs (states recorded), and — when MODEL is a
 torch model — :func:`qsnn_deploy.verify.verify` compares the trained model and the other backends
 against it (``--verify-backends``; ``--no-verify`` skips it). Definitions, units and the JSON
-schema (``qsnn-report`` v2): docs/report.md. The energy estimate uses Loihi 1 (2018) per-operation
+schema (``qsnn-report`` v3): docs/report.md. The energy estimate uses Loihi 1 (2018) per-operation
 energies unless ``--energy-costs FILE.json`` / ``--energy-pj-per-*`` give your own.
 
 Exit status: 0 on success, 2 on bad input.
@@ -52,26 +52,28 @@ def build_parser() -> argparse.ArgumentParser:
                         "run), a comma-separated list, or '' for none")
     p.add_argument("--no-verify", action="store_true", help="skip the agreement check against the trained model")
     p.add_argument("--device", default="cpu", help="device of the PyTorch model and torch backend in the agreement check")
-    p.add_argument("--json", help="write the report as JSON (schema qsnn-report v2)")
+    p.add_argument("--json", help="write the report as JSON (schema qsnn-report v3)")
     p.add_argument("--html", help="write a self-contained HTML page with the plots")
     p.add_argument("--neurobench", nargs="?", const=True, default=None, metavar="FILE",
                    help="also measure the net with NeuroBench's own metrics (footprint, connection and activation "
                         "sparsity, synaptic operations) on the same inputs and show them next to ours "
-                        "(docs/report.md, 'NeuroBench'); FILE: write that comparison as JSON. Needs data and the "
-                        "peers extra (tools/install_peers.py)")
+                        "(docs/report.md, 'NeuroBench'): on the terminal, in --json (the 'neurobench' object) and "
+                        "in --html (the 'neurobench' section); FILE: also write that comparison as its own JSON "
+                        "file. Needs data and the peers extra (tools/install_peers.py)")
     add_energy_arguments(p)
     add_logging_arguments(p)
     return p
 
 
 def _neurobench_section(console, net, x, y, args, report, model, path) -> None:
-    """NeuroBench's metrics next to ours on the same net and inputs (qsnn_deploy.report.neurobench)."""
+    """NeuroBench's metrics next to ours on the same net and inputs (qsnn_deploy.report.neurobench): printed,
+    written to ``path`` (when given) and set as ``report.neurobench`` (the JSON's and the HTML's section)."""
     import json
 
     from rich.table import Table
 
     from ..report import to_dict
-    from ..report.neurobench import compare_with_neurobench
+    from ..report.neurobench import compare_with_neurobench, report_section
 
     try:
         import neurobench  # noqa: F401
@@ -89,6 +91,7 @@ def _neurobench_section(console, net, x, y, args, report, model, path) -> None:
     console.print(table)
     for r in cmp["rows"]:
         console.print(f"• {r['metric']}: {r['note']}", highlight=False)
+    report.neurobench = report_section(cmp)
     if path:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(cmp, f, indent=1)

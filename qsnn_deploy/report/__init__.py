@@ -7,7 +7,7 @@
 * :mod:`.agreement` — which backends the agreement check runs (:func:`resolve_backends`).
 * :mod:`.render_table` — rich terminal tables; :func:`report_short` is the one-table static form
   that ``qsnn-export`` prints.
-* :mod:`.render_json` — JSON, schema ``qsnn-report`` v2 (``schema.json``).
+* :mod:`.render_json` — JSON, schema ``qsnn-report`` v3 (``schema.json``).
 * :mod:`.render_html` — one self-contained HTML page with embedded plots.
 
 Typical use::

@@ -32,7 +32,7 @@ from ..registry import Registry
 from .energy import LOIHI1_2018, LOIHI_2018, EnergyModel, as_energy_model
 
 SCHEMA = "qsnn-report"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Loihi stores one signed 8-bit weight mantissa per synapse (netx: per kernel entry).
 LOIHI_WEIGHT_BITS = 8
 #: Width of a stored decay (Loihi's 12-bit du/dv, holding 4096 - d); 13 when some d == 0.
@@ -523,8 +523,10 @@ class Report:
 
     ``input`` and ``layers`` hold the per-layer figures, ``totals`` the sums over layers, ``data`` what
     the activity was measured on (None for a static report), ``energy`` the energy estimate, ``verify``
-    the agreement check's summary, ``target`` the deployment target's fit, ``generator`` the producing
-    version. JSON schema ``qsnn-report``: docs/report.md.
+    the agreement check's summary, ``target`` the deployment target's fit, ``neurobench`` NeuroBench's
+    metrics next to ours (:func:`qsnn_deploy.report.neurobench.compare_with_neurobench`'s dict, set by
+    ``qsnn-report --neurobench``), ``generator`` the producing version. JSON schema ``qsnn-report``:
+    docs/report.md.
     """
     model: str
     num_steps: int
@@ -536,6 +538,7 @@ class Report:
     energy: EnergyEstimate | None = None
     verify: dict[str, Any] | None = None
     target: dict[str, Any] | None = None
+    neurobench: dict[str, Any] | None = None
     generator: str = field(default_factory=lambda: f"qsnn-deploy {__version__}")
     raster_sample: int | None = None
     raster_input: np.ndarray | None = None

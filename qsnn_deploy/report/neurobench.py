@@ -334,6 +334,28 @@ def compare_with_neurobench(net: FrozenNet, x: np.ndarray, y: np.ndarray | None 
             "trained_model": nb["model"], "parameter_count_view": v.get("ParameterCount")}
 
 
+def report_section(cmp: dict[str, Any]) -> dict[str, Any]:
+    """The comparison as the report's ``neurobench`` object (schema ``qsnn-report`` v3, docs/report.md):
+    the keys of :func:`compare_with_neurobench`'s dict as plain JSON types (no NumPy or torch scalars)."""
+    def num(v):   # a metric's value: a number, or the text of the error NeuroBench raised
+        if isinstance(v, str):
+            return v
+        v = v.item() if hasattr(v, "item") else v
+        return v if isinstance(v, int) and not isinstance(v, bool) else float(v)
+
+    rows = [{"metric": str(r["metric"]), "neurobench": float(r["neurobench"]), "ours": float(r["ours"]),
+             "ours_same_definition": None if r["ours_same_definition"] is None else float(r["ours_same_definition"]),
+             "equal": None if r["equal"] is None else bool(r["equal"]), "note": str(r["note"])} for r in cmp["rows"]]
+    tm = cmp.get("trained_model")
+    return {"neurobench_version": str(cmp["neurobench_version"]), "n_samples": int(cmp["n_samples"]),
+            "num_steps": int(cmp["num_steps"]), "spikes_identical": bool(cmp["spikes_identical"]),
+            "accuracy": None if cmp.get("accuracy") is None else float(cmp["accuracy"]),
+            "parameter_count_view": None if cmp.get("parameter_count_view") is None else int(cmp["parameter_count_view"]),
+            "trained_model": None if tm is None else {k: num(tm[k]) for k in ("Footprint", "ConnectionSparsity",
+                                                                               "ParameterCount")},
+            "rows": rows}
+
+
 def nb_model_dtype(net: FrozenNet) -> torch.dtype:
     """The view's float dtype: float32 when every |J| bound is below 2^24 (exact), else float64."""
     return torch.float32 if max(net.current_bounds()) < 2 ** 24 else torch.float64

@@ -3,7 +3,7 @@
 Every plot is a matplotlib figure embedded as a base64 PNG (``data:`` URI); the page references
 no external resource (no CDN, no script, no font, no stylesheet link) and needs no JavaScript.
 Sections (``id``): summary, layers, energy, firing-rate, raster, states, memory, sops, verify,
-target (only with ``--target``), definitions.
+neurobench (only with ``--neurobench``), target (only with ``--target``), definitions.
 """
 from __future__ import annotations
 
@@ -339,6 +339,34 @@ def _activity_html(report: Report) -> str:
                    "state range", "state bits used"], rows, total_last=True)
 
 
+def _neurobench_html(nb: dict) -> str:
+    """The ``neurobench`` section: NeuroBench's metrics next to ours (one row per metric)."""
+    def val(v) -> str:
+        return "-" if v is None else fmt_num(v)
+
+    rows = [[r["metric"], val(r["ours"]), val(r["neurobench"]), val(r["ours_same_definition"]),
+             "– (not the same quantity)" if r["equal"] is None else ("yes" if r["equal"] else "NO"), r["note"]]
+            for r in nb["rows"]]
+    same = '<span class="ok">yes</span>' if nb["spikes_identical"] else '<span class="bad">NO</span>'
+    acc = (f" NeuroBench's ClassificationAccuracy: {100 * nb['accuracy']:.2f}%." if nb.get("accuracy") is not None else "")
+    out = [f'<section id="neurobench"><h2>NeuroBench\'s metrics next to ours</h2>'
+           f"<p>NeuroBench {_e(nb['neurobench_version'])}'s own <code>Benchmark</code> and metrics (Footprint, "
+           f"ConnectionSparsity, ActivationSparsity, SynapticOperations) on a torch view of the deployed integer net "
+           f"(its kernels, our integer neuron), on the same {nb['n_samples']} samples × {nb['num_steps']} steps. "
+           f"The spikes NeuroBench saw are the reference's, every layer and step: {same}.{_e(acc)}</p>",
+           _table(["metric", "ours (report)", "NeuroBench", "ours, NeuroBench's definition", "equal?",
+                   "why different"], rows, left=1, also_left=(4, 5))]
+    tm = nb.get("trained_model")
+    if tm:
+        fig = lambda v: _e(v) if isinstance(v, str) else fmt_num(v)  # noqa: E731
+        out.append(f'<p class="note">NeuroBench on the trained torch model: Footprint {fig(tm["Footprint"])} B, '
+                   f'ParameterCount {fig(tm["ParameterCount"])}, ConnectionSparsity {fig(tm["ConnectionSparsity"])}.</p>')
+    out.append('<p class="note">"ours, NeuroBench\'s definition": our figure counted the way NeuroBench defines it, '
+               'from our own weights and spikes; "equal?" compares it with NeuroBench\'s (tolerance 1e-9). '
+               'Definitions: docs/report.md, "NeuroBench".</p></section>')
+    return "".join(out)
+
+
 def render_html(report: Report) -> str:
     """The report as one self-contained HTML page (string)."""
     parts: list[str] = []
@@ -460,6 +488,8 @@ def render_html(report: Report) -> str:
         if img:
             parts.append(_img(img, "spike-count agreement per layer and backend"))
     parts.append("</section>")
+    if report.neurobench is not None:
+        parts.append(_neurobench_html(report.neurobench))
     if report.target is not None:
         tg = report.target
         parts.append(f'<section id="target"><h2>Target {_e(tg["name"])}</h2>')

@@ -1,4 +1,4 @@
-"""The report as JSON: schema ``qsnn-report`` version 2 (``schema.json`` beside this module,
+"""The report as JSON: schema ``qsnn-report`` version 3 (``schema.json`` beside this module,
 JSON Schema draft 2020-12; documented in docs/report.md).
 
 The per-sample raster and per-neuron rates (plot data) are not part of the JSON; the
@@ -18,7 +18,7 @@ from .metrics import SCHEMA, SCHEMA_VERSION, Report
 
 
 def to_dict(report: Report) -> dict[str, Any]:
-    """Plain, JSON-serialisable dict of the report (schema ``qsnn-report`` v2)."""
+    """Plain, JSON-serialisable dict of the report (schema ``qsnn-report`` v3)."""
     layers = []
     for lr in report.layers:
         entry = asdict(lr.static)
@@ -46,6 +46,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "energy": energy,
         "verify": report.verify,
         "target": report.target,
+        "neurobench": report.neurobench,
     }
 
 
