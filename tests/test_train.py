@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from qsnn_deploy import freeze
 from qsnn_deploy.checkpoint import load_checkpoint, model_from_checkpoint
+from qsnn_deploy.errors import CheckpointError
 from qsnn_deploy.models import build_model, init_uniform_fan_in, mnist_arch, preset_arch
 from qsnn_deploy.nn import QLeaky
 from qsnn_deploy.train import EarlyStopping, LRSchedule, ThresholdAnnealer, TrainConfig, Trainer, predict, spike_count_loss
@@ -304,3 +305,20 @@ def test_event_data_learns_and_its_output_spikes(tmp_path):
     with torch.no_grad():
         out = model.eval()(x)
     assert out.sum() > 0  # the output layer spikes
+
+
+def test_init_from_starts_from_a_checkpoint_and_refuses_another_arch(tmp_path):
+    """--init-from (fine-tuning): the run starts from the checkpoint's weights, with a new schedule."""
+    base = TrainConfig(**dict(TINY, epochs=1, limit_train=128, limit_test=16), out_dir=str(tmp_path / "a"), name="a")
+    Trainer(base, log=lambda m: None).fit()
+    src, _ = model_from_checkpoint(tmp_path / "a" / "a.pt")
+    tuned = TrainConfig(**dict(TINY, epochs=1, limit_train=128, limit_test=16, lr=0.0),
+                        init_from=str(tmp_path / "a" / "a.pt"), out_dir=str(tmp_path / "b"), name="b")
+    Trainer(tuned, log=lambda m: None).fit()
+    out, _ = model_from_checkpoint(tmp_path / "b" / "b.pt")
+    weights = [k for k in src.state_dict() if k.endswith("weight")]
+    assert weights and all(torch.equal(src.state_dict()[k], out.state_dict()[k]) for k in weights)  # lr 0: unchanged
+    other = TrainConfig(**dict(TINY, epochs=1, limit_train=64, limit_test=8, precision="int8"),
+                        init_from=str(tmp_path / "a" / "a.pt"), out_dir=str(tmp_path / "c"))
+    with pytest.raises(CheckpointError, match="same architecture"):
+        Trainer(other, log=lambda m: None).fit()

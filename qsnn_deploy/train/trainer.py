@@ -79,6 +79,7 @@ class TrainConfig:
     limit_train: int | None = None
     limit_test: int | None = None
     seed: int = 0
+    init_from: str | None = None          # start from this checkpoint's weights (fine-tuning; same arch)
     data_dir: str | None = None
     device: str = "auto"
     out_dir: str = "runs/qsnn"
@@ -206,10 +207,26 @@ class Trainer:
         seed_everything(c.seed)
         arch = self.arch()
         model = init_uniform_fan_in(build_model(arch)).to(self.device)
+        if c.init_from:
+            self._load_initial_weights(model, arch)
         if c.profile != "default":
             project_to_state_budget(model)  # start inside the profile's proven state budget
         opt = torch.optim.Adam(model.parameters(), lr=c.lr, betas=(0.9, 0.999))
         return arch, model, opt
+
+    def _load_initial_weights(self, model: nn.Module, arch: dict[str, Any]) -> None:
+        """Weights (and BatchNorm statistics) of ``config.init_from``, whose arch must be this run's."""
+        path = self.cfg.init_from
+        ck = load_checkpoint(path)
+        if ck["arch"].get("layers") != arch.get("layers") or ck["arch"].get("input") != arch.get("input"):
+            raise CheckpointError(f"{path}: --init-from needs a checkpoint of the same architecture; its arch "
+                                  f"{ck['arch'].get('name')!r} differs from this run's {arch.get('name')!r} "
+                                  "(same dataset, precision, profile and neuron settings are needed)")
+        try:
+            model.load_state_dict(ck["state_dict"])
+        except (RuntimeError, KeyError) as exc:
+            raise CheckpointError(f"{path}: --init-from: its weights do not fit this run's model: {exc}") from exc
+        self.log(f"initial weights from {path}")
 
     # ------------------------------------------------------------------ training
     def fit(self) -> dict[str, Any]:
@@ -235,7 +252,7 @@ class Trainer:
         start_epoch = 0
         if self.resume_ckpt is not None:
             start_epoch = self._restore(model, opt, sched, hist)
-        elif all(b.batchnorm is None for b in model.blocks):
+        elif not c.init_from and all(b.batchnorm is None for b in model.blocks):
             # Without BatchNorm (the loihi profile, the DVS128 preset) the fan-in init leaves the deeper
             # layers silent and the loss flat: scale the initial weights to a 5% firing rate first.
             probe = train.batch(np.arange(min(len(train), 256 if train.static else 32)), self.device)[0]
