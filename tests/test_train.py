@@ -322,3 +322,13 @@ def test_init_from_starts_from_a_checkpoint_and_refuses_another_arch(tmp_path):
                         init_from=str(tmp_path / "a" / "a.pt"), out_dir=str(tmp_path / "c"))
     with pytest.raises(CheckpointError, match="same architecture"):
         Trainer(other, log=lambda m: None).fit()
+
+
+def test_cross_entropy_count_loss_option():
+    spikes = torch.zeros(5, 2, 3)
+    spikes[:, 0, 1] = 1.0  # sample 0 fires on class 1
+    spikes[:, 1, 2] = 1.0  # sample 1 fires on class 2
+    ce = spike_count_loss(kind="ce_count")
+    assert ce(spikes, torch.tensor([1, 2])) < ce(spikes, torch.tensor([0, 0]))
+    with pytest.raises(ValueError, match="mse_count"):
+        spike_count_loss(kind="hinge")

@@ -64,6 +64,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     p.add_argument("--out", default="runs/qsnn", help="output folder")
     p.add_argument("--name", default="model", help="file stem of the final checkpoint")
+    p.add_argument("--loss", default="mse_count", choices=("mse_count", "ce_count"),
+                   help="spike-count loss: the papers' MSE to 0.8·T / 0.2·T (default), or cross entropy of the counts")
     p.add_argument("--init-from", metavar="CKPT",
                    help="start from the weights of a qsnn checkpoint of the same arch (fine-tuning with a new schedule)")
 
@@ -77,7 +79,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         step_epochs=a.step_epochs, loss_patience=a.loss_patience, grad_clip=a.grad_clip, weight_clip=a.weight_clip,
         anneal_alpha=a.anneal_alpha, anneal_initial=a.anneal_initial, anneal_final=a.anneal_final,
         early_stopping=a.early_stopping, val_size=a.val_size, limit_train=a.limit_train, limit_test=a.limit_test,
-        seed=a.seed, init_from=a.init_from, data_dir=a.data_dir, device=a.device, out_dir=a.out, name=a.name)
+        seed=a.seed, loss=a.loss, init_from=a.init_from, data_dir=a.data_dir, device=a.device, out_dir=a.out, name=a.name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,9 +11,20 @@ import torch
 from snntorch import functional as SF
 
 
-def spike_count_loss(correct_rate: float = 0.8, incorrect_rate: float = 0.2):
-    """``loss(spikes [T, N, C], labels [N]) -> scalar``."""
-    return SF.mse_count_loss(correct_rate=correct_rate, incorrect_rate=incorrect_rate)
+LOSSES = ("mse_count", "ce_count")
+
+
+def spike_count_loss(correct_rate: float = 0.8, incorrect_rate: float = 0.2, kind: str = "mse_count"):
+    """``loss(spikes [T, N, C], labels [N]) -> scalar``.
+
+    ``kind``: ``"mse_count"`` (the papers': snnTorch's ``mse_count_loss`` with the two rates) or
+    ``"ce_count"`` (snnTorch's ``ce_count_loss``: cross entropy of the summed output spikes).
+    """
+    if kind == "mse_count":
+        return SF.mse_count_loss(correct_rate=correct_rate, incorrect_rate=incorrect_rate)
+    if kind == "ce_count":
+        return SF.ce_count_loss()
+    raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
 
 
 def predict(spikes: torch.Tensor) -> torch.Tensor:

@@ -71,6 +71,7 @@ class TrainConfig:
     weight_clip: float | None = None      # |w| bound for synaptic weights; 0 = off
     correct_rate: float = 0.8
     incorrect_rate: float = 0.2
+    loss: str = "mse_count"               # "mse_count" (the papers') or "ce_count" (cross entropy of spike counts)
     anneal_alpha: float | None = None     # threshold annealing: fraction per step
     anneal_initial: float | None = None   # θ_0 (default: the preset threshold)
     anneal_final: float | None = None     # θ_final
@@ -262,7 +263,7 @@ class Trainer:
         net: nn.Module = model
         if self.distributed:
             net = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        loss_fn = spike_count_loss(c.correct_rate, c.incorrect_rate)
+        loss_fn = spike_count_loss(c.correct_rate, c.incorrect_rate, c.loss)
         synapses = [m for m in model.modules() if is_synapse(m)]
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
