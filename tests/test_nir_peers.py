@@ -114,11 +114,16 @@ def _shipped(kind: str):
 FLOORS = {
     ("loihi", "snntorch"): {"conv1": 1.0, "conv2": 0.99999, "fc": 0.999},
     ("loihi", "norse"): {"conv1": 1.0, "conv2": 0.99999, "fc": 0.999},
-    ("loihi", "sinabs"): {"conv1": 0.99, "conv2": 0.96, "fc": 0.27},
+    ("loihi", "sinabs"): {"conv1": 0.99, "conv2": 0.97, "fc": 0.96},
     ("qsnn", "snntorch"): {"conv1": 0.93, "conv2": 0.89, "fc": 0.675},
     ("qsnn", "norse"): {"conv1": 0.93, "conv2": 0.89, "fc": 0.675},
     ("qsnn", "sinabs"): {"conv1": 0.916, "conv2": 0.888, "fc": 0.65},
 }
+
+
+#: Prediction agreement floors (same 32 digits): Sinabs' neuron differs by design (several spikes per
+#: step, fires at v >= θ, always subtracts θ), so on the stock-Loihi model it disagrees on 1 of 32 digits.
+PREDICTION_FLOORS = {("loihi", "sinabs"): 0.96}
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +145,7 @@ def test_shipped_models_in_peers(tmp_path, digits, kind, peer):
     cmp = nir_peers.compare(peer, ref, res, y)
     for layer, floor in FLOORS[kind, peer].items():
         assert cmp.layer_agreement[layer] >= floor, (layer, cmp.layer_agreement)
-    assert cmp.prediction_agreement == 1.0
+    assert cmp.prediction_agreement >= PREDICTION_FLOORS.get((kind, peer), 1.0), cmp.prediction_agreement
     if peer == "sinabs":  # MultiSpike: several spikes in one step happen, and only there
         assert sum(cmp.multi_spike_events.values()) > 0
     else:
