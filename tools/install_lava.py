@@ -23,40 +23,24 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import re
 import shlex
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from extras import extra_requirements  # noqa: E402
+
 LAVA_PACKAGES = ["lava-nc==0.10.0", "lava-dl==0.6.0"]
-PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 #: The installed files the old version of this script rewrote (qsnn_deploy.lava.compat patches them in memory now).
 PATCHED_FILES = [("lava-nc", "lava/magma/compiler/var_model.py"), ("lava-dl", "lava/lib/dl/slayer/__init__.py"),
                  ("lava-nc", "lava/magma/core/process/ports/ports.py")]
 
 
 def lava_extra_requirements() -> list[str]:
-    """Requirements of qsnn-deploy's ``lava`` extra: Lava's real run-time dependencies.
-
-    Read from the installed qsnn-deploy's metadata, else from ``pyproject.toml`` next to ``tools/``."""
-    try:
-        reqs = metadata.requires("qsnn-deploy") or []
-    except metadata.PackageNotFoundError:
-        reqs = []
-    extra = re.compile(r"""\s*;\s*extra\s*==\s*['"]lava['"]\s*$""")
-    found = [extra.sub("", r) for r in reqs if extra.search(r)]
-    if found:
-        return found
-    import tomllib
-
-    try:
-        project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
-        return list(project["optional-dependencies"]["lava"])
-    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
-        raise SystemExit(f"install_lava: cannot read the 'lava' extra from the installed qsnn-deploy or {PYPROJECT}: "
-                         f"{type(exc).__name__}: {exc}") from None
+    """Requirements of qsnn-deploy's ``lava`` extra (installed metadata, else pyproject.toml)."""
+    return extra_requirements("lava", "install_lava")
 
 
 def _installed(requirement: str) -> bool:

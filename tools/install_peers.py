@@ -28,7 +28,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from extras import extra_requirements  # noqa: E402
+
 #: Installed with --no-deps (their declared dependencies include torchvision, samna, torchaudio).
 NO_DEPS = ("norse", "sinabs", "rockpool", "neurobench")
 #: What must import afterwards: each peer's NIR importer, NeuroBench's metrics.
@@ -37,22 +39,8 @@ IMPORTS = ("norse.torch", "sinabs", "rockpool.nn.modules.torch.nir", "neurobench
 
 
 def peers_extra_requirements() -> list[str]:
-    """The ``peers`` extra, from the installed qsnn-deploy's metadata, else from pyproject.toml."""
-    try:
-        reqs = metadata.requires("qsnn-deploy") or []
-    except metadata.PackageNotFoundError:
-        reqs = []
-    extra = re.compile(r"""\s*;\s*extra\s*==\s*['"]peers['"]\s*$""")
-    found = [extra.sub("", r) for r in reqs if extra.search(r)]
-    if found:
-        return found
-    import tomllib
-
-    try:
-        return list(tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["optional-dependencies"]["peers"])
-    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
-        raise SystemExit(f"install_peers: cannot read the 'peers' extra from the installed qsnn-deploy or {PYPROJECT}: "
-                         f"{type(exc).__name__}: {exc}") from None
+    """Requirements of qsnn-deploy's ``peers`` extra (installed metadata, else pyproject.toml)."""
+    return extra_requirements("peers", "install_peers")
 
 
 def _name(requirement: str) -> str:
