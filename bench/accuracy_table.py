@@ -1,13 +1,24 @@
-"""Accuracy table in the layout of the paper's Table II: precision × LR schedule, best / mean / σ of
-test accuracy over n trials, for MNIST and FashionMNIST, trained with ``qsnn-train``'s Trainer.
+"""A reduced Table II of "Navigating Local Minima in Quantized SNNs": int4 vs float32 weights, cosine
+annealed LR, on MNIST and FashionMNIST, several seeds, with the deployed accuracy beside the paper's.
 
-    python bench/accuracy_table.py --setting reduced     # finishes on a 2-core CPU (~10-15 min)
-    python bench/accuracy_table.py --setting full        # the paper's setting: for a GPU
+    python bench/accuracy_table.py                               # the reduced setting (2-core CPU, ~50 min)
+    python bench/accuracy_table.py --epochs 1 --seeds 0          # quicker, one seed
+    python bench/accuracy_table.py --epochs 65 --steps 100 --period-epochs 10   # the paper's setting (GPU)
 
-reduced: 2,000 training digits, 1 epoch, T=10, 2 trials, 1,000 test digits (a smoke-level table:
-the numbers show the recipe learns, they are NOT the paper's figures).
-full: all 60,000, 100 epochs, T=100, 3 trials, 10,000 test digits, cosine period 10 epochs.
-Writes a Markdown table to stdout and, with --json, every trial's metrics.
+Every run is ``qsnn-train``'s Trainer on the full training set (60,000 images), int4 Brevitas or float32
+weights, the dataset's Table I preset (β, θ, surrogate slope, dropout, LR), Adam with the cosine-annealed
+LR (one period over all epochs unless ``--period-epochs``), the papers' spike-count MSE loss.
+
+Columns (all on the full 10,000-image test set):
+
+* ``PyTorch @T_train``: the trained model's accuracy at the training T (what the Trainer logs).
+* ``deployed @T_eval``: int4 — the frozen integer network run by the NumPy reference (the network
+  ``qsnn-verify`` checks bit-exact against every backend); float32 — there is no integer network, so the
+  float PyTorch model's accuracy at T_eval is given and marked "(float)".
+* The paper's Table II figure (int4, cosine, T = 100, mean ± σ over its trials; its float32 figures are
+  not in this project's sources and are left blank).
+
+Prints a Markdown table (``--markdown FILE`` also writes it) and, with ``--json``, every run's metrics.
 """
 from __future__ import annotations
 
@@ -16,53 +27,128 @@ import json
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qsnn_deploy.train import TrainConfig, Trainer  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
-SETTINGS = {
-    "reduced": dict(limit_train=2000, limit_test=1000, epochs=1, num_steps=10, trials=2, period_epochs=1),
-    "full": dict(limit_train=None, limit_test=None, epochs=100, num_steps=100, trials=3, period_epochs=10),
-}
+# Table II of the paper, int4, cosine-annealed schedule, T = 100: (mean %, σ) over its trials (the figures
+# our issues quote; its float32 rows are not in our sources, so they are left blank rather than guessed).
+PAPER = {("mnist", "int4"): (99.31, 0.02), ("fashion-mnist", "int4"): (90.83, 0.09)}
+LABEL = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "int4": "int4", "float": "float32"}
+
+
+def deployed_accuracy(model: torch.nn.Module, dataset: str, eval_steps: int, limit: int | None) -> tuple[float, int]:
+    """(accuracy, saturation events) of the frozen integer network on the test set, NumPy reference."""
+    from qsnn_deploy.data import default_data_dir, load_idx_dataset
+    from qsnn_deploy.freeze import freeze
+    from qsnn_deploy.verify import verify
+
+    x, y = load_idx_dataset(default_data_dir(dataset), split="test", limit=limit)
+    net = freeze(model.cpu().eval(), num_steps=eval_steps)
+    report = verify(net, x, y, model=None, backends=(), num_steps=eval_steps, batch_size=250)
+    return float(report.reference_accuracy), int(sum((report.reference_saturations or {}).values()))
+
+
+def run_one(dataset: str, precision: str, seed: int, args, out_dir: str) -> dict:
+    from qsnn_deploy.train import TrainConfig, Trainer
+    from qsnn_deploy.train.trainer import evaluate, pick_device
+    from qsnn_deploy.train.datasets import load_datasets
+
+    cfg = TrainConfig(dataset=dataset, precision=precision, schedule="cosine", epochs=args.epochs,
+                      num_steps=args.steps, eval_steps=args.steps, period_epochs=args.period_epochs or args.epochs,
+                      loss=args.loss, seed=seed, device=args.device, limit_train=args.limit_train,
+                      limit_test=args.limit_test, out_dir=out_dir, name=f"{dataset}-{precision}-{seed}")
+    t0 = time.perf_counter()
+    metrics = Trainer(cfg, log=lambda msg: None).fit()
+    train_s = time.perf_counter() - t0
+    trainer_model = _load_model(Path(out_dir) / f"{cfg.name}.pt")
+    row = {"dataset": dataset, "precision": precision, "seed": seed, "epochs": args.epochs, "T_train": args.steps,
+           "T_eval": args.eval_steps, "train_seconds": round(train_s, 1),
+           "pytorch_acc_T_train": 100 * metrics["test_accuracy"], "n_test": metrics["n_test"]}
+    if precision == "float":
+        _, _, test = load_datasets(dataset, None, None, args.limit_test)
+        row["deployed_acc"] = 100 * evaluate(trainer_model, test, args.eval_steps, pick_device(args.device))
+        row["deployed_by"] = "float PyTorch model (no integer network)"
+    else:
+        acc, sat = deployed_accuracy(trainer_model, dataset, args.eval_steps, args.limit_test)
+        row["deployed_acc"], row["saturation_events"] = 100 * acc, sat
+        row["deployed_by"] = "frozen integer net, NumPy reference"
+    return row
+
+
+def _load_model(path: Path) -> torch.nn.Module:
+    from qsnn_deploy.checkpoint import model_from_checkpoint
+
+    return model_from_checkpoint(path)[0]
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def table(rows: list[dict], args) -> str:
+    lines = [f"Reduced Table II: cosine-annealed LR, {args.epochs} epoch(s) on all 60,000 training images, "
+             f"T = {args.steps} while training, {args.loss} loss; seeds {', '.join(map(str, args.seeds))}; "
+             f"accuracy on the {rows[0]['n_test'] if rows else 10000:,} test images.",
+             "",
+             f"| dataset | weights | PyTorch @T={args.steps} (mean ± σ) | deployed @T={args.eval_steps} (mean ± σ) "
+             f"| best deployed | paper @T=100, ~65 epochs |",
+             "|---|---|---|---|---|---|"]
+    for ds in args.datasets:
+        for prec in args.precisions:
+            sel = [r for r in rows if r["dataset"] == ds and r["precision"] == prec]
+            if not sel:
+                continue
+            pt_m, pt_s = _mean_sd([r["pytorch_acc_T_train"] for r in sel])
+            dp_m, dp_s = _mean_sd([r["deployed_acc"] for r in sel])
+            best = max(r["deployed_acc"] for r in sel)
+            tag = " (float)" if prec == "float" else ""
+            paper = "{:.2f} ± {:.2f}".format(*PAPER[(ds, prec)]) if (ds, prec) in PAPER else "—"
+            lines.append(f"| {LABEL[ds]} | {LABEL[prec]} | {pt_m:.2f} ± {pt_s:.2f} | {dp_m:.2f} ± {dp_s:.2f}{tag} "
+                         f"| {best:.2f} | {paper} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--setting", choices=sorted(SETTINGS), default="reduced")
-    p.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
-    p.add_argument("--precisions", nargs="+", default=["float", "int4"])
-    p.add_argument("--schedules", nargs="+", default=["none", "lrstep", "lossstep", "cosine"])
+    p.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"], choices=["mnist", "fashion-mnist"])
+    p.add_argument("--precisions", nargs="+", default=["int4", "float"], choices=["int4", "float"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--period-epochs", type=int, default=None, help="cosine period (default: all epochs)")
+    p.add_argument("--steps", type=int, default=25, help="T while training")
+    p.add_argument("--eval-steps", type=int, default=100, help="T of the deployed network (paper: 100)")
+    p.add_argument("--loss", default="mse_count", choices=["mse_count", "ce_count"])
+    p.add_argument("--limit-train", type=int, default=None)
+    p.add_argument("--limit-test", type=int, default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--json")
+    p.add_argument("--json", help="write every run's row here")
+    p.add_argument("--markdown", help="write the table here")
     args = p.parse_args()
-    s = SETTINGS[args.setting]
-    rows, raw = [], []
+    from qsnn_deploy.log import set_progress
+
+    set_progress(False)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for ds in args.datasets:
             for prec in args.precisions:
-                for sched in args.schedules:
-                    accs = []
-                    for trial in range(s["trials"]):
-                        cfg = TrainConfig(dataset=ds, precision=prec, schedule=sched, epochs=s["epochs"], num_steps=s["num_steps"],
-                                          limit_train=s["limit_train"], limit_test=s["limit_test"], period_epochs=s["period_epochs"],
-                                          step_epochs=max(1, s["epochs"] // 4), seed=trial, device=args.device,
-                                          out_dir=f"{tmp}/{ds}-{prec}-{sched}-{trial}")
-                        m = Trainer(cfg, log=lambda msg: None).fit()
-                        accs.append(100 * m["test_accuracy"])
-                        raw.append({"dataset": ds, "precision": prec, "schedule": sched, "trial": trial, **m})
-                    sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-                    rows.append((ds, prec, sched, max(accs), statistics.mean(accs), sd))
-                    print(f"{ds:13s} {prec:6s} {sched:9s} best {max(accs):6.2f}  mean {statistics.mean(accs):6.2f}  σ {sd:5.2f}", flush=True)
-    print(f"\nTable II layout ({args.setting} setting: {s})\n")
-    print("| dataset | precision | schedule | best (%) | mean (%) | σ |")
-    print("|---|---|---|---|---|---|")
-    for ds, prec, sched, best, mean, sd in rows:
-        print(f"| {ds} | {prec} | {sched} | {best:.2f} | {mean:.2f} | {sd:.2f} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps(raw, indent=2))
+                for seed in args.seeds:
+                    row = run_one(ds, prec, seed, args, f"{tmp}/{ds}-{prec}-{seed}")
+                    rows.append(row)
+                    print(f"{ds:13s} {prec:5s} seed {seed}: PyTorch@T={args.steps} {row['pytorch_acc_T_train']:.2f}%  "
+                          f"deployed@T={args.eval_steps} {row['deployed_acc']:.2f}%  "
+                          f"({row['train_seconds']:.0f} s training)", flush=True)
+                    if args.json:
+                        Path(args.json).write_text(json.dumps(rows, indent=2))
+    md = table(rows, args)
+    print("\n" + md)
+    if args.markdown:
+        Path(args.markdown).write_text(md + "\n")
 
 
 if __name__ == "__main__":

@@ -332,3 +332,25 @@ def test_cross_entropy_count_loss_option():
     assert ce(spikes, torch.tensor([1, 2])) < ce(spikes, torch.tensor([0, 0]))
     with pytest.raises(ValueError, match="mse_count"):
         spike_count_loss(kind="hinge")
+
+
+@pytest.mark.parametrize("precision", ["float", "int4"])
+def test_float_neuron_models_start_every_batch_from_rest(precision):
+    """snnTorch neurons remember their last membrane in ``self.mem``: every forward must start from zero,
+    or two training steps in a row fail (backward into the previous batch's graph) and a sample's output
+    depends on the batch before it."""
+    cfg = TrainConfig(**dict(TINY, precision=precision, deploy_faithful=False), out_dir="unused").resolved()
+    _, model, opt = Trainer(cfg, log=lambda m: None).build()
+    assert any(type(m) is snn.Leaky for m in model.modules())
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.rand(4, 1, 28, 28, generator=gen), torch.rand(4, 1, 28, 28, generator=gen)
+    for x in (a, b):  # two optimiser steps in a row
+        opt.zero_grad()
+        model(x, num_steps=5).sum().backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        first = model(a, num_steps=5)
+        model(b * 3, num_steps=5)
+        again = model(a, num_steps=5)
+    assert torch.equal(first, again)

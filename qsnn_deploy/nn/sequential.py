@@ -171,6 +171,11 @@ class QSequential(nn.Sequential):
                 out = neuron(cur_t)
                 spk = out[0] if isinstance(out, tuple) else out
             else:
+                if mem is None:
+                    # snnTorch >= 0.9 neurons keep their last state in ``self.mem`` and resume from it when
+                    # called with mem=None: start every forward from zero, or a batch would begin where the
+                    # previous one ended (and backward would reach into the previous batch's graph)
+                    mem = torch.zeros_like(cur_t)
                 spk, mem = neuron(cur_t, mem)
             outs.append(spk.to(torch.float32))
         return torch.stack(outs)
