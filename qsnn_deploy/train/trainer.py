@@ -390,4 +390,6 @@ class Trainer:
             {"config": asdict(self.cfg), "epochs": hist.epochs, "final": metrics}, indent=2))
         from .plots import plot_training
 
-        plot_training(hist.steps, hist.epochs, self.out / "training.png", title=f"{self.cfg.dataset} {self.cfg.precision} {self.cfg.schedule}")
+        loss_label = {"ce_count": "spike-count cross entropy"}.get(self.cfg.loss, "spike-count MSE loss")
+        plot_training(hist.steps, hist.epochs, self.out / "training.png", loss_label=loss_label,
+                      title=f"{self.cfg.dataset} {self.cfg.precision} {self.cfg.schedule}")
