@@ -1,5 +1,6 @@
-"""The shipped int4 MNIST models (default profile and ``--profile loihi``) on the full 10,000-digit
-test set: the default one ≥ 98.5%, the loihi one ≥ 98.5% (it measures 98.70%), each exactly its checkpoint's recorded accuracy; the same prediction for every digit from the PyTorch model and from the
+"""The shipped int4 models on their full 10,000-image test sets: the MNIST ones (default profile and
+``--profile loihi``) ≥ 98.5% (the loihi one measures 98.70%), the FashionMNIST one ≥ 89.5% (issue 13),
+each exactly its checkpoint's recorded accuracy; the same prediction for every digit from the PyTorch model and from the
 frozen integer net, no layer whose state can clip (proven, and none clipped on the test set), and
 the loihi one fitting stock Loihi 2 exactly."""
 from __future__ import annotations
@@ -21,23 +22,25 @@ from qsnn_deploy.statebound import net_state_bounds
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SHIPPED = EXAMPLES / "mnist_int4_qsnn.pt"
 LOIHI = EXAMPLES / "mnist_int4_loihi.pt"
+FMNIST = EXAMPLES / "fmnist_int4_qsnn.pt"
+FLOOR = {SHIPPED: 0.985, LOIHI: 0.985, FMNIST: 0.895}
 
 
-def _test_set():
+def _test_set(dataset: str):
     from conftest import missing_data
-    from qsnn_deploy.data import default_data_dir, load_mnist
+    from qsnn_deploy.data import default_data_dir, load_idx_dataset
 
-    folder = default_data_dir("mnist")
+    folder = default_data_dir(dataset)
     if not (folder / "t10k-images-idx3-ubyte.gz").is_file():
-        missing_data(f"no MNIST at {folder}")
-    return load_mnist(folder, split="test")
+        missing_data(f"no {dataset} at {folder}")
+    return load_idx_dataset(folder, split="test")
 
 
-@pytest.mark.parametrize("path", [SHIPPED, LOIHI], ids=["default", "loihi"])
+@pytest.mark.parametrize("path", [SHIPPED, LOIHI, FMNIST], ids=["default", "loihi", "fmnist"])
 def test_shipped_model_accuracy_identical_on_torch_and_integer_net(path):
     model, ckpt = model_from_checkpoint(path)
     assert ckpt["config"]["precision"] == "int4" and ckpt["config"]["deploy_faithful"] is True
-    x, y = _test_set()
+    x, y = _test_set(ckpt["config"]["dataset"])
     assert len(y) == 10000
     steps = model.num_steps
     net = freeze(model)
@@ -56,6 +59,6 @@ def test_shipped_model_accuracy_identical_on_torch_and_integer_net(path):
     assert np.array_equal(preds_torch, preds_int)
     acc = float(np.mean(preds_int == y))
     # default: 98.96% at T = 25; loihi (stock-Loihi profile, no BatchNorm, one bias per channel): 98.70% at
-    # T = 100 (issue 12 asks for 98.5%; docs/lava.md, "Which route")
-    assert acc >= 0.985, acc
+    # T = 100 (issue 12 asks for 98.5%; docs/lava.md, "Which route"); FashionMNIST: issue 13 asks for 89.5%
+    assert acc >= FLOOR[path], acc
     assert acc == ckpt["metrics"]["test_accuracy"]
