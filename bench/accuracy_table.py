@@ -18,7 +18,12 @@ Columns (all on the full 10,000-image test set):
 * The paper's Table II figure (int4, cosine, T = 100, mean ± σ over its trials; its float32 figures are
   not in this project's sources and are left blank).
 
-Prints a Markdown table (``--markdown FILE`` also writes it) and, with ``--json``, every run's metrics.
+* ``clipped neuron-steps``: the fraction of (neuron, step) pairs whose 24-bit membrane state clipped in
+  the deployed run (the integer net and the PyTorch model clip alike; a high figure means the layer's F
+  should be re-fitted: ``tools/refit_frac_bits.py``, or train with ``--profile loihi``).
+
+Prints a Markdown table (``--markdown FILE`` also writes it) and, with ``--json``, every run's metrics;
+``--from-json FILE`` prints the table of a finished run again.
 """
 from __future__ import annotations
 
@@ -42,8 +47,9 @@ PAPER = {("mnist", "int4"): (99.31, 0.02), ("fashion-mnist", "int4"): (90.83, 0.
 LABEL = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "int4": "int4", "float": "float32"}
 
 
-def deployed_accuracy(model: torch.nn.Module, dataset: str, eval_steps: int, limit: int | None) -> tuple[float, int]:
-    """(accuracy, saturation events) of the frozen integer network on the test set, NumPy reference."""
+def deployed_accuracy(model: torch.nn.Module, dataset: str, eval_steps: int, limit: int | None) -> tuple[float, int, int]:
+    """(accuracy, saturation events, LIF neurons) of the frozen integer network on the test set, NumPy
+    reference. A saturation event is one (neuron, step) whose 24-bit state was clipped."""
     from qsnn_deploy.data import default_data_dir, load_idx_dataset
     from qsnn_deploy.freeze import freeze
     from qsnn_deploy.verify import verify
@@ -51,7 +57,8 @@ def deployed_accuracy(model: torch.nn.Module, dataset: str, eval_steps: int, lim
     x, y = load_idx_dataset(default_data_dir(dataset), split="test", limit=limit)
     net = freeze(model.cpu().eval(), num_steps=eval_steps)
     report = verify(net, x, y, model=None, backends=(), num_steps=eval_steps, batch_size=250)
-    return float(report.reference_accuracy), int(sum((report.reference_saturations or {}).values()))
+    neurons = sum(int(np.prod(out_shape)) for _, out_shape in net.layer_shapes())
+    return float(report.reference_accuracy), int(sum((report.reference_saturations or {}).values())), neurons
 
 
 def run_one(dataset: str, precision: str, seed: int, args, out_dir: str) -> dict:
@@ -68,15 +75,15 @@ def run_one(dataset: str, precision: str, seed: int, args, out_dir: str) -> dict
     train_s = time.perf_counter() - t0
     trainer_model = _load_model(Path(out_dir) / f"{cfg.name}.pt")
     row = {"dataset": dataset, "precision": precision, "seed": seed, "epochs": args.epochs, "T_train": args.steps,
-           "T_eval": args.eval_steps, "train_seconds": round(train_s, 1),
+           "T_eval": args.eval_steps, "loss": args.loss, "n_train": args.limit_train or 60000, "train_seconds": round(train_s, 1),
            "pytorch_acc_T_train": 100 * metrics["test_accuracy"], "n_test": metrics["n_test"]}
     if precision == "float":
         _, _, test = load_datasets(dataset, None, None, args.limit_test)
         row["deployed_acc"] = 100 * evaluate(trainer_model, test, args.eval_steps, pick_device(args.device))
         row["deployed_by"] = "float PyTorch model (no integer network)"
     else:
-        acc, sat = deployed_accuracy(trainer_model, dataset, args.eval_steps, args.limit_test)
-        row["deployed_acc"], row["saturation_events"] = 100 * acc, sat
+        acc, sat, neurons = deployed_accuracy(trainer_model, dataset, args.eval_steps, args.limit_test)
+        row["deployed_acc"], row["saturation_events"], row["neurons"] = 100 * acc, sat, neurons
         row["deployed_by"] = "frozen integer net, NumPy reference"
     return row
 
@@ -91,14 +98,22 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def _clipped(rows: list[dict]) -> str:
+    """Mean fraction of (neuron, step) pairs of the deployed runs whose 24-bit state clipped."""
+    if any("neurons" not in r for r in rows):
+        return "n/a (float)"
+    fractions = [r["saturation_events"] / (r["neurons"] * r["T_eval"] * r["n_test"]) for r in rows]
+    return f"{100 * statistics.mean(fractions):.2f}%"
+
+
 def table(rows: list[dict], args) -> str:
-    lines = [f"Reduced Table II: cosine-annealed LR, {args.epochs} epoch(s) on all 60,000 training images, "
+    lines = [f"Reduced Table II: cosine-annealed LR, {args.epochs} epoch(s) on {rows[0].get('n_train', 60000) if rows else 60000:,} training images, "
              f"T = {args.steps} while training, {args.loss} loss; seeds {', '.join(map(str, args.seeds))}; "
              f"accuracy on the {rows[0]['n_test'] if rows else 10000:,} test images.",
              "",
              f"| dataset | weights | PyTorch @T={args.steps} (mean ± σ) | deployed @T={args.eval_steps} (mean ± σ) "
-             f"| best deployed | paper @T=100, ~65 epochs |",
-             "|---|---|---|---|---|---|"]
+             f"| best deployed | clipped neuron-steps | paper @T=100, ~65 epochs |",
+             "|---|---|---|---|---|---|---|"]
     for ds in args.datasets:
         for prec in args.precisions:
             sel = [r for r in rows if r["dataset"] == ds and r["precision"] == prec]
@@ -110,7 +125,7 @@ def table(rows: list[dict], args) -> str:
             tag = " (float)" if prec == "float" else ""
             paper = "{:.2f} ± {:.2f}".format(*PAPER[(ds, prec)]) if (ds, prec) in PAPER else "—"
             lines.append(f"| {LABEL[ds]} | {LABEL[prec]} | {pt_m:.2f} ± {pt_s:.2f} | {dp_m:.2f} ± {dp_s:.2f}{tag} "
-                         f"| {best:.2f} | {paper} |")
+                         f"| {best:.2f} | {_clipped(sel)} | {paper} |")
     return "\n".join(lines)
 
 
@@ -129,7 +144,17 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", help="write every run's row here")
     p.add_argument("--markdown", help="write the table here")
+    p.add_argument("--from-json", help="print the table of the rows in this --json file (no training)")
     args = p.parse_args()
+    if args.from_json:
+        rows = json.loads(Path(args.from_json).read_text())
+        for key in ("epochs", "T_train", "T_eval"):
+            assert len({r[key] for r in rows}) == 1, f"rows differ in {key}"
+        args.epochs, args.steps, args.eval_steps = rows[0]["epochs"], rows[0]["T_train"], rows[0]["T_eval"]
+        args.seeds = sorted({r["seed"] for r in rows})
+        args.loss = rows[0].get("loss", args.loss)
+        print(table(rows, args))
+        return
     from qsnn_deploy.log import set_progress
 
     set_progress(False)
