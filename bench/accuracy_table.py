@@ -47,14 +47,12 @@ PAPER = {("mnist", "int4"): (99.31, 0.02), ("fashion-mnist", "int4"): (90.83, 0.
 LABEL = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "int4": "int4", "float": "float32"}
 
 
-def deployed_accuracy(model: torch.nn.Module, dataset: str, eval_steps: int, limit: int | None) -> tuple[float, int, int]:
-    """(accuracy, saturation events, LIF neurons) of the frozen integer network on the test set, NumPy
-    reference. A saturation event is one (neuron, step) whose 24-bit state was clipped."""
-    from qsnn_deploy.data import default_data_dir, load_idx_dataset
+def deployed_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, eval_steps: int) -> tuple[float, int, int]:
+    """(accuracy, saturation events, LIF neurons) of the frozen integer network on images ``x`` (uint8),
+    NumPy reference. A saturation event is one (neuron, step) whose 24-bit state was clipped."""
     from qsnn_deploy.freeze import freeze
     from qsnn_deploy.verify import verify
 
-    x, y = load_idx_dataset(default_data_dir(dataset), split="test", limit=limit)
     net = freeze(model.cpu().eval(), num_steps=eval_steps)
     report = verify(net, x, y, model=None, backends=(), num_steps=eval_steps, batch_size=250)
     neurons = sum(int(np.prod(out_shape)) for _, out_shape in net.layer_shapes())
@@ -62,9 +60,10 @@ def deployed_accuracy(model: torch.nn.Module, dataset: str, eval_steps: int, lim
 
 
 def run_one(dataset: str, precision: str, seed: int, args, out_dir: str) -> dict:
+    from qsnn_deploy.data import default_data_dir, load_idx_dataset
     from qsnn_deploy.train import TrainConfig, Trainer
+    from qsnn_deploy.train.datasets import ArrayDataset
     from qsnn_deploy.train.trainer import evaluate, pick_device
-    from qsnn_deploy.train.datasets import load_datasets
 
     cfg = TrainConfig(dataset=dataset, precision=precision, schedule="cosine", epochs=args.epochs,
                       num_steps=args.steps, eval_steps=args.steps, period_epochs=args.period_epochs or args.epochs,
@@ -73,16 +72,18 @@ def run_one(dataset: str, precision: str, seed: int, args, out_dir: str) -> dict
     t0 = time.perf_counter()
     metrics = Trainer(cfg, log=lambda msg: None).fit()
     train_s = time.perf_counter() - t0
-    trainer_model = _load_model(Path(out_dir) / f"{cfg.name}.pt")
+    saved_model = _load_model(Path(out_dir) / f"{cfg.name}.pt")  # what the checkpoint holds is what is deployed
     row = {"dataset": dataset, "precision": precision, "seed": seed, "epochs": args.epochs, "T_train": args.steps,
-           "T_eval": args.eval_steps, "loss": args.loss, "n_train": args.limit_train or 60000, "train_seconds": round(train_s, 1),
-           "pytorch_acc_T_train": 100 * metrics["test_accuracy"], "n_test": metrics["n_test"]}
+           "T_eval": args.eval_steps, "loss": args.loss, "n_train": args.limit_train or 60000,
+           "train_seconds": round(train_s, 1), "pytorch_acc_T_train": 100 * metrics["test_accuracy"],
+           "n_test": metrics["n_test"]}
+    x, y = load_idx_dataset(default_data_dir(dataset), split="test", limit=args.limit_test)
     if precision == "float":
-        _, _, test = load_datasets(dataset, None, None, args.limit_test)
-        row["deployed_acc"] = 100 * evaluate(trainer_model, test, args.eval_steps, pick_device(args.device))
+        test = ArrayDataset(x, y, 1.0 / 255.0, True)
+        row["deployed_acc"] = 100 * evaluate(saved_model, test, args.eval_steps, pick_device(args.device))
         row["deployed_by"] = "float PyTorch model (no integer network)"
     else:
-        acc, sat, neurons = deployed_accuracy(trainer_model, dataset, args.eval_steps, args.limit_test)
+        acc, sat, neurons = deployed_accuracy(saved_model, x, y, args.eval_steps)
         row["deployed_acc"], row["saturation_events"], row["neurons"] = 100 * acc, sat, neurons
         row["deployed_by"] = "frozen integer net, NumPy reference"
     return row
