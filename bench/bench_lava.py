@@ -113,9 +113,9 @@ def print_profile(out_dir: str) -> None:
 def lava_step_overhead(steps: int = 500) -> tuple[float, int]:
     """Wall ms per Lava step of the same process structure (stream source, 3 Sparse synapses, 3 QLIF,
     3 recorders) with one neuron per layer: Lava's fixed per-step cost, next to no compute."""
-    from qsnn_deploy.frozen import FrozenNet, InputSpec, LIFLayer
+    from qsnn_deploy.frozen import FrozenNet, InputSpec, Layer
 
-    one = lambda name: LIFLayer(name, "dense", np.array([[1]]), 4, np.array([64]), np.array([0]),  # noqa: E731
+    one = lambda name: Layer(name, "dense", np.array([[1]]), 4, np.array([64]), np.array([0]),  # noqa: E731
                                 np.array([4096]), reset="subtract", frac_bits=6)
     net = FrozenNet(InputSpec((1,), bits=8, scale=1.0), [one("a"), one("b"), one("c")], num_steps=steps).validate()
     with LavaSimulator(net, lanes=1) as lava:

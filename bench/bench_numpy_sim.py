@@ -73,10 +73,10 @@ def dense_macs(net, steps: int) -> int:
 
     total = 0
     for i, (layer, (in_shape, out_shape)) in enumerate(zip(net.layers, net.layer_shapes())):
-        w = layer.weight
-        if layer.synapse == "conv" and layer.pool is not None:
-            w, _ = intmath.fold_sum_pool(w.astype(np.int64), layer.stride, layer.pool)
-        outputs = int(np.prod(out_shape[1:])) if layer.synapse == "conv" else 1
+        w = layer.synapse.weight
+        if layer.synapse.kind == "conv" and layer.synapse.pool is not None:
+            w, _ = intmath.fold_sum_pool(w.astype(np.int64), layer.synapse.stride, layer.synapse.pool)
+        outputs = int(np.prod(out_shape[1:])) if layer.synapse.kind == "conv" else 1
         macs = int(np.prod(w.shape)) * outputs
         total += macs * (1 if i == 0 else steps)
     return total

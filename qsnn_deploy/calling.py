@@ -120,13 +120,14 @@ class ModelCall:
 
 
 def reset_neuron_states(model: nn.Module) -> None:
-    """Zero the hidden membrane of every ``snntorch.Leaky(init_hidden=True)`` in ``model`` (a fresh
-    sample starts from v = 0, as in every simulator)."""
+    """Zero the hidden states (membrane, synaptic current, last spikes) of every snnTorch neuron with
+    ``init_hidden=True`` in ``model`` (a fresh sample starts at rest, as in every simulator)."""
     for m in model.modules():
         if isinstance(m, NEURON_TYPES) and getattr(m, "init_hidden", False):
-            mem = getattr(m, "mem", None)
-            if isinstance(mem, torch.Tensor):
-                m.mem = torch.zeros(1, dtype=mem.dtype, device=mem.device)
+            for attr in ("mem", "syn", "spk"):
+                state = getattr(m, attr, None)
+                if isinstance(state, torch.Tensor):
+                    setattr(m, attr, torch.zeros(1, dtype=state.dtype, device=state.device))
 
 
 def _takes_num_steps(model: nn.Module) -> bool:

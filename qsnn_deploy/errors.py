@@ -29,6 +29,23 @@ class UnsupportedLayerError(QSNNError, TypeError):
     """A torch module that :func:`qsnn_deploy.freeze` cannot translate."""
 
 
+class UnsupportedNeuronError(QSNNError, ValueError):
+    """A backend or target cannot run a layer's neuron kind (or its recurrent synapse).
+
+    Args:
+        layer: the layer's name.
+        kind: the neuron kind (``"cuba"``, ``"recurrent lif"``...).
+        target: the backend or export target that refuses it.
+        reason: why, and what to do instead.
+    """
+
+    def __init__(self, layer: str, kind: str, target: str, reason: str):
+        self.layer = layer
+        self.kind = kind
+        self.target = target
+        super().__init__(f"layer {layer!r}: {target} cannot run neuron kind {kind!r}: {reason}")
+
+
 class CheckpointError(QSNNError, ValueError):
     """A checkpoint or frozen-network file is unreadable, truncated or unsafe."""
 

@@ -32,10 +32,11 @@ import torch.nn as nn
 from . import intmath
 from .calling import ForwardFn, inspect_model
 from .errors import FrozenNetError, QSNNWarning, SaturationWarning, UnsupportedLayerError
-from .frozen import FrozenNet, InputSpec, LIFLayer
+from .frozen import FrozenNet, InputSpec, Layer, Synapse
+from .neurons import LIF, CubaLIF
 from .statebound import choose_frac_bits, clip_risk_message, current_extremes, layer_state_bound, state_bound
 from .nn.blocks import Block, block_affine, parse_blocks, quantized_weight
-from .nn.neuron import QLeaky
+from .nn.neuron import QNeuron
 from .nn.sequential import QSequential
 
 __all__ = ["freeze"]
@@ -110,13 +111,13 @@ def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Seq
                 layer, choice = _freeze_block(block, s_x, shape, weight_bits, frac_bits, state_bits, x_range, max_frac_bits)
                 frozen_layers.append(layer)
                 choices[layer.name] = choice
-                shape = layer.output_shape((int(np.prod(shape)),) if layer.flatten_input else shape)
+                shape = layer.output_shape((int(np.prod(shape)),) if layer.synapse.flatten_input else shape)
                 x_range = (0, 1)
     finally:
         model.train(was_training)
     meta = {
         "source": f"{type(model).__module__}.{type(model).__name__}",
-        "deploy_faithful": all(isinstance(b.neuron, QLeaky) for b in blocks),
+        "deploy_faithful": all(isinstance(b.neuron, QNeuron) for b in blocks),
         "synapses": {b.name: type(b.synapse).__name__ for b in blocks},
     }
     meta["frac_bits"] = _recorded(choices)
@@ -194,7 +195,7 @@ def _channel_values(value, name: str, block: Block, out_shape: tuple[int, ...], 
 
 def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bits: int,
                   frac_bits: int | None, state_bits: int, x_range: tuple[int, int] = (0, 255),
-                  max_frac_bits: int = intmath.DEFAULT_FRAC_BITS) -> tuple[LIFLayer, dict]:
+                  max_frac_bits: int = intmath.DEFAULT_FRAC_BITS) -> tuple[Layer, dict]:
     name = block.name
     syn = block.synapse
     neuron = block.neuron
@@ -222,31 +223,49 @@ def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bi
     if len(pools) > 1:
         raise UnsupportedLayerError(f"block {name!r}: more than one AvgPool2d between synapse and neuron")
     pool = tuple(int(k) for k in ((pools[0].kernel_size,) * 2 if isinstance(pools[0].kernel_size, int) else pools[0].kernel_size)) if pools else None
-    if isinstance(neuron, QLeaky):
-        th, b, d = neuron.integer_params(sigma_abs, bias_t)
-        theta_int, b_int, decay = (x.detach().cpu().round().to(torch.int64).numpy() for x in (th, b, d))
-        reset, f_bits, s_bits = ("subtract" if neuron.reset_mechanism_val == 0 else "zero"), neuron.frac_bits, neuron.state_bits
+    recurrent = None
+    if isinstance(neuron, QNeuron):  # the integers its own forward pass uses
+        float_neuron = neuron.frozen_neuron(sigma_abs, bias_t)
+        theta_int, b_int, decay = float_neuron.threshold, float_neuron.bias, float_neuron.decay
+        reset, f_bits, s_bits = float_neuron.reset, float_neuron.frac_bits, float_neuron.state_bits
         choice = {"F": int(f_bits), "basis": "trained"}
     else:
-        reset, s_bits = _check_leaky(name, neuron), state_bits
+        fn = _float_neuron(name, neuron)
+        reset, s_bits = fn.reset, state_bits
         f_bits = intmath.DEFAULT_FRAC_BITS if frac_bits is None else int(frac_bits)
         choice = {"F": int(f_bits), "basis": "fixed"}
-        probe = LIFLayer(name, "conv" if is_conv else "dense", w_int, bits, np.zeros(w_int.shape[0], np.int64),
-                         np.zeros(w_int.shape[0], np.int64), np.zeros(w_int.shape[0], np.int64),
-                         stride=_pair(getattr(syn, "stride", 1)), padding=_pair(getattr(syn, "padding", 0)), pool=pool)
+        probe = Synapse("conv" if is_conv else "dense", w_int, bits, _pair(getattr(syn, "stride", 1)),
+                        _pair(getattr(syn, "padding", 0)), pool)
         out_shape = probe.output_shape(flat_in)
         beta = _channel_values(neuron.beta, "beta", block, out_shape, per_channel_1d=False)
         theta = _channel_values(neuron.threshold, "threshold", block, out_shape, per_channel_1d=False)
-        if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(theta))):
+        alpha = _channel_values(neuron.alpha, "alpha", block, out_shape, per_channel_1d=False) if fn.alpha else None
+        if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(theta))) or (alpha is not None and not np.all(np.isfinite(alpha))):
             raise FrozenNetError(name, "beta/threshold", "NaN or infinite")
         decay = intmath.decay_from_beta(beta)
-        area = pool[0] * pool[1] if pool else 1
-        j_pos, j_neg = current_extremes(w_int, x_range[0], x_range[1], area)
+        current_decay = np.zeros_like(decay) if fn.kind == "cuba" and alpha is None else (
+            intmath.decay_from_beta(alpha) if alpha is not None else None)
         bias_f = bias_t.numpy()
+        recurrent = None
+        if fn.recurrent is not None:
+            rec_w, rec_b = _recurrent_weights(name, fn.recurrent, out_shape, is_conv)
+            recurrent = np.round(rec_w / np.abs(sigma)[:, None]).astype(np.int64)  # J units: R·z / |σ| per channel
+            bias_f = bias_f + rec_b  # the recurrent Linear's bias is added every step, like the synapse's
+        j_pos, j_neg = current_extremes(w_int, x_range[0], x_range[1], probe.pool_area)
+        if recurrent is not None:
+            r_pos, r_neg = current_extremes(recurrent, 0, 1)
+            j_pos, j_neg = j_pos + r_pos, j_neg + r_neg
+
+        def neuron_at(f: int):
+            th_f = intmath.quantize_on_grid(theta, np.abs(sigma), f)
+            b_f = intmath.quantize_on_grid(bias_f, np.abs(sigma), f)
+            if fn.kind == "lif":
+                return LIF(th_f, b_f, decay, reset, f, s_bits)
+            # snnTorch adds the synapse's bias to the input I, i.e. to the current
+            return CubaLIF(th_f, np.zeros_like(b_f), current_decay, decay, b_f, reset, f, s_bits, s_bits)
 
         def bound_at(f: int):
-            return state_bound(j_pos, j_neg, intmath.quantize_on_grid(theta, np.abs(sigma), f),
-                               intmath.quantize_on_grid(bias_f, np.abs(sigma), f), decay, reset, f, s_bits)
+            return neuron_at(f).state_bound(j_pos, j_neg)
 
         if frac_bits is None:
             f_bits, proof, _ = choose_frac_bits(bound_at, f_max=max_frac_bits)
@@ -255,8 +274,9 @@ def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bi
                 f_bits = quarter[0] if quarter else 0
             choice = {"F": int(f_bits), "basis": "proof" if proof else "unproven",
                       "_requantize": (np.asarray(theta, np.float64), bias_f, np.abs(sigma))}
-        theta_int = intmath.quantize_on_grid(theta, np.abs(sigma), f_bits)
-        b_int = intmath.quantize_on_grid(bias_f, np.abs(sigma), f_bits)
+        float_neuron = neuron_at(f_bits)
+        theta_int = float_neuron.threshold
+        b_int = float_neuron.bias if fn.kind == "lif" else float_neuron.current_bias
     vmax = intmath.state_limit(s_bits)
     if theta_int.min() < 0:
         raise FrozenNetError(name, "threshold", f"negative threshold {theta_int.min()} (state units): neurons would fire with no input")
@@ -270,14 +290,22 @@ def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bi
         theta_int = np.minimum(theta_int, vmax)
     if np.abs(b_int).max(initial=0) > vmax:
         raise FrozenNetError(name, "bias", f"{np.abs(b_int).max()} state units exceeds the {s_bits}-bit state limit {vmax}")
-    layer = LIFLayer(
-        name=name, synapse="conv" if is_conv else "dense", weight=w_int.astype(np.int8 if bits <= 8 else np.int16),
-        weight_bits=bits, threshold=theta_int.astype(np.int64), bias=b_int.astype(np.int64),
-        decay=decay.astype(np.int64), reset=reset, frac_bits=int(f_bits), state_bits=int(s_bits),
-        stride=_pair(getattr(syn, "stride", 1)) if is_conv else (1, 1),
-        padding=_pair(getattr(syn, "padding", 0)) if is_conv else (0, 0),
-        pool=pool, flatten_input=block.flatten, sigma=np.abs(sigma).astype(np.float64),
-    )
+
+    synapse = Synapse("conv" if is_conv else "dense", w_int.astype(np.int8 if bits <= 8 else np.int16), bits,
+                      _pair(getattr(syn, "stride", 1)) if is_conv else (1, 1),
+                      _pair(getattr(syn, "padding", 0)) if is_conv else (0, 0), pool, block.flatten)
+    sigma_abs = np.abs(sigma).astype(np.float64)
+    if float_neuron.kind == "lif":
+        neuron_params = LIF(theta_int.astype(np.int64), b_int.astype(np.int64), decay.astype(np.int64), reset,
+                            int(f_bits), int(s_bits), sigma_abs)
+    elif isinstance(neuron, QNeuron):  # QSynaptic: its bias sits on the membrane (Loihi's place)
+        neuron_params = dataclasses.replace(float_neuron, threshold=theta_int.astype(np.int64), sigma=sigma_abs)
+    else:  # snnTorch Synaptic: the synapse's bias enters the current
+        neuron_params = dataclasses.replace(float_neuron, threshold=theta_int.astype(np.int64),
+                                            current_bias=b_int.astype(np.int64), sigma=sigma_abs)
+    if recurrent is not None:
+        synapse = _with_recurrent(name, synapse, recurrent)
+    layer = Layer(name, synapse, neuron_params)
     bound = layer_state_bound(layer, *x_range)
     choice.update(proven_saturation_free=bool(bound.saturation_free), worst_case_abs_v=float(bound.peak),
                   state_limit=int(layer.state_limit), _bound=bound)
@@ -286,15 +314,17 @@ def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bi
     return layer, choice
 
 
-def _requantized(layer: LIFLayer, choice: dict, f: int) -> LIFLayer:
+def _requantized(layer: Layer, choice: dict, f: int) -> Layer:
     theta, bias, sigma = choice["_requantize"]
-    vmax = intmath.state_limit(layer.state_bits)
+    vmax = intmath.state_limit(layer.neuron.state_bits)
     th = np.minimum(intmath.quantize_on_grid(theta, sigma, f), vmax)
-    return dataclasses.replace(layer, frac_bits=int(f), threshold=th.astype(np.int64),
-                               bias=intmath.quantize_on_grid(bias, sigma, f).astype(np.int64))
+    b = intmath.quantize_on_grid(bias, sigma, f).astype(np.int64)
+    where = "current_bias" if layer.kind == "cuba" else "bias"  # the synapse's bias enters a CUBA neuron's current
+    return dataclasses.replace(layer, neuron=dataclasses.replace(layer.neuron, frac_bits=int(f), threshold=th.astype(np.int64),
+                                                                 **{where: b}))
 
 
-def _calibrate_unproven(layers: list[LIFLayer], choices: dict, spec: InputSpec, steps: int, calibration,
+def _calibrate_unproven(layers: list[Layer], choices: dict, spec: InputSpec, steps: int, calibration,
                         margin: float, max_frac_bits: int) -> None:
     """Data-driven F for layers with no proof: the largest F whose simulated |v| on ``calibration``
     stays within ``limit / margin`` (layer by layer, earlier layers already fixed)."""
@@ -310,7 +340,7 @@ def _calibrate_unproven(layers: list[LIFLayer], choices: dict, spec: InputSpec, 
         peaks: dict[int, int] = {}
         for f in range(max_frac_bits, -1, -1):
             cand = _requantized(layer, choice, f)
-            if cand.threshold.max(initial=0) >= cand.state_limit:
+            if cand.neuron.threshold.max(initial=0) >= cand.state_limit:
                 continue
             probe = FrozenNet(spec, layers[:i] + [cand], steps)
             states = NumpySimulator(probe, saturation="count").run(x, num_steps=steps, record_states=True).states[cand.name]
@@ -328,13 +358,13 @@ def _calibrate_unproven(layers: list[LIFLayer], choices: dict, spec: InputSpec, 
                 break
 
 
-def _warn_unproven(layers: list[LIFLayer], choices: dict) -> None:
+def _warn_unproven(layers: list[Layer], choices: dict) -> None:
     for layer in layers:
         c = choices[layer.name]
         if c.get("proven_saturation_free") or (c.get("basis") == "data" and c.get("calibration_margin", 0) >= 2.0):
             continue
         if c.get("basis") == "data":
-            warnings.warn(f"layer {layer.name!r}: F = {layer.frac_bits} kept the state within the limit on the "
+            warnings.warn(f"layer {layer.name!r}: F = {layer.neuron.frac_bits} kept the state within the limit on the "
                           f"{c['calibration_samples']} calibration inputs (peak |v| {c['observed_abs_v']} of {layer.state_limit}), "
                           "but with less than a 2x margin and no proof; other inputs may clip it (qsnn-verify counts clips)",
                           SaturationWarning, stacklevel=3)
@@ -344,21 +374,85 @@ def _warn_unproven(layers: list[LIFLayer], choices: dict) -> None:
         warnings.warn(clip_risk_message(layer, c["_bound"], hint), SaturationWarning, stacklevel=3)
 
 
-def _check_leaky(name: str, neuron: nn.Module) -> str:
-    if not isinstance(neuron, snn.Leaky):
-        raise UnsupportedLayerError(f"block {name!r}: neuron {type(neuron).__name__} is not a snntorch.Leaky")
+@dataclasses.dataclass
+class _FloatNeuron:
+    """How a plain snnTorch neuron freezes: the kind, its reset, whether it has α, its recurrent module."""
+
+    kind: str
+    reset: str
+    alpha: bool
+    recurrent: nn.Module | None
+
+
+def _float_neuron(name: str, neuron: nn.Module) -> _FloatNeuron:
+    """The neuron kind a plain snnTorch neuron freezes to, or :class:`UnsupportedLayerError` saying why not.
+
+    ``Leaky``/``RLeaky`` -> ``"lif"``; ``Synaptic``/``RSynaptic`` -> ``"cuba"``. Resets (snnTorch 1.0,
+    docs/design.md §7): "subtract" with the default ``reset_delay=True``; "zero" with ``reset_delay=False``
+    (Loihi's order) for every class, and with ``reset_delay=True`` for ``Leaky`` (whose zero reset keeps
+    the step's input); ``Synaptic``/``RLeaky``/``RSynaptic`` with ``reset_delay=True`` zero the NEW
+    membrane value (the step's input is lost): kind ``"cuba"`` with reset ``"zero_delayed"`` (an
+    ``RLeaky`` as a current with α = 0, i.e. ``i = J << F``: the same equation).
+    """
+    if not isinstance(neuron, (snn.Leaky, snn.Synaptic, snn.RLeaky, snn.RSynaptic)):
+        raise UnsupportedLayerError(f"block {name!r}: neuron {type(neuron).__name__} is not a snntorch Leaky, Synaptic, "
+                                    "RLeaky or RSynaptic")
+    cls = type(neuron).__name__
     modes = {0: "subtract", 1: "zero"}
     val = int(neuron.reset_mechanism_val)  # a 0-d tensor in snnTorch: dict lookups need the int
     if val not in modes:
         raise UnsupportedLayerError(f"block {name!r}: reset_mechanism 'none' is not supported (use 'subtract' or 'zero')")
-    if not getattr(neuron, "reset_delay", True):
-        raise UnsupportedLayerError(f"block {name!r}: reset_delay=False is not supported (the integer semantics reset from the previous state)")
+    delay = bool(getattr(neuron, "reset_delay", True))
+    reset = modes[val]
+    if not delay and reset == "subtract":
+        raise UnsupportedLayerError(f"block {name!r}: {cls}(reset_mechanism='subtract', reset_delay=False) is not supported "
+                                    "(θ would be subtracted before the decay); use reset_delay=True or the zero reset")
     if getattr(neuron, "inhibition", False) or getattr(neuron, "state_quant", False):
         raise UnsupportedLayerError(f"block {name!r}: inhibition and state_quant are not supported")
     g = float(torch.as_tensor(getattr(neuron, "graded_spikes_factor", 1.0)))
     if g != 1.0:
         raise UnsupportedLayerError(f"block {name!r}: graded_spikes_factor={g} (only binary spikes are supported)")
-    return modes[val]
+    recurrent = getattr(neuron, "recurrent", None) if isinstance(neuron, (snn.RLeaky, snn.RSynaptic)) else None
+    if isinstance(recurrent, nn.Conv2d):
+        raise UnsupportedLayerError(f"block {name!r}: {cls} with a convolutional recurrent connection (conv2d_channels/"
+                                    "kernel_size) is not supported; recurrent layers are dense (linear_features or all_to_all=False)")
+    cuba = isinstance(neuron, (snn.Synaptic, snn.RSynaptic))
+    if reset == "zero" and delay and not isinstance(neuron, snn.Leaky):
+        return _FloatNeuron("cuba", "zero_delayed", cuba, recurrent)
+    return _FloatNeuron("cuba" if cuba else "lif", reset, cuba, recurrent)
+
+
+def _recurrent_weights(name: str, module: nn.Module, out_shape: tuple[int, ...], is_conv: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(R [C, C] float64, bias [C] float64) of an RLeaky/RSynaptic recurrent module: a Linear
+    (``all_to_all=True``) or snnTorch's ``RecurrentOneToOne`` (``V·z``: a diagonal R)."""
+    if is_conv or len(out_shape) != 1:
+        raise UnsupportedLayerError(f"block {name!r}: a recurrent neuron after a conv synapse is not supported (dense only)")
+    c = out_shape[0]
+    if isinstance(module, nn.Linear):
+        if tuple(module.weight.shape) != (c, c):
+            raise FrozenNetError(name, "recurrent", f"Linear {tuple(module.weight.shape)} does not match the layer's {c} neurons")
+        w = module.weight.detach().cpu().to(torch.float64).numpy()
+        b = module.bias.detach().cpu().to(torch.float64).numpy() if module.bias is not None else np.zeros(c)
+    elif hasattr(module, "V"):
+        v = torch.as_tensor(module.V).detach().cpu().to(torch.float64).reshape(-1)
+        if v.numel() not in (1, c):
+            raise FrozenNetError(name, "V", f"{v.numel()} values for {c} neurons (one, or one per neuron)")
+        w = np.diag(np.broadcast_to(v.numpy(), (c,)).copy())
+        b = np.zeros(c)
+    else:
+        raise UnsupportedLayerError(f"block {name!r}: recurrent module {type(module).__name__} is not supported")
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+        raise FrozenNetError(name, "recurrent", "contains NaN or infinity")
+    return w, b
+
+
+def _with_recurrent(name: str, synapse: Synapse, recurrent: np.ndarray) -> Synapse:
+    """``synapse`` carrying the integer recurrent weights at the narrowest signed width that holds them (≤ 16 bits)."""
+    bits = intmath.bits_for_signed(int(np.abs(recurrent).max(initial=0)))
+    if bits > 16:
+        raise FrozenNetError(name, "recurrent", f"recurrent weights reach {int(np.abs(recurrent).max())} J units: more than "
+                             "16 bits on the feed-forward weights' grid (they are much larger than the feed-forward weights)")
+    return dataclasses.replace(synapse, recurrent=recurrent.astype(np.int8 if bits <= 8 else np.int16), recurrent_bits=bits)
 
 
 def _pair(v) -> tuple[int, int]:

@@ -6,40 +6,39 @@ saved as one ``.qsnn`` file: an uncompressed NumPy ``.npz`` archive holding a JS
 ``numpy.load(allow_pickle=False)``: no code can run while loading. The format is documented in
 ``docs/frozen-format.md``.
 
-Layer semantics (one :class:`LIFLayer`; ``t`` is the time step, all values integers)::
+A layer (:class:`Layer`) is a :class:`Synapse` plus a neuron of one kind (:mod:`qsnn_deploy.neurons`;
+``"lif"``: snnTorch ``Leaky``, ``"cuba"``: snnTorch ``Synaptic``). Per time step ``t`` (integers)::
 
-    x_t     input: spikes {0,1} from the previous layer, or the network's integer input
-    J_t     = sumpool_P( W ⊛ x_t )                     exact integer conv (or dense), then an
-                                                       optional sum pool (the folded avg-pool)
-    r_t     = [v_{t-1} > theta]                        reset from the previous state (strict >)
-    v_t     = decay(v_{t-1}) + (J_t << F) + b - r_t*theta        reset = "subtract"
-    v_t     = decay((1 - r_t) * v_{t-1}) + (J_t << F) + b        reset = "zero"
-    v_t     = clip(v_t, -(2**(B_v-1)-1), 2**(B_v-1)-1)           saturation (counted or raised)
-    z_t     = [v_t > theta]                            output spikes
-    decay(v) = sign(v*d) * (|v*d| >> 12)               d = round(beta*4096), 12 bits
+    J_t     = sumpool_P( W ⊛ x_t ) + R · z_{t-1}          exact integer conv (or dense), an optional sum pool
+                                                       (the folded avg-pool), optional recurrent weights R
+    state_t, z_t = neuron.step(state_{t-1}, J_t)       the kind's equation (its module's docstring), e.g. LIF:
+    v_t     = decay(v_{t-1}) + (J_t << F) + b - [v_{t-1} > θ]·θ,  clipped to B_v bits,  z_t = [v_t > θ]
 
-``theta`` (threshold), ``b`` (bias) are per output channel, in state units (one unit of ``v`` is
-``|sigma|/2**F`` in the trained model's membrane units); ``d`` is per channel (a per-layer decay
-is stored repeated). ``sigma`` (float64, per channel) is kept for information and for targets with
-float semantics (NIR): the trained model's membrane equals ``v * sigma / 2**F``.
+Format version 2 stores each layer as ``{"name", "synapse": {...}, "neuron": {"kind", ...}}``, both
+written and read from the dataclasses' fields; version-1 files (flat LIF layers, written before
+neuron kinds) are read as LIF layers, bit for bit the same network.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from . import intmath
 from .errors import CheckpointError, FrozenNetError
 from .fileio import atomic_path, check_claimed_size
+from .neurons import LIF, NeuronParams, neuron_class
 
 FORMAT_NAME = "qsnn-frozen"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: versions this build reads (1: flat LIF layers, before neuron kinds)
+READABLE_VERSIONS = (1, 2)
 SYNAPSES = ("conv", "dense")
 #: Size limits checked by :meth:`FrozenNet.validate` (a forged file cannot make a simulator
 #: allocate absurd buffers): values per sample of the input and of every layer's output, and T.
@@ -99,46 +98,39 @@ class InputSpec:
 
 
 @dataclass
-class LIFLayer:
-    """One synapse (conv or dense, optional sum pool) feeding one layer of integer LIF neurons.
+class Synapse:
+    """The weights feeding one layer: conv or dense, an optional sum pool, optional recurrent weights.
 
-    Per time step (module docstring): ``J = sumpool(W ⊛ x)``; ``v = decay(v) + (J << F) + b - r·θ``
-    with ``r = [v_prev > θ]`` (reset "subtract"; "zero" zeroes v where r instead, before the decay);
-    ``v = clip(v, ±(2**(B_v-1)-1))``; spike ``[v > θ]``; ``decay(v) = sign(v·d)·(|v·d| >> 12)``.
+    Per time step (all integers, J in "J units": one unit of input times one unit of weight)::
+
+        J_t = sumpool_P( W ⊛ x_t ) + R · z_{t-1}          z_{-1} = 0: a recurrent spike arrives one step later
 
     Attributes (bit widths in brackets):
-        name: unique layer name.
-        synapse: ``"conv"`` or ``"dense"``.
+        kind: ``"conv"`` or ``"dense"``.
         weight: integer weights, torch layout: (C_out, C_in, kH, kW) or (C_out, C_in)
-            [``weight_bits``, signed, narrow range].
-        weight_bits: declared weight width; every weight lies in ±(2**(bits-1)-1).
-        threshold: θ per output channel, int64 [state units, 0 ≤ θ ≤ 2**(B_v-1)-1].
-        bias: b per output channel, int64 [state units, added every step].
-        decay: d per output channel, int64 [12 bits, 0..4096; 4096 = no leak].
-        reset: ``"subtract"`` or ``"zero"``.
-        frac_bits: F, the left shift applied to J [bits].
-        state_bits: B_v, the signed width of the membrane state [bits].
+            [``weight_bits``, signed].
+        weight_bits: declared weight width; every weight lies in ±(2**(bits-1)-1) (1: {-1, 0, 1}).
         stride, padding: conv only, (H, W) order.
         pool: sum-pool kernel (H, W) applied to the conv output, or None. Stride = kernel.
         flatten_input: dense only: the input is flattened in (C, H, W) order first.
-        sigma: float64 per channel, one unit of J in the trained model's membrane units.
+        recurrent: dense only: (C_out, C_out) integer weights R from the layer's own spikes of the
+            previous step [``recurrent_bits``, signed, J units]; None for a feed-forward layer.
+            snnTorch's one-to-one ``V`` is the diagonal case.
+        recurrent_bits: declared width of ``recurrent``.
     """
 
-    name: str
-    synapse: str
+    kind: str
     weight: np.ndarray
     weight_bits: int
-    threshold: np.ndarray
-    bias: np.ndarray
-    decay: np.ndarray
-    reset: str = "subtract"
-    frac_bits: int = intmath.DEFAULT_FRAC_BITS
-    state_bits: int = intmath.DEFAULT_STATE_BITS
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     pool: tuple[int, int] | None = None
     flatten_input: bool = False
-    sigma: np.ndarray | None = None
+    recurrent: np.ndarray | None = None
+    recurrent_bits: int | None = None
+
+    #: fields stored as arrays in a ``.qsnn`` file (the rest are JSON scalars)
+    ARRAYS: ClassVar[tuple[str, ...]] = ("weight", "recurrent")
 
     @property
     def out_channels(self) -> int:
@@ -153,16 +145,34 @@ class LIFLayer:
     @property
     def kernel(self) -> tuple[int, int]:
         """Conv kernel (kH, kW) before pooling; (1, 1) for a dense layer."""
-        return (int(self.weight.shape[2]), int(self.weight.shape[3])) if self.synapse == "conv" else (1, 1)
+        return (int(self.weight.shape[2]), int(self.weight.shape[3])) if self.kind == "conv" else (1, 1)
 
     @property
-    def state_limit(self) -> int:
-        """The largest |v| the B_v-bit state holds: 2**(B_v-1) - 1 (state units)."""
-        return intmath.state_limit(self.state_bits)
+    def pool_area(self) -> int:
+        """Inputs one sum pool adds (1 without a pool)."""
+        return self.pool[0] * self.pool[1] if self.pool else 1
+
+    @property
+    def is_recurrent(self) -> bool:
+        """True when the layer's own spikes feed back through ``recurrent``."""
+        return self.recurrent is not None
+
+    def deployed(self) -> tuple[np.ndarray, tuple[int, int]]:
+        """The weight as every target runs it, computed once: (int64 weight, stride), a conv followed
+        by a sum pool folded into ONE conv (:func:`~qsnn_deploy.intmath.fold_sum_pool`)."""
+        key = (id(self.weight), self.stride, self.pool)
+        cached = self.__dict__.get("_deployed")
+        if cached is None or cached[0] != key:
+            w, stride = self.weight.astype(np.int64), tuple(self.stride)
+            if self.kind == "conv" and self.pool is not None:
+                w, stride = intmath.fold_sum_pool(w, stride, self.pool)
+            cached = (key, (w, stride))
+            self.__dict__["_deployed"] = cached
+        return cached[1]
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """Per-sample output shape for a per-sample input shape."""
-        if self.synapse == "dense":
+        """Per-sample output shape for a per-sample input shape (already flattened if ``flatten_input``)."""
+        if self.kind == "dense":
             return (self.out_channels,)
         _, h, w = in_shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
@@ -172,21 +182,23 @@ class LIFLayer:
         return (self.out_channels, ho, wo)
 
     def fan_in(self) -> int:
-        """Synapses per neuron (after the pool: each neuron sums pool-area × kernel inputs)."""
-        per = int(np.prod(self.weight.shape[1:]))
-        return per * (self.pool[0] * self.pool[1] if self.pool else 1)
+        """Synapses per neuron (after the pool: each neuron sums pool-area × kernel inputs), recurrent ones included."""
+        per = int(np.prod(self.weight.shape[1:])) * self.pool_area
+        return per + (self.out_channels if self.is_recurrent else 0)
 
     def current_bound(self, input_max_abs: int) -> int:
-        """Largest |J| any neuron can see: max over channels of Σ|W| × pool area × max|x|."""
-        w = np.abs(self.weight.astype(np.int64)).reshape(self.out_channels, -1).sum(axis=1)
-        area = self.pool[0] * self.pool[1] if self.pool else 1
-        return int(w.max(initial=0)) * area * int(input_max_abs)
+        """Largest |J| any neuron can see: max over channels of Σ|W| × pool area × max|x| (+ Σ|R| for 0/1 spikes)."""
+        w = np.abs(self.weight.astype(np.int64)).reshape(self.out_channels, -1).sum(axis=1) * self.pool_area * int(input_max_abs)
+        if self.is_recurrent:
+            w = w + np.abs(self.recurrent.astype(np.int64)).sum(axis=1)
+        return int(w.max(initial=0))
 
     def describe(self) -> str:
-        """The synapse in a few words: ``conv 16×1×5×5 s2 p1 pool 2×2`` or ``dense 10×1024 (flatten)``."""
+        """The synapse in a few words: ``conv 16×1×5×5 s2 p1 pool 2×2``, ``dense 10×1024 (flatten)``, ``+ rec 10×10``."""
         shape = "×".join(str(int(d)) for d in np.shape(self.weight))
-        if self.synapse != "conv":
-            return f"{self.synapse} {shape}" + (" (flatten)" if self.flatten_input else "")
+        rec = f" + recurrent {'×'.join(str(int(d)) for d in np.shape(self.recurrent))}" if self.is_recurrent else ""
+        if self.kind != "conv":
+            return f"{self.kind} {shape}" + (" (flatten)" if self.flatten_input else "") + rec
         out = f"conv {shape}"
         if tuple(self.stride) != (1, 1):
             out += f" s{_hw(self.stride)}"
@@ -196,21 +208,131 @@ class LIFLayer:
             out += f" pool {self.pool[0]}×{self.pool[1]}"
         return out
 
+    # ------------------------------------------------------------------ manifest
+    def to_manifest(self, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``({"kind", scalars..., "arrays": {field: key}}, {key: array})`` from the dataclass fields."""
+        entry: dict[str, Any] = {}
+        arrays: dict[str, np.ndarray] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in self.ARRAYS:
+                if value is not None:
+                    arrays[prefix + f.name] = np.ascontiguousarray(value)
+                    entry.setdefault("arrays", {})[f.name] = prefix + f.name
+            elif isinstance(value, tuple):
+                entry[f.name] = [int(v) for v in value]
+            else:
+                entry[f.name] = value if not isinstance(value, (np.integer, np.bool_)) else value.item()
+        return entry, arrays
+
+    @classmethod
+    def from_manifest(cls, entry: dict[str, Any], arrays: dict[str, np.ndarray], layer: str) -> "Synapse":
+        """Inverse of :meth:`to_manifest`; :class:`FrozenNetError` naming the layer and field."""
+        keys = entry.get("arrays") or {}
+        found: dict[str, Any] = {}
+        for name in cls.ARRAYS:
+            if name in keys:
+                if keys[name] not in arrays:
+                    raise FrozenNetError(layer, name, f"array {keys[name]!r} missing from the file")
+                found[name] = arrays[keys[name]]
+        if "weight" not in found:
+            raise FrozenNetError(layer, "weight", "missing")
+        unknown = set(entry) - {f.name for f in dataclasses.fields(cls)} - {"arrays"}
+        if unknown:
+            raise FrozenNetError(layer, f"synapse.{sorted(unknown)[0]}", "not a synapse field")
+        rb = entry.get("recurrent_bits")
+        return cls(kind=str(entry["kind"]), weight=found["weight"], weight_bits=int(entry["weight_bits"]),
+                   stride=_pair(entry.get("stride", 1), "stride", layer), padding=_pair(entry.get("padding", 0), "padding", layer),
+                   pool=_pair(entry["pool"], "pool", layer) if entry.get("pool") else None,
+                   flatten_input=bool(entry.get("flatten_input", False)), recurrent=found.get("recurrent"),
+                   recurrent_bits=None if rb is None else int(rb))
+
+
+@dataclass
+class Layer:
+    """One layer of the frozen net: a :class:`Synapse` feeding one layer of neurons of one kind.
+
+    The neuron's equation, parameters, bound and reference step live in its kind's module
+    (:mod:`qsnn_deploy.neurons`: ``"lif"``, ``"cuba"``); it receives the synapse's exact current
+    ``J_t`` every step. Shapes and bounds that involve only the weights are the synapse's.
+    """
+
+    name: str
+    synapse: Synapse
+    neuron: NeuronParams
+
+    @property
+    def kind(self) -> str:
+        """The neuron kind (``"lif"``, ``"cuba"``...)."""
+        return self.neuron.kind
+
+    @property
+    def out_channels(self) -> int:
+        """Output channels (conv) or output neurons (dense)."""
+        return self.synapse.out_channels
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels (conv) or fan-in (dense)."""
+        return self.synapse.in_channels
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        """Conv kernel (kH, kW) before pooling; (1, 1) for a dense layer."""
+        return self.synapse.kernel
+
+    @property
+    def state_limit(self) -> int:
+        """The largest |v| the neuron's B_v-bit membrane holds: 2**(B_v-1) - 1 (state units)."""
+        return self.neuron.state_limit
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Per-sample output shape for a per-sample input shape."""
+        return self.synapse.output_shape(in_shape)
+
+    def fan_in(self) -> int:
+        """Synapses per neuron (:meth:`Synapse.fan_in`)."""
+        return self.synapse.fan_in()
+
+    def current_bound(self, input_max_abs: int) -> int:
+        """Largest |J| any neuron can see (:meth:`Synapse.current_bound`)."""
+        return self.synapse.current_bound(input_max_abs)
+
+    def describe(self) -> str:
+        """The synapse in a few words (:meth:`Synapse.describe`)."""
+        return self.synapse.describe()
+
     def __repr__(self) -> str:
-        """One line, never an array: name, synapse, weight bits, F, B_v, reset, θ range."""
-        th = np.asarray(self.threshold)
+        """One line, never an array: name, synapse, weight bits, neuron kind, F, B_v, reset, θ range."""
+        n = self.neuron
+        th = np.asarray(getattr(n, "threshold", np.zeros(0)))
         theta = "?" if th.size == 0 else (f"{th.min()}" if th.min() == th.max() else f"{th.min()}..{th.max()}")
-        return (f"LIFLayer({self.name!r}, {self.describe()}, int{self.weight_bits} weights, F={self.frac_bits}, "
-                f"B_v={self.state_bits}, reset={self.reset}, θ={theta})")
+        return (f"Layer({self.name!r}, {self.describe()}, int{self.synapse.weight_bits} weights, {n.kind}, "
+                f"F={getattr(n, 'frac_bits', '?')}, B_v={getattr(n, 'state_bits', '?')}, reset={getattr(n, 'reset', '?')}, θ={theta})")
+
+
+def LIFLayer(name: str, synapse: str, weight: np.ndarray, weight_bits: int, threshold: np.ndarray, bias: np.ndarray,
+             decay: np.ndarray, reset: str = "subtract", frac_bits: int = intmath.DEFAULT_FRAC_BITS,
+             state_bits: int = intmath.DEFAULT_STATE_BITS, stride: tuple[int, int] = (1, 1),
+             padding: tuple[int, int] = (0, 0), pool: tuple[int, int] | None = None, flatten_input: bool = False,
+             sigma: np.ndarray | None = None, recurrent: np.ndarray | None = None,
+             recurrent_bits: int | None = None) -> Layer:
+    """A :class:`Layer` of :class:`~qsnn_deploy.neurons.LIF` neurons from flat arguments (the format-1
+    field names): ``synapse`` is ``"conv"`` or ``"dense"``, the rest as in :class:`Synapse` and
+    :class:`~qsnn_deploy.neurons.LIF`."""
+    return Layer(name, Synapse(synapse, weight, weight_bits, tuple(stride), tuple(padding),
+                               tuple(pool) if pool is not None else None, flatten_input, recurrent, recurrent_bits),
+                 LIF(threshold, bias, decay, reset, frac_bits, state_bits, sigma))
 
 
 @dataclass
 class FrozenNet:
-    """A feed-forward network of :class:`LIFLayer` s driven by an integer input.
+    """A network of :class:`Layer` s (feed-forward between layers; a layer may be recurrent in itself)
+    driven by an integer input.
 
     Attributes:
         input: the input description.
-        layers: LIF layers in order; the last one's spikes are the network's output
+        layers: spiking layers in order; the last one's spikes are the network's output
             (prediction = the output neuron with most spikes).
         num_steps: T, the default number of time steps.
         metadata: free-form JSON-serialisable provenance (source model, deploy-faithful or not...).
@@ -227,7 +349,7 @@ class FrozenNet:
         shapes, cur = [], tuple(self.input.shape)
         for layer in self.layers:
             in_shape = cur
-            if layer.flatten_input:
+            if layer.synapse.flatten_input:
                 cur = (int(np.prod(cur)),)
             out = layer.output_shape(cur)
             shapes.append((in_shape, out))
@@ -269,109 +391,79 @@ class FrozenNet:
         return self
 
     @staticmethod
-    def _validate_layer(layer: LIFLayer, in_shape: tuple[int, ...], x_max: int) -> tuple[int, ...]:
+    def _validate_layer(layer: Layer, in_shape: tuple[int, ...], x_max: int) -> tuple[int, ...]:
         n = layer.name
-        if layer.synapse not in SYNAPSES:
-            raise FrozenNetError(n, "synapse", f"must be one of {SYNAPSES}, got {layer.synapse!r}")
-        w = layer.weight
+        if not isinstance(layer, Layer) or not isinstance(layer.synapse, Synapse):
+            raise FrozenNetError(n if isinstance(getattr(layer, "name", None), str) else "?", "layer",
+                                 f"expected a Layer (synapse + neuron), got {type(layer).__name__}")
+        syn = layer.synapse
+        if syn.kind not in SYNAPSES:
+            raise FrozenNetError(n, "synapse", f"must be one of {SYNAPSES}, got {syn.kind!r}")
+        w = syn.weight
         if not isinstance(w, np.ndarray) or w.dtype.kind not in "iu":
             raise FrozenNetError(n, "weight", f"must be an integer numpy array, got {getattr(w, 'dtype', type(w))}")
-        want_ndim = 4 if layer.synapse == "conv" else 2
+        want_ndim = 4 if syn.kind == "conv" else 2
         if w.ndim != want_ndim:
-            raise FrozenNetError(n, "weight", f"{layer.synapse} weight must have {want_ndim} dims, got shape {w.shape}")
-        if not 1 <= layer.weight_bits <= 16:
-            raise FrozenNetError(n, "weight_bits", f"must be in 1..16, got {layer.weight_bits}")
-        lo, hi = intmath.weight_range(layer.weight_bits, narrow=False)
-        if layer.weight_bits == 1:
-            lo, hi = -1, 1  # binary weights {-1, +1} (and 0 for pruned synapses)
-        w64 = w.astype(np.int64)
-        if w64.size and (w64.min() < lo or w64.max() > hi):
-            raise FrozenNetError(n, "weight", f"values {w64.min()}..{w64.max()} outside the {layer.weight_bits}-bit range {lo}..{hi}")
-        if layer.reset not in intmath.RESET_MODES:
-            raise FrozenNetError(n, "reset", f"must be one of {intmath.RESET_MODES}, got {layer.reset!r}")
-        if not 2 <= layer.state_bits <= 48:
-            raise FrozenNetError(n, "state_bits", f"must be in 2..48 (int64 room for v*d), got {layer.state_bits}")
-        if not 0 <= layer.frac_bits <= layer.state_bits - 2:
-            raise FrozenNetError(n, "frac_bits", f"must be in 0..{layer.state_bits - 2}, got {layer.frac_bits}")
+            raise FrozenNetError(n, "weight", f"{syn.kind} weight must have {want_ndim} dims, got shape {w.shape}")
+        _check_weight_range(n, "weight", w, syn.weight_bits, "weight_bits")
+        if not isinstance(layer.neuron, NeuronParams):
+            raise FrozenNetError(n, "neuron", f"expected a neuron kind's parameters, got {type(layer.neuron).__name__}")
         c_out = w.shape[0]
-        vmax = intmath.state_limit(layer.state_bits)
-        for fname in ("threshold", "bias", "decay"):
-            arr = getattr(layer, fname)
-            if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iu":
-                raise FrozenNetError(n, fname, f"must be an integer numpy array, got {getattr(arr, 'dtype', type(arr))}")
-            if arr.shape != (c_out,):
-                raise FrozenNetError(n, fname, f"must have shape ({c_out},) (one per output channel), got {arr.shape}")
-        th = layer.threshold.astype(np.int64)
-        if th.min(initial=0) < 0 or th.max(initial=0) > vmax:
-            raise FrozenNetError(n, "threshold", f"values {th.min()}..{th.max()} outside 0..{vmax} ({layer.state_bits}-bit state)")
-        b = np.abs(layer.bias.astype(np.int64)).max(initial=0)
-        if b > vmax:
-            raise FrozenNetError(n, "bias", f"|bias| = {b} exceeds the {layer.state_bits}-bit state limit {vmax}")
-        d = layer.decay.astype(np.int64)
-        if d.min(initial=0) < 0 or d.max(initial=0) > intmath.DECAY_ONE:
-            raise FrozenNetError(n, "decay", f"values {d.min()}..{d.max()} outside 0..4096 (12-bit decay)")
-        if layer.sigma is not None:
-            s = np.asarray(layer.sigma, dtype=np.float64)
-            if s.shape != (c_out,) or not np.all(np.isfinite(s)) or np.any(s <= 0):
-                raise FrozenNetError(n, "sigma", "must be finite, positive, one per output channel")
+        layer.neuron.validate(n, c_out)
+        if syn.recurrent is not None:
+            if syn.kind != "dense":
+                raise FrozenNetError(n, "recurrent", "recurrent weights need a dense synapse")
+            r = syn.recurrent
+            if not isinstance(r, np.ndarray) or r.dtype.kind not in "iu" or r.shape != (c_out, c_out):
+                raise FrozenNetError(n, "recurrent", f"must be an integer array of shape ({c_out}, {c_out}), got "
+                                     f"{getattr(r, 'dtype', type(r))} {getattr(r, 'shape', '')}")
+            _check_weight_range(n, "recurrent", r, syn.recurrent_bits, "recurrent_bits")
+        elif syn.recurrent_bits is not None:
+            raise FrozenNetError(n, "recurrent_bits", "set without recurrent weights")
         # shapes
-        if layer.flatten_input:
-            if layer.synapse != "dense":
+        if syn.flatten_input:
+            if syn.kind != "dense":
                 raise FrozenNetError(n, "flatten_input", "only a dense synapse can flatten its input")
             in_shape = (int(np.prod(in_shape)),)
-        if layer.synapse == "dense":
+        if syn.kind == "dense":
             if len(in_shape) != 1:
                 raise FrozenNetError(n, "flatten_input", f"a dense layer needs a flat input, got shape {in_shape}; set flatten_input")
             if w.shape[1] != in_shape[0]:
                 raise FrozenNetError(n, "weight", f"expects {w.shape[1]} inputs, the previous layer gives {in_shape[0]}")
-            if layer.pool is not None:
+            if syn.pool is not None:
                 raise FrozenNetError(n, "pool", "pooling needs a conv synapse")
         else:
             if len(in_shape) != 3:
                 raise FrozenNetError(n, "weight", f"a conv layer needs a (C, H, W) input, got {in_shape}")
             if w.shape[1] != in_shape[0]:
                 raise FrozenNetError(n, "weight", f"expects {w.shape[1]} input channels, the previous layer gives {in_shape[0]}")
-            if min(layer.stride) < 1 or min(layer.padding) < 0:
-                raise FrozenNetError(n, "stride", f"stride must be ≥1 and padding ≥0, got {layer.stride}, {layer.padding}")
-            if layer.pool is not None and min(layer.pool) < 1:
-                raise FrozenNetError(n, "pool", f"pool kernel must be ≥1, got {layer.pool}")
-        out = layer.output_shape(in_shape)
+            if min(syn.stride) < 1 or min(syn.padding) < 0:
+                raise FrozenNetError(n, "stride", f"stride must be ≥1 and padding ≥0, got {syn.stride}, {syn.padding}")
+            if syn.pool is not None and min(syn.pool) < 1:
+                raise FrozenNetError(n, "pool", f"pool kernel must be ≥1, got {syn.pool}")
+        out = syn.output_shape(in_shape)
         if any(s <= 0 for s in out):
             raise FrozenNetError(n, "weight", f"output shape {out} is empty for input {in_shape}")
         if math.prod(out) > MAX_NEURONS:
             raise FrozenNetError(n, "weight", f"output shape {out} holds more than {MAX_NEURONS} neurons (limit)")
-        bound = layer.current_bound(x_max)
-        if (bound << layer.frac_bits) + vmax * 3 >= 1 << 62:
-            raise FrozenNetError(n, "weight", f"worst-case current {bound} << {layer.frac_bits} overflows int64")
+        bound = syn.current_bound(x_max)
+        frac = int(getattr(layer.neuron, "frac_bits", 0))
+        if (bound << frac) + layer.neuron.state_limit * 3 >= 1 << 62:
+            raise FrozenNetError(n, "weight", f"worst-case current {bound} << {frac} overflows int64")
         return out
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_manifest(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """JSON-able manifest and the named integer arrays it refers to."""
+        """JSON-able manifest (format version 2) and the named integer arrays it refers to; every layer's
+        entry comes from its synapse's and neuron's dataclass fields (array keys ``layer{i}.{field}``)."""
         arrays: dict[str, np.ndarray] = {}
         layers = []
         for i, layer in enumerate(self.layers):
-            entry: dict[str, Any] = {
-                "name": layer.name,
-                "synapse": layer.synapse,
-                "weight_bits": int(layer.weight_bits),
-                "reset": layer.reset,
-                "frac_bits": int(layer.frac_bits),
-                "state_bits": int(layer.state_bits),
-                "stride": list(layer.stride),
-                "padding": list(layer.padding),
-                "pool": list(layer.pool) if layer.pool else None,
-                "flatten_input": bool(layer.flatten_input),
-                "arrays": {},
-            }
-            for fname in ("weight", "threshold", "bias", "decay", "sigma"):
-                arr = getattr(layer, fname)
-                if arr is None:
-                    continue
-                key = f"layer{i}.{fname}"
-                arrays[key] = np.ascontiguousarray(arr)
-                entry["arrays"][fname] = key
-            layers.append(entry)
+            syn_entry, syn_arrays = layer.synapse.to_manifest(f"layer{i}.")
+            neu_entry, neu_arrays = layer.neuron.to_manifest(f"layer{i}.")
+            arrays.update(syn_arrays)
+            arrays.update(neu_arrays)
+            layers.append({"name": layer.name, "synapse": syn_entry, "neuron": neu_entry})
         manifest = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
@@ -402,37 +494,22 @@ class FrozenNet:
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any], arrays: dict[str, np.ndarray]) -> "FrozenNet":
-        """Rebuild a net from a parsed manifest and its arrays (the inverse of :meth:`to_manifest`), validated;
-        :class:`~qsnn_deploy.errors.CheckpointError` for another format or version or a missing field.
+        """Rebuild a net from a parsed manifest and its arrays (the inverse of :meth:`to_manifest`; version-1
+        manifests are read as LIF layers), validated; :class:`~qsnn_deploy.errors.CheckpointError` for another
+        format or version or a malformed manifest, :class:`FrozenNetError` naming the layer and field.
         """
         if manifest.get("format") != FORMAT_NAME:
             raise CheckpointError(f"not a qsnn frozen network (format {manifest.get('format')!r})")
-        if manifest.get("version") != FORMAT_VERSION:
-            raise CheckpointError(f"unsupported frozen-network version {manifest.get('version')!r} (this build reads {FORMAT_VERSION})")
+        version = manifest.get("version")
+        if version not in READABLE_VERSIONS:
+            raise CheckpointError(f"unsupported frozen-network version {version!r} (this build reads "
+                                  f"{', '.join(map(str, READABLE_VERSIONS))})")
         try:
             spec = manifest["input"]
             inp = InputSpec(tuple(int(s) for s in spec["shape"]), int(spec["bits"]), bool(spec["signed"]),
                             float(spec["scale"]), bool(spec.get("static", True)))
-            layers = []
-            for entry in manifest["layers"]:
-                name = str(entry["name"])
-                arr = {}
-                for fname, key in entry["arrays"].items():
-                    if key not in arrays:
-                        raise FrozenNetError(name, fname, f"array {key!r} missing from the file")
-                    arr[fname] = arrays[key]
-                for req in ("weight", "threshold", "bias", "decay"):
-                    if req not in arr:
-                        raise FrozenNetError(name, req, "missing")
-                layers.append(LIFLayer(
-                    name=name, synapse=str(entry["synapse"]), weight=arr["weight"],
-                    weight_bits=int(entry["weight_bits"]), threshold=arr["threshold"], bias=arr["bias"],
-                    decay=arr["decay"], reset=str(entry["reset"]), frac_bits=int(entry["frac_bits"]),
-                    state_bits=int(entry["state_bits"]), stride=_pair(entry["stride"], "stride", name),
-                    padding=_pair(entry["padding"], "padding", name),
-                    pool=_pair(entry["pool"], "pool", name) if entry.get("pool") else None,
-                    flatten_input=bool(entry["flatten_input"]), sigma=arr.get("sigma"),
-                ))
+            read = _layer_from_v1 if version == 1 else _layer_from_v2
+            layers = [read(entry, arrays) for entry in manifest["layers"]]
             net = cls(inp, layers, int(manifest["num_steps"]), dict(manifest.get("metadata") or {}))
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             if isinstance(exc, FrozenNetError):
@@ -470,7 +547,7 @@ class FrozenNet:
 
     def __repr__(self) -> str:
         """A few lines, never an array: the input, then one line per layer with its name, synapse,
-        input -> output shape, weight bits, F, B_v and reset."""
+        input -> output shape, weight bits, neuron kind, F, B_v and reset."""
         spec = self.input
         head = (f"FrozenNet(input {_shape(spec.shape)} {spec.bits}-bit {'signed' if spec.signed else 'unsigned'}, "
                 f"T={self.num_steps}, {len(self.layers)} layer{'s' if len(self.layers) != 1 else ''}")
@@ -481,17 +558,94 @@ class FrozenNet:
         lines = [head]
         for layer, io in zip(self.layers, shapes):
             where = f"{_shape(io[0])} -> {_shape(io[1])}" if io else "? -> ?"
-            lines.append(f"  {layer.name}: {layer.describe()}, {where}, int{layer.weight_bits} weights, "
-                         f"F={layer.frac_bits}, B_v={layer.state_bits}, reset={layer.reset}")
+            n = layer.neuron
+            lines.append(f"  {layer.name}: {layer.describe()}, {where}, int{layer.synapse.weight_bits} weights, "
+                         f"{n.kind}, F={getattr(n, 'frac_bits', '?')}, B_v={getattr(n, 'state_bits', '?')}, "
+                         f"reset={getattr(n, 'reset', '?')}")
         return "\n".join(lines) + ")"
 
     def summary_lines(self) -> list[str]:
         """One human-readable line per layer."""
         lines = [f"input {self.input.shape} {self.input.bits}-bit {'signed' if self.input.signed else 'unsigned'}, scale {self.input.scale:.6g}, T={self.num_steps}"]
         for layer, (i, o) in zip(self.layers, self.layer_shapes()):
-            extra = f" pool{layer.pool}" if layer.pool else ""
-            lines.append(f"{layer.name}: {layer.synapse} {tuple(layer.weight.shape)} int{layer.weight_bits}{extra} {i}->{o} reset={layer.reset} F={layer.frac_bits} B_v={layer.state_bits}")
+            syn, n = layer.synapse, layer.neuron
+            extra = f" pool{syn.pool}" if syn.pool else ""
+            rec = " recurrent" if syn.is_recurrent else ""
+            lines.append(f"{layer.name}: {syn.kind} {tuple(syn.weight.shape)} int{syn.weight_bits}{extra}{rec} {i}->{o} "
+                         f"{n.kind} reset={getattr(n, 'reset', '?')} F={getattr(n, 'frac_bits', '?')} B_v={getattr(n, 'state_bits', '?')}")
         return lines
+
+
+def _check_weight_range(layer: str, name: str, w: np.ndarray, bits, bits_name: str) -> None:
+    """Integer weights within their declared signed width (1 bit: {-1, 0, 1})."""
+    if not isinstance(bits, (int, np.integer)) or not 1 <= int(bits) <= 16:
+        raise FrozenNetError(layer, bits_name, f"must be in 1..16, got {bits!r}")
+    lo, hi = (-1, 1) if bits == 1 else intmath.weight_range(int(bits), narrow=False)
+    w64 = w.astype(np.int64)
+    if w64.size and (w64.min() < lo or w64.max() > hi):
+        raise FrozenNetError(layer, name, f"values {w64.min()}..{w64.max()} outside the {bits}-bit range {lo}..{hi}")
+
+
+def _layer_from_v2(entry: dict[str, Any], arrays: dict[str, np.ndarray]) -> Layer:
+    """A version-2 layer entry: ``{"name", "synapse": {...}, "neuron": {"kind", ...}}``."""
+    name = str(entry["name"])
+    neuron = entry["neuron"]
+    if not isinstance(neuron, dict) or not isinstance(entry["synapse"], dict):
+        raise FrozenNetError(name, "neuron", "synapse and neuron must be JSON objects")
+    cls = neuron_class(neuron.get("kind"), name)
+    return Layer(name, Synapse.from_manifest(entry["synapse"], arrays, name), cls.from_manifest(neuron, arrays, name))
+
+
+#: the synapse fields of a version-1 (flat) layer entry; every other field is the LIF neuron's
+_V1_SYNAPSE = ("weight_bits", "stride", "padding", "pool", "flatten_input")
+
+
+def _layer_from_v1(entry: dict[str, Any], arrays: dict[str, np.ndarray]) -> Layer:
+    """A version-1 layer entry (flat LIF layer, written before neuron kinds): the same network."""
+    name = str(entry["name"])
+    keys = dict(entry["arrays"])
+    syn = {k: entry[k] for k in _V1_SYNAPSE if k in entry}
+    syn.update(kind=entry["synapse"], arrays={"weight": keys.pop("weight")} if "weight" in keys else {})
+    neuron = {k: v for k, v in entry.items() if k not in _V1_SYNAPSE + ("name", "synapse", "arrays")}
+    neuron.update(kind=LIF.kind, arrays=keys)
+    return Layer(name, Synapse.from_manifest(syn, arrays, name), LIF.from_manifest(neuron, arrays, name))
+
+
+def frozen_differences(a: FrozenNet, b: FrozenNet) -> list[str]:
+    """Every field where two frozen nets differ (values, dtypes, shapes; the neuron kind); empty when identical.
+
+    Layers are compared field by field from their synapse's and neuron's dataclass fields.
+    """
+    diffs = []
+    for f in dataclasses.fields(InputSpec):
+        if getattr(a.input, f.name) != getattr(b.input, f.name):
+            diffs.append(f"input.{f.name}: {getattr(a.input, f.name)!r} vs {getattr(b.input, f.name)!r}")
+    if a.num_steps != b.num_steps:
+        diffs.append(f"num_steps: {a.num_steps} vs {b.num_steps}")
+    if a.metadata != b.metadata:
+        diffs.append("metadata differs")
+    if len(a.layers) != len(b.layers):
+        return diffs + [f"{len(a.layers)} vs {len(b.layers)} layers"]
+    for la, lb in zip(a.layers, b.layers):
+        if la.name != lb.name:
+            diffs.append(f"{la.name}.name: {la.name!r} vs {lb.name!r}")
+        if la.kind != lb.kind:
+            diffs.append(f"{la.name}.neuron.kind: {la.kind!r} vs {lb.kind!r}")
+            continue
+        for part in ("synapse", "neuron"):
+            pa, pb = getattr(la, part), getattr(lb, part)
+            for f in dataclasses.fields(pa):
+                x, y = getattr(pa, f.name), getattr(pb, f.name)
+                where = f"{la.name}.{part}.{f.name}"
+                if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+                    if x is None or y is None:
+                        diffs.append(f"{where}: present in one net only")
+                    elif x.dtype != y.dtype or x.shape != y.shape or not np.array_equal(x, y):
+                        diffs.append(f"{where}: {x.dtype}{x.shape} vs {y.dtype}{y.shape}"
+                                     + ("" if x.shape != y.shape else f", {int(np.count_nonzero(x != y))} values differ"))
+                elif x != y:
+                    diffs.append(f"{where}: {x!r} vs {y!r}")
+    return diffs
 
 
 def _check_npz_members(path: Path) -> None:

@@ -122,7 +122,9 @@ def check_arch(arch: dict[str, Any], profile: str) -> None:
             for key, want in (("reset", "zero"), ("frac_bits", LOIHI_FRAC_BITS), ("state_bits", LOIHI_STATE_BITS)):
                 if entry.get(key) != want:
                     raise FrozenNetError(name, key, f"{entry.get(key)!r}; the loihi profile needs {want!r}")
-            for key in ("beta", "threshold"):
+            if entry.get("kind", "lif") == "cuba" and entry.get("reset") == "zero_delayed":
+                raise FrozenNetError(name, "reset", "zero_delayed; the loihi profile's CUBA resets to zero in Loihi's order")
+            for key in ("beta", "threshold") + (("alpha",) if entry.get("kind") == "cuba" else ()):
                 if np.asarray(entry.get(key, 0.0), dtype=np.float64).size != 1:
                     raise FrozenNetError(name, key, "the loihi profile holds one value per layer (stock vth/dv are scalars)")
 
@@ -145,36 +147,34 @@ def _block_area(block) -> int:
     return area
 
 
-def _block_channel_bounds(model, index: int, block) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """Per channel (upper, lower) proven state bound of one deploy-faithful block at its neuron's
-    current F, θ and β (:func:`qsnn_deploy.statebound.channel_bounds`), and its largest integer θ;
-    None for other blocks."""
+def _block_frozen(model, index: int, block):
+    """(frozen neuron parameters, J⁺, J⁻) of one deploy-faithful block at its neuron's current F, θ and
+    decays: what freeze would store, and the extremes of its exact current; None for other blocks."""
     from .nn.blocks import block_affine, quantized_weight
-    from .nn.neuron import QLeaky
-    from .statebound import channel_bounds, current_extremes
+    from .nn.neuron import QNeuron
+    from .statebound import current_extremes
 
     neuron = block.neuron
     quant = quantized_weight(block.synapse)
-    if not isinstance(neuron, QLeaky) or quant is None:
+    if not isinstance(neuron, QNeuron) or quant is None:
         return None
     w_int, w_scale, _ = quant
     x_lo, x_hi = _block_input_range(model, index)
     sigma, bias = block_affine(block, w_scale, model.input_scale if index == 0 else 1.0, on_cpu=True)
-    th, b, d = (t.detach().cpu().round().to(torch.int64).numpy() for t in neuron.integer_params(sigma.abs(), bias))
+    params = neuron.frozen_neuron(sigma.abs(), bias)
     jp, jn = current_extremes(w_int.detach().cpu().round().to(torch.int64).numpy(), x_lo, x_hi, _block_area(block))
-    reset = "subtract" if neuron.reset_mechanism_val == 0 else "zero"
-    return (*channel_bounds(jp, jn, th, b, d, reset, neuron.frac_bits), int(th.max(initial=0)))
+    return params, jp, jn
 
 
 def _clamp_bias_to_mantissa(model, index: int, block) -> None:
     """Keep a profile neuron's bias inside Lava's signed 13-bit ``bias_mant`` (``b = bias_mant << 6``
     with b on the 64-unit grid, so ``bias_mant = round(bias / σ)``): ``|bias| ≤ 4095·σ`` per channel."""
     from .nn.blocks import block_affine, quantized_weight
-    from .nn.neuron import QLeaky
+    from .nn.neuron import QNeuron
 
     bias = getattr(block.synapse, "bias", None)
     quant = quantized_weight(block.synapse)
-    if bias is None or quant is None or not isinstance(block.neuron, QLeaky) or block.neuron.threshold_step <= 1:
+    if bias is None or quant is None or not isinstance(block.neuron, QNeuron) or block.neuron.threshold_step <= 1:
         return
     sigma, _ = block_affine(block, quant[1], model.input_scale if index == 0 else 1.0, on_cpu=True)
     limit = torch.as_tensor((LOIHI_BIAS_MANT_MAX * sigma.abs()).numpy(), dtype=bias.dtype, device=bias.device)
@@ -195,17 +195,16 @@ def project_to_state_budget(model, max_rounds: int = 30) -> int:
         weight = block.synapse.weight
         _clamp_bias_to_mantissa(model, i, block)
         for _ in range(max_rounds):
-            bounds = _block_channel_bounds(model, i, block)
-            if bounds is None:
+            frozen = _block_frozen(model, i, block)
+            if frozen is None:
                 break
-            upper, lower, _ = bounds
-            peak = np.maximum(upper, -lower)
-            target = PROJECTION_MARGIN * intmath.state_limit(block.neuron.state_bits)
-            over = peak > target
+            params, jp, jn = frozen
+            usage = params.channel_usage(jp, jn)   # proven peak / limit per channel, every state of the kind
+            over = usage > PROJECTION_MARGIN
             if not over.any():
                 break
             # aim a further margin under the target: the rounding to integers moves the sums
-            factor = np.where(over, PROJECTION_MARGIN * target / np.maximum(peak, 1.0), 1.0)
+            factor = np.where(over, PROJECTION_MARGIN * PROJECTION_MARGIN / np.maximum(usage, 1e-12), 1.0)
             f = torch.as_tensor(factor, dtype=weight.dtype, device=weight.device)
             weight.mul_(f.view((-1,) + (1,) * (weight.dim() - 1)))
             shrinks += int(over.sum())
@@ -253,22 +252,22 @@ def fit_frac_bits(model, max_frac_bits: int = intmath.DEFAULT_FRAC_BITS) -> dict
     accuracy must be re-measured: θ and the decay are re-rounded on the new grid). Returns
     ``{block name: (old F, new F, proof)}``; a layer with no proof keeps its F.
     """
-    from .nn.neuron import QLeaky
+    from .nn.neuron import QNeuron
     from .statebound import StateBound, choose_frac_bits
 
     changes = {}
     for i, block in enumerate(model.blocks):
         neuron = block.neuron
-        if not isinstance(neuron, QLeaky):
+        if not isinstance(neuron, QNeuron):
             continue
         old = neuron.frac_bits
 
         def bound_at(f: int, i=i, block=block, neuron=neuron) -> StateBound:
             neuron.frac_bits = f
-            upper, lower, theta_max = _block_channel_bounds(model, i, block)
-            return StateBound(f, float(upper.max()), float(lower.min()), theta_max, neuron.state_bits)
+            params, jp, jn = _block_frozen(model, i, block)
+            return params.state_bound(jp, jn)
 
-        if _block_channel_bounds(model, i, block) is None:
+        if _block_frozen(model, i, block) is None:
             continue
         f, proof, _ = choose_frac_bits(bound_at, f_max=max_frac_bits)
         neuron.frac_bits = f if proof else old

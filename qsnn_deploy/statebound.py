@@ -55,6 +55,8 @@ class StateBound:
     lower: float            # most negative v (≤ 0)
     theta_max: int          # largest integer threshold
     state_bits: int
+    current_peak: float = 0.0   # two-state kinds (cuba): largest |i| any input can produce
+    current_limit: int = 0      # ... and the largest |i| its B_i bits hold (0: the kind has no current)
 
     @property
     def limit(self) -> int:
@@ -68,8 +70,8 @@ class StateBound:
 
     @property
     def saturation_free(self) -> bool:
-        """True: no input in range can ever clip the state (a proof)."""
-        return self.peak <= self.limit
+        """True: no input in range can ever clip the state (nor the current of a two-state kind): a proof."""
+        return self.peak <= self.limit and (not self.current_limit or self.current_peak <= self.current_limit)
 
     @property
     def threshold_reachable(self) -> bool:
@@ -135,11 +137,21 @@ def choose_frac_bits(bound_at: Callable[[int], StateBound], f_max: int = intmath
     return fallback[0], False, fallback[1]
 
 
+def synapse_current_extremes(synapse, x_lo: int, x_hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel (J⁺, J⁻) of a frozen :class:`~qsnn_deploy.frozen.Synapse` fed inputs in ``x_lo..x_hi``;
+    a recurrent synapse adds its own 0/1 spikes' extremes (``R·z`` with z in {0, 1})."""
+    jp, jn = current_extremes(synapse.weight, x_lo, x_hi, synapse.pool_area)
+    if synapse.is_recurrent:
+        rp, rn = current_extremes(synapse.recurrent, 0, 1)
+        jp, jn = jp + rp, jn + rn
+    return jp, jn
+
+
 def layer_state_bound(layer, x_lo: int, x_hi: int) -> StateBound:
-    """:func:`state_bound` of a frozen :class:`~qsnn_deploy.frozen.LIFLayer` fed inputs in ``x_lo..x_hi``."""
-    area = layer.pool[0] * layer.pool[1] if layer.pool else 1
-    jp, jn = current_extremes(layer.weight, x_lo, x_hi, area)
-    return state_bound(jp, jn, layer.threshold, layer.bias, layer.decay, layer.reset, layer.frac_bits, layer.state_bits)
+    """The proven bound of a frozen :class:`~qsnn_deploy.frozen.Layer` fed inputs in ``x_lo..x_hi``:
+    its neuron kind's :meth:`~qsnn_deploy.neurons.NeuronParams.state_bound` of the synapse's extremes."""
+    jp, jn = synapse_current_extremes(layer.synapse, x_lo, x_hi)
+    return layer.neuron.state_bound(jp, jn)
 
 
 def net_state_bounds(net) -> list[StateBound]:
@@ -158,8 +170,7 @@ def net_peak_currents(net) -> list[int]:
     lo, hi = net.input.value_range
     out = []
     for layer in net.layers:
-        area = layer.pool[0] * layer.pool[1] if layer.pool else 1
-        jp, jn = current_extremes(layer.weight, lo, hi, area)
+        jp, jn = synapse_current_extremes(layer.synapse, lo, hi)
         out.append(int(max(jp.max(initial=0), jn.max(initial=0))))
         lo, hi = 0, 1
     return out
@@ -167,6 +178,6 @@ def net_peak_currents(net) -> list[int]:
 
 def clip_risk_message(layer, bound: StateBound, fix: str) -> str:
     """The one sentence freeze and qsnn-export say about a layer whose state no proof keeps in range."""
-    return (f"layer {layer.name!r}: its {layer.state_bits}-bit state may clip at F = {layer.frac_bits} (worst case "
+    return (f"layer {layer.name!r}: its {layer.neuron.state_bits}-bit state may clip at F = {layer.neuron.frac_bits} (worst case "
             f"|v| {bound.peak:.3g} > {bound.limit}); clips are counted identically in every backend and qsnn-verify "
             f"reports the fraction of neuron-steps clipped. Fix: {fix}")

@@ -24,7 +24,7 @@ import torch.nn as nn
 from .calling import ForwardFn, inspect_model
 from .frozen import FrozenNet
 from .nn.blocks import parse_blocks
-from .nn.neuron import QLeaky
+from .nn.neuron import QNeuron
 from .simulators import SimResult, create_backend, prepare_input
 
 SCHEMA = "qsnn-verify"
@@ -199,11 +199,11 @@ def run_torch_model(model: nn.Module, net: FrozenNet, x_int, num_steps: int | No
             spk = out[0] if isinstance(out, tuple) else out
             calls[name].append(spk.detach().to("cpu", torch.uint8))
             if record_states and isinstance(out, tuple):
-                mem = out[1].detach().to("cpu", torch.float64)
-                if not isinstance(neuron, QLeaky):
+                mem = out[-1].detach().to("cpu", torch.float64)  # (spk, [syn,] mem): the membrane is last
+                if not isinstance(neuron, QNeuron):
                     layer = frozen[name]
-                    sig = torch.as_tensor(layer.sigma).view((-1,) + (1,) * (mem.dim() - 2))
-                    mem = mem * float(1 << layer.frac_bits) / sig
+                    sig = torch.as_tensor(layer.neuron.sigma).view((-1,) + (1,) * (mem.dim() - 2))
+                    mem = mem * float(1 << layer.neuron.frac_bits) / sig
                 states[name].append(mem)
         return hook
 
@@ -575,4 +575,4 @@ def _attach_states(mm: Mismatch, net: FrozenNet, arr, static, steps, run_other) 
     mm.reference_state = float(ref.states[mm.layer][idx])
     if other.states and mm.layer in other.states:
         mm.other_state = float(other.states[mm.layer][idx])
-    mm.threshold = int(layer.threshold[mm.neuron[0]])
+    mm.threshold = int(layer.neuron.threshold[mm.neuron[0]])

@@ -275,18 +275,18 @@ def reference_dense(net, x: np.ndarray, steps: int) -> tuple[dict[str, np.ndarra
     spikes_out, sats = {}, {}
     h = np.broadcast_to(x, (steps,) + x.shape).astype(np.int64)
     for layer in net.layers:
-        j = h.reshape(steps, h.shape[1], -1) @ layer.weight.astype(np.int64).T  # exact int64 GEMM
+        j = h.reshape(steps, h.shape[1], -1) @ layer.synapse.weight.astype(np.int64).T  # exact int64 GEMM
         v = np.zeros(j.shape[1:], dtype=np.int64)
-        th, b, d, vmax = layer.threshold, layer.bias, layer.decay, layer.state_limit
+        th, b, d, vmax = layer.neuron.threshold, layer.neuron.bias, layer.neuron.decay, layer.state_limit
         spikes = np.zeros(j.shape, dtype=np.uint8)
         n_sat = 0
         for t in range(steps):
             r = v > th
-            if layer.reset == "zero":
+            if layer.neuron.reset == "zero":
                 v = np.where(r, 0, v)
             prod = v * d
-            v = np.sign(prod) * (np.abs(prod) >> 12) + (j[t] << layer.frac_bits) + b
-            if layer.reset == "subtract":
+            v = np.sign(prod) * (np.abs(prod) >> 12) + (j[t] << layer.neuron.frac_bits) + b
+            if layer.neuron.reset == "subtract":
                 v = v - r * th
             n_sat += int(np.count_nonzero(np.abs(v) > vmax))
             v = np.clip(v, -vmax, vmax)

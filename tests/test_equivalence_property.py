@@ -87,12 +87,12 @@ def test_plain_snntorch_frozen_sims_agree_and_file_round_trip(recipe, as_plain_s
         net = _freeze_or_reject(model, **opts)
     assert net.metadata["deploy_faithful"] is False
     for layer, L in zip(net.layers, recipe["layers"]):
-        assert (layer.frac_bits, layer.state_bits) == (recipe["frac_bits"], recipe["state_bits"])
-        assert layer.reset == L["reset"]
+        assert (layer.neuron.frac_bits, layer.neuron.state_bits) == (recipe["frac_bits"], recipe["state_bits"])
+        assert layer.neuron.reset == L["reset"]
         want_bits = L["weight_bits"] if L["brevitas"] else recipe["weight_bits"]
-        assert layer.weight_bits == want_bits
+        assert layer.synapse.weight_bits == want_bits
         lo, hi = intmath.weight_range(want_bits)
-        assert lo <= int(layer.weight.min()) and int(layer.weight.max()) <= hi
+        assert lo <= int(layer.synapse.weight.min()) and int(layer.synapse.weight.max()) <= hi
     steps = recipe["T"]
     x = make_input(recipe, np.random.default_rng(recipe["seed"] + 1))
     res_np, res_th = run_both_sims(net, x, steps)

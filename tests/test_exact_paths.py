@@ -143,10 +143,10 @@ def _dense_net(fan_in: int, w_value, w_bits: int, x_bits: int, x_signed: bool, r
 def _adversarial_inputs(net: FrozenNet) -> np.ndarray:
     """All-max, all-min (signed), sign-matched to rows 0..2 of the first layer, and random."""
     lo, hi = net.input.value_range
-    w = net.layers[0].weight.astype(np.int64).reshape(net.layers[0].out_channels, -1)
+    w = net.layers[0].synapse.weight.astype(np.int64).reshape(net.layers[0].out_channels, -1)
     shape = net.input.shape
     rows = [np.full(shape, hi), np.full(shape, lo if lo < 0 else 0)]
-    if net.layers[0].synapse == "dense":
+    if net.layers[0].synapse.kind == "dense":
         for r in range(min(3, w.shape[0])):
             rows.append(np.where(w[r] > 0, hi, lo).reshape(shape))
     rng = np.random.default_rng(0)
@@ -170,15 +170,15 @@ def _assert_all_backends_equal(net: FrozenNet, x: np.ndarray, steps: int | None 
 def _j_first_layer(net: FrozenNet, x: np.ndarray) -> np.ndarray:
     """Exact int64 J of the first layer (independent of every backend)."""
     layer = net.layers[0]
-    w = layer.weight.astype(np.int64)
-    if layer.synapse == "dense":
+    w = layer.synapse.weight.astype(np.int64)
+    if layer.synapse.kind == "dense":
         return x.reshape(x.shape[0], -1).astype(np.int64) @ w.T
-    (ph, pw), (sh, sw) = layer.padding, layer.stride
+    (ph, pw), (sh, sw) = layer.synapse.padding, layer.synapse.stride
     xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     win = sliding_window_view(xp, w.shape[2:], axis=(2, 3))[:, :, ::sh, ::sw]  # N, C, Ho, Wo, kh, kw
     j = np.einsum("nchwij,ocij->nohw", win, w)
-    if layer.pool:
-        kh, kw = layer.pool
+    if layer.synapse.pool:
+        kh, kw = layer.synapse.pool
         n, c, h, ww = j.shape
         j = j[:, :, :h // kh * kh, :ww // kw * kw].reshape(n, c, h // kh, kh, ww // kw, kw).sum(axis=(3, 5))
     return j
@@ -323,17 +323,17 @@ def _random_net(rng: np.random.Generator) -> FrozenNet:
     if rng.random() < 0.25:
         bits = int(rng.choice([12, 16, 20, 24]))
         first = net.layers[0]
-        first.state_bits = 48
-        first.threshold = np.minimum(first.threshold << (bits - 4), intmath.state_limit(48))
-        first.bias = first.bias << (bits - 4)
+        first.neuron.state_bits = 48
+        first.neuron.threshold = np.minimum(first.neuron.threshold << (bits - 4), intmath.state_limit(48))
+        first.neuron.bias = first.neuron.bias << (bits - 4)
         net.input = InputSpec(net.input.shape, bits, bool(rng.random() < 0.5), net.input.scale, True)
     for layer in net.layers:
         if rng.random() < 0.2:
-            layer.weight = np.sign(layer.weight).astype(np.int8)
-            layer.weight_bits = 1
+            layer.synapse.weight = np.sign(layer.synapse.weight).astype(np.int8)
+            layer.synapse.weight_bits = 1
         if rng.random() < 0.3:  # per-layer β and θ
-            layer.decay = np.full(layer.out_channels, layer.decay[0])
-            layer.threshold = np.full(layer.out_channels, layer.threshold[0])
+            layer.neuron.decay = np.full(layer.out_channels, layer.neuron.decay[0])
+            layer.neuron.threshold = np.full(layer.out_channels, layer.neuron.threshold[0])
     return net.validate()
 
 
@@ -354,10 +354,10 @@ def test_property_random_nets_every_backend_equals_numpy():
             steps = None if k % 2 else steps
         ref = _assert_all_backends_equal(net, x, steps)
         checked["nets"] += 1
-        checked["binary"] += any(l.weight_bits == 1 for l in net.layers)
+        checked["binary"] += any(l.synapse.weight_bits == 1 for l in net.layers)
         checked["split"] += any(d["synapse_path"] != "float32" for d in oe.describe(net))
         for layer in net.layers:
-            checked[layer.reset] += 1
+            checked[layer.neuron.reset] += 1
         checked["saturated"] += sum(ref.saturations.values()) > 0
     print(f"property test: {checked}")
     assert checked["nets"] == PROPERTY_NETS

@@ -3,6 +3,7 @@ atomic saving, and no unpickling anywhere in the package."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -37,7 +38,12 @@ def net(seed_net) -> FrozenNet:
 
 
 def _layer_dict(layer):
-    return {k: v for k, v in vars(layer).items()}
+    """Every field of a layer, its synapse's and its neuron's, flat (``synapse.weight``, ``neuron.threshold``...)."""
+    out = {"name": layer.name, "kind": layer.kind}
+    for part in ("synapse", "neuron"):
+        obj = getattr(layer, part)
+        out.update({f"{part}.{f.name}": getattr(obj, f.name) for f in dataclasses.fields(obj)})
+    return out
 
 
 # ----------------------------------------------------------------------------- round trip
@@ -66,7 +72,7 @@ def test_save_load_round_trip(seed_net, tmp_path):
     with np.load(path, allow_pickle=False) as npz:
         manifest = json.loads(npz["manifest.json"].tobytes().decode("utf-8"))
         assert all(npz[k].dtype != object for k in npz.files)
-    assert manifest["format"] == "qsnn-frozen" and manifest["version"] == 1
+    assert manifest["format"] == "qsnn-frozen" and manifest["version"] == 2
     assert [entry["name"] for entry in manifest["layers"]] == ["conv1", "conv2", "fc"]
     # saving the loaded net again gives an identical manifest
     again = FrozenNet.load(loaded.save(tmp_path / "again.qsnn"))
@@ -76,63 +82,63 @@ def test_save_load_round_trip(seed_net, tmp_path):
 # ----------------------------------------------------------------------------- validation
 def _mutate_weight_out_of_range(net):
     layer = net.layers[0]
-    layer.weight = layer.weight.copy()
-    layer.weight.flat[3] = 1 << (layer.weight_bits - 1)  # one past the top of the declared width
+    layer.synapse.weight = layer.synapse.weight.copy()
+    layer.synapse.weight.flat[3] = 1 << (layer.synapse.weight_bits - 1)  # one past the top of the declared width
     return "conv1", "weight"
 
 
 def _mutate_threshold_shape(net):
     layer = net.layers[1]
-    layer.threshold = np.concatenate([layer.threshold, layer.threshold[:1]])
+    layer.neuron.threshold = np.concatenate([layer.neuron.threshold, layer.neuron.threshold[:1]])
     return "conv2", "threshold"
 
 
 def _mutate_threshold_2d(net):
     layer = net.layers[2]
-    layer.threshold = layer.threshold.reshape(1, -1)
+    layer.neuron.threshold = layer.neuron.threshold.reshape(1, -1)
     return "fc", "threshold"
 
 
 def _mutate_negative_threshold(net):
     layer = net.layers[2]
-    layer.threshold = layer.threshold.copy()
-    layer.threshold[4] = -1
+    layer.neuron.threshold = layer.neuron.threshold.copy()
+    layer.neuron.threshold[4] = -1
     return "fc", "threshold"
 
 
 def _mutate_decay_too_big(net):
     layer = net.layers[1]
-    layer.decay = layer.decay.copy()
-    layer.decay[0] = 4097
+    layer.neuron.decay = layer.neuron.decay.copy()
+    layer.neuron.decay[0] = 4097
     return "conv2", "decay"
 
 
 def _mutate_reset(net):
-    net.layers[0].reset = "foo"
+    net.layers[0].neuron.reset = "foo"
     return "conv1", "reset"
 
 
 def _mutate_dense_input_size(net):
     layer = net.layers[2]
-    layer.weight = layer.weight[:, :-1].copy()  # expects 1023 inputs, conv2 gives 1024
+    layer.synapse.weight = layer.synapse.weight[:, :-1].copy()  # expects 1023 inputs, conv2 gives 1024
     return "fc", "weight"
 
 
 def _mutate_float_weight(net):
-    net.layers[0].weight = net.layers[0].weight.astype(np.float32)
+    net.layers[0].synapse.weight = net.layers[0].synapse.weight.astype(np.float32)
     return "conv1", "weight"
 
 
 def _mutate_bias_too_big(net):
     layer = net.layers[0]
-    layer.bias = layer.bias.copy()
-    layer.bias[1] = 1 << (layer.state_bits - 1)
+    layer.neuron.bias = layer.neuron.bias.copy()
+    layer.neuron.bias[1] = 1 << (layer.neuron.state_bits - 1)
     return "conv1", "bias"
 
 
 def _mutate_conv_channels(net):
     layer = net.layers[1]
-    layer.weight = layer.weight[:, :-1].copy()  # 15 input channels, conv1 gives 16
+    layer.synapse.weight = layer.synapse.weight[:, :-1].copy()  # 15 input channels, conv1 gives 16
     return "conv2", "weight"
 
 
@@ -302,9 +308,9 @@ def test_repr_is_short_and_names_every_layer(name):
     assert lines[0].startswith("FrozenNet(input 1×28×28 8-bit unsigned") and len(lines) == 1 + len(net.layers)
     for layer, line, (i, o) in zip(net.layers, lines[1:], net.layer_shapes()):
         shape = lambda s: "×".join(map(str, s))  # noqa: E731
-        assert line.strip().startswith(f"{layer.name}: {layer.synapse}"), line
-        for part in (f"{shape(i)} -> {shape(o)}", f"int{layer.weight_bits}", f"F={layer.frac_bits}",
-                     f"B_v={layer.state_bits}", f"reset={layer.reset}"):
+        assert line.strip().startswith(f"{layer.name}: {layer.synapse.kind}"), line
+        for part in (f"{shape(i)} -> {shape(o)}", f"int{layer.synapse.weight_bits}", f"F={layer.neuron.frac_bits}",
+                     f"B_v={layer.neuron.state_bits}", f"reset={layer.neuron.reset}"):
             assert part in line, (part, line)
     for layer in net.layers:
         r = repr(layer)
@@ -313,6 +319,41 @@ def test_repr_is_short_and_names_every_layer(name):
 
 
 def test_repr_of_an_invalid_net_does_not_fail(net):
-    net.layers[1].weight = net.layers[1].weight.reshape(64, -1)  # a conv with a 2-D weight: no shapes
+    net.layers[1].synapse.weight = net.layers[1].synapse.weight.reshape(64, -1)  # a conv with a 2-D weight: no shapes
     text = repr(net)
     assert "conv2: conv 64×400" in text and "? -> ?" in text and len(text.splitlines()) == 4
+
+
+# ----------------------------------------------------------------------------- version 1 (before neuron kinds)
+V1_DIR = Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.parametrize("stem", ["mnist_int4_qsnn", "mnist_int4_loihi"])
+def test_version_1_files_load_and_run_identically(stem, tmp_path):
+    """A .qsnn written by the format-1 code (before neuron kinds) loads as LIF layers and gives the very spikes
+    and states recorded by that code (sha256 fingerprints on 8 MNIST digits); re-saved as version 2, the same."""
+    import gzip
+    import hashlib
+
+    from qsnn_deploy.simulators.numpy_sim import NumpySimulator
+    from conftest import REPO, missing_data
+
+    images = REPO.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+    if not images.is_file():
+        missing_data(f"{images} not found")
+    with gzip.open(images) as fh:
+        x = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)[:8]
+    want = json.loads((V1_DIR / "frozen_v1_fingerprints.json").read_text())["nets"][stem]
+    path = V1_DIR / f"frozen_v1_{stem}.qsnn"
+    with np.load(path, allow_pickle=False) as npz:
+        assert json.loads(npz["manifest.json"].tobytes())["version"] == 1
+    v1 = FrozenNet.load(path)
+    assert [layer.kind for layer in v1.layers] == ["lif"] * 3
+    v2 = FrozenNet.load(v1.save(tmp_path / "v2.qsnn"))
+    for net in (v1, v2):
+        res = NumpySimulator(net).run(x, num_steps=30, record_states=True)
+        for name, fp in want.items():
+            assert hashlib.sha256(np.ascontiguousarray(res.spikes[name]).tobytes()).hexdigest() == fp["spikes_sha256"], name
+            assert hashlib.sha256(np.ascontiguousarray(res.states[name].astype(np.int64)).tobytes()).hexdigest() == \
+                fp["states_sha256"], name
+            assert int(res.spikes[name].sum()) == fp["spikes"] > 0

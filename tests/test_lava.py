@@ -68,11 +68,12 @@ def test_netx_round_trip_runs_identically(tmp_path):
     path = write_netx(net, tmp_path / "n.net")
     back = read_netx(path)
     assert [l.name for l in back.layers] == ["conv1", "fc"]
-    assert back.layers[0].pool is None and back.layers[0].kernel == (4, 4) and back.layers[0].stride == (2, 2)
+    assert back.layers[0].synapse.pool is None and back.layers[0].kernel == (4, 4) and back.layers[0].synapse.stride == (2, 2)
     for a, b in zip(net.layers, back.layers):
         for f in ("threshold", "bias", "decay"):
-            assert np.array_equal(getattr(a, f), getattr(b, f))
-        assert a.reset == b.reset and a.frac_bits == b.frac_bits and a.state_bits == b.state_bits
+            assert np.array_equal(getattr(a.neuron, f), getattr(b.neuron, f))
+        assert a.neuron.reset == b.neuron.reset and a.neuron.frac_bits == b.neuron.frac_bits
+        assert a.neuron.state_bits == b.neuron.state_bits
     x = np.random.default_rng(2).integers(0, 256, (4, 1, 10, 10))
     ra, rb = NumpySimulator(net).run(x, 15), NumpySimulator(back).run(x, 15)
     for name in ra.spikes:
@@ -90,7 +91,7 @@ def test_netx_file_loads_in_stock_netx(tmp_path):
     assert [type(b).__name__ for b in network.layers] == ["Conv", "Dense"]
     assert [type(b.neuron).__name__ for b in network.layers] == ["LIF", "LIF"]
     assert network.layers[0].out.shape == (4, 4, 4) and network.layers[1].out.shape == (5,)
-    assert int(network.layers[0].neuron.vth.init) == int(net.layers[0].threshold[0]) >> 6
+    assert int(network.layers[0].neuron.vth.init) == int(net.layers[0].neuron.threshold[0]) >> 6
     assert int(network.layers[0].neuron.du.init) == 4095 and int(network.layers[0].neuron.dv.init) == 4096 - 1024
 
 
@@ -129,7 +130,7 @@ def test_check_routes_and_fields():
 
 def test_check_names_layer_field_and_limit_of_a_miss():
     net = small_net(reset="zero", stock=True)
-    w = net.layers[1].weight.astype(np.int64).copy()
+    w = net.layers[1].synapse.weight.astype(np.int64).copy()
     w[0, 0] = 300  # needs a 10-bit mixed-sign mantissa
     wide = dataclasses.replace(net.layers[1], weight=w, weight_bits=10)
     fit = check_net(dataclasses.replace(net, layers=[net.layers[0], wide]))
@@ -296,7 +297,7 @@ def test_lava_stock_route_with_bias_streams_exactly(kind):
     routes = ["stock", "stock"] if kind == "stock" else ["custom", "stock"]
     fit = check_net(net)
     assert [l.route for l in fit.layers] == routes and (fit.fits or kind == "mixed")
-    assert np.any(net.layers[-1].bias > 0) and np.any(net.layers[-1].bias < 0)
+    assert np.any(net.layers[-1].neuron.bias > 0) and np.any(net.layers[-1].neuron.bias < 0)
     ref = NumpySimulator(net).run(STREAM_X, T)
     assert all(ref.spikes[k][:, 1].any() for k in ref.spikes)  # the dark sample spikes: the bias alone drives it
     calls = [STREAM_X, STREAM_X[[3, 1, 0]]]
@@ -353,7 +354,7 @@ def test_stock_bias_must_fit_lavas_mantissa_and_the_file_says_how_to_run(tmp_pat
     for block, layer in zip(network.layers, net.layers):
         mant = np.asarray(block.neuron.bias_mant.init).astype(np.int64)
         assert np.array_equal(mant << int(np.asarray(block.neuron.bias_exp.init).max()),
-                              np.broadcast_to(layer.bias, mant.shape))
+                              np.broadcast_to(layer.neuron.bias, mant.shape))
     unbiased = write_netx(small_net(reset="zero", stock=True), tmp_path / "u.net")
     assert not read_layer_specs(unbiased)[0]["needs_periodic_reset"]
 
@@ -362,7 +363,7 @@ def test_lava_lanes_fall_back_to_netx_for_a_conv_sparse_cannot_hold():
     """A conv weight past Lava's 8-bit synapse mantissa (mixed signs, |w| = 300): Lava's Sparse would clip
     it, netx's Conv computes it; the lanes build says so and runs netx's network, still exact."""
     net = small_net()
-    w = net.layers[0].weight.astype(np.int64).copy()
+    w = net.layers[0].synapse.weight.astype(np.int64).copy()
     w[0, 0, 0, 0] = 300
     net = dataclasses.replace(net, layers=[dataclasses.replace(net.layers[0], weight=w, weight_bits=10)] + net.layers[1:])
     x = np.random.default_rng(1).integers(0, 256, (2, 1, 10, 10))
@@ -392,7 +393,7 @@ def test_negative_gamma_per_channel_threshold_net_maps_and_matches():
     gammas = [m.weight.detach().numpy() for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert all((g < 0).any() for g in gammas)
     net = freeze(model)
-    assert all(not np.all(l.threshold == l.threshold[0]) for l in net.layers[:2])  # per-channel θ
+    assert all(not np.all(l.neuron.threshold == l.neuron.threshold[0]) for l in net.layers[:2])  # per-channel θ
     rep = verify(net, images[:2], model=model, backends=["loihi", "lava"], num_steps=30)
     assert rep.all_exact, [(b.name, [l.first_mismatch for l in b.layers]) for b in rep.backends]
     names = [b.name for b in rep.backends]
@@ -432,11 +433,11 @@ def test_shipped_model_zero_reset_variant_and_exported_file(tmp_path):
     net = freeze(model)
     # zero reset; conv1 back at F = 6 (the shipped model's F before its re-fit to 3), where its state clips:
     # Lava must count the same clips
-    zero = dataclasses.replace(net, layers=[dataclasses.replace(l, reset="zero", frac_bits=6, threshold=l.threshold << (6 - l.frac_bits),
-                                                                bias=l.bias << (6 - l.frac_bits)) for l in net.layers]).validate()
+    zero = dataclasses.replace(net, layers=[dataclasses.replace(l, reset="zero", frac_bits=6, threshold=l.neuron.threshold << (6 - l.neuron.frac_bits),
+                                                                bias=l.neuron.bias << (6 - l.neuron.frac_bits)) for l in net.layers]).validate()
     path = write_netx(zero, tmp_path / "zero.net")
     lava = LavaSimulator(netx_path=path)
-    assert lava.net is not zero and [l.reset for l in lava.net.layers] == ["zero"] * 3
+    assert lava.net is not zero and [l.neuron.reset for l in lava.net.layers] == ["zero"] * 3
     ref, res = assert_lava_matches(zero, images, 100, lava)
     sub = NumpySimulator(net).run(images, 100)
     assert any(not np.array_equal(sub.spikes[n], ref.spikes[n]) for n in ref.spikes)  # really a different net

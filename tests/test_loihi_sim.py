@@ -76,20 +76,20 @@ def _lava_lane(net, samples, T):
     L = len(net.layers)
     R = T + L
     tz = lambda x: np.sign(x) * (np.abs(x) >> 12)  # noqa: E731
-    v = [np.zeros(l.weight.shape[0], np.int64) for l in net.layers]
-    prev = [np.zeros(net.input.shape[0], np.int64)] + [np.zeros(l.weight.shape[0], np.int64) for l in net.layers]
+    v = [np.zeros(l.synapse.weight.shape[0], np.int64) for l in net.layers]
+    prev = [np.zeros(net.input.shape[0], np.int64)] + [np.zeros(l.synapse.weight.shape[0], np.int64) for l in net.layers]
     rows = [[] for _ in net.layers]
     for n in range(1, len(samples) * R + 1):
         q, c = divmod(n - 1, R)
         cur = [samples[q] if c < T else np.zeros_like(prev[0])]
         for l, layer in enumerate(net.layers):
-            a = layer.weight.astype(np.int64) @ prev[l]
+            a = layer.synapse.weight.astype(np.int64) @ prev[l]
             if n % R == (l + 2) % R:
                 v[l][:] = 0  # (u too; with du = 4095 u is a << 6 every step anyway)
             u = a << 6
-            dv = 4096 - int(layer.decay[0])
-            v[l] = np.clip(tz(v[l] * (4096 - dv)) + u + layer.bias, -(2 ** 23 - 1), 2 ** 23 - 1)
-            s = v[l] > ((int(layer.threshold[0]) >> 6) << 6)
+            dv = 4096 - int(layer.neuron.decay[0])
+            v[l] = np.clip(tz(v[l] * (4096 - dv)) + u + layer.neuron.bias, -(2 ** 23 - 1), 2 ** 23 - 1)
+            s = v[l] > ((int(layer.neuron.threshold[0]) >> 6) << 6)
             v[l][s] = 0
             cur.append(s.astype(np.int64))
             rows[l].append(s)

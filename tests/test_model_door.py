@@ -131,7 +131,7 @@ def test_functional_pool_and_view_become_layers():
     m = ConvTutorialNet()
     net = freeze(m, input_shape=(1, 28, 28))
     assert [layer.name for layer in net.layers] == ["conv1", "fc1"]
-    assert net.layers[0].pool == (2, 2) and net.layers[1].flatten_input
+    assert net.layers[0].synapse.pool == (2, 2) and net.layers[1].synapse.flatten_input
     x = np.random.default_rng(3).integers(0, 256, (3, 1, 28, 28))
     assert verify(net, x, None, model=m, backends=["torch"]).all_exact
 

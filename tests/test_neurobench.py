@@ -91,7 +91,7 @@ def test_nonzero_fan_out_counts_each_nonzero_weight_a_spike_reaches():
         x = torch.zeros((1,) + tuple(in_shape), dtype=torch.float64)
         x.view(-1)[i] = 1
         y = torch.nn.functional.conv2d(x, torch.as_tensor((w != 0).astype(np.float64)), stride=stride,
-                                       padding=tuple(layer.padding))
+                                       padding=tuple(layer.synapse.padding))
         expected[i] = int(y.sum())
     assert np.array_equal(got, expected)
     assert 0 < connection_sparsity(net) < 1

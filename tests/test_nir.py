@@ -123,12 +123,12 @@ def test_round_trip_bit_exact_on_random_nets(tmp_path, pool, layout):
     for k in range(6):
         net = random_frozen_net(rng, uniform_theta=None if layout != "unit" else False)
         if k == 0:
-            net.layers[0].threshold[0] = 0  # θ = 0 (fires on v > 0): written as threshold 1, κ = 1/2 in the unit layout
+            net.layers[0].neuron.threshold[0] = 0  # θ = 0 (fires on v > 0): written as threshold 1, κ = 1/2 in the unit layout
         if k == 1:  # other array dtypes come back as they were
-            net.layers[0].threshold = net.layers[0].threshold.astype(np.int32)
-            net.layers[0].decay = net.layers[0].decay.astype(np.int16)
-            if net.layers[0].sigma is not None:
-                net.layers[0].sigma = net.layers[0].sigma.astype(np.float32)
+            net.layers[0].neuron.threshold = net.layers[0].neuron.threshold.astype(np.int32)
+            net.layers[0].neuron.decay = net.layers[0].neuron.decay.astype(np.int16)
+            if net.layers[0].neuron.sigma is not None:
+                net.layers[0].neuron.sigma = net.layers[0].neuron.sigma.astype(np.float32)
         path = ne.export(net, tmp_path / f"n{k}.nir", pool=pool, threshold_layout=layout)[0]
         back = ne.read_nir(path)
         _assert_identical(net, back)
@@ -166,12 +166,12 @@ def test_float_fields_follow_nir_semantics():
     syn = [n for n in graph.nodes.values() if isinstance(n, (nir.Conv2d, nir.Affine))]
     lifs = [n for n in graph.nodes.values() if isinstance(n, nir.LIF)]
     for layer, s, lif in zip(net.layers, syn, lifs):
-        assert np.array_equal(s.weight, layer.weight.astype(np.float64))
+        assert np.array_equal(s.weight, layer.synapse.weight.astype(np.float64))
         beta = 1 - ne.DT / lif.tau
         c = (slice(None),) + (0,) * (lif.tau.ndim - 1)
-        assert np.allclose(beta[c], layer.decay / 4096, atol=1e-12)
+        assert np.allclose(beta[c], layer.neuron.decay / 4096, atol=1e-12)
         assert np.allclose((lif.r * ne.DT / lif.tau)[c], 1.0, rtol=1e-12)
-        assert np.array_equal(lif.v_threshold[c], layer.threshold / 2.0 ** layer.frac_bits)
+        assert np.array_equal(lif.v_threshold[c], layer.neuron.threshold / 2.0 ** layer.neuron.frac_bits)
         assert lif.v_threshold.shape == lif.tau.shape
 
 
@@ -214,8 +214,8 @@ def test_float_fields_alone_reimport_spike_for_spike(pool):
         graph.metadata = {}
         back = ne.nir_graph_to_frozen(graph, weight_bits=8, frac_bits=f, state_bits=32, input_bits=1, input_scale=1.0)
         for la, lb in zip(net.layers, back.layers):
-            assert np.array_equal(la.threshold, lb.threshold) and np.array_equal(la.bias, lb.bias)
-            assert np.array_equal(la.decay, lb.decay)
+            assert np.array_equal(la.neuron.threshold, lb.neuron.threshold) and np.array_equal(la.neuron.bias, lb.neuron.bias)
+            assert np.array_equal(la.neuron.decay, lb.neuron.decay)
         x = random_input(net, rng, 4)
         a = NumpySimulator(net).run(x, 8, record_states=True)
         b = NumpySimulator(back).run(x, 8, record_states=True)
@@ -329,7 +329,7 @@ def test_snntorch_cannot_import_per_channel_thresholds_in_integer_layout(tmp_pat
     from snntorch.import_nir import import_from_nir
 
     net = random_frozen_net(np.random.default_rng(51), n_layers=1, min_channels=2, state_bits=32)
-    net.layers[0].threshold = np.arange(1, net.layers[0].out_channels + 1, dtype=np.int64) * 1000
+    net.layers[0].neuron.threshold = np.arange(1, net.layers[0].out_channels + 1, dtype=np.int64) * 1000
     graph = ne.to_nir_graph(net, threshold_layout="integer")
     with pytest.raises(AssertionError, match="must be same for all neurons"):
         import_from_nir(graph)
@@ -434,9 +434,9 @@ def test_snntorch_exported_graph_imports_freezes_and_verifies(tmp_path, capsys):
     out = tmp_path / "out"
     assert export_cli.main([str(path), "--target", "numpy", "-o", str(out), "--frac-bits", "2"]) == 0
     net = FrozenNet.load(out / "snntorch_graph.qsnn")
-    assert [l.synapse for l in net.layers] == ["conv", "dense"]
-    assert net.layers[0].pool == (2, 2) and net.layers[1].flatten_input
-    assert all(l.reset == "zero" for l in net.layers) and net.input.shape == (1, 8, 8)
+    assert [l.synapse.kind for l in net.layers] == ["conv", "dense"]
+    assert net.layers[0].synapse.pool == (2, 2) and net.layers[1].synapse.flatten_input
+    assert all(l.neuron.reset == "zero" for l in net.layers) and net.input.shape == (1, 8, 8)
     assert net.metadata["source"] == "nir"
     rc = verify_cli.main([str(path), "--random", "-n", "4", "--steps", "12", "--frac-bits", "2", "--backends", "torch,onnx,nir"])
     assert rc == 0
@@ -464,8 +464,8 @@ def test_foreign_graph_handles_sumpool_vleak_and_gain():
         nir.LIF(tau=tau, r=r, v_leak=np.full((2, 2, 2), 4.0), v_threshold=np.full((2, 2, 2), 20.0)))
     net, model = ne.nir_graph_to_frozen(graph, input_bits=1, input_scale=1.0, frac_bits=4, return_model=True)
     layer = net.layers[0]
-    assert layer.pool == (2, 2) and layer.reset == "zero" and np.array_equal(layer.decay, [3072, 3072])
-    assert np.array_equal(layer.weight, w.astype(np.int8))  # integer weights kept
+    assert layer.synapse.pool == (2, 2) and layer.neuron.reset == "zero" and np.array_equal(layer.neuron.decay, [3072, 3072])
+    assert np.array_equal(layer.synapse.weight, w.astype(np.int8))  # integer weights kept
     # NIR maths by hand: v ← 0.75 v + 0.25·4 + 2·(sumpool(conv) + 4·b); spike v > 20, reset to 0
     x = (rng.random((3, 1, 6, 6)) < 0.6).astype(np.int64)
     conv = torch.nn.functional.conv2d(torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(w)).numpy()

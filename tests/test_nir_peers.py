@@ -263,7 +263,7 @@ def test_norse_written_graph_imports_freezes_and_verifies(tmp_path):
     with pytest.raises(UnsupportedLayerError, match=r"NIR node '1': tau < dt"):
         ne.load_nir(path, dt=1e-3)                                 # read with Norse's dt: β < 0, refused
     net, model = ne.load_nir(path, dt=1e-6, frac_bits=2, state_bits=32, num_steps=steps)   # dt_norse² reads it right
-    assert [int(d) for d in np.unique(np.concatenate([l.decay for l in net.layers]))] == [round(0.8 * 4096)]
+    assert [int(d) for d in np.unique(np.concatenate([l.neuron.decay for l in net.layers]))] == [round(0.8 * 4096)]
     x = np.random.default_rng(0).integers(0, 256, size=(64, 16))
     ref = _verify_foreign(net, model, x, steps)
     rec = {0: [], 1: []}
@@ -310,8 +310,8 @@ def test_sinabs_written_graph_imports_freezes_and_verifies():
         nir.write(Path(__import__("tempfile").mkdtemp()) / "s.nir", graph)
     net, model = ne.nir_graph_to_frozen(graph, dt=1.0, tau_rule="exp", frac_bits=2, state_bits=32, num_steps=steps,
                                         return_model=True)
-    assert [int(l.decay[0]) for l in net.layers] == [round(np.exp(-1 / 5) * 4096), round(np.exp(-1 / 3) * 4096)]
-    assert [l.pool for l in net.layers] == [(2, 2), None]
+    assert [int(l.neuron.decay[0]) for l in net.layers] == [round(np.exp(-1 / 5) * 4096), round(np.exp(-1 / 3) * 4096)]
+    assert [l.synapse.pool for l in net.layers] == [(2, 2), None]
     x = np.random.default_rng(1).integers(0, 256, size=(32, 1, 8, 8))
     ref = _verify_foreign(net, model, x, steps)
     for mod in m.modules():
@@ -397,7 +397,7 @@ def test_rockpool_written_graph_imports_freezes_and_verifies(tmp_path):
     lif = graph.nodes["1_LIFNeuronTorch"]
     np.testing.assert_allclose(lif.r * -np.expm1(-dt / lif.tau), 0.01 * np.exp(-0.1) / dt * -np.expm1(-0.1), rtol=1e-6)
     net, model = ne.load_nir(path, dt=dt, tau_rule="exp", frac_bits=2, state_bits=32, num_steps=steps)
-    assert [int(l.decay[0]) for l in net.layers] == [round(np.exp(-0.1) * 4096)] * 2
+    assert [int(l.neuron.decay[0]) for l in net.layers] == [round(np.exp(-0.1) * 4096)] * 2
     from qsnn_deploy.cli import export as export_cli           # the same from the command line
 
     out = tmp_path / "out"

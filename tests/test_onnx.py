@@ -90,8 +90,8 @@ def test_random_nets_bit_exact_spikes_states_saturations():
     for k in range(24):
         net = random_frozen_net(rng, state_bits=48 if k == 0 else int(rng.choice([8, 10, 16, 24, 32, 48])) if k % 3 == 0 else None)
         onnx.checker.check_model(oe.build_onnx_model(net, check=False), full_check=True)
-        resets |= {l.reset for l in net.layers}
-        wide |= any(l.state_bits > oe.FLOAT_DECAY_MAX_STATE_BITS for l in net.layers)  # the int64 Div decay
+        resets |= {l.neuron.reset for l in net.layers}
+        wide |= any(l.neuron.state_bits > oe.FLOAT_DECAY_MAX_STATE_BITS for l in net.layers)  # the int64 Div decay
         steps = int(rng.integers(1, 9))
         x = random_input(net, rng, int(rng.integers(1, 5)), steps if k % 2 else None)
         _compare(net, x, None if k % 2 else steps, sats)
@@ -123,7 +123,7 @@ def _big_current_net(kind: str) -> FrozenNet:
                            np.zeros(6, np.int64), np.full(6, 4000), reset="zero", frac_bits=1, state_bits=40)]
     layers.append(LIFLayer("out", "dense", rng.integers(-3, 4, size=(3, int(np.prod(
         layers[0].output_shape(spec.shape))))).astype(np.int8), 3, np.full(3, 2), np.zeros(3, np.int64), np.full(3, 2048),
-        flatten_input=layers[0].synapse == "conv"))
+        flatten_input=layers[0].synapse.kind == "conv"))
     return FrozenNet(spec, layers, 6).validate()
 
 
@@ -140,10 +140,10 @@ def test_currents_beyond_2_24_take_an_exact_split_path(kind):
     x[0] = 255
     ref, _ = _compare(net, x, 6)
     layer = net.layers[0]
-    if layer.synapse == "dense":
-        j_max = int(np.abs(x[0].astype(np.int64) @ layer.weight.astype(np.int64).T).max())
+    if layer.synapse.kind == "dense":
+        j_max = int(np.abs(x[0].astype(np.int64) @ layer.synapse.weight.astype(np.int64).T).max())
     else:
-        j_max = int(np.abs(layer.weight[0].astype(np.int64)).sum()) * 4 * 255
+        j_max = int(np.abs(layer.synapse.weight[0].astype(np.int64)).sum()) * 4 * 255
     assert j_max >= intmath.FLOAT32_EXACT  # a single float32 GEMM would not be guaranteed exact here
     assert any(s.any() for s in ref.spikes.values())
 

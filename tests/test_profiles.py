@@ -101,9 +101,9 @@ def test_a_briefly_trained_profile_model_runs_on_stock_loihi(tmp_path):
     fit = check_net(net)
     assert fit.fits, fit.verdict()
     assert "runs on stock Loihi 2" in fit.verdict()
-    assert all(int(l.threshold[0]) % 64 == 0 and len(set(l.threshold.tolist())) == 1 for l in net.layers)
-    assert all(np.all(l.bias % 64 == 0) and np.all(np.abs(l.bias >> 6) < (1 << 12)) for l in net.layers)
-    assert all(np.any(l.bias > 0) and np.any(l.bias < 0) for l in net.layers)
+    assert all(int(l.neuron.threshold[0]) % 64 == 0 and len(set(l.neuron.threshold.tolist())) == 1 for l in net.layers)
+    assert all(np.all(l.neuron.bias % 64 == 0) and np.all(np.abs(l.neuron.bias >> 6) < (1 << 12)) for l in net.layers)
+    assert all(np.any(l.neuron.bias > 0) and np.any(l.neuron.bias < 0) for l in net.layers)
     x_int = (x * 255).round().to(torch.uint8).numpy()
     ref = NumpySimulator(net).run(x_int)
     assert sum(ref.saturations.values()) == 0

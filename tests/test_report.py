@@ -133,7 +133,7 @@ def test_fan_out_matches_autograd_on_the_folded_footprint(geom):
         fp, stride = fold_sum_pool(fp, stride, pool)
     x = torch.zeros((1,) + in_shape, dtype=torch.float64, requires_grad=True)
     wt = torch.as_tensor((fp != 0).astype(np.float64)).expand(c_out, c_in, -1, -1)
-    y = torch.nn.functional.conv2d(x, wt, stride=stride, padding=layer.padding)
+    y = torch.nn.functional.conv2d(x, wt, stride=stride, padding=layer.synapse.padding)
     assert tuple(y.shape[1:]) == layer.output_shape(in_shape)
     y.sum().backward()
     assert np.array_equal(g.fan_out, x.grad.numpy().reshape(-1).astype(np.int64))
@@ -201,7 +201,7 @@ def test_spiking_input_counts_sops_in_the_first_layer():
 def test_batches_accumulate_to_the_same_report():
     """collect_activity in batches of 2 == one SimResult of all samples (simulated tiny net)."""
     net = tiny_net()
-    net.layers[0].threshold = np.array([20000, 30000])
+    net.layers[0].neuron.threshold = np.array([20000, 30000])
     x = np.random.default_rng(1).integers(0, 256, size=(5, 1, 5, 5)).astype(np.uint8)
     y = np.arange(5) % 3
     full = create_backend("numpy", net).run(x, T, record_states=True)

@@ -82,7 +82,7 @@ def test_saturation_raise_mode(make_sim):
         make_sim(net, saturation="raise").run(x, 12)
     # with room in the state (32 bits) the same input raises nothing in raise mode
     for layer in net.layers:
-        layer.state_bits = 32
+        layer.neuron.state_bits = 32
     res = make_sim(net.validate(), saturation="raise").run(x, 12)
     assert sum(res.saturations.values()) == 0
     with pytest.raises(ValueError):
@@ -166,7 +166,7 @@ def test_reset_mechanisms_of_plain_leaky():
     """snnTorch keeps reset_mechanism_val as a 0-d tensor: subtract and zero must freeze, 'none' must not."""
     for mode in ("subtract", "zero"):
         net = freeze(nn.Sequential(nn.Linear(4, 2), snn.Leaky(beta=0.5, reset_mechanism=mode)), input_shape=(4,))
-        assert net.layers[0].reset == mode
+        assert net.layers[0].neuron.reset == mode
     with pytest.raises(UnsupportedLayerError, match="none"):
         freeze(nn.Sequential(nn.Linear(4, 2), snn.Leaky(beta=0.5, reset_mechanism="none")), input_shape=(4,))
 
@@ -219,8 +219,8 @@ def test_freeze_custom_time_loop_module_with_layers():
     net = freeze(model, layers=[model.conv, nn.AvgPool2d(2), model.bn, model.lif, nn.Flatten(), model.fc, model.lif2],
                  input_shape=(1, 10, 10), num_steps=steps, frac_bits=12, state_bits=32)
     assert [layer.name for layer in net.layers] == ["conv", "fc"]
-    assert net.layers[0].pool == (2, 2) and net.layers[0].padding == (1, 1)
-    assert net.layers[1].flatten_input and net.layers[1].reset == "zero"
+    assert net.layers[0].synapse.pool == (2, 2) and net.layers[0].synapse.padding == (1, 1)
+    assert net.layers[1].synapse.flatten_input and net.layers[1].neuron.reset == "zero"
     assert net.input.scale == pytest.approx(1 / 255) and net.input.bits == 8
     x = np.random.default_rng(9).integers(0, 256, size=(6, 1, 10, 10))
     res_np, _ = run_both_sims(net, x, steps)

@@ -63,9 +63,9 @@ def test_mnist_seed_net_model_numpy_torch_identical(digits):
     model = _mnist_model(True, images)
     net = freeze(model)
     assert [layer.name for layer in net.layers] == ["conv1", "conv2", "fc"]
-    assert [layer.pool for layer in net.layers] == [(2, 2), (2, 2), None]
-    assert net.layers[0].weight_bits == 4 and net.metadata["deploy_faithful"] is True
-    assert any(np.any(layer.sigma < 0) for layer in net.layers) is False  # |sigma| stored
+    assert [layer.synapse.pool for layer in net.layers] == [(2, 2), (2, 2), None]
+    assert net.layers[0].synapse.weight_bits == 4 and net.metadata["deploy_faithful"] is True
+    assert any(np.any(layer.neuron.sigma < 0) for layer in net.layers) is False  # |sigma| stored
     x = images.astype(np.int64)
     expected = model_spikes(model, x, T_MNIST)
     res_np, res_th = run_both_sims(net, x, T_MNIST, record_states=False)
@@ -95,7 +95,7 @@ def test_dvs_seed_net_time_varying_events_identical(reset):
     net = freeze(model)
     assert net.input.bits == 4 and net.input.scale == 1.0 and net.input.shape == (2, 32, 32)
     assert net.input.value_range == (0, 15)
-    assert all(layer.reset == reset for layer in net.layers)
+    assert all(layer.neuron.reset == reset for layer in net.layers)
     events = np.minimum(rng.poisson(rng.uniform(0.05, 1.5, size=(steps, n, 2, 1, 1)), size=(steps, n, 2, 32, 32)), 15)
     events[3, 0, :, :4, :4] = 15  # the top of the 4-bit range
     expected = model_spikes(model, events, steps)

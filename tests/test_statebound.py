@@ -51,14 +51,14 @@ def test_bound_holds_on_adversarial_inputs(reset, decay):
         n_in, n_out, frac = int(rng.integers(4, 40)), int(rng.integers(1, 6)), int(rng.integers(0, 8))
         layer = _dense(rng, n_in, n_out, reset, frac, decay, bias_scale=int(rng.integers(0, 50)))
         net = FrozenNet(InputSpec((n_in,), bits=8), [layer], 40).validate()
-        worst = np.where(layer.weight > 0, 255, 0).astype(np.uint8)       # drives every neuron up
-        least = np.where(layer.weight < 0, 255, 0).astype(np.uint8)       # drives every neuron down
+        worst = np.where(layer.synapse.weight > 0, 255, 0).astype(np.uint8)       # drives every neuron up
+        least = np.where(layer.synapse.weight < 0, 255, 0).astype(np.uint8)       # drives every neuron down
         x = np.concatenate([worst, least, rng.integers(0, 256, size=(8, n_in)).astype(np.uint8)])
         v = NumpySimulator(net, saturation="count").run(x, record_states=True).states["fc"]
         bound = layer_state_bound(layer, 0, 255)
         assert v.max() <= bound.upper and v.min() >= bound.lower, (trial, v.max(), v.min(), bound)
         if decay < 4096:
-            assert bound.peak <= 4 * max(np.abs(v).max(), 1) + 4 * int(layer.threshold.max()) + 8
+            assert bound.peak <= 4 * max(np.abs(v).max(), 1) + 4 * int(layer.neuron.threshold.max()) + 8
 
 
 def test_current_extremes_signed_input_and_pool():
@@ -97,18 +97,18 @@ def test_freeze_chooses_per_layer_f_for_a_plain_snntorch_model():
         warnings.simplefilter("always")
         fixed = freeze(model, input_shape=(1, 28, 28), num_steps=20, frac_bits=6)
     assert any("can never fire" in str(w.message) for w in caught)
-    assert fixed.layers[0].threshold.max() == fixed.layers[0].state_limit
+    assert fixed.layers[0].neuron.threshold.max() == fixed.layers[0].state_limit
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         auto = freeze(model, input_shape=(1, 28, 28), num_steps=20)
     assert not any("can never fire" in str(w.message) for w in caught)
     first = auto.layers[0]
-    assert first.frac_bits < 6 and first.threshold.max() < first.state_limit // 2
+    assert first.neuron.frac_bits < 6 and first.neuron.threshold.max() < first.state_limit // 2
     choice = auto.metadata["frac_bits"]
     assert len(choice) == 2 and all(c["basis"] in ("proof", "unproven") for c in choice.values())
     for name, c in choice.items():
         layer = next(l for l in auto.layers if l.name == name)
-        assert c["F"] == layer.frac_bits
+        assert c["F"] == layer.neuron.frac_bits
         if c["basis"] == "proof":
             assert c["proven_saturation_free"]
 
@@ -132,7 +132,7 @@ def test_freeze_calibration_gives_a_data_driven_f_where_no_proof_exists(tmp_path
     assert res.spikes[net.layers[0].name].any(), "the first layer must not be dead"
     path = net.save(tmp_path / "auto.qsnn")
     back = FrozenNet.load(path)
-    assert [l.frac_bits for l in back.layers] == [l.frac_bits for l in net.layers]
+    assert [l.neuron.frac_bits for l in back.layers] == [l.neuron.frac_bits for l in net.layers]
     assert back.metadata["frac_bits"] == json.loads(json.dumps(net.metadata["frac_bits"]))
 
 
@@ -144,7 +144,7 @@ def test_shipped_mnist_model_is_proven_saturation_free():
         warnings.simplefilter("error", QSNNWarning)  # no "may clip" warning either
         net = freeze(model)
     assert all(b.saturation_free for b in net_state_bounds(net))
-    assert [l.frac_bits for l in net.layers] == [3, 6, 6]
+    assert [l.neuron.frac_bits for l in net.layers] == [3, 6, 6]
 
 
 def _saturating_net() -> FrozenNet:

@@ -98,8 +98,8 @@ def test_annealed_thresholds_are_what_freeze_sees():
         ann.step()
     net = freeze(model)
     for layer, theta in zip(net.layers, (3.0, 2.0, 1.0)):
-        want = np.round(theta * 64 / layer.sigma).astype(np.int64)
-        assert np.array_equal(layer.threshold, np.minimum(want, layer.state_limit))
+        want = np.round(theta * 64 / layer.neuron.sigma).astype(np.int64)
+        assert np.array_equal(layer.neuron.threshold, np.minimum(want, layer.state_limit))
 
 
 # ------------------------------------------------------------------------------ loss, prediction
@@ -264,8 +264,8 @@ def test_qsnn_train_cli_binary_with_threshold_annealing(tmp_path):
     thresholds = ckpt["train_state"]["history"]["epochs"][-1]["thresholds"]
     assert all(0.2 < v < 4.0 for v in thresholds.values())  # annealed part of the way
     net = freeze(model)
-    assert [layer.weight_bits for layer in net.layers] == [1, 1, 1]
-    assert set(np.unique(net.layers[1].weight)) <= {-1, 1}
+    assert [layer.synapse.weight_bits for layer in net.layers] == [1, 1, 1]
+    assert set(np.unique(net.layers[1].synapse.weight)) <= {-1, 1}
 
 
 def test_dvs_path_trains_and_deploys_bit_exact(tmp_path):

@@ -59,12 +59,12 @@ def _perturbed(net: FrozenNet, layer_index: int = 1) -> tuple[FrozenNet, int]:
 
     layer = net.layers[layer_index]
     states = create_backend("numpy", net).run(_pixels(), STEPS, record_states=True).states[layer.name]
-    th = layer.threshold.reshape((1, 1, -1) + (1,) * (states.ndim - 3))
+    th = layer.neuron.threshold.reshape((1, 1, -1) + (1,) * (states.ndim - 3))
     hits = np.argwhere(states == th)  # a state exactly on the threshold: θ-1 makes it fire
     channel = int(hits[0][2]) if len(hits) else 0
     bad = copy.deepcopy(net)
-    bad.layers[layer_index].threshold = layer.threshold.copy()
-    bad.layers[layer_index].threshold[channel] -= 1 if len(hits) else layer.threshold[channel] // 2
+    bad.layers[layer_index].neuron.threshold = layer.neuron.threshold.copy()
+    bad.layers[layer_index].neuron.threshold[channel] -= 1 if len(hits) else layer.neuron.threshold[channel] // 2
     return bad, channel
 
 
@@ -82,7 +82,7 @@ def test_a_threshold_change_is_caught_and_located():
     mm = comp.layers[1].first_mismatch
     assert mm.layer == "conv2" and mm.neuron[0] == channel and 0 <= mm.step < STEPS
     assert mm.reference_state is not None and mm.other_state is not None
-    assert mm.threshold == bad.layers[1].threshold[channel]
+    assert mm.threshold == bad.layers[1].neuron.threshold[channel]
     # no disagreement anywhere in that layer at an earlier step
     from qsnn_deploy.simulators import create_backend
     a = create_backend("numpy", bad).run(x, STEPS).spikes["conv2"]
@@ -236,7 +236,7 @@ def test_a_silent_layer_a_constant_output_and_chance_accuracy_are_warned(tmp_pat
     everywhere, but verify says why that verdict is weak (report, JSON, CLI line beside the verdict)."""
     model, arch = _active_model()
     net = freeze(model)
-    net.layers[-1].threshold[:] = net.layers[-1].state_limit  # fc: v can never exceed θ
+    net.layers[-1].neuron.threshold[:] = net.layers[-1].state_limit  # fc: v can never exceed θ
     x = _pixels(24)
     labels = np.arange(24) % 10
     report = verify(net, x, labels, backends=["torch"])

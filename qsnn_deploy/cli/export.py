@@ -68,10 +68,10 @@ def layer_table(net: FrozenNet, title: str) -> Table:
     for col in ("layer", "weights", "in → out", "pool", "reset", "F/B_v", "θ (state units)"):
         t.add_column(col)
     for layer, (i, o) in zip(net.layers, net.layer_shapes()):
-        t.add_row(layer.name, f"{layer.synapse} int{layer.weight_bits} {'×'.join(map(str, layer.weight.shape))}",
-                  f"{'×'.join(map(str, i))} → {'×'.join(map(str, o))}", "×".join(map(str, layer.pool)) if layer.pool else "-",
-                  layer.reset, f"{layer.frac_bits}/{layer.state_bits}",
-                  f"{int(layer.threshold.min())}..{int(layer.threshold.max())}")
+        t.add_row(layer.name, f"{layer.synapse.kind} int{layer.synapse.weight_bits} {'×'.join(map(str, layer.synapse.weight.shape))}",
+                  f"{'×'.join(map(str, i))} → {'×'.join(map(str, o))}", "×".join(map(str, layer.synapse.pool)) if layer.synapse.pool else "-",
+                  layer.neuron.reset, f"{layer.neuron.frac_bits}/{layer.neuron.state_bits}",
+                  f"{int(layer.neuron.threshold.min())}..{int(layer.neuron.threshold.max())}")
     return t
 
 

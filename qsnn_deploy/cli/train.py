@@ -43,6 +43,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slope", type=float, help="fast-sigmoid surrogate slope k")
     p.add_argument("--dropout", type=float)
     p.add_argument("--reset", default="subtract", choices=("subtract", "zero"))
+    p.add_argument("--neuron", default="lif", choices=("lif", "cuba"),
+                   help="neuron kind of every spiking layer: lif (snnTorch Leaky) or cuba (Synaptic: a decaying current "
+                        "feeds the membrane; with --profile loihi it maps onto Loihi 2's stock LIF with its own du)")
+    p.add_argument("--alpha", type=float, help="cuba: current decay α (default 0.5)")
     p.add_argument("--profile", default="default", choices=("default", "loihi"),
                    help="hardware profile: 'loihi' trains zero-reset, one-θ/β-per-layer, bias-free, BatchNorm-free layers "
                         "that run on Lava's stock LIF (β defaults to 0.5; see docs/lava.md)")
@@ -75,7 +79,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         dataset=a.dataset, precision=a.precision, schedule=a.schedule, epochs=a.epochs, num_steps=a.steps,
         eval_steps=a.eval_steps, batch_size=a.batch_size, lr=a.lr, beta=a.beta, threshold=a.threshold, slope=a.slope,
-        dropout=a.dropout, reset=a.reset, deploy_faithful=not a.float_neurons, profile=a.profile, period_epochs=a.period_epochs,
+        dropout=a.dropout, reset=a.reset, neuron=a.neuron, alpha=a.alpha, deploy_faithful=not a.float_neurons, profile=a.profile, period_epochs=a.period_epochs,
         step_epochs=a.step_epochs, loss_patience=a.loss_patience, grad_clip=a.grad_clip, weight_clip=a.weight_clip,
         anneal_alpha=a.anneal_alpha, anneal_initial=a.anneal_initial, anneal_final=a.anneal_final,
         early_stopping=a.early_stopping, val_size=a.val_size, limit_train=a.limit_train, limit_test=a.limit_test,

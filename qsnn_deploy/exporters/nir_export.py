@@ -41,7 +41,8 @@ import torch.nn as nn
 from .. import intmath
 from ..errors import CheckpointError, FrozenNetError, QSNNError, UnsupportedLayerError
 from ..fileio import check_hdf5_sizes
-from ..frozen import FORMAT_VERSION, FrozenNet, InputSpec, LIFLayer
+from ..frozen import FORMAT_VERSION, FrozenNet, InputSpec, Layer, LIFLayer, frozen_differences
+from ..simulators.base import NeuronKernels
 
 SUFFIX = ".nir"
 #: Graph metadata key/value that marks a file written by this module.
@@ -71,6 +72,11 @@ SEMANTICS = ("qsnn-deploy integer LIF (docs/integer-semantics.md): J = sumpool(W
 
 
 # ====================================================================================== export
+#: Neuron kinds our NIR graphs write (and read back for the ``nir`` round-trip backend).
+NIR_KERNELS = NeuronKernels("nir", {"lif": "LIF"}, recurrent="recurrent graphs (a cycle through Affine) are not written yet",
+                            reasons={"cuba": "CubaLIF nodes are not written yet"})
+
+
 def export(net: FrozenNet, out: str | Path, stem: str = "model", *, pool: str = "avg",
            threshold_layout: str = "auto", dt: float = DT, tau_rule: str = "euler", r_rule: str = "gain") -> list[Path]:
     """Write ``net`` as a NIR graph to ``out`` (a path ending in ``.nir``, or a directory).
@@ -110,16 +116,16 @@ def _node_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "layer"
 
 
-def _membrane_unit(layer: LIFLayer, layout: str) -> tuple[np.ndarray, np.ndarray, str]:
+def _membrane_unit(layer: Layer, layout: str) -> tuple[np.ndarray, np.ndarray, str]:
     """(κ, NIR threshold, layout used) per channel; κ = state units per unit of the NIR membrane.
 
     ``integer``: κ = 2^F (membrane in units of J), threshold θ/2^F. ``unit``: κ = θ, threshold 1;
     a channel with θ = 0 (fires on v > 0, i.e. v ≥ 1 for an integer state) gets κ = 1/2 and
     threshold 1 (v/κ > 1 ⇔ v > 1/2 ⇔ v > 0). ``auto``: integer when the layer has one θ, else unit.
     """
-    th = layer.threshold.astype(np.int64)
+    th = layer.neuron.threshold.astype(np.int64)
     if layout == "integer" or (layout == "auto" and np.all(th == th[0])):
-        kappa = np.full(th.shape, float(1 << layer.frac_bits))
+        kappa = np.full(th.shape, float(1 << layer.neuron.frac_bits))
         return kappa, th / kappa, "integer"
     kappa = np.where(th > 0, th.astype(np.float64), 0.5)
     return kappa, np.ones(th.shape), "unit"
@@ -164,6 +170,7 @@ def _per_neuron(values: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
 def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "auto", dt: float = DT,
                  tau_rule: str = "euler", r_rule: str = "gain"):
     """The ``nir.NIRGraph`` of a frozen net (see :func:`export`)."""
+    NIR_KERNELS.check(net)
     import nir
 
     if tau_rule not in TAU_RULES:
@@ -192,57 +199,57 @@ def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "aut
     for layer, (in_shape, out_shape) in zip(net.layers, net.layer_shapes()):
         key = _node_name(layer.name)
         kappa, v_th, used = _membrane_unit(layer, threshold_layout)
-        gain = float(1 << layer.frac_bits) / kappa          # per channel: J units -> NIR membrane units
-        w = layer.weight.astype(np.float64)
+        gain = float(1 << layer.neuron.frac_bits) / kappa          # per channel: J units -> NIR membrane units
+        w = layer.synapse.weight.astype(np.float64)
         base = {"qsnn_layer": layer.name}
-        if layer.flatten_input:
+        if layer.synapse.flatten_input:
             add(f"{key}_flatten", nir.Flatten(input_type={"input": np.array(in_shape, dtype=np.int64)}, start_dim=0,
                                               end_dim=-1, metadata=dict(base, qsnn_role="flatten")))
             in_shape = (int(np.prod(in_shape)),)
-        syn_meta = dict(base, qsnn_role="synapse", synapse=layer.synapse, weight=np.ascontiguousarray(layer.weight),
-                        weight_bits=int(layer.weight_bits), flatten_input=bool(layer.flatten_input),
-                        stride=np.array(layer.stride, dtype=np.int64), padding=np.array(layer.padding, dtype=np.int64),
-                        pool=np.array(layer.pool if layer.pool else (0, 0), dtype=np.int64))
-        bias = layer.bias.astype(np.float64) / kappa
-        if layer.synapse == "dense":
+        syn_meta = dict(base, qsnn_role="synapse", synapse=layer.synapse.kind, weight=np.ascontiguousarray(layer.synapse.weight),
+                        weight_bits=int(layer.synapse.weight_bits), flatten_input=bool(layer.synapse.flatten_input),
+                        stride=np.array(layer.synapse.stride, dtype=np.int64), padding=np.array(layer.synapse.padding, dtype=np.int64),
+                        pool=np.array(layer.synapse.pool if layer.synapse.pool else (0, 0), dtype=np.int64))
+        bias = layer.neuron.bias.astype(np.float64) / kappa
+        if layer.synapse.kind == "dense":
             add(key, nir.Affine(weight=w * gain[:, None], bias=bias, metadata=syn_meta))
         else:
-            area = layer.pool[0] * layer.pool[1] if layer.pool else 1
-            stride, kernel_w = layer.stride, layer.weight.astype(np.int64)
-            if layer.pool and pool == "fold":
-                kernel_w, stride = intmath.fold_sum_pool(kernel_w, layer.stride, layer.pool)
-            scale = gain * (area if (layer.pool and pool == "avg") else 1)
-            conv_bias = bias / area if (layer.pool and pool == "sum") else bias
-            syn_meta["graph_pool"] = pool if layer.pool else "none"
+            area = layer.synapse.pool[0] * layer.synapse.pool[1] if layer.synapse.pool else 1
+            stride, kernel_w = layer.synapse.stride, layer.synapse.weight.astype(np.int64)
+            if layer.synapse.pool and pool == "fold":
+                kernel_w, stride = layer.synapse.deployed()
+            scale = gain * (area if (layer.synapse.pool and pool == "avg") else 1)
+            conv_bias = bias / area if (layer.synapse.pool and pool == "sum") else bias
+            syn_meta["graph_pool"] = pool if layer.synapse.pool else "none"
             conv = nir.Conv2d(input_shape=tuple(int(s) for s in in_shape[1:]),
                               weight=kernel_w.astype(np.float64) * scale[:, None, None, None],
-                              stride=tuple(int(s) for s in stride), padding=tuple(int(p) for p in layer.padding),
+                              stride=tuple(int(s) for s in stride), padding=tuple(int(p) for p in layer.synapse.padding),
                               dilation=(1, 1), groups=1, bias=conv_bias, metadata=syn_meta)
             # nir 1.0.8 infers a Conv2d's output from the kernel HEIGHT only: set it for non-square kernels
             h_in, w_in = in_shape[1:]
             conv.output_type = {"output": np.array(
-                [kernel_w.shape[0], (h_in + 2 * layer.padding[0] - kernel_w.shape[2]) // stride[0] + 1,
-                 (w_in + 2 * layer.padding[1] - kernel_w.shape[3]) // stride[1] + 1], dtype=np.int64)}
+                [kernel_w.shape[0], (h_in + 2 * layer.synapse.padding[0] - kernel_w.shape[2]) // stride[0] + 1,
+                 (w_in + 2 * layer.synapse.padding[1] - kernel_w.shape[3]) // stride[1] + 1], dtype=np.int64)}
             add(key, conv)
-            if layer.pool and pool != "fold":
+            if layer.synapse.pool and pool != "fold":
                 cls = nir.AvgPool2d if pool == "avg" else nir.SumPool2d
-                k = np.array(layer.pool, dtype=np.int64)
+                k = np.array(layer.synapse.pool, dtype=np.int64)
                 add(f"{key}_pool", cls(kernel_size=k, stride=k.copy(), padding=np.zeros(2, dtype=np.int64),
                                        metadata=dict(base, qsnn_role="pool")))
-        tau, r, membrane_gain = _tau_r(layer.decay, dt, tau_rule, r_rule)
+        tau, r, membrane_gain = _tau_r(layer.neuron.decay, dt, tau_rule, r_rule)
         v_th = v_th * membrane_gain
         lif_meta = dict(
-            base, qsnn_role="lif", reset=layer.reset,
+            base, qsnn_role="lif", reset=layer.neuron.reset,
             reset_timing="r_t = [v_{t-1} > theta]: decided from the previous step's state (snnTorch reset_delay=True)",
-            reset_rule=("subtract theta after the decay" if layer.reset == "subtract" else "v_{t-1} set to 0 before the decay"),
-            spike_condition="v > theta (strict)", frac_bits=int(layer.frac_bits), state_bits=int(layer.state_bits),
+            reset_rule=("subtract theta after the decay" if layer.neuron.reset == "subtract" else "v_{t-1} set to 0 before the decay"),
+            spike_condition="v > theta (strict)", frac_bits=int(layer.neuron.frac_bits), state_bits=int(layer.neuron.state_bits),
             decay_bits=intmath.DECAY_BITS, decay_rounding="toward zero: sign(v*d)*(|v*d| >> 12)",
             saturation=f"clip to +-{layer.state_limit}",
-            threshold=np.ascontiguousarray(layer.threshold), bias=np.ascontiguousarray(layer.bias),
-            decay=np.ascontiguousarray(layer.decay), membrane_unit=kappa, threshold_layout=used,
+            threshold=np.ascontiguousarray(layer.neuron.threshold), bias=np.ascontiguousarray(layer.neuron.bias),
+            decay=np.ascontiguousarray(layer.neuron.decay), membrane_unit=kappa, threshold_layout=used,
         )
-        if layer.sigma is not None:
-            lif_meta["sigma"] = np.ascontiguousarray(layer.sigma)
+        if layer.neuron.sigma is not None:
+            lif_meta["sigma"] = np.ascontiguousarray(layer.neuron.sigma)
         add(f"{key}_lif", nir.LIF(tau=_per_neuron(tau, out_shape), r=_per_neuron(r, out_shape),
                                   v_leak=np.zeros(out_shape), v_threshold=_per_neuron(v_th, out_shape),
                                   v_reset=np.zeros(out_shape), metadata=lif_meta))
@@ -854,31 +861,3 @@ class NirRoundTripBackend:
         res.backend = self.name
         res.info["nir_roundtrip_differences"] = list(self.differences)
         return res
-
-
-def frozen_differences(a: FrozenNet, b: FrozenNet) -> list[str]:
-    """Every field where two frozen nets differ (values, dtypes, shapes); empty when identical."""
-    diffs = []
-    for f in ("shape", "bits", "signed", "scale", "static"):
-        if getattr(a.input, f) != getattr(b.input, f):
-            diffs.append(f"input.{f}: {getattr(a.input, f)!r} vs {getattr(b.input, f)!r}")
-    if a.num_steps != b.num_steps:
-        diffs.append(f"num_steps: {a.num_steps} vs {b.num_steps}")
-    if a.metadata != b.metadata:
-        diffs.append("metadata differs")
-    if len(a.layers) != len(b.layers):
-        return diffs + [f"{len(a.layers)} vs {len(b.layers)} layers"]
-    for la, lb in zip(a.layers, b.layers):
-        for f in ("name", "synapse", "weight_bits", "reset", "frac_bits", "state_bits", "stride", "padding", "pool", "flatten_input"):
-            if getattr(la, f) != getattr(lb, f):
-                diffs.append(f"{la.name}.{f}: {getattr(la, f)!r} vs {getattr(lb, f)!r}")
-        for f in ("weight", "threshold", "bias", "decay", "sigma"):
-            x, y = getattr(la, f), getattr(lb, f)
-            if x is None or y is None:
-                if (x is None) != (y is None):
-                    diffs.append(f"{la.name}.{f}: present in one net only")
-                continue
-            if x.dtype != y.dtype or x.shape != y.shape or not np.array_equal(x, y):
-                diffs.append(f"{la.name}.{f}: {x.dtype}{x.shape} vs {y.dtype}{y.shape}"
-                             + ("" if x.shape != y.shape else f", {int(np.count_nonzero(x != y))} values differ"))
-    return diffs

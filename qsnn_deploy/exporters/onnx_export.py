@@ -39,7 +39,8 @@ import numpy as np
 
 from .. import intmath
 from ..errors import SaturationError, UnsupportedLayerError
-from ..frozen import FrozenNet, LIFLayer
+from ..frozen import FrozenNet, Layer
+from ..simulators.base import NeuronKernels, check_saturation_mode
 from ..statebound import net_state_bounds
 
 SUFFIX = ".onnx"
@@ -49,6 +50,11 @@ VERSION = 1
 INPUT_NAME = "x_t"
 #: Up to this state width the decay runs in float64 (|v·d| < 2^(B_v+11) stays exact below 2^53).
 FLOAT_DECAY_MAX_STATE_BITS = 42
+
+
+#: Neuron kinds the per-step ONNX graph builds (each kind's step as ONNX integer ops).
+ONNX_KERNELS = NeuronKernels("onnx", {"lif": "lif"}, recurrent="the per-step graph has no recurrent input yet",
+                             reasons={"cuba": "the per-step graph builds the one-state LIF only so far"})
 
 
 def _onnx():
@@ -61,22 +67,20 @@ def _onnx():
     return onnx
 
 
-def exact_split(layer: LIFLayer, x_max_abs: int, signed: bool) -> intmath.ExactSplit:
+def exact_split(layer: Layer, x_max_abs: int, signed: bool) -> intmath.ExactSplit:
     """The float32 pieces that compute this layer's J exactly (one piece when its bound is below 2^24).
 
     Planned on the pool-folded kernel the graph runs. Raises :class:`UnsupportedLayerError` when no
     split exists (a fan-in of 2^24 or more one-bit digits).
     """
-    w = layer.weight.astype(np.int64)
-    if layer.synapse == "conv" and layer.pool is not None:
-        w, _ = intmath.fold_sum_pool(w, layer.stride, layer.pool)
+    w = layer.synapse.deployed()[0]
     try:
         return intmath.plan_exact_split(w, x_max_abs, signed, intmath.FLOAT32_EXACT)
     except ValueError as exc:
         raise UnsupportedLayerError(f"onnx target: layer {layer.name!r}, field 'weight': {exc}") from exc
 
 
-def synapse_path(layer: LIFLayer, x_lo: int, x_hi: int) -> str:
+def synapse_path(layer: Layer, x_lo: int, x_hi: int) -> str:
     """Which exact arithmetic computes this layer's J: ``"float32"`` (one op) or ``"float32 x N"`` (N pieces)."""
     split = exact_split(layer, max(abs(x_lo), abs(x_hi)), x_lo < 0)
     return "float32" if split.pieces == 1 else f"float32 x {split.pieces}"
@@ -112,6 +116,7 @@ def _channel_view(values: np.ndarray, ndim: int) -> np.ndarray:
 
 def build_onnx_model(net: FrozenNet, check: bool = True):
     """The one-step ONNX model (``onnx.ModelProto``) of ``net``; ``onnx.checker`` (full check) passes."""
+    ONNX_KERNELS.check(net)
     onnx = _onnx()
     net.validate()
     b = _Builder()
@@ -130,17 +135,14 @@ def build_onnx_model(net: FrozenNet, check: bool = True):
         path = "float32" if split.pieces == 1 else f"float32 x {split.pieces}"
         ndim = len(out_shape)
         # -------------------------------------------------------------- synaptic current J (int64)
-        w = layer.weight.astype(np.int64)
-        stride = layer.stride
-        if layer.synapse == "conv" and layer.pool is not None:
-            w, stride = intmath.fold_sum_pool(w, stride, layer.pool)
-        pads = [layer.padding[0], layer.padding[1], layer.padding[0], layer.padding[1]]
+        w, stride = layer.synapse.deployed()
+        pads = [layer.synapse.padding[0], layer.synapse.padding[1], layer.synapse.padding[0], layer.synapse.padding[1]]
 
         def gemm(x_float: str, w_digit: np.ndarray, tag: str) -> str:
             """One exact float32 piece, as int64."""
-            if layer.flatten_input:
+            if layer.synapse.flatten_input:
                 x_float = b.op("Flatten", [x_float], p + f"x_flat{tag}", axis=1)
-            if layer.synapse == "conv":
+            if layer.synapse.kind == "conv":
                 wname = b.const(p + f"W{tag}", w_digit.astype(np.float32))
                 y = b.op("Conv", [x_float, wname], p + f"conv{tag}", strides=list(stride), pads=pads,
                          kernel_shape=list(w_digit.shape[2:]))
@@ -180,19 +182,19 @@ def build_onnx_model(net: FrozenNet, check: bool = True):
                     else:
                         j = b.op("Add" if sign > 0 else "Sub", [j, piece], p + f"J_sum_{sign_i}_{n}")
         # -------------------------------------------------------------- neuron update (int64)
-        th = b.const(p + "theta", _channel_view(layer.threshold.astype(np.int64), ndim))
-        d = layer.decay.astype(np.int64)
+        th = b.const(p + "theta", _channel_view(layer.neuron.threshold.astype(np.int64), ndim))
+        d = layer.neuron.decay.astype(np.int64)
         dname = b.const(p + "d", np.array(d[0], np.int64) if np.all(d == d[0]) else _channel_view(d, ndim)) \
-            if layer.state_bits > FLOAT_DECAY_MAX_STATE_BITS else None
+            if layer.neuron.state_bits > FLOAT_DECAY_MAX_STATE_BITS else None
         zero = b.const(p + "zero", np.array(0, np.int64))
         vmax = layer.state_limit
         v_prev = f"{layer.name}.v_prev"
         graph_inputs.append(helper.make_tensor_value_info(v_prev, TP.INT64, ["N", *out_shape]))
-        inc = b.op("Mul", [j, b.const(p + "two_F", np.array(1 << layer.frac_bits, np.int64))], p + "J_shifted")
-        inc = b.op("Add", [inc, b.const(p + "bias", _channel_view(layer.bias.astype(np.int64), ndim))], p + "increment")
+        inc = b.op("Mul", [j, b.const(p + "two_F", np.array(1 << layer.neuron.frac_bits, np.int64))], p + "J_shifted")
+        inc = b.op("Add", [inc, b.const(p + "bias", _channel_view(layer.neuron.bias.astype(np.int64), ndim))], p + "increment")
         r = b.op("Greater", [v_prev, th], p + "reset")
-        v0 = v_prev if layer.reset == "subtract" else b.op("Where", [r, zero, v_prev], p + "v_zeroed")
-        if layer.state_bits <= FLOAT_DECAY_MAX_STATE_BITS:
+        v0 = v_prev if layer.neuron.reset == "subtract" else b.op("Where", [r, zero, v_prev], p + "v_zeroed")
+        if layer.neuron.state_bits <= FLOAT_DECAY_MAX_STATE_BITS:
             # |v·d| < 2^(B_v+11) <= 2^53: v·(d/4096) is exact in float64 and Cast truncates toward zero
             # (pinned by the tests), 2.6x faster here than the int64 Div below
             beta = d.astype(np.float64) / intmath.DECAY_ONE
@@ -203,7 +205,7 @@ def build_onnx_model(net: FrozenNet, check: bool = True):
             prod = b.op("Mul", [v0, dname], p + "v_times_d")
             dec = b.op("Div", [prod, b.const(p + "decay_one", np.array(intmath.DECAY_ONE, np.int64))], p + "decayed")
         v1 = b.op("Add", [dec, inc], p + "v_new")
-        if layer.reset == "subtract":
+        if layer.neuron.reset == "subtract":
             v1 = b.op("Sub", [v1, b.op("Where", [r, th, zero], p + "theta_if_reset")], p + "v_sub")
         sat_name = f"{layer.name}.saturated"
         v_name = f"{layer.name}.v"
@@ -224,7 +226,7 @@ def build_onnx_model(net: FrozenNet, check: bool = True):
         layer_info.append({"name": layer.name, "out_shape": [int(s) for s in out_shape], "synapse_path": path,
                            "current_bound": int(layer.current_bound(max(abs(x_lo), abs(x_hi)))),
                            "piece_bound": int(split.bound), "saturation_free": bool(bounds[i].saturation_free),
-                           "reset": layer.reset, "frac_bits": int(layer.frac_bits), "state_bits": int(layer.state_bits)})
+                           "reset": layer.neuron.reset, "frac_bits": int(layer.neuron.frac_bits), "state_bits": int(layer.neuron.state_bits)})
         x, x_lo, x_hi = z, 0, 1
     graph = helper.make_graph(b.nodes, "qsnn_step", graph_inputs, graph_outputs, initializer=b.inits,
                               doc_string="One time step of a qsnn-deploy frozen integer SNN (docs/onnx.md).")
@@ -350,10 +352,7 @@ class OnnxRuntimeBackend:
 
     def __init__(self, net: FrozenNet, saturation: str = "count", threads: int | None = None,
                  providers: list[str] | None = None, batch_size: int | None = None):
-        from ..simulators.base import SATURATION_MODES
-
-        if saturation not in SATURATION_MODES:
-            raise ValueError(f"saturation must be one of {SATURATION_MODES}, got {saturation!r}")
+        check_saturation_mode(saturation, backend=self.name)
         self.net = net.validate()
         self.saturation = saturation
         self.batch_size = batch_size

@@ -93,7 +93,7 @@ from .check import stock_pad
 from .lanes import NotExact, check_stock_params, conv_as_sparse
 from ..frozen import FrozenNet
 from ..log import get_logger
-from ..simulators.base import SATURATION_MODES, SimResult, prepare_input
+from ..simulators.base import SimResult, check_saturation_mode, prepare_input
 
 logger = get_logger(__name__)
 
@@ -283,8 +283,7 @@ class LavaSimulator:
 
     def __init__(self, net: FrozenNet | None = None, netx_path: str | Path | None = None, saturation: str = "count",
                  progress=None, build: str = "lanes", lanes: int = DEFAULT_LANES):
-        if saturation not in SATURATION_MODES:
-            raise ValueError(f"saturation must be one of {SATURATION_MODES}")
+        check_saturation_mode(saturation, backend=self.name)
         if saturation != "count":
             raise QSNNError("the lava backend counts saturation events; --saturation raise is for the integer "
                             "simulators (numpy, torch, loihi)")

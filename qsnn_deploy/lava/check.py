@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .. import intmath
-from ..frozen import FrozenNet, LIFLayer
+from ..frozen import FrozenNet, Layer
 from ..statebound import StateBound, layer_state_bound, net_peak_currents, net_state_bounds
 
 LAVA_SHIFT = 6  # act_shift = vth_shift = 6 in lava/proc/lif/models.py (AbstractPyLifModelFixed)
@@ -186,20 +186,14 @@ class NetFit:
                 "layers": [{**asdict(l), "fits": l.fits, "detail": l.detail()} for l in self.layers]}
 
 
-def deploy_weight(layer: LIFLayer) -> np.ndarray:
-    """The weights Lava runs: pool folded into the conv (netx has no pooling)."""
-    if layer.synapse == "conv" and layer.pool is not None:
-        w, _ = intmath.fold_sum_pool(layer.weight, tuple(layer.stride), tuple(layer.pool))
-        return w
-    return layer.weight.astype(np.int64)
+def deploy_weight(layer: Layer) -> np.ndarray:
+    """The weights Lava runs: pool folded into the conv (netx has no pooling; :meth:`Synapse.deployed`)."""
+    return layer.synapse.deployed()[0]
 
 
-def deploy_stride_padding(layer: LIFLayer) -> tuple[tuple[int, int], tuple[int, int]]:
+def deploy_stride_padding(layer: Layer) -> tuple[tuple[int, int], tuple[int, int]]:
     """(stride, padding) of the conv Lava runs (the folded one when the layer has a sum pool)."""
-    if layer.synapse == "conv" and layer.pool is not None:
-        _, stride = intmath.fold_sum_pool(layer.weight, tuple(layer.stride), tuple(layer.pool))
-        return tuple(stride), tuple(layer.padding)
-    return tuple(layer.stride), tuple(layer.padding)
+    return tuple(layer.synapse.deployed()[1]), tuple(layer.synapse.padding)
 
 
 def weight_mantissa(w: np.ndarray) -> tuple[int, int, bool]:
@@ -252,27 +246,27 @@ def period_steps(num_steps: int, routes: list[str]) -> int:
 
 def biased_stock_layers(net: FrozenNet, routes: list[str]) -> list[str]:
     """Names of the stock-route layers with a nonzero bias: exact only under the periodic reset."""
-    return [l.name for l, r in zip(net.layers, routes) if r == "stock" and np.any(np.asarray(l.bias) != 0)]
+    return [l.name for l, r in zip(net.layers, routes) if r == "stock" and np.any(np.asarray(l.neuron.bias) != 0)]
 
 
-def stock_reasons(layer: LIFLayer, current_bound: int) -> list[str]:
+def stock_reasons(layer: Layer, current_bound: int) -> list[str]:
     """Why Lava's stock LIF would not compute this layer exactly (empty: it would)."""
     r = []
-    if layer.reset != "zero":
+    if layer.neuron.reset != "zero":
         r.append("subtract reset (stock LIF resets to 0)")
-    if not _uniform(layer.threshold):
-        r.append(f"per-channel threshold {_fmt(layer.threshold)} (stock vth is one value per layer)")
-    if not _uniform(layer.decay):
+    if not _uniform(layer.neuron.threshold):
+        r.append(f"per-channel threshold {_fmt(layer.neuron.threshold)} (stock vth is one value per layer)")
+    if not _uniform(layer.neuron.decay):
         r.append("per-channel decay (stock dv is one value per layer)")
-    if layer.frac_bits != LAVA_SHIFT:
-        r.append(f"F = {layer.frac_bits} (stock input/threshold shift is {LAVA_SHIFT})")
-    if layer.state_bits != 24:
-        r.append(f"B_v = {layer.state_bits} (stock state is 24 bits)")
-    if np.any(layer.threshold % (1 << LAVA_SHIFT)):
+    if layer.neuron.frac_bits != LAVA_SHIFT:
+        r.append(f"F = {layer.neuron.frac_bits} (stock input/threshold shift is {LAVA_SHIFT})")
+    if layer.neuron.state_bits != 24:
+        r.append(f"B_v = {layer.neuron.state_bits} (stock state is 24 bits)")
+    if np.any(layer.neuron.threshold % (1 << LAVA_SHIFT)):
         r.append(f"threshold not a multiple of 2^{LAVA_SHIFT}")
-    elif np.any((layer.threshold >> LAVA_SHIFT) >= (1 << LOIHI2.vth_mant_bits)):
+    elif np.any((layer.neuron.threshold >> LAVA_SHIFT) >= (1 << LOIHI2.vth_mant_bits)):
         r.append(f"vThMant over {LOIHI2.vth_mant_bits} bits")
-    bias = np.asarray(layer.bias, dtype=np.int64)
+    bias = np.asarray(layer.neuron.bias, dtype=np.int64)
     mant_lo, mant_hi = -(1 << (LOIHI2.bias_mant_bits - 1)), (1 << (LOIHI2.bias_mant_bits - 1)) - 1
     if np.any(bias % (1 << NETX_BIAS_EXP)):
         bad = bias[bias % (1 << NETX_BIAS_EXP) != 0]
@@ -283,14 +277,38 @@ def stock_reasons(layer: LIFLayer, current_bound: int) -> list[str]:
         r.append(f"bias mantissa over {LOIHI2.bias_mant_bits} signed bits (layer {layer.name}, field bias: "
                  f"bias_mant = b >> {NETX_BIAS_EXP} = {int(mant.min())}..{int(mant.max())}, limit "
                  f"{mant_lo}..{mant_hi}, i.e. {mant_lo << NETX_BIAS_EXP} ≤ b ≤ {mant_hi << NETX_BIAS_EXP})")
-    if np.any(layer.decay < 1):
+    if np.any(layer.neuron.decay < 1):
         r.append("decay 0 needs dv = 4096 (over 12 bits)")
-    if (current_bound << LAVA_SHIFT) >= (1 << 23):
+    if layer.kind == "cuba":
+        r.extend(_stock_current_reasons(layer, current_bound))
+    elif (current_bound << LAVA_SHIFT) >= (1 << 23):
         r.append(f"|a| << 6 may reach {current_bound << LAVA_SHIFT} ≥ 2^23 (stock current u wraps)")
     return r
 
 
-def layer_fit(layer: LIFLayer, in_shape: tuple[int, ...], current_bound: int,
+def _stock_current_reasons(layer: Layer, current_bound: int) -> list[str]:
+    """Why Lava's stock LIF current ``u`` (du one value per layer, no bias, 24 bits, wrapping) would not be this
+    CUBA layer's current exactly: ``u = tz(u·(4096 - (du + 1))) + (a << 6)``, so a = 4095 - du."""
+    n, r = layer.neuron, []
+    a = np.asarray(n.current_decay, dtype=np.int64)
+    if not _uniform(a):
+        r.append("per-channel current decay (stock du is one value per layer)")
+    elif int(a.reshape(-1)[0]) > 4095:
+        r.append("current decay 4096 (no leak) needs du = -1 (outside the 12-bit du)")
+    if n.current_bias is not None and np.any(np.asarray(n.current_bias) != 0):
+        r.append("a bias on the current (stock LIF adds its bias to v only)")
+    if n.current_bits != 24:
+        r.append(f"B_i = {n.current_bits} (stock current u is 24 bits)")
+    if n.reset == "zero_delayed":
+        r.append("reset zero_delayed (stock LIF zeroes v after the spike, keeping the next input)")
+    jp = np.full(np.shape(a), float(current_bound))
+    peak = float(np.max(np.maximum(*map(np.abs, n.current_range(jp, jp))), initial=0.0))
+    if peak >= (1 << 23):
+        r.append(f"|u| may reach {peak:.4g} ≥ 2^23 (stock current u wraps; our current saturates)")
+    return r
+
+
+def layer_fit(layer: Layer, in_shape: tuple[int, ...], current_bound: int,
               profile: LoihiProfile = LOIHI2, state: StateBound | None = None) -> LayerFit:
     """Mapping and every constraint for one layer (see the module docstring)."""
     w = deploy_weight(layer)
@@ -304,29 +322,29 @@ def layer_fit(layer: LIFLayer, in_shape: tuple[int, ...], current_bound: int,
               "" if bits <= profile.weight_mantissa_bits else "a weight needs more mantissa bits than a Loihi synapse holds"),
         Check("weight exponent", exp, f"{profile.weight_exp_min}..{profile.weight_exp_max}",
               profile.weight_exp_min <= exp <= profile.weight_exp_max),
-        Check("threshold", _fmt(layer.threshold), f"vThMant < 2^{profile.vth_mant_bits} (θ < 2^{profile.vth_mant_bits + LAVA_SHIFT})",
-              bool(np.all(layer.threshold < (1 << (profile.vth_mant_bits + LAVA_SHIFT))))),
-        Check("bias", _fmt(layer.bias), f"|b| < 2^{profile.bias_mant_bits - 1 + profile.bias_exp_max} (13-bit mantissa, exponent ≤ 7)",
-              bool(np.all(np.abs(layer.bias) < (1 << (profile.bias_mant_bits - 1 + profile.bias_exp_max))))),
-        Check("decay", _fmt(layer.decay), f"dv = 4096 - d in 0..{(1 << profile.decay_bits) - 1}",
-              bool(np.all((layer.decay >= 1) & (layer.decay <= 4096)))),
-        Check("state width", f"{layer.state_bits} bits", f"≤ {profile.state_bits} bits", layer.state_bits <= profile.state_bits),
+        Check("threshold", _fmt(layer.neuron.threshold), f"vThMant < 2^{profile.vth_mant_bits} (θ < 2^{profile.vth_mant_bits + LAVA_SHIFT})",
+              bool(np.all(layer.neuron.threshold < (1 << (profile.vth_mant_bits + LAVA_SHIFT))))),
+        Check("bias", _fmt(layer.neuron.bias), f"|b| < 2^{profile.bias_mant_bits - 1 + profile.bias_exp_max} (13-bit mantissa, exponent ≤ 7)",
+              bool(np.all(np.abs(layer.neuron.bias) < (1 << (profile.bias_mant_bits - 1 + profile.bias_exp_max))))),
+        Check("decay", _fmt(layer.neuron.decay), f"dv = 4096 - d in 0..{(1 << profile.decay_bits) - 1}",
+              bool(np.all((layer.neuron.decay >= 1) & (layer.neuron.decay <= 4096)))),
+        Check("state width", f"{layer.neuron.state_bits} bits", f"≤ {profile.state_bits} bits", layer.neuron.state_bits <= profile.state_bits),
         Check("fan-in", fan_in, f"≤ {profile.synapses_per_core} synapses per core", fan_in <= profile.synapses_per_core),
     ]
     if state is None:
         state = layer_state_bound(layer, 0, 1)  # callers without a bound: 0/1 spike input
     lim = layer.state_limit
     checks.append(Check("worst-case |v|", f"{state.peak:.4g}" if math.isfinite(state.peak) else "unbounded (no leak)",
-                        f"2^{layer.state_bits - 1} - 1 = {lim}", state.saturation_free,
-                        "" if state.saturation_free else f"no proof that the {layer.state_bits}-bit state cannot clip at "
-                        f"F = {layer.frac_bits} (qsnn-verify measures clips; re-fit F or train with --profile loihi)",
+                        f"2^{layer.neuron.state_bits - 1} - 1 = {lim}", state.saturation_free,
+                        "" if state.saturation_free else f"no proof that the {layer.neuron.state_bits}-bit state cannot clip at "
+                        f"F = {layer.neuron.frac_bits} (qsnn-verify measures clips; re-fit F or train with --profile loihi)",
                         blocking=False))
-    synapses = int(w.size) if layer.synapse == "conv" else neurons * fan_in  # conv: one shared kernel per core
+    synapses = int(w.size) if layer.synapse.kind == "conv" else neurons * fan_in  # conv: one shared kernel per core
     cores = max(1, math.ceil(neurons / profile.neurons_per_core), math.ceil(synapses / profile.synapses_per_core))
     reasons = stock_reasons(layer, current_bound)
     hw_ok = all(c.ok for c in checks if c.blocking)
-    mapping = {"iDecay": 4096, "vDecay": _fmt(4096 - layer.decay), "vThMant": _fmt(layer.threshold >> LAVA_SHIFT),
-               "bias_mant": _fmt(layer.bias >> NETX_BIAS_EXP), "weight_exp": exp, "kernel": list(w.shape[2:]),
+    mapping = {"iDecay": 4096, "vDecay": _fmt(4096 - layer.neuron.decay), "vThMant": _fmt(layer.neuron.threshold >> LAVA_SHIFT),
+               "bias_mant": _fmt(layer.neuron.bias >> NETX_BIAS_EXP), "weight_exp": exp, "kernel": list(w.shape[2:]),
                "stride": list(deploy_stride_padding(layer)[0])}
     return LayerFit(layer.name, "stock" if not reasons else "custom", hw_ok, reasons, checks, cores, mapping)
 

@@ -41,7 +41,8 @@ import numpy as np
 
 from ..errors import CheckpointError, FrozenNetError, UnsupportedLayerError
 from ..fileio import atomic_path, check_hdf5_sizes
-from ..frozen import FrozenNet, InputSpec, LIFLayer
+from ..frozen import FrozenNet, InputSpec, Layer, LIFLayer
+from ..simulators.base import NeuronKernels
 from .check import (LAVA_SHIFT, NETX_RESET_OFFSET, NetFit, biased_stock_layers, check_net, deploy_stride_padding,
                          deploy_weight, period_steps)
 
@@ -49,6 +50,11 @@ SUFFIX = ".net"
 FORMAT_NAME = "qsnn-netx"
 VERSION = 1
 MAX_WEIGHT_BITS = 16  # the frozen format's widest weight (FrozenNet.validate)
+
+
+#: Neuron kinds the netx export writes (and the ``lava`` backend runs).
+LAVA_KERNELS = NeuronKernels("lava", {"lif": "LIF"}, recurrent="recurrent layers are not exported to Lava yet",
+                             reasons={"cuba": "the netx export writes one-state LIF layers only so far"})
 
 
 def _h5py():
@@ -70,27 +76,27 @@ def _str(group, key: str, value: str) -> None:
     group.create_dataset(key, data=np.bytes_(value))
 
 
-def _neuron(group, layer: LIFLayer) -> None:
+def _neuron(group, layer: Layer) -> None:
     n = group.create_group("neuron")
     _str(n, "type", "CUBA")
     n.create_dataset("iDecay", data=np.int64(4096))
-    n.create_dataset("vDecay", data=np.int64(4096 - int(layer.decay[0])))
-    n.create_dataset("vThMant", data=np.int64(int(layer.threshold[0]) >> LAVA_SHIFT))
+    n.create_dataset("vDecay", data=np.int64(4096 - int(layer.neuron.decay[0])))
+    n.create_dataset("vThMant", data=np.int64(int(layer.neuron.threshold[0]) >> LAVA_SHIFT))
     n.create_dataset("refDelay", data=np.int64(1))
     n.create_dataset("gradedSpike", data=np.bool_(False))
 
 
-def _extension(group, layer: LIFLayer, route: str) -> None:
+def _extension(group, layer: Layer, route: str) -> None:
     q = group.create_group("qsnn")
     _str(q, "name", layer.name)
     _str(q, "route", route)
-    _str(q, "reset", layer.reset)
+    _str(q, "reset", layer.neuron.reset)
     for key in ("threshold", "bias", "decay"):
-        q.create_dataset(key, data=np.asarray(getattr(layer, key), dtype=np.int64))
-    q.create_dataset("frac_bits", data=np.int64(layer.frac_bits))
-    q.create_dataset("state_bits", data=np.int64(layer.state_bits))
-    if layer.sigma is not None:
-        q.create_dataset("sigma", data=np.asarray(layer.sigma, dtype=np.float64))
+        q.create_dataset(key, data=np.asarray(getattr(layer.neuron, key), dtype=np.int64))
+    q.create_dataset("frac_bits", data=np.int64(layer.neuron.frac_bits))
+    q.create_dataset("state_bits", data=np.int64(layer.neuron.state_bits))
+    if layer.neuron.sigma is not None:
+        q.create_dataset("sigma", data=np.asarray(layer.neuron.sigma, dtype=np.float64))
 
 
 def run_note(net: FrozenNet, routes: list[str]) -> str:
@@ -115,6 +121,7 @@ def run_note(net: FrozenNet, routes: list[str]) -> str:
 
 def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> Path:
     """Write ``net`` as a netx HDF5 file at ``path`` (atomic). Returns the path."""
+    LAVA_KERNELS.check(net)
     h5py = _h5py()
     fit = fit or check_net(net)
     path = Path(path)
@@ -145,7 +152,7 @@ def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> P
 
             block("input").create_dataset("shape", data=np.asarray(net.input.shape, dtype=np.int64))
             for layer, (in_shape, out_shape), lf in zip(net.layers, net.layer_shapes(), fit.layers):
-                if layer.synapse == "conv":
+                if layer.synapse.kind == "conv":
                     stride, padding = deploy_stride_padding(layer)
                     g = block("conv")
                     g.create_dataset("shape", data=np.asarray(out_shape, dtype=np.int64))
@@ -154,19 +161,19 @@ def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> P
                     g.create_dataset("padding", data=np.asarray(padding, dtype=np.int64))
                     g.create_dataset("dilation", data=np.asarray((1, 1), dtype=np.int64))
                     g.create_dataset("groups", data=np.int64(1))
-                elif layer.synapse == "dense":
+                elif layer.synapse.kind == "dense":
                     if len(in_shape) == 3:
-                        if not layer.flatten_input:
+                        if not layer.synapse.flatten_input:
                             raise UnsupportedLayerError(f"layer {layer.name}: dense on a {in_shape} map without flatten_input")
                         block("flatten")
                     g = block("dense")
                     g.create_dataset("shape", data=np.asarray(out_shape, dtype=np.int64))
-                    g.create_dataset("weight", data=layer.weight.astype(np.int64).reshape(layer.weight.shape[0], -1))
+                    g.create_dataset("weight", data=layer.synapse.weight.astype(np.int64).reshape(layer.synapse.weight.shape[0], -1))
                 else:  # pragma: no cover - validate() refuses other synapses
-                    raise UnsupportedLayerError(f"layer {layer.name}: synapse {layer.synapse!r} has no netx block")
+                    raise UnsupportedLayerError(f"layer {layer.name}: synapse {layer.synapse.kind!r} has no netx block")
                 _neuron(g, layer)
-                if np.any(layer.bias != 0):
-                    g.create_dataset("bias", data=(layer.bias >> LAVA_SHIFT).astype(np.int64))
+                if np.any(layer.neuron.bias != 0):
+                    g.create_dataset("bias", data=(layer.neuron.bias >> LAVA_SHIFT).astype(np.int64))
                 _extension(g, layer, lf.route)
     return path
 

@@ -43,11 +43,16 @@ import numpy as np
 from .. import intmath
 from .check import stock_pad
 from ..frozen import FrozenNet
-from ..simulators.base import SATURATION_MODES, SimResult, prepare_input
+from ..simulators.base import NeuronKernels, SimResult, check_saturation_mode, prepare_input
 from .backend import DEFAULT_LANES, LavaSimulator
 from ..simulators.numpy_sim import _PreparedLayer, _compact_dtype, _to_torch_layout, p_out_cl
 
 LAVA_BATCH = LavaSimulator.preferred_batch_size
+#: Kinds the Loihi-style simulator runs: a custom layer steps the kind's own ``reference_step`` (what a
+#: custom Lava ProcessModel runs); a stock layer Lava's CUBA LIF (a ``"lif"`` layer with du = 4095, a
+#: ``"cuba"`` one with its own du).
+LOIHI_KERNELS = NeuronKernels("loihi", {"lif": "reference_step", "cuba": "reference_step"},
+                              recurrent="recurrent synapses are not modelled in the Loihi-style simulator yet")
 
 
 def _tz(x: np.ndarray) -> np.ndarray:
@@ -91,13 +96,13 @@ class LoihiSimulator:
 
     def __init__(self, net: FrozenNet, pipeline: bool = True, route: str = "auto", saturation: str = "count",
                  lanes: int | None = DEFAULT_LANES, build: str = "lanes"):
-        if saturation not in SATURATION_MODES:
-            raise ValueError(f"saturation must be one of {SATURATION_MODES}")
+        check_saturation_mode(saturation, ("count",), backend=self.name)
         if build not in ("lanes", "netx"):
             raise ValueError(f"build must be 'lanes' or 'netx', got {build!r}")
         if lanes is not None and int(lanes) < 1:
             raise ValueError(f"lanes must be ≥ 1 or None, got {lanes}")
         self.net = net.validate()
+        LOIHI_KERNELS.check(self.net)
         self.pipeline = bool(pipeline)
         self.layers, x_bound = [], net.input.max_abs
         for layer, (in_shape, _) in zip(net.layers, net.layer_shapes()):
@@ -113,7 +118,7 @@ class LoihiSimulator:
         self.pad = stock_pad(self.routes) if self.pipeline else 0
         # Only a stock layer with a bias can be active before its window; otherwise those rows are provably
         # silent whatever ran before, and no stream state is kept.
-        self.biased_stock = [l.name for l, r in zip(net.layers, self.routes) if r == "stock" and np.any(l.bias != 0)]
+        self.biased_stock = [l.name for l, r in zip(net.layers, self.routes) if r == "stock" and np.any(l.neuron.bias != 0)]
         self.streamed = self.pipeline and self.lanes is not None and bool(self.biased_stock)
         if self.streamed:  # verify then hands both backends the same chunks (LavaSimulator's lanes restart per run)
             self.preferred_batch_size = LAVA_BATCH
@@ -212,23 +217,15 @@ class LoihiSimulator:
 
     @staticmethod
     def _custom(p, j, start, end):
-        """The integer semantics from row ``start`` (v = 0 and silent before it) to row ``end`` (silent
-        after it, as the QLIF ProcessModel is outside its window)."""
-        layer = p.layer
-        th, b, d, vmax = p.threshold, p.bias, p.decay, layer.state_limit
-        v = np.zeros(j.shape[1:], np.int64)
+        """The integer semantics from row ``start`` (at rest and silent before it) to row ``end`` (silent
+        after it, as the QLIF ProcessModel is outside its window): the kind's own reference step."""
+        neuron = p.layer.neuron
+        state = neuron.initial_state(j.shape[1:])
         out = np.zeros(j.shape, np.uint8)
         n_sat = 0
         for t in range(start, min(end, j.shape[0])):
-            r = v > th
-            if layer.reset == "zero":
-                v = np.where(r, 0, v)
-            v = _tz(v * d) + (j[t] << layer.frac_bits) + b
-            if layer.reset == "subtract":
-                v = v - r * th
-            n_sat += int(np.count_nonzero(np.abs(v) > vmax))
-            v = np.clip(v, -vmax, vmax)
-            out[t] = v > th
+            state, out[t], n = neuron.reference_step(state, j[t])
+            n_sat += n
         return out, n_sat
 
     @staticmethod
@@ -236,10 +233,12 @@ class LoihiSimulator:
         """Lava's LIFReset (PyLifResetModelBitAcc) over every row: u = v = 0 at row ``start`` before that
         row's integration (the periodic reset, at the layer's first input), the bias integrated in every
         row before and after. Clips are counted in rows ``start``..``end`` - 1 (the sample's window)."""
-        dv = intmath.DECAY_ONE - int(np.atleast_1d(p.decay)[0])
-        du = 4095
-        vth = p.threshold >> 6
-        b = p.bias
+        neuron = p.layer.neuron
+        dv = intmath.DECAY_ONE - int(np.atleast_1d(neuron.decay)[0])
+        # "lif": u = a << 6 every step (du = 4095); "cuba": Lava's u decays by 4096 - (du + 1) = the current decay a
+        du = 4095 - int(np.atleast_1d(neuron.current_decay)[0]) if neuron.kind == "cuba" else 4095
+        vth = neuron.threshold.astype(np.int64) >> 6
+        b = neuron.bias.astype(np.int64)
         u = np.zeros(j.shape[1:], np.int64)
         v = np.zeros(j.shape[1:], np.int64)
         out = np.zeros(j.shape, np.uint8)

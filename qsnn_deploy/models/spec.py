@@ -13,11 +13,12 @@ An *arch spec* is a JSON-able dict::
                  "slope": 25, "frac_bits": 6, "state_bits": 24},
                 {"type": "flatten"}, {"type": "dropout", "p": 0.2},
                 {"type": "linear", "name": "fc", "in_features": 1024, "out_features": 10, "bias": false, "weight_bits": 4},
-                {"type": "lif", ...}]}
+                {"type": "lif", "kind": "cuba", "alpha": 0.8, ...}]}
 
 Layer types: ``conv``, ``linear`` (``weight_bits`` null = float torch layer, 1 = binarized
 ±1 weights with a straight-through estimator, 2..8 = Brevitas narrow-range integer weights), ``avgpool``, ``batchnorm``, ``dropout``, ``flatten``, ``lif``
-(``deploy_faithful`` true = :class:`~qsnn_deploy.nn.QLeaky`, false = ``snntorch.Leaky``).
+(``deploy_faithful`` true = :class:`~qsnn_deploy.nn.QLeaky`, false = ``snntorch.Leaky``; with ``"kind": "cuba"``
+and a current decay ``alpha``: :class:`~qsnn_deploy.nn.QSynaptic` / ``snntorch.Synaptic``).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from typing import Any
 import torch.nn as nn
 
 from ..errors import CheckpointError
-from ..nn import QLeaky, QSequential
+from ..nn import QLeaky, QSequential, QSynaptic
 from ..nn.binary import BinaryConv2d, BinaryLinear
 
 ARCH_FORMAT = "qsnn-arch"
@@ -84,9 +85,18 @@ def build_layer(entry: dict[str, Any], index: int) -> nn.Module:
         common = dict(beta=entry.get("beta", 0.5), threshold=entry.get("threshold", 1.0), spike_grad=grad,
                       reset_mechanism=entry.get("reset", "subtract"), learn_beta=bool(entry.get("learn_beta", False)),
                       learn_threshold=bool(entry.get("learn_threshold", False)))
+        kind = entry.get("kind", "lif")
+        if kind not in ("lif", "cuba"):
+            raise CheckpointError(f"arch layer {index} ('lif'): unknown neuron kind {kind!r}; known: lif, cuba")
+        faithful = dict(frac_bits=int(entry.get("frac_bits", 6)), state_bits=int(entry.get("state_bits", 24)),
+                        threshold_step=int(entry.get("threshold_step", 1)), surrogate_slope=slope)
+        if kind == "cuba":
+            cuba = dict(alpha=_require(entry, "alpha", index), learn_alpha=bool(entry.get("learn_alpha", False)))
+            if entry.get("deploy_faithful", True):
+                return QSynaptic(**common, **cuba, **faithful, current_bits=int(entry.get("current_bits", 24)))
+            return snn.Synaptic(**common, **cuba)
         if entry.get("deploy_faithful", True):
-            return QLeaky(**common, frac_bits=int(entry.get("frac_bits", 6)), state_bits=int(entry.get("state_bits", 24)),
-                          threshold_step=int(entry.get("threshold_step", 1)), surrogate_slope=slope)
+            return QLeaky(**common, **faithful)
         return snn.Leaky(**common)
     raise CheckpointError(f"arch layer {index}: unknown type {kind!r}; known: {', '.join(LAYER_TYPES)}")
 

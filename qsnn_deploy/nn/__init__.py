@@ -1,6 +1,7 @@
-"""Torch modules for deploy-faithful training: :class:`QLeaky` and :class:`QSequential`."""
+"""Torch modules for deploy-faithful training: :class:`QLeaky`, :class:`QSynaptic` and :class:`QSequential`."""
 from .blocks import SUPPORTED, Block, parse_blocks
-from .neuron import QLeaky
+from .neuron import QLeaky, QNeuron
 from .sequential import QSequential
+from .synaptic import QSynaptic
 
-__all__ = ["QLeaky", "QSequential", "Block", "parse_blocks", "SUPPORTED"]
+__all__ = ["QLeaky", "QSynaptic", "QNeuron", "QSequential", "Block", "parse_blocks", "SUPPORTED"]

@@ -31,10 +31,28 @@ import snntorch as snn
 from snntorch import surrogate
 
 from .. import intmath
+from ..neurons import LIF, NeuronParams
 from .ste import decay_ste, round_ste
 
 
-class QLeaky(snn.Leaky):
+class QNeuron:
+    """What every deploy-faithful neuron shares (:class:`QLeaky`, :class:`~qsnn_deploy.nn.QSynaptic`): its
+    forward pass runs the integer semantics of one neuron kind (``kind``, :mod:`qsnn_deploy.neurons`), and
+    :meth:`frozen_neuron` gives that kind's integer parameters, the very ones the forward pass uses."""
+
+    kind = ""
+
+    def frozen_neuron(self, sigma_abs: torch.Tensor, bias: torch.Tensor) -> NeuronParams:
+        """The neuron kind's integer parameters for a synapse of per-channel scale ``sigma_abs`` and bias
+        ``bias`` (float64 [C], membrane units): what :func:`qsnn_deploy.freeze` stores."""
+        raise NotImplementedError
+
+
+def _np_int(t: torch.Tensor):
+    return t.detach().cpu().round().to(torch.int64).numpy()
+
+
+class QLeaky(QNeuron, snn.Leaky):
     """Deploy-faithful ``Leaky`` with integer state (see module docstring for the equations).
 
     Args:
@@ -94,6 +112,14 @@ class QLeaky(snn.Leaky):
         b_int = round_ste(bias * scale / (sigma_abs * g)) * g
         d = round_ste(beta * float(intmath.DECAY_ONE))
         return theta_int, b_int, d
+
+    kind = "lif"
+
+    def frozen_neuron(self, sigma_abs: torch.Tensor, bias: torch.Tensor) -> LIF:
+        """The :class:`~qsnn_deploy.neurons.LIF` parameters :meth:`integer_params` gives (freeze stores these)."""
+        th, b, d = (_np_int(t) for t in self.integer_params(sigma_abs, bias))
+        return LIF(th, b, d, "subtract" if self.reset_mechanism_val == 0 else "zero", self.frac_bits, self.state_bits,
+                   sigma_abs.detach().cpu().numpy().astype("float64"))
 
     def membrane(self, v: torch.Tensor, sigma) -> torch.Tensor:
         """State ``v`` converted to membrane units, ``v * |sigma| / 2**F``."""

@@ -13,6 +13,7 @@ by a plain ``snntorch.Leaky`` run snnTorch's float semantics.
 """
 from __future__ import annotations
 
+import snntorch as snn
 import torch
 import torch.nn as nn
 
@@ -21,6 +22,7 @@ from ..intmath import FLOAT32_EXACT, FLOAT64_EXACT
 from .blocks import Block, block_affine, parse_blocks, quantized_weight, synaptic_current
 from .fused_lif import lif_sequence
 from .neuron import QLeaky
+from .synaptic import QSynaptic
 from .ste import round_ste
 
 
@@ -103,7 +105,7 @@ class QSequential(nn.Sequential):
             return h, None, None
         quant = quantized_weight(block.synapse)
         if quant is None:
-            raise UnsupportedLayerError(f"block {block.name!r}: a QLeaky neuron needs a quantized synapse "
+            raise UnsupportedLayerError(f"block {block.name!r}: a deploy-faithful neuron (QLeaky, QSynaptic) needs a quantized synapse "
                                         "(brevitas QuantConv2d/QuantLinear or a module with qsnn_int_weight())")
         w_int, w_scale, bits = quant
         first = block is self._blocks[0]
@@ -160,12 +162,14 @@ class QSequential(nn.Sequential):
             neuron.saturation_events += clipped
             return spikes
         outs = []
-        mem = None
+        mem = syn = None
         if getattr(neuron, "init_hidden", False):
             neuron.reset_mem()
         for t in range(steps):
             cur_t = current if static else current[t]
-            if isinstance(neuron, QLeaky):
+            if isinstance(neuron, QSynaptic):
+                spk, syn, mem = neuron(cur_t, syn, mem, sigma=sigma, bias=bias)
+            elif isinstance(neuron, QLeaky):
                 spk, mem = neuron(cur_t, mem, sigma=sigma, bias=bias)
             elif getattr(neuron, "init_hidden", False):
                 out = neuron(cur_t)
@@ -175,8 +179,16 @@ class QSequential(nn.Sequential):
                     # snnTorch >= 0.9 neurons keep their last state in ``self.mem`` and resume from it when
                     # called with mem=None: start every forward from zero, or a batch would begin where the
                     # previous one ended (and backward would reach into the previous batch's graph)
-                    mem = torch.zeros_like(cur_t)
-                spk, mem = neuron(cur_t, mem)
+                    mem, syn, prev = (torch.zeros_like(cur_t) for _ in range(3))
+                if isinstance(neuron, snn.RSynaptic):
+                    spk, syn, mem = neuron(cur_t, prev, syn, mem)
+                elif isinstance(neuron, snn.Synaptic):
+                    spk, syn, mem = neuron(cur_t, syn, mem)
+                elif isinstance(neuron, snn.RLeaky):
+                    spk, mem = neuron(cur_t, prev, mem)
+                else:
+                    spk, mem = neuron(cur_t, mem)
+                prev = spk
             outs.append(spk.to(torch.float32))
         return torch.stack(outs)
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .. import __version__, intmath
-from ..frozen import FrozenNet, LIFLayer
+from ..frozen import FrozenNet, Layer
 from ..registry import Registry
 from .energy import LOIHI1_2018, LOIHI_2018, EnergyModel, as_energy_model
 
@@ -63,22 +63,21 @@ class SynapseGeometry:
     stride: tuple[int, int] | None
 
 
-def synapse_geometry(layer: LIFLayer, in_shape: tuple[int, ...]) -> SynapseGeometry:
+def synapse_geometry(layer: Layer, in_shape: tuple[int, ...]) -> SynapseGeometry:
     """Exact connectivity of ``layer``'s synapse for a per-sample input of shape ``in_shape``."""
-    if layer.synapse == "dense":
+    if layer.synapse.kind == "dense":
         n_in = int(np.prod(in_shape))
-        w = layer.weight.astype(np.int64)
+        w = layer.synapse.weight.astype(np.int64)
         return SynapseGeometry(n_in, n_in * layer.out_channels, np.full(n_in, layer.out_channels, dtype=np.int64),
                                w, None, None)
     c_in, h, w_ = (int(s) for s in in_shape)
-    weight, stride = layer.weight.astype(np.int64), tuple(layer.stride)
+    weight, stride = layer.synapse.deployed()
     footprint = np.ones((1, 1) + layer.kernel, dtype=np.int64)
-    if layer.pool is not None:
-        weight, stride = intmath.fold_sum_pool(weight, stride, layer.pool)
-        footprint, _ = intmath.fold_sum_pool(footprint, tuple(layer.stride), layer.pool)
+    if layer.synapse.pool is not None:
+        footprint, _ = intmath.fold_sum_pool(footprint, tuple(layer.synapse.stride), layer.synapse.pool)
     fp = footprint[0, 0] != 0
     _, ho, wo = layer.output_shape(tuple(in_shape))
-    (sh, sw), (ph, pw) = stride, layer.padding
+    (sh, sw), (ph, pw) = stride, layer.synapse.padding
     rows0, cols0 = np.arange(ho) * sh - ph, np.arange(wo) * sw - pw
     spatial = np.zeros((h, w_), dtype=np.int64)  # (output position, kernel tap) pairs reaching (i, j)
     for a, b in np.argwhere(fp):
@@ -113,18 +112,18 @@ def decay_bits(decay: np.ndarray) -> int:
     return DECAY_STORE_BITS + (1 if int(np.min(decay, initial=1)) == 0 else 0)
 
 
-def layer_description(layer: LIFLayer) -> str:
+def layer_description(layer: Layer) -> str:
     """Short synapse description for tables, e.g. ``"conv 5×5 + sumpool 2×2"`` or ``"dense (flatten)"``."""
-    if layer.synapse == "dense":
-        return "dense" + (" (flatten)" if layer.flatten_input else "")
-    (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
+    if layer.synapse.kind == "dense":
+        return "dense" + (" (flatten)" if layer.synapse.flatten_input else "")
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.synapse.stride, layer.synapse.padding
     s = f"conv {kh}×{kw}"
     if (sh, sw) != (1, 1):
         s += f" s{sh}" if sh == sw else f" s{sh}×{sw}"
     if (ph, pw) != (0, 0):
         s += f" p{ph}" if ph == pw else f" p{ph}×{pw}"
-    if layer.pool is not None:
-        s += f" + sumpool {layer.pool[0]}×{layer.pool[1]}"
+    if layer.synapse.pool is not None:
+        s += f" + sumpool {layer.synapse.pool[0]}×{layer.synapse.pool[1]}"
     return s
 
 
@@ -193,7 +192,7 @@ class InputStatic:
 def static_figures(net: FrozenNet) -> tuple[InputStatic, list[LayerStatic], list[SynapseGeometry]]:
     """Static figures of every layer, and the geometry of every layer's incoming synapse."""
     shapes = net.layer_shapes()
-    geoms = [synapse_geometry(layer, (int(np.prod(i)),) if layer.flatten_input else i)
+    geoms = [synapse_geometry(layer, (int(np.prod(i)),) if layer.synapse.flatten_input else i)
              for layer, (i, _) in zip(net.layers, shapes)]
     bounds = net.current_bounds()
     spec = net.input
@@ -205,26 +204,26 @@ def static_figures(net: FrozenNet) -> tuple[InputStatic, list[LayerStatic], list
         fo = geoms[k + 1].fan_out if k + 1 < len(geoms) else np.zeros(int(np.prod(o)), dtype=np.int64)
         c_out = layer.out_channels
         neurons = int(np.prod(o))
-        n_w = int(layer.weight.size)
-        tb, bb, db = threshold_bits(layer.threshold), bias_bits(layer.bias), decay_bits(layer.decay)
-        w_bytes = _nbytes(n_w, layer.weight_bits)
-        state_bytes = _nbytes(neurons, layer.state_bits)
+        n_w = int(layer.synapse.weight.size)
+        tb, bb, db = threshold_bits(layer.neuron.threshold), bias_bits(layer.neuron.bias), decay_bits(layer.neuron.decay)
+        w_bytes = _nbytes(n_w, layer.synapse.weight_bits)
+        state_bytes = _nbytes(neurons, layer.neuron.state_bits)
         t_bytes, b_bytes, d_bytes = _nbytes(c_out, tb), _nbytes(c_out, bb), _nbytes(c_out, db)
         param_bytes = t_bytes + b_bytes + d_bytes
         layers.append(LayerStatic(
-            name=layer.name, synapse=layer.synapse, description=layer_description(layer),
-            weight_shape=[int(s) for s in layer.weight.shape], input_shape=[int(s) for s in i],
+            name=layer.name, synapse=layer.synapse.kind, description=layer_description(layer),
+            weight_shape=[int(s) for s in layer.synapse.weight.shape], input_shape=[int(s) for s in i],
             output_shape=[int(s) for s in o], fan_in=g.fan_in, fan_out_mean=float(fo.mean()) if fo.size else 0.0,
             fan_out_max=int(fo.max(initial=0)), synapses=g.synapses, weights=n_w, neuron_params=3 * c_out,
-            parameters=n_w + 3 * c_out, weight_bits=int(layer.weight_bits), weight_bytes=w_bytes,
+            parameters=n_w + 3 * c_out, weight_bits=int(layer.synapse.weight_bits), weight_bytes=w_bytes,
             loihi_weight_shape=[int(s) for s in g.loihi_weight.shape], loihi_weights=int(g.loihi_weight.size),
             loihi_weight_bits=LOIHI_WEIGHT_BITS, loihi_weight_bytes=_nbytes(g.loihi_weight.size, LOIHI_WEIGHT_BITS),
             loihi_weight_max_abs=int(np.abs(g.loihi_weight).max(initial=0)), neurons=neurons,
-            state_bits=int(layer.state_bits), state_bytes=state_bytes, threshold_bits=tb, threshold_bytes=t_bytes,
+            state_bits=int(layer.neuron.state_bits), state_bytes=state_bytes, threshold_bits=tb, threshold_bytes=t_bytes,
             bias_bits=bb, bias_bytes=b_bytes, decay_bits=db, decay_bytes=d_bytes, neuron_param_bytes=param_bytes,
-            memory_bytes=w_bytes + state_bytes + param_bytes, current_bound=int(bounds[k]), reset=layer.reset,
-            frac_bits=int(layer.frac_bits), threshold_min=int(layer.threshold.min()),
-            threshold_max=int(layer.threshold.max())))
+            memory_bytes=w_bytes + state_bytes + param_bytes, current_bound=int(bounds[k]), reset=layer.neuron.reset,
+            frac_bits=int(layer.neuron.frac_bits), threshold_min=int(layer.neuron.threshold.min()),
+            threshold_max=int(layer.neuron.threshold.max())))
     return inp, layers, geoms
 
 

@@ -36,62 +36,50 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import intmath
-from ..frozen import FrozenNet, LIFLayer
+from ..frozen import FrozenNet, Layer
 
 
 class IntegerLIF(nn.Module):
-    """The frozen net's integer LIF neuron as a torch module (one call = one time step).
+    """A frozen layer's integer neurons as a torch module (one call = one time step), any neuron kind.
 
     ``forward(J)`` takes the synaptic current of one step (integer-valued, any float dtype) and
-    returns the spikes (same dtype, 0/1); the int64 state follows docs/integer-semantics.md
-    (``r_t = [v_{t-1} > θ]``, decay toward zero, saturation at ±(2^(B_v−1) − 1), strict ``>``).
-    Call :meth:`reset` between samples.
+    returns the spikes (same dtype, 0/1). The step is the torch backend's kernel for the layer's
+    kind (:data:`qsnn_deploy.simulators.torch_sim.TORCH_KERNELS`, tested against the kind's
+    ``reference_step``), so this view and every backend share one definition; a recurrent layer
+    adds ``R·z_{t-1}`` to J first. Call :meth:`reset` between samples.
     """
 
-    def __init__(self, layer: LIFLayer, out_shape: tuple[int, ...]):
+    def __init__(self, layer: Layer, out_shape: tuple[int, ...]):
         super().__init__()
-        per = (-1,) + (1,) * (len(out_shape) - 1)
-        self.reset_kind = layer.reset
-        self.frac_bits = int(layer.frac_bits)
-        self.vmax = int(layer.state_limit)
-        self.register_buffer("threshold", torch.as_tensor(layer.threshold.astype(np.int64)).reshape(per), persistent=False)
-        self.register_buffer("bias", torch.as_tensor(layer.bias.astype(np.int64)).reshape(per), persistent=False)
-        self.register_buffer("decay", torch.as_tensor(layer.decay.astype(np.int64)).reshape(per), persistent=False)
-        self.v: torch.Tensor | None = None
-        self.z: torch.Tensor | None = None
+        from ..simulators.torch_sim import TORCH_KERNELS
+
+        self.kernel = TORCH_KERNELS.for_layer(layer)(layer.neuron, len(out_shape) == 3, "cpu")
+        rec = layer.synapse.recurrent
+        self.register_buffer("recurrent", None if rec is None else torch.as_tensor(rec.astype(np.int64).T.copy()),
+                             persistent=False)
+        self.fired: torch.Tensor | None = None
         self.saturations = 0
 
     def reset(self) -> None:
-        """Forget the state (a new sample starts at v = 0, no reset pending)."""
-        self.v = self.z = None
+        """Forget the state (a new sample starts at rest, no reset pending)."""
+        self.fired = None
 
     def forward(self, j: torch.Tensor) -> torch.Tensor:
-        cur = (torch.round(j).to(torch.int64) << self.frac_bits) + self.bias
-        if self.v is None:
-            v = torch.zeros_like(cur)
-            r = torch.zeros_like(cur, dtype=torch.bool)
-        else:
-            v, r = self.v, self.z
-            if self.reset_kind == "zero":
-                v = v.masked_fill(r, 0)
-        x = v * self.decay
-        v = (x + ((x >> 63) & (intmath.DECAY_ONE - 1))) >> intmath.DECAY_BITS
-        v = v + cur
-        if self.reset_kind == "subtract":
-            v = v - r * self.threshold
-        self.saturations += int((v > self.vmax).sum() + (v < -self.vmax).sum())
-        v = v.clamp(-self.vmax, self.vmax)
-        self.v, self.z = v, v > self.threshold
-        return self.z.to(j.dtype)
+        jt = torch.round(j).to(torch.int64)
+        if self.fired is None:
+            self.kernel.start(tuple(jt.shape), jt.device)
+        elif self.recurrent is not None:
+            jt = jt + self.fired.to(torch.int64) @ self.recurrent
+        out = torch.empty(jt.shape, dtype=torch.bool, device=jt.device)
+        self.saturations += int(self.kernel.step(jt, self.fired, out))
+        self.fired = out
+        return out.to(j.dtype)
 
 
-def deployed_weight(layer: LIFLayer) -> tuple[np.ndarray, tuple[int, int] | None]:
-    """The weight tensor as deployed (a conv + sum pool folded into one conv) and its stride."""
-    if layer.synapse == "dense":
-        return layer.weight.astype(np.int64), None
-    if layer.pool is not None:
-        return intmath.fold_sum_pool(layer.weight.astype(np.int64), tuple(layer.stride), layer.pool)
-    return layer.weight.astype(np.int64), tuple(layer.stride)
+def deployed_weight(layer: Layer) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """The weight tensor as deployed (:meth:`~qsnn_deploy.frozen.Synapse.deployed`) and its stride (None: dense)."""
+    w, stride = layer.synapse.deployed()
+    return w, (None if layer.synapse.kind == "dense" else stride)
 
 
 class NeuroBenchView(nn.Module):
@@ -110,15 +98,15 @@ class NeuroBenchView(nn.Module):
         blocks = []
         for layer, (in_shape, out_shape) in zip(net.layers, net.layer_shapes()):
             w, stride = deployed_weight(layer)
-            if layer.synapse == "dense":
+            if layer.synapse.kind == "dense":
                 syn = nn.Linear(w.shape[1], w.shape[0], bias=False)
             else:
                 syn = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=stride,
-                                padding=tuple(layer.padding), bias=False)
+                                padding=tuple(layer.synapse.padding), bias=False)
             with torch.no_grad():
                 syn.weight.copy_(torch.as_tensor(w, dtype=torch.float64))
             syn.to(self.dtype)
-            parts = ([nn.Flatten()] if layer.flatten_input else []) + [syn, IntegerLIF(layer, out_shape)]
+            parts = ([nn.Flatten()] if layer.synapse.flatten_input else []) + [syn, IntegerLIF(layer, out_shape)]
             blocks.append(nn.Sequential(*parts))
         self.blocks = nn.ModuleList(blocks)
         self.spikes: dict[str, torch.Tensor] = {}
@@ -149,17 +137,17 @@ def connection_sparsity(net: FrozenNet, deployed: bool = True) -> float:
     """Zero weights / all weights over every layer (``deployed``: the pool-folded kernels)."""
     zeros = total = 0
     for layer in net.layers:
-        w = deployed_weight(layer)[0] if deployed else layer.weight
+        w = deployed_weight(layer)[0] if deployed else layer.synapse.weight
         zeros += int((w == 0).sum())
         total += int(w.size)
     return zeros / total
 
 
-def nonzero_fan_out(layer: LIFLayer, in_shape: tuple[int, ...]) -> np.ndarray:
+def nonzero_fan_out(layer: Layer, in_shape: tuple[int, ...]) -> np.ndarray:
     """Per input of ``layer`` (flattened): the synapses with a NONZERO weight it drives."""
     w, stride = deployed_weight(layer)
     nz = (w != 0).astype(np.float64)
-    if layer.synapse == "dense":
+    if layer.synapse.kind == "dense":
         return nz.sum(axis=0).astype(np.int64)
     out = layer.output_shape(tuple(in_shape))
     ones = torch.ones((1,) + tuple(out), dtype=torch.float64)
@@ -167,7 +155,7 @@ def nonzero_fan_out(layer: LIFLayer, in_shape: tuple[int, ...]) -> np.ndarray:
     # right/bottom pad), then the input's own rows and columns
     fan = F.conv_transpose2d(ones, torch.as_tensor(nz), stride=stride)
     c, h, wd = (int(v) for v in in_shape)
-    ph, pw = (int(v) for v in layer.padding)
+    ph, pw = (int(v) for v in layer.synapse.padding)
     full = torch.zeros((1, c, h, wd), dtype=torch.float64)      # inputs no window reaches: 0
     part = fan[..., ph:ph + h, pw:pw + wd]
     full[..., :part.shape[2], :part.shape[3]] = part

@@ -9,7 +9,7 @@ C_out accumulators::
     J[n, oy, ox, o] = Σ_{ky, kx, c : x[n, oy·sy+ky, ox·sx+kx, c] ≠ 0}  x[...] · W[ky, kx, c, o]
 
 Integers only: products and sums in the weight's dtype, int32 where the layer's current bound
-(Σ|W|·max|x|, :meth:`~qsnn_deploy.frozen.LIFLayer.current_bound`) proves every partial sum below
+(Σ|W|·max|x|, :meth:`~qsnn_deploy.frozen.Layer.current_bound`) proves every partial sum below
 2**31, int64 otherwise (``FrozenNet.validate`` keeps |J| far below 2**62); exact for any summation
 order and on any CPU. A dense layer
 is the 1×1 case (one position, fan-in = C). Runs with Numba (parallel over samples × steps);

@@ -11,7 +11,7 @@ For every neuron ``i`` of channel ``c`` (arrays channels-last, so ``c = i mod C`
 
 ``J`` (int64, exact synaptic current), ``θ`` (threshold, state units, B_v bits), ``b`` (bias,
 state units), ``d`` (12-bit decay, 0..4096), ``F`` (fractional bits) and ``B_v`` (state width) are
-those of :class:`~qsnn_deploy.frozen.LIFLayer`. Every quantity is an int64: |v·d| < 2**(B_v+12)
+those of :class:`~qsnn_deploy.frozen.Layer`. Every quantity is an int64: |v·d| < 2**(B_v+12)
 and |J << F| < 2**62 are checked by ``FrozenNet.validate``.
 
 :func:`lif_scan` runs a Numba kernel when Numba is installed: one pass over memory per step,
@@ -31,6 +31,17 @@ from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba  # noqa:
 
 #: Neurons per chunk of the fused kernel: 16 Ki int64 states (128 KiB) stay in a core's L2 cache.
 CHUNK = 1 << 14
+
+
+def scan_lif(neuron, j: np.ndarray, static: bool, steps: int, record: bool = False,
+             use_numba: bool | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The kernel for neuron kind ``"lif"`` (:class:`~qsnn_deploy.neurons.LIF`): its equation over T steps.
+
+    Args as :func:`lif_scan`, the parameters taken from ``neuron``. Returns (spikes uint8 ``[T, ..., C]``,
+    states or None, saturation events per step int64 ``[T]``).
+    """
+    return _run(j, static, steps, neuron.frac_bits, neuron.threshold, neuron.bias, neuron.decay, neuron.reset,
+                neuron.state_bits, record, use_numba)
 
 
 def lif_scan(j: np.ndarray, static: bool, steps: int, frac_bits: int, threshold: np.ndarray, bias: np.ndarray,
@@ -54,6 +65,16 @@ def lif_scan(j: np.ndarray, static: bool, steps: int, frac_bits: int, threshold:
     Returns:
         (spikes uint8 ``[T, ..., C]``, states or None, number of saturation events).
     """
+    spikes, states, per_step = _run(j, static, steps, frac_bits, threshold, bias, decay, reset, state_bits, record,
+                                    use_numba)
+    if saturation == "raise" and per_step.any():
+        t = int(np.flatnonzero(per_step)[0])
+        raise SaturationError(f"layer {name!r}: membrane state left the {state_bits}-bit range "
+                              f"±{intmath.state_limit(state_bits)} at step {t} ({int(per_step[t])} neurons)")
+    return spikes, states, int(per_step.sum())
+
+
+def _run(j, static, steps, frac_bits, threshold, bias, decay, reset, state_bits, record, use_numba):
     shape = j.shape if static else j.shape[1:]
     c = shape[-1] if shape else 1
     params = [np.ascontiguousarray(np.broadcast_to(np.asarray(p, dtype=np.int64).reshape(-1), (c,)))
@@ -65,13 +86,8 @@ def lif_scan(j: np.ndarray, static: bool, steps: int, frac_bits: int, threshold:
     if use_numba and not HAVE_NUMBA:
         raise RuntimeError("use_numba=True but numba is not installed")
     fn = _scan_numba if use_numba else _scan_numpy
-    spikes, states, per_step = fn(np.ascontiguousarray(j, dtype=np.int64), static, int(steps), int(frac_bits),
-                                  *params, reset == "subtract", intmath.state_limit(state_bits), record)
-    if saturation == "raise" and per_step.any():
-        t = int(np.flatnonzero(per_step)[0])
-        raise SaturationError(f"layer {name!r}: membrane state left the {state_bits}-bit range "
-                              f"±{intmath.state_limit(state_bits)} at step {t} ({int(per_step[t])} neurons)")
-    return spikes, states, int(per_step.sum())
+    return fn(np.ascontiguousarray(j, dtype=np.int64), static, int(steps), int(frac_bits), *params,
+              reset == "subtract", intmath.state_limit(state_bits), record)
 
 
 # ------------------------------------------------------------------ NumPy (whole-array operations)

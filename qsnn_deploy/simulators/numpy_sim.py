@@ -15,10 +15,13 @@ Arithmetic (docs/integer-semantics.md §2, docstring of :mod:`qsnn_deploy.frozen
   layer l-1 at step t), so each layer's currents for all steps come from one large GEMM; a static
   input (the same image at every step) is multiplied once, not T times. Rows of silent input
   patches are skipped.
-* Membrane updates are int64 (:mod:`.lif_scan`: one fused pass per step over cache-sized chunks of
+* Neuron updates are int64, one kernel per neuron kind (:data:`NUMPY_KERNELS`: :mod:`.lif_scan` for
+  ``"lif"``, :mod:`.cuba_scan` for ``"cuba"``: one fused pass per step over cache-sized chunks of
   neurons), with the decay rounding toward zero: ``(x + ((x >> 63) & 4095)) >> 12`` equals
-  ``sign(x) * (|x| >> 12)``.
-* Without Numba (or with ``use_numba=False``) both run as whole-array NumPy operations, bit-identical.
+  ``sign(x) * (|x| >> 12)``. Each kernel is tested against its kind's ``reference_step``.
+* A recurrent layer (``J_t = W·x_t + R·z_{t-1}``) runs step by step: its recurrent current is an
+  exact float GEMM of the previous step's spikes, then the kind's ``reference_step``.
+* Without Numba (or with ``use_numba=False``) everything runs as whole-array NumPy operations, bit-identical.
 """
 from __future__ import annotations
 
@@ -26,10 +29,16 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import intmath
-from ..frozen import FrozenNet, LIFLayer
-from .base import SATURATION_MODES, SimResult, prepare_input
+from ..frozen import FrozenNet, Layer
+from .base import (NeuronKernels, SimResult, batches, check_saturation_mode, merge_batches, prepare_input,
+                   raise_on_saturation)
+from .cuba_scan import cuba_scan
 from .event_synapse import MAX_DENSITY, event_conv, event_currents_available, event_dense
-from .lif_scan import lif_scan
+from .lif_scan import scan_lif
+
+#: The NumPy reference's kernel for each neuron kind: ``kernel(neuron, j, static, steps, record, use_numba)
+#: -> (spikes, states, saturations per step)``.
+NUMPY_KERNELS = NeuronKernels("numpy", {"lif": scan_lif, "cuba": cuba_scan})
 
 #: Rows per im2col chunk (bounds the temporary patch matrix to ~100-300 MB).
 _MAX_PATCH_ELEMS = 1 << 25
@@ -40,33 +49,31 @@ _SPARSE_ROWS = 0.5
 class _PreparedLayer:
     """One layer's arrays laid out for the channels-last GEMM."""
 
-    def __init__(self, layer: LIFLayer, in_shape: tuple[int, ...], x_bound: int, use_numba: bool | None = None):
+    def __init__(self, layer: Layer, in_shape: tuple[int, ...], x_bound: int, use_numba: bool | None = None):
         self.layer = layer
+        self.kernel_fn = NUMPY_KERNELS.for_layer(layer)
         self.use_numba = event_currents_available() if use_numba is None else bool(use_numba)
         self.name = layer.name
-        self.out_shape = layer.output_shape((int(np.prod(in_shape)),) if layer.flatten_input else in_shape)
+        self.out_shape = layer.output_shape((int(np.prod(in_shape)),) if layer.synapse.flatten_input else in_shape)
         bound = layer.current_bound(x_bound)
-        if bound < intmath.FLOAT32_EXACT:
-            self.dtype = np.float32
-        elif bound < intmath.FLOAT64_EXACT:
-            self.dtype = np.float64
-        else:  # past 2**53: NumPy's integer matmul (plain C loops, exact; validate() rules out int64 overflow)
-            self.dtype = np.int64
-        if layer.synapse == "conv":
-            w, stride = layer.weight.astype(np.int64), layer.stride
-            if layer.pool is not None:
-                w, stride = intmath.fold_sum_pool(w, stride, layer.pool)
+        self.dtype = _gemm_dtype(bound)
+        self.recurrent = None
+        if layer.synapse.is_recurrent:  # R^T, exact in the float type its own bound allows (spikes are 0/1)
+            r = layer.synapse.recurrent.astype(np.int64)
+            self.recurrent = np.ascontiguousarray(r.T.astype(_gemm_dtype(intmath.row_abs_sum_max(r))))
+        if layer.synapse.kind == "conv":
+            w, stride = layer.synapse.deployed()
             self.kernel = w.shape[2:]
             self.stride = stride
-            self.padding = layer.padding
+            self.padding = layer.synapse.padding
             # (C_out, C_in, kh, kw) -> (kh*kw*C_in, C_out): rows in (kh, kw, C) order = patch order, so
             # that patches copy contiguous channel runs from the channels-last input (~10x faster)
             wint = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1).T)
             # the event kernel's layout: (kh, kw, C_in, C_out)
             self.wevent = wint.reshape(tuple(self.kernel) + (w.shape[1], w.shape[0]))
         else:
-            w = layer.weight.astype(np.int64)
-            if layer.flatten_input and len(in_shape) == 3:
+            w = layer.synapse.weight.astype(np.int64)
+            if layer.synapse.flatten_input and len(in_shape) == 3:
                 # Inputs are kept channels-last (H, W, C); torch flattens (C, H, W): permute columns once.
                 c, h, ww = in_shape
                 w = w.reshape(w.shape[0], c, h, ww).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
@@ -75,9 +82,6 @@ class _PreparedLayer:
         self.wmat = np.ascontiguousarray(wint.astype(self.dtype))
         # event kernel: int32 products and sums when every partial sum is provably below 2**31
         self.wevent = self.wevent.astype(np.int32 if bound < (1 << 31) else np.int64)
-        self.threshold = layer.threshold.astype(np.int64)
-        self.bias = layer.bias.astype(np.int64)
-        self.decay = layer.decay.astype(np.int64)
 
     # -------------------------------------------------------------- synaptic current
     def currents(self, x: np.ndarray) -> np.ndarray:
@@ -87,7 +91,7 @@ class _PreparedLayer:
         event-driven kernel, dense ones through a float GEMM over im2col patches; both exact.
         """
         sparse = self.use_numba and x.size and np.count_nonzero(x) <= MAX_DENSITY * x.size
-        if self.layer.synapse == "dense":
+        if self.layer.synapse.kind == "dense":
             flat = x.reshape(x.shape[0], -1)
             if sparse:
                 return event_dense(flat, self.wevent)
@@ -128,11 +132,29 @@ class _PreparedLayer:
         return j if j.dtype == np.int64 else np.rint(j).astype(np.int64)
 
     # -------------------------------------------------------------- neurons
-    def scan(self, j: np.ndarray, static: bool, steps: int, saturation: str, record: bool):
-        """Run the LIF recurrence over time (:mod:`.lif_scan`). j: int64 [T, B, ..., C] or [B, ..., C] if static."""
-        layer = self.layer
-        return lif_scan(j, static, steps, layer.frac_bits, self.threshold, self.bias, self.decay, layer.reset,
-                        layer.state_bits, name=self.name, saturation=saturation, record=record, use_numba=self.use_numba)
+    def scan(self, j: np.ndarray, static: bool, steps: int, record: bool):
+        """Run the neuron kind's kernel over time. j: int64 [T, B, ..., C] or [B, ..., C] if static.
+        Returns (spikes, states or None, saturation events per step)."""
+        if self.recurrent is not None:
+            return self._scan_recurrent(j, static, steps, record)
+        return self.kernel_fn(self.layer.neuron, j, static, steps, record, self.use_numba)
+
+    def _scan_recurrent(self, j: np.ndarray, static: bool, steps: int, record: bool):
+        """Step by step: ``J_t = j_t + R·z_{t-1}`` (exact float GEMM of 0/1 spikes), then the kind's reference step."""
+        neuron = self.layer.neuron
+        shape = j.shape if static else j.shape[1:]
+        state = neuron.initial_state(shape)
+        spikes = np.zeros((steps,) + shape, dtype=np.uint8)
+        states = np.empty((steps,) + shape, dtype=np.int64) if record else None
+        per_step = np.zeros(steps, dtype=np.int64)
+        for t in range(steps):
+            jt = j if static else j[t]
+            if t:
+                jt = jt + self._to_int(spikes[t - 1].astype(self.recurrent.dtype) @ self.recurrent)
+            state, spikes[t], per_step[t] = neuron.reference_step(state, jt)
+            if record:
+                states[t] = state[-1]
+        return spikes, states, per_step
 
 
 class NumpySimulator:
@@ -150,10 +172,8 @@ class NumpySimulator:
 
     def __init__(self, net: FrozenNet, saturation: str = "count", batch_size: int = 128,
                  use_numba: bool | None = None):
-        if saturation not in SATURATION_MODES:
-            raise ValueError(f"saturation must be one of {SATURATION_MODES}, got {saturation!r}")
         self.net = net.validate()
-        self.saturation = saturation
+        self.saturation = check_saturation_mode(saturation, backend=self.name)
         self.batch_size = int(batch_size)
         self.layers: list[_PreparedLayer] = []
         x_bound = net.input.max_abs
@@ -164,16 +184,8 @@ class NumpySimulator:
     def run(self, x, num_steps: int | None = None, record_states: bool = False) -> SimResult:
         """Simulate integer input ``x`` ([N, *shape] static or [T, N, *shape]) for T steps."""
         arr, static, steps = prepare_input(self.net, x, num_steps)
-        n = arr.shape[0] if static else arr.shape[1]
-        parts = []
-        for start in range(0, n, self.batch_size):
-            xs = arr[start:start + self.batch_size] if static else arr[:, start:start + self.batch_size]
-            parts.append(self._run_batch(xs, static, steps, record_states))
-        spikes = {p.name: np.concatenate([r[0][p.name] for r in parts], axis=1) for p in self.layers}
-        sats = {p.name: int(sum(r[1][p.name] for r in parts)) for p in self.layers}
-        states = None
-        if record_states:
-            states = {p.name: np.concatenate([r[2][p.name] for r in parts], axis=1) for p in self.layers}
+        parts = [self._run_batch(xs, static, steps, record_states) for xs in batches(arr, static, self.batch_size)]
+        spikes, sats, states = merge_batches(parts, [p.name for p in self.layers], record_states)
         return SimResult(spikes, sats, states, backend=self.name)
 
     def _run_batch(self, x: np.ndarray, static: bool, steps: int, record: bool):
@@ -190,14 +202,24 @@ class NumpySimulator:
             else:
                 t_, b_ = h.shape[:2]
                 j = p.currents(h.reshape((t_ * b_,) + h.shape[2:])).reshape((t_, b_) + p_out_cl(p))
-            s, v, n_sat = p.scan(j, static, steps, self.saturation, record)
+            s, v, per_step = p.scan(j, static, steps, record)
             static = False
             h = s
             spikes[p.name] = _to_torch_layout(s)
-            sats[p.name] = n_sat
+            sats[p.name] = raise_on_saturation(per_step, p.layer, self.saturation)
             if record:
                 states[p.name] = _to_torch_layout(v)
         return spikes, sats, states
+
+
+def _gemm_dtype(bound: int) -> type:
+    """The float type whose GEMM is exact for partial sums up to ``bound``; int64 (NumPy's exact integer
+    matmul, plain C loops) past 2**53 (``FrozenNet.validate`` rules out int64 overflow)."""
+    if bound < intmath.FLOAT32_EXACT:
+        return np.float32
+    if bound < intmath.FLOAT64_EXACT:
+        return np.float64
+    return np.int64
 
 
 def _compact_dtype(net: FrozenNet) -> np.dtype:

@@ -12,8 +12,12 @@ Same arithmetic as :mod:`qsnn_deploy.simulators.numpy_sim`, exact by constructio
   cuBLAS GEMM) and NNPACK off (Winograd/FFT on the CPU). The CPU convolution is oneDNN's direct
   algorithm or im2col + GEMM; both only add exact products.
 * J is also rounded to the nearest integer right after the GEMM (a no-op when exact; a guard).
-* Membrane updates are int64: in place on the device (no host sync per step), or on the CPU the
-  NumPy reference's fused kernel (``scan="auto"``/``"fused"``, :mod:`.lif_scan`).
+* Neuron updates are int64, one kernel per neuron kind (:data:`TORCH_KERNELS`: ``"lif"``, ``"cuba"``):
+  in place on the device (no host sync per step), or on the CPU the NumPy reference's fused kernel
+  for that kind (``scan="auto"``/``"fused"``, :data:`~.numpy_sim.NUMPY_KERNELS`). Each is tested
+  against its kind's ``reference_step``.
+* A recurrent layer adds ``R·z_{t-1}`` (an exact float GEMM of the previous step's spikes) to J
+  every step, on the device.
 """
 from __future__ import annotations
 
@@ -24,10 +28,13 @@ import torch
 import torch.nn.functional as F
 
 from .. import intmath
-from ..errors import FrozenNetError, SaturationError
+from ..errors import FrozenNetError
 from ..frozen import FrozenNet
-from .base import SATURATION_MODES, SimResult, prepare_input
-from .lif_scan import HAVE_NUMBA, lif_scan
+from ..neurons import CubaLIF, NeuronParams
+from .base import (NeuronKernels, SimResult, batches, check_saturation_mode, merge_batches, prepare_input,
+                   raise_on_saturation)
+from .lif_scan import HAVE_NUMBA
+from .numpy_sim import NUMPY_KERNELS
 
 
 def _precision_switches() -> list:
@@ -89,6 +96,89 @@ def decay_toward_zero(v: torch.Tensor, d) -> torch.Tensor:
     return (x + ((x >> 63) & (intmath.DECAY_ONE - 1))) >> intmath.DECAY_BITS
 
 
+def _channel_tensor(arr, conv: bool, device) -> torch.Tensor:
+    """A per-channel int64 parameter shaped to broadcast over [N, C, H, W] (conv) or [N, C] (dense)."""
+    t = torch.as_tensor(np.asarray(arr).astype(np.int64), device=device)
+    return t.view(-1, 1, 1) if conv else t
+
+
+class _TorchLIF:
+    """Kind ``"lif"`` (:class:`~qsnn_deploy.neurons.LIF`) as in-place int64 torch ops: one step at a time."""
+
+    def __init__(self, neuron: NeuronParams, conv: bool, device):
+        self.n = neuron
+        self.th, self.b, self.d = (_channel_tensor(getattr(neuron, k), conv, device) for k in ("threshold", "bias", "decay"))
+        self.vmax = neuron.state_limit
+
+    def start(self, shape, device) -> None:
+        """States at rest for a batch of ``shape`` (torch layout)."""
+        self.v = torch.zeros(shape, dtype=torch.int64, device=device)
+        self.x = torch.empty_like(self.v)
+        self.tmp = torch.empty_like(self.v)
+
+    def decay(self, v: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """``v ← sign(v·d)·(|v·d| >> 12)`` in place (through the scratch buffers)."""
+        torch.mul(v, d, out=self.x)
+        torch.bitwise_right_shift(self.x, 63, out=self.tmp)
+        self.tmp.bitwise_and_(intmath.DECAY_ONE - 1)
+        self.x.add_(self.tmp)
+        return torch.bitwise_right_shift(self.x, intmath.DECAY_BITS, out=v)
+
+    def step(self, j: torch.Tensor, fired: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
+        """One step: ``fired`` = the previous step's spikes (None at t = 0); spikes into ``out``; clips (0-d)."""
+        v, n = self.v, self.n
+        if fired is not None and n.reset == "zero":
+            v.masked_fill_(fired, 0)
+        self.decay(v, self.d)
+        v.add_((j << n.frac_bits) + self.b)
+        if fired is not None and n.reset == "subtract":
+            v.sub_(fired * self.th)
+        sat = (v > self.vmax).sum() + (v < -self.vmax).sum()
+        v.clamp_(-self.vmax, self.vmax)
+        torch.gt(v, self.th, out=out)
+        return sat
+
+
+class _TorchCuba(_TorchLIF):
+    """Kind ``"cuba"`` (:class:`~qsnn_deploy.neurons.CubaLIF`): current then membrane, in place."""
+
+    def __init__(self, neuron: CubaLIF, conv: bool, device):
+        super().__init__(neuron, conv, device)
+        self.a = _channel_tensor(neuron.current_decay, conv, device)
+        self.bi = _channel_tensor(neuron.current_bias_or_zero(), conv, device)
+        self.imax = neuron.current_limit
+
+    def start(self, shape, device) -> None:
+        """Both states at rest."""
+        super().start(shape, device)
+        self.i = torch.zeros_like(self.v)
+
+    def step(self, j: torch.Tensor, fired: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
+        """One step of the CUBA equation (current, then membrane with the kind's reset)."""
+        i, v, n = self.i, self.v, self.n
+        self.decay(i, self.a)
+        i.add_((j << n.frac_bits) + self.bi)
+        sat = (i > self.imax).sum() + (i < -self.imax).sum()
+        i.clamp_(-self.imax, self.imax)
+        if fired is not None and n.reset == "zero":
+            v.masked_fill_(fired, 0)
+        self.decay(v, self.d)
+        v.add_(i + self.b)
+        if fired is not None:
+            if n.reset == "subtract":
+                v.sub_(fired * self.th)
+            elif n.reset == "zero_delayed":
+                v.masked_fill_(fired, 0)
+        sat = sat + (v > self.vmax).sum() + (v < -self.vmax).sum()
+        v.clamp_(-self.vmax, self.vmax)
+        torch.gt(v, self.th, out=out)
+        return sat
+
+
+#: The torch backend's kernel class for each neuron kind.
+TORCH_KERNELS = NeuronKernels("torch", {"lif": _TorchLIF, "cuba": _TorchCuba})
+
+
 #: ``scan``: "torch" (int64 torch ops on the device), "fused" (the NumPy reference's Numba kernel on
 #: the CPU tensors), "auto" (fused on CPU when Numba is installed, else torch).
 SCAN_MODES = ("auto", "torch", "fused")
@@ -108,8 +198,7 @@ class TorchSimulator:
 
     def __init__(self, net: FrozenNet, device: str = "cpu", saturation: str = "count", batch_size: int = 128,
                  scan: str = "auto"):
-        if saturation not in SATURATION_MODES:
-            raise ValueError(f"saturation must be one of {SATURATION_MODES}, got {saturation!r}")
+        check_saturation_mode(saturation, backend=self.name)
         if scan not in SCAN_MODES:
             raise ValueError(f"scan must be one of {SCAN_MODES}, got {scan!r}")
         self.net = net.validate()
@@ -124,44 +213,37 @@ class TorchSimulator:
         x_bound = net.input.max_abs
         x_signed = net.input.signed
         for layer in net.layers:
+            kernel = TORCH_KERNELS.for_layer(layer)
             bound = layer.current_bound(x_bound)
             dtype = torch.float32 if bound < intmath.FLOAT32_EXACT else torch.float64
-            w, stride = layer.weight.astype(np.int64), layer.stride
-            if layer.synapse == "conv" and layer.pool is not None:
-                w, stride = intmath.fold_sum_pool(w, stride, layer.pool)
+            w, stride = layer.synapse.deployed()
             limit = intmath.FLOAT32_EXACT if dtype == torch.float32 else intmath.FLOAT64_EXACT
             try:
                 split = intmath.plan_exact_split(w, x_bound, x_signed, limit)
             except ValueError as exc:
                 raise FrozenNetError(layer.name, "weight", f"torch backend: {exc}") from exc
             dev = self.device
+            recurrent = None
+            if layer.synapse.is_recurrent:  # R^T for 0/1 spikes: exact in the float type its own row sums allow
+                r = layer.synapse.recurrent.astype(np.int64)
+                r_dtype = torch.float32 if intmath.row_abs_sum_max(r) < intmath.FLOAT32_EXACT else torch.float64
+                recurrent = torch.as_tensor(r.T.copy(), dtype=r_dtype, device=dev)
             self._layers.append(dict(
-                layer=layer, dtype=dtype, stride=stride, split=split,
+                layer=layer, dtype=dtype, stride=stride, split=split, recurrent=recurrent,
                 weights=[(torch.as_tensor(wj, dtype=dtype, device=dev), ws, k, xs) for wj, ws, k, xs in split.terms()],
-                threshold=self._chan(layer.threshold, layer.synapse), bias=self._chan(layer.bias, layer.synapse),
-                decay=self._chan(layer.decay, layer.synapse),
+                kernel=kernel(layer.neuron, layer.synapse.kind == "conv", dev),
             ))
             x_bound, x_signed = 1, False
-
-    def _chan(self, arr: np.ndarray, synapse: str) -> torch.Tensor:
-        t = torch.as_tensor(arr.astype(np.int64), device=self.device)
-        return t.view(-1, 1, 1) if synapse == "conv" else t
 
     def run(self, x, num_steps: int | None = None, record_states: bool = False) -> SimResult:
         """Simulate integer input ``x`` ([N, *shape] static or [T, N, *shape]) for T steps on ``device``, in batches,
         inside :func:`exact_float_math`; spikes, saturation counts and (optionally) int64 states, as the reference.
         """
         arr, static, steps = prepare_input(self.net, x, num_steps)
-        n = arr.shape[0] if static else arr.shape[1]
-        parts = []
         with torch.no_grad(), exact_float_math():
-            for start in range(0, n, self.batch_size):
-                xs = arr[start:start + self.batch_size] if static else arr[:, start:start + self.batch_size]
-                parts.append(self._run_batch(torch.as_tensor(xs, device=self.device), static, steps, record_states))
-        names = [layer.name for layer in self.net.layers]
-        spikes = {k: np.concatenate([p[0][k] for p in parts], axis=1) for k in names}
-        sats = {k: int(sum(p[1][k] for p in parts)) for k in names}
-        states = {k: np.concatenate([p[2][k] for p in parts], axis=1) for k in names} if record_states else None
+            parts = [self._run_batch(torch.as_tensor(xs, device=self.device), static, steps, record_states)
+                     for xs in batches(arr, static, self.batch_size)]
+        spikes, sats, states = merge_batches(parts, [layer.name for layer in self.net.layers], record_states)
         return SimResult(spikes, sats, states, backend=f"{self.name}-{self.device.type}")
 
     def currents(self, entry: dict, x: torch.Tensor) -> torch.Tensor:
@@ -171,7 +253,7 @@ class TorchSimulator:
         (``entry["split"]``), each exact, shifted and added in int64.
         """
         layer, split = entry["layer"], entry["split"]
-        if layer.flatten_input:
+        if layer.synapse.flatten_input:
             x = x.flatten(1)
         if split.pieces == 1:
             return self._gemm(entry, x.to(entry["dtype"]), entry["weights"][0][0])
@@ -189,68 +271,47 @@ class TorchSimulator:
     @staticmethod
     def _gemm(entry: dict, xf: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         layer = entry["layer"]
-        if layer.synapse == "conv":
+        if layer.synapse.kind == "conv":
             if xf.device.type == "cpu":  # oneDNN's channels-last convolution: ~1.5x faster here, same exact sums
                 xf = xf.contiguous(memory_format=torch.channels_last)
                 w = w.contiguous(memory_format=torch.channels_last)
-            j = F.conv2d(xf, w, stride=entry["stride"], padding=layer.padding)
+            j = F.conv2d(xf, w, stride=entry["stride"], padding=layer.synapse.padding)
         else:
             j = xf @ w.T
         return torch.round(j).to(torch.int64)
 
     def _scan_torch(self, entry: dict, j: torch.Tensor, static: bool, steps: int, record: bool):
-        """The LIF recurrence (:mod:`.lif_scan` docstring) as int64 torch ops on ``self.device``, in
-        place; saturation counted on the device (no host sync per step)."""
-        layer = entry["layer"]
-        cur = ((j << layer.frac_bits) + entry["bias"]).contiguous()  # one layout for every in-place op below
-        shape = cur.shape if static else cur.shape[1:]
-        v = torch.zeros(shape, dtype=torch.int64, device=self.device)
-        x = torch.empty_like(v)
-        tmp = torch.empty_like(v)
-        out = torch.empty((steps,) + tuple(shape), dtype=torch.bool, device=self.device)
-        rec = torch.empty((steps,) + tuple(shape), dtype=torch.int64, device=self.device) if record else None
-        th, d, vmax = entry["threshold"], entry["decay"], layer.state_limit
+        """The neuron kind's recurrence as int64 torch ops on ``self.device``, in place, one step at a time
+        (a recurrent layer adds ``R·z_{t-1}`` to J first); saturation counted on the device (no host sync
+        per step). Returns (spikes, states or None, saturation events per step)."""
+        kernel, recurrent = entry["kernel"], entry["recurrent"]
+        j = j.contiguous()
+        shape = tuple(j.shape if static else j.shape[1:])
+        kernel.start(shape, self.device)
+        out = torch.empty((steps,) + shape, dtype=torch.bool, device=self.device)
+        rec = torch.empty((steps,) + shape, dtype=torch.int64, device=self.device) if record else None
         per_step = torch.zeros(steps, dtype=torch.int64, device=self.device)
-        r = torch.zeros(shape, dtype=torch.bool, device=self.device)
         for t in range(steps):
-            if t:
-                r = out[t - 1]                              # r_t = [v_{t-1} > θ] = s_{t-1}
-                if layer.reset == "zero":
-                    v.masked_fill_(r, 0)
-            torch.mul(v, d, out=x)
-            torch.bitwise_right_shift(x, 63, out=tmp)
-            tmp.bitwise_and_(intmath.DECAY_ONE - 1)
-            x.add_(tmp)
-            torch.bitwise_right_shift(x, intmath.DECAY_BITS, out=v)   # decay toward zero
-            v.add_(cur if static else cur[t])
-            if layer.reset == "subtract" and t:
-                v.sub_(r * th)
-            per_step[t] = (v > vmax).sum() + (v < -vmax).sum()
-            v.clamp_(-vmax, vmax)
-            torch.gt(v, th, out=out[t])
+            jt = j if static else j[t]
+            if recurrent is not None and t:
+                jt = jt + torch.round(out[t - 1].to(recurrent.dtype) @ recurrent).to(torch.int64)
+            per_step[t] = kernel.step(jt, out[t - 1] if t else None, out[t])
             if record:
-                rec[t] = v
-        per_step = per_step.cpu().numpy()
-        if self.saturation == "raise" and per_step.any():
-            t = int(np.flatnonzero(per_step)[0])
-            raise SaturationError(f"layer {layer.name!r}: membrane state left the {layer.state_bits}-bit range "
-                                  f"±{vmax} at step {t} ({int(per_step[t])} neurons)")
-        return out.to(torch.uint8).cpu().numpy(), (rec.cpu().numpy() if record else None), int(per_step.sum())
+                rec[t] = kernel.v
+        return out.to(torch.uint8).cpu().numpy(), (rec.cpu().numpy() if record else None), per_step.cpu().numpy()
 
     def _scan_fused(self, entry: dict, j: torch.Tensor, static: bool, steps: int, record: bool):
-        """The recurrence with the NumPy reference's fused CPU kernel (:func:`.lif_scan.lif_scan`) on
-        the CPU tensor's memory, channels moved last for it and back."""
+        """The recurrence with the NumPy reference's fused CPU kernel for the layer's kind (:data:`NUMPY_KERNELS`)
+        on the CPU tensor's memory, channels moved last for it and back."""
         layer = entry["layer"]
         jn = j.numpy()
         if jn.ndim >= 4 if static else jn.ndim >= 5:
             jn = np.moveaxis(jn, -3, -1)
-        spikes, states, n_sat = lif_scan(jn, static, steps, layer.frac_bits, layer.threshold, layer.bias, layer.decay,
-                                         layer.reset, layer.state_bits, name=layer.name, saturation=self.saturation,
-                                         record=record)
+        spikes, states, per_step = NUMPY_KERNELS.for_layer(layer)(layer.neuron, jn, static, steps, record, True)
         if spikes.ndim == 5:
             spikes = np.ascontiguousarray(np.moveaxis(spikes, -1, 2))
             states = np.ascontiguousarray(np.moveaxis(states, -1, 2)) if record else None
-        return spikes, states, n_sat
+        return spikes, states, per_step
 
     def _run_batch(self, x: torch.Tensor, static: bool, steps: int, record: bool):
         spikes, sats, states = {}, {}, {}
@@ -263,14 +324,14 @@ class TorchSimulator:
                 t_, b_ = h.shape[:2]
                 j = self.currents(entry, h.reshape((t_ * b_,) + tuple(h.shape[2:])))
                 j = j.reshape((t_, b_) + tuple(j.shape[1:]))
-            if self._fused:
-                out, rec, n_sat = self._scan_fused(entry, j, static, steps, record)
+            if self._fused and entry["recurrent"] is None:
+                out, rec, per_step = self._scan_fused(entry, j, static, steps, record)
             else:
-                out, rec, n_sat = self._scan_torch(entry, j, static, steps, record)
+                out, rec, per_step = self._scan_torch(entry, j, static, steps, record)
             static = False
             h = torch.from_numpy(out).to(self.device)
             spikes[layer.name] = out
-            sats[layer.name] = n_sat
+            sats[layer.name] = raise_on_saturation(per_step, layer, self.saturation)
             if record:
                 states[layer.name] = rec
         return spikes, sats, states

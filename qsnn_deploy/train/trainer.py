@@ -44,6 +44,12 @@ logger = get_logger(__name__)
 PRESET_OF = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "dvs128": "dvs128", "synthetic-dvs": "dvs128"}
 
 
+#: neuron kinds qsnn-train builds (``--neuron``)
+NEURON_CHOICES = ("lif", "cuba")
+#: the current decay α of ``--neuron cuba`` when none is given (one step halves the current)
+CUBA_DEFAULT_ALPHA = 0.5
+
+
 @dataclass
 class TrainConfig:
     """Everything a run depends on (stored in every checkpoint). ``None`` = the dataset's preset."""
@@ -61,6 +67,8 @@ class TrainConfig:
     slope: float | None = None
     dropout: float | None = None
     reset: str = "subtract"
+    neuron: str = "lif"                   # neuron kind of every spiking layer: "lif" (Leaky) or "cuba" (Synaptic)
+    alpha: float | None = None            # cuba: current decay α (default CUBA_DEFAULT_ALPHA)
     deploy_faithful: bool = True
     profile: str = "default"              # hardware profile (qsnn_deploy.profiles): "default" or "loihi"
     period_epochs: float | None = None    # cosine period
@@ -100,6 +108,10 @@ class TrainConfig:
         for key in ("batch_size", "lr", "beta", "threshold", "slope", "dropout", "grad_clip", "weight_clip", "period_epochs"):
             if getattr(c, key) is None:
                 setattr(c, key, p[key])
+        if c.neuron not in NEURON_CHOICES:
+            raise ValueError(f"neuron must be one of {NEURON_CHOICES}, got {c.neuron!r}")
+        if c.neuron == "cuba" and c.alpha is None:
+            c.alpha = CUBA_DEFAULT_ALPHA
         c.num_steps = c.num_steps or p["num_steps"]
         c.eval_steps = c.eval_steps or c.num_steps
         if c.early_stopping and not c.val_size:
@@ -198,6 +210,11 @@ class Trainer:
         arch = preset_arch(PRESET_OF[c.dataset], precision=c.precision, num_steps=c.eval_steps,
                            deploy_faithful=c.deploy_faithful, reset=c.reset, beta=c.beta, threshold=c.threshold,
                            slope=c.slope, dropout=c.dropout)
+        if c.neuron == "cuba":  # every spiking layer a current-based LIF (QSynaptic / snntorch.Synaptic)
+            for entry in arch["layers"]:
+                if entry.get("type") == "lif":
+                    entry.update(kind="cuba", alpha=c.alpha)
+            arch["name"] = f"{arch.get('name', 'net')}-cuba"
         return apply_profile(arch, c.profile)
 
     def build(self):
