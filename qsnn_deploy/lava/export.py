@@ -44,6 +44,7 @@ from ..fileio import atomic_path, check_hdf5_sizes
 from ..frozen import FrozenNet, InputSpec, LIFLayer
 from .check import (LAVA_SHIFT, NETX_RESET_OFFSET, NetFit, biased_stock_layers, check_net, deploy_stride_padding,
                          deploy_weight, period_steps)
+from .recipe_script import CUSTOM_NEURON_TYPE, RecipeError, read_settings
 
 SUFFIX = ".net"
 FORMAT_NAME = "qsnn-netx"
@@ -70,9 +71,9 @@ def _str(group, key: str, value: str) -> None:
     group.create_dataset(key, data=np.bytes_(value))
 
 
-def _neuron(group, layer: LIFLayer) -> None:
+def _neuron(group, layer: LIFLayer, route: str = "stock") -> None:
     n = group.create_group("neuron")
-    _str(n, "type", "CUBA")
+    _str(n, "type", CUSTOM_NEURON_TYPE if route == "custom" else "CUBA")  # stock netx refuses the custom type
     n.create_dataset("iDecay", data=np.int64(4096))
     n.create_dataset("vDecay", data=np.int64(4096 - int(layer.decay[0])))
     n.create_dataset("vThMant", data=np.int64(int(layer.threshold[0]) >> LAVA_SHIFT))
@@ -131,6 +132,8 @@ def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> P
             biased = biased_stock_layers(net, routes)
             root.create_dataset("needs_periodic_reset", data=np.bool_(bool(biased)))
             root.create_dataset("reset_interval", data=np.int64(period_steps(net.num_steps, routes)))
+            # R - T: the reset interval for any other T is T + pipeline_steps
+            root.create_dataset("pipeline_steps", data=np.int64(period_steps(0, routes)))
             root.create_dataset("reset_offset", data=np.int64(NETX_RESET_OFFSET))
             _str(root, "run_note", run_note(net, routes))
             layers = f.create_group("layer")
@@ -164,8 +167,12 @@ def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> P
                     g.create_dataset("weight", data=layer.weight.astype(np.int64).reshape(layer.weight.shape[0], -1))
                 else:  # pragma: no cover - validate() refuses other synapses
                     raise UnsupportedLayerError(f"layer {layer.name}: synapse {layer.synapse!r} has no netx block")
-                _neuron(g, layer)
-                if np.any(layer.bias != 0):
+                _neuron(g, layer, lf.route)
+                if lf.route == "custom":  # text: stock netx's int conversion fails with it (lava/recipe.py)
+                    from .recipe import custom_bias_message
+
+                    _str(g, "bias", custom_bias_message(layer.name, lf.stock_reasons))
+                elif np.any(layer.bias != 0):
                     g.create_dataset("bias", data=(layer.bias >> LAVA_SHIFT).astype(np.int64))
                 _extension(g, layer, lf.route)
     return path
@@ -227,6 +234,10 @@ def read_layer_specs(path: str | Path) -> tuple[dict[str, Any], list[dict[str, A
         raise CheckpointError(f"{path}: malformed qsnn netx file ({type(exc).__name__}: {exc})") from None
     if root["version"] > VERSION:
         raise CheckpointError(f"{path}: qsnn netx version {root['version']} is newer than this qsnn-deploy reads ({VERSION})")
+    try:  # what netx would run must be what the qsnn groups say, within Lava's widths (lava/recipe_script.py)
+        root["run"] = read_settings(path)
+    except RecipeError as exc:
+        raise CheckpointError(str(exc)) from None
     return root, specs
 
 
@@ -274,7 +285,11 @@ def read_netx(path: str | Path) -> FrozenNet:
 
 
 def export(net: FrozenNet, out: str | Path, stem: str = "model") -> list[Path]:
-    """Write ``out/<stem>.net`` (or ``out`` itself when it ends in .net)."""
+    """Write ``out/<stem>.net`` (or ``out`` itself when it ends in .net) and, beside it, the stand-alone
+    Lava recipe ``run_<stem>.py`` (:mod:`.recipe`)."""
+    from .recipe import write_recipe
+
     out = Path(out)
     path = out if out.suffix == SUFFIX else out / f"{stem}{SUFFIX}"
-    return [write_netx(net.validate(), path)]
+    net_path = write_netx(net.validate(), path)
+    return [net_path, write_recipe(net_path)]
