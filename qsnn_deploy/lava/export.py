@@ -203,13 +203,17 @@ def read_layer_specs(path: str | Path) -> tuple[dict[str, Any], list[dict[str, A
             if "qsnn" not in f or _read_str(f["qsnn/format"]) != FORMAT_NAME:
                 raise CheckpointError(f"{path}: not a qsnn-deploy netx file (no 'qsnn' group); export it with "
                                       "qsnn-export --target lava")
+            try:  # every layer group there, what netx would run = the qsnn groups, Lava's widths (recipe_script.py)
+                run = read_settings(path)
+            except RecipeError as exc:
+                raise CheckpointError(str(exc)) from None
             root = {"input_message_bits": int(f["qsnn/input_message_bits"][()]),
                     "num_steps": int(f["qsnn/num_steps"][()]),
                     "manifest": json.loads(_read_str(f["qsnn/manifest"])),
                     "version": int(f["qsnn/version"][()]),
                     # written since stock layers may carry a bias (absent in older files: no stock bias then)
                     "needs_periodic_reset": bool(f["qsnn/needs_periodic_reset"][()]) if "needs_periodic_reset" in f["qsnn"] else False,
-                    "run_note": _read_str(f["qsnn/run_note"]) if "run_note" in f["qsnn"] else ""}
+                    "run_note": _read_str(f["qsnn/run_note"]) if "run_note" in f["qsnn"] else "", "run": run}
             specs = []
             for i in range(len(f["layer"])):
                 g = f["layer"][str(i)]
@@ -234,10 +238,6 @@ def read_layer_specs(path: str | Path) -> tuple[dict[str, Any], list[dict[str, A
         raise CheckpointError(f"{path}: malformed qsnn netx file ({type(exc).__name__}: {exc})") from None
     if root["version"] > VERSION:
         raise CheckpointError(f"{path}: qsnn netx version {root['version']} is newer than this qsnn-deploy reads ({VERSION})")
-    try:  # what netx would run must be what the qsnn groups say, within Lava's widths (lava/recipe_script.py)
-        root["run"] = read_settings(path)
-    except RecipeError as exc:
-        raise CheckpointError(str(exc)) from None
     return root, specs
 
 

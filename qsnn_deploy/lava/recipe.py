@@ -40,9 +40,12 @@ _SETTINGS_BLOCK = re.compile(r"^# ==== settings:.*?^# ==== end of settings ====$
 def custom_bias_message(layer: str, reasons: list[str]) -> str:
     """The text a custom layer's netx ``bias`` holds: stock netx's error message when it loads the file."""
     why = "; ".join(r.split(" (")[0] for r in reasons) or "not a stock Loihi 2 neuron"
-    return (f"layer {layer} is qsnn-deploy's custom route ({why}): it needs the QLIF process, not a stock "
+    text = (f"layer {layer} is qsnn-deploy's custom route ({why}): it needs the QLIF process, not a stock "
             f"netx/Loihi 2 neuron. Run the file with the run_*.py script qsnn-export wrote beside it, or "
             f"qsnn-verify FILE --backends lava; or train with qsnn-train --profile loihi for a stock net")
+    for a, b in (("≥", ">="), ("≤", "<="), ("×", "x"), ("θ", "theta"), ("β", "beta"), ("−", "-"), ("…", "...")):
+        text = text.replace(a, b)
+    return text.encode("ascii", "replace").decode("ascii")  # an HDF5 ASCII string (netx decodes ASCII)
 
 
 def recipe_path(net_path: str | Path) -> Path:
