@@ -375,6 +375,8 @@ def compare(lava: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> list[tup
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The script's command line (module docstring). Returns the exit status: 0 ran (and, with
+    --check, bit-exact), 1 --check found a difference, 2 refused (one line on stderr)."""
     here = Path(__file__).resolve().parent
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--net", default=str(here / NET_FILE) if NET_FILE else None, help=f"the .net file (default: {NET_FILE})")
