@@ -21,15 +21,21 @@ File layout (netx's, lava-dl 0.6.0 ``netx/hdf5.py``), one group per block under 
   layer that reset is required for exactness, since Lava's LIF integrates the bias from step 1,
   before the layer's first input arrives (docs/lava.md, "Bias on the stock route").
 
+A ``custom`` layer's ``neuron/type`` is ``"QSNN_QLIF"`` and its netx ``bias`` is a text naming the route
+and what to do: stock netx's integer read of it fails with that text, so such a file never runs
+silently on stock neurons (:mod:`.recipe`); ``qsnn/pipeline_steps`` (R - T) gives the reset interval
+for any T. :func:`read_layer_specs` checks every field netx would run (:func:`.recipe_script.read_settings`).
+``export`` also writes the stand-alone Lava recipe ``run_<stem>.py`` beside the file.
+
 Extension (ignored by netx, read by the runner and :func:`read_netx`): a ``qsnn`` group per layer
 with the exact integer semantics, ``route`` (``stock``: Lava's LIF computes this layer exactly;
 ``custom``: only qsnn-deploy's QLIF ProcessModel does: subtract reset, per-channel θ / b / d, F or
 B_v other than Lava's), ``threshold``/``bias``/``decay`` per channel (state units, int64),
 ``reset``, ``frac_bits``, ``state_bits``; and a root ``qsnn`` group with the input description,
 T, the layer names and the original frozen manifest (JSON) so that the round trip is lossless.
-For a ``custom`` layer the netx ``neuron`` fields are Lava's closest stock reading (first
-channel's θ, reset to zero): stock netx alone runs that layer differently, which is why the
-export prints the per-layer route and ``--strict`` refuses such nets.
+For a ``custom`` layer the netx ``neuron`` fields vThMant / vDecay are Lava's closest stock reading
+(first channel's θ), for reference only: stock netx refuses the layer (its type and text bias), and
+``--strict`` refuses such nets at export.
 """
 from __future__ import annotations
 
