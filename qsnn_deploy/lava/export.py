@@ -107,7 +107,7 @@ def run_note(net: FrozenNet, routes: list[str]) -> str:
     L = len(routes)
     note = (f"Load with lava.lib.dl.netx.hdf5.Network(net_config=..., input_message_bits={input_message_bits(net)}, "
             f"reset_interval=R, reset_offset={NETX_RESET_OFFSET}) and give each sample its own R steps "
-            f"(R = T + {L}{' + ' + str(R - net.num_steps - L) if R - net.num_steps - L else ''}; "
+            f"(R = T + {L}{' + ' + str(R - net.num_steps - L) if R - net.num_steps - L else ''} for any T, qsnn/pipeline_steps; "
             f"R = {R} at T = {net.num_steps}): its T input columns, then zeros; layer l (0-based) then sets u = v = 0 "
             f"at step l + 2 of each period, just before it integrates the sample's first input.")
     if biased:
@@ -115,8 +115,10 @@ def run_note(net: FrozenNet, routes: list[str]) -> str:
                  "integrates from step 1; only that reset wipes what it integrated before the layer's first input "
                  "(a netx load without reset_interval runs those layers differently from the reference).")
     if any(r == "custom" for r in routes):
-        note += (" Layers whose qsnn/route is 'custom' need qsnn-deploy's QLIF ProcessModel "
-                 "(qsnn_deploy.lava.backend does the substitution); stock netx runs them differently.")
+        note += (" Layers whose qsnn/route is 'custom' (neuron type QSNN_QLIF) need qsnn-deploy's QLIF ProcessModel "
+                 "(qsnn_deploy.lava.backend and the run_*.py recipe do the substitution); stock netx refuses them.")
+    note += (" The run_<stem>.py script qsnn-export writes beside this file does all of this with netx and Lava's "
+             "RingBuffers (--check compares every layer with the reference).")
     return note
 
 

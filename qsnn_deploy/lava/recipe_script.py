@@ -167,7 +167,7 @@ def read_settings(path: str | os.PathLike, hardware: bool = False) -> dict:
             thr = _int(q, "threshold", where, 0)
             bias = _int(q, "bias", where)
             decay = _int(q, "decay", where, 0, 4096)
-            frac = int(_int(q, "frac_bits", where, 0, 24))
+            frac = int(_int(q, "frac_bits", where, 0, 62))
             state = int(_int(q, "state_bits", where, 2, 62))
             lim = (1 << (state - 1)) - 1
             if thr.max(initial=0) > lim or np.abs(bias).max(initial=0) > lim:
