@@ -256,9 +256,10 @@ def _stock_pad(routes: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- data
-def load_inputs(data: str, n: int, shape: list[int]) -> np.ndarray:
+def load_inputs(data: str, n: int, shape: list[int], message_bits: int = 8) -> np.ndarray:
     """The first ``n`` inputs as int64 [n, *shape]: an MNIST-style idx folder (its t10k images, .gz or
-    not) or a .npy of uint8 [N, *shape] (or [N, H, W] for a one-channel input)."""
+    not) or a .npy of uint8 [N, *shape] (or [N, H, W] for a one-channel input). Values must fit the
+    input's graded spikes: 0/1 for ``message_bits`` 0, |x| < 2^message_bits otherwise."""
     p = Path(data)
     if p.is_dir():
         for name in ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"):
@@ -287,7 +288,12 @@ def load_inputs(data: str, n: int, shape: list[int]) -> np.ndarray:
         raise RecipeError(f"--data {data}: {x.dtype} inputs; expected integers (uint8 pixels)")
     if n < 1 or n > len(x):
         raise RecipeError(f"-n {n}: the data holds {len(x)} inputs")
-    return x[:n].astype(np.int64)
+    x = x[:n].astype(np.int64)
+    lo, hi = (0, 1) if message_bits == 0 else (-(1 << message_bits) + 1, (1 << message_bits) - 1)
+    if x.size and (x.min() < lo or x.max() > hi):
+        raise RecipeError(f"--data {data}: values {int(x.min())}..{int(x.max())} outside the input's "
+                          f"{message_bits}-bit graded spikes ({lo}..{hi})")
+    return x
 
 
 def import_lava():
@@ -419,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise RecipeError(route + "; stock netx cannot run them and qsnn-deploy is not installed") from None
             print(route + ": running them with qsnn_deploy.lava.models.QLIF in Lava's CPU simulator "
                   "(verified there only; no Loihi 2 microcode)")
-        x = load_inputs(args.data, args.n, s["input_shape"])
+        x = load_inputs(args.data, args.n, s["input_shape"], s["input_message_bits"])
         t0 = time.perf_counter()
         spikes = run_lava(path, s, x, steps, qlif)
         seconds = time.perf_counter() - t0
