@@ -89,6 +89,10 @@ def test_recipe_runs_the_custom_route_model_with_qlif_and_says_so(tmp_path):
     refused = run_script(script, "--data", rel, "-n", "1", "--stock-only", "--out", "stock.npz")
     assert refused.returncode == 2 and "custom route" in refused.stderr and "--stock-only" in refused.stderr
     assert not (script.parent / "stock.npz").exists()
+    from qsnn_deploy.lava.backend import import_lava
+
+    with pytest.raises(ValueError, match="layer conv1 is qsnn-deploy's custom route.*QLIF"):  # stock netx alone
+        import_lava()[0].Network(net_config=str(script.parent / "mnist_int4_qsnn.net"), input_message_bits=8)
 
 
 # ------------------------------------------------------------------------------ no silent wrong load
@@ -202,7 +206,8 @@ def test_check_shows_margins_and_strict_margin_bits_refuses(tmp_path, capsys):
     assert (bias["value"], bias["limit"], bias["margin_bits"]) == (4093, 4095, 0)
     assert margins[("conv1", "weight mantissa")]["margin_bits"] == 2  # 6 of 8 bits
     assert {m["field"] for (layer, _), m in margins.items() if layer == "fc"} >= {
-        "weight exponent", "bias exponent", "state |v| (24-bit)", "threshold mantissa (vThMant)"}
+        "weight exponent (range -8..7)", "bias exponent (range 0..7; netx fixes it)", "state |v| (24-bit)",
+        "threshold mantissa (vThMant)", "current |a| << 6 (u, wraps)"}
     assert export_cli.main([str(model), "--target", "lava", "--strict", "--margin-bits", "1", "-o", str(tmp_path / "o")]) == 1
     out = capsys.readouterr().out.replace("\n", " ")
     assert "layer conv1, field bias mantissa (bias_mant): 4,093 of 4,095" in out and "--margin-bits 1" in out

@@ -84,7 +84,8 @@ def net_margins(net: FrozenNet, fit: NetFit | None = None, profile: LoihiProfile
         bits, exp, _ = weight_mantissa(deploy_weight(layer))
         out.append(Margin(name, "weight mantissa", bits, profile.weight_mantissa_bits,
                           float(profile.weight_mantissa_bits - bits), unit="bits"))
-        out.append(Margin(name, "weight exponent", exp, profile.weight_exp_max,
+        out.append(Margin(name, f"weight exponent (range {profile.weight_exp_min}..{profile.weight_exp_max})", exp,
+                          profile.weight_exp_max,
                           float(min(exp - profile.weight_exp_min, profile.weight_exp_max - exp)), False, "exponent"))
         theta = int(np.max(layer.threshold))
         bias = np.asarray(layer.bias, dtype=np.int64)
@@ -100,7 +101,8 @@ def net_margins(net: FrozenNet, fit: NetFit | None = None, profile: LoihiProfile
             value, limit = (pos, hi) if pos * lo >= neg * hi else (neg, lo)
             out.append(Margin(name, "bias mantissa (bias_mant)", max(value, 0), limit, margin_bits(max(value, 0), limit),
                               unit="mantissa"))
-            out.append(Margin(name, "bias exponent", NETX_BIAS_EXP, profile.bias_exp_max,
+            out.append(Margin(name, f"bias exponent (range 0..{profile.bias_exp_max}; netx fixes it)", NETX_BIAS_EXP,
+                              profile.bias_exp_max,
                               float(min(NETX_BIAS_EXP, profile.bias_exp_max - NETX_BIAS_EXP)), False, "exponent"))
             a = int(current) << LAVA_SHIFT
             out.append(Margin(name, "current |a| << 6 (u, wraps)", a, (1 << (profile.state_bits - 1)) - 1,
