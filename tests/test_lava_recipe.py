@@ -215,3 +215,14 @@ def test_check_shows_margins_and_strict_margin_bits_refuses(tmp_path, capsys):
     assert export_cli.main([str(model), "--target", "lava", "--check", "--margin-bits", "0"]) == 0
     assert export_cli.main([str(model), "--target", "lava", "--margin-bits", "1", "-o", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_script_refuses_a_dataset_claiming_more_than_the_file_holds(tmp_path):
+    """The stand-alone reader refuses, before reading it, a dataset whose shape claims terabytes."""
+    from qsnn_deploy.lava.recipe_script import RecipeError, read_settings
+
+    net_path, _ = lava_export(biased_stock_net("stock"), tmp_path)
+    _edit(net_path, lambda f: (f["layer/3"].__delitem__("weight"),
+                               f["layer/3"].create_dataset("weight", shape=(10**6, 10**6), dtype="i8", chunks=(100, 100))))
+    with pytest.raises(RecipeError, match=r"dataset layer/3/weight claims 8000000000000 bytes"):
+        read_settings(net_path)

@@ -125,6 +125,13 @@ def read_settings(path: str | os.PathLike, hardware: bool = False) -> dict:
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read as HDF5 ({exc})") from None
     with f:
+        limit = 1100 * path.stat().st_size + (1 << 16)  # deflate decodes at most ~1032:1: a bigger claim is a lie
+
+        def claims(name, obj):
+            if isinstance(obj, h5py.Dataset) and obj.size * obj.dtype.itemsize > limit:
+                raise RecipeError(f"{path}: dataset {name} claims {obj.size * obj.dtype.itemsize} bytes, more than "
+                                  f"the file's {path.stat().st_size} bytes can hold; refused without reading it")
+        f.visititems(claims)
         if "qsnn" not in f or "format" not in f["qsnn"] or _str(f["qsnn/format"]) != FORMAT_NAME:
             raise RecipeError(f"{path}: not a qsnn-deploy netx file (no qsnn/format); export it with qsnn-export --target lava")
         root = f["qsnn"]
