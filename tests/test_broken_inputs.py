@@ -401,6 +401,17 @@ CASES = [
     Case("net-absurd-dataset-shape", "verify",
          lambda e: [str(h5_edit(e, "net", "huge.net", lambda f: huge_ds(f, netx_layer(f, "fc") + "/weight")))] + RAND,
          ("huge.net", "weight", "(1000000, 1000000)", "8000000000000"), huge=True),
+    # issue 26: a hand-edited .net is refused naming the layer and field (docs/lava.md, "The netx file")
+    Case("net-missing-layer-group", "verify",
+         lambda e: [str(h5_edit(e, "net", "gap.net", lambda f: f["layer"].move(netx_layer(f, "fc").split("/")[1], "9")))] + RAND,
+         ("gap.net", "layer group layer/3 missing")),
+    Case("net-reset-interval-short", "report",
+         lambda e: [str(h5_edit(e, "net", "short.net", lambda f: replace_ds(f, "qsnn/reset_interval", np.int64(1))))],
+         ("short.net", "qsnn/reset_interval", "shorter than the pipeline")),
+    Case("net-custom-layer-typed-stock", "verify",
+         lambda e: [str(h5_edit(e, "net", "cuba.net", lambda f: replace_ds(f, netx_layer(f, "conv1") + "/neuron/type",
+                                                                           np.bytes_("CUBA"))))] + RAND,
+         ("cuba.net", "layer conv1", "neuron/type", "custom-route")),
     Case("net-non-ascii-name", "report", lambda e: [str(e.copy("net", "módel_ü.net")), "--random", "-n", "2", "--steps", "3",
                                                     "--json", str(e.p("r.json"))], ok=True, outputs=("r.json",)),
     # ---- dataset folders (--data, --data-dir: MNIST idx files)
