@@ -442,3 +442,50 @@ def test_shipped_model_zero_reset_variant_and_exported_file(tmp_path):
     sub = NumpySimulator(net).run(images, 100)
     assert any(not np.array_equal(sub.spikes[n], ref.spikes[n]) for n in ref.spikes)  # really a different net
     assert ref.saturations["conv1"] > 0 and res.saturations["conv1"] == ref.saturations["conv1"]
+
+
+# ------------------------------------------------------------------------------ CUBA on Lava's stock LIF
+def cuba_stock_net(seed: int = 5) -> FrozenNet:
+    """small_net's shapes with current-based neurons on the stock route: zero reset, one θ, β and current
+    decay a per layer (Lava's du = 4095 - a, iDecay = 4096 - a), F = 6, a bias on v (multiples of 64)."""
+    from qsnn_deploy.frozen import Layer, Synapse
+    from qsnn_deploy.neurons import CubaLIF
+
+    rng = np.random.default_rng(seed)
+    l1 = Layer("conv1", Synapse("conv", rng.integers(-7, 8, (4, 1, 3, 3)).astype(np.int8), 4, pool=(2, 2)),
+               CubaLIF(np.full(4, 64 * 6000), np.array([300, -200, 0, 100]) * 64, np.full(4, 2048), np.full(4, 1024),
+                       reset="zero"))
+    l2 = Layer("fc", Synapse("dense", rng.integers(-7, 8, (5, 64)).astype(np.int8), 4, flatten_input=True),
+               CubaLIF(np.full(5, 64 * 20), np.zeros(5, np.int64), np.full(5, 3072), np.full(5, 2048), reset="zero"))
+    return FrozenNet(InputSpec((1, 10, 10)), [l1, l2], num_steps=20).validate()
+
+
+def test_cuba_layers_run_on_stock_lava_bit_exact(tmp_path):
+    """A CUBA net maps onto Lava's stock LIF with its own du (netx iDecay = 4096 - a): the fit check routes it
+    stock, the netx file round-trips, and real Lava == the Loihi-style simulator == the NumPy reference."""
+    net = cuba_stock_net()
+    fit = check_net(net)
+    assert [lf.route for lf in fit.layers] == ["stock", "stock"] and fit.fits, [lf.stock_reasons for lf in fit.layers]
+    assert fit.layers[0].mapping["iDecay"] == 4096 - 2048
+    path = write_netx(net, tmp_path / "cuba.net")
+    back = read_netx(path)
+    assert [layer.kind for layer in back.layers] == ["cuba", "cuba"]
+    x = np.random.default_rng(1).integers(0, 256, (3, 1, 10, 10))
+    ref, res = assert_lava_matches(net, x, 20)
+    assert all(ref.spikes[name].sum() > 0 for name in ref.spikes)
+    # the current matters: the same net with the current fully decayed each step (a one-state LIF) differs
+    lif = NumpySimulator(dataclasses.replace(net, layers=[dataclasses.replace(
+        layer, neuron=dataclasses.replace(layer.neuron, current_decay=np.zeros(len(layer.neuron.threshold), np.int64)))
+        for layer in net.layers])).run(x, 20)
+    assert any(not np.array_equal(lif.spikes[n], ref.spikes[n]) for n in ref.spikes)
+
+
+def test_cuba_layer_that_does_not_fit_stock_is_refused_by_name(tmp_path):
+    """No custom CUBA process exists: a CUBA layer off the stock route (subtract reset) is refused naming it."""
+    from qsnn_deploy.errors import UnsupportedNeuronError
+
+    net = cuba_stock_net()
+    net.layers[1].neuron.reset = "subtract"
+    with pytest.raises(UnsupportedNeuronError, match="'fc'.*cuba.*stock LIF only.*subtract reset"):
+        write_netx(net, tmp_path / "bad.net")
+    assert not (tmp_path / "bad.net").exists()

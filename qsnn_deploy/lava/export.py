@@ -39,15 +39,17 @@ For a ``custom`` layer the netx ``neuron`` fields vThMant / vDecay are Lava's cl
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, FrozenNetError, UnsupportedLayerError
+from ..errors import CheckpointError, FrozenNetError, UnsupportedLayerError, UnsupportedNeuronError
 from ..fileio import atomic_path, check_hdf5_sizes
 from ..frozen import FrozenNet, InputSpec, Layer, LIFLayer
+from ..neurons import CubaLIF
 from ..simulators.base import NeuronKernels
 from .check import (LAVA_SHIFT, NETX_RESET_OFFSET, NetFit, biased_stock_layers, check_net, deploy_stride_padding,
                          deploy_weight, period_steps)
@@ -60,8 +62,8 @@ MAX_WEIGHT_BITS = 16  # the frozen format's widest weight (FrozenNet.validate)
 
 
 #: Neuron kinds the netx export writes (and the ``lava`` backend runs).
-LAVA_KERNELS = NeuronKernels("lava", {"lif": "LIF"}, recurrent="recurrent layers are not exported to Lava yet",
-                             reasons={"cuba": "the netx export writes one-state LIF layers only so far"})
+LAVA_KERNELS = NeuronKernels("lava", {"lif": "LIF", "cuba": "LIF (stock route only)"},
+                             recurrent="recurrent layers are not exported to Lava yet")
 
 
 def _h5py():
@@ -86,7 +88,10 @@ def _str(group, key: str, value: str) -> None:
 def _neuron(group, layer: Layer, route: str = "stock") -> None:
     n = group.create_group("neuron")
     _str(n, "type", CUSTOM_NEURON_TYPE if route == "custom" else "CUBA")  # stock netx refuses the custom type
-    n.create_dataset("iDecay", data=np.int64(4096))
+    # netx: du = iDecay - 1 and Lava decays u by 4096 - (du + 1) = 4096 - iDecay: a one-state LIF has
+    # iDecay = 4096 (u = a << 6 every step); a CUBA layer's current decay a gives iDecay = 4096 - a
+    current_decay = int(layer.neuron.current_decay[0]) if layer.kind == "cuba" else 0
+    n.create_dataset("iDecay", data=np.int64(4096 - current_decay))
     n.create_dataset("vDecay", data=np.int64(4096 - int(layer.neuron.decay[0])))
     n.create_dataset("vThMant", data=np.int64(int(layer.neuron.threshold[0]) >> LAVA_SHIFT))
     n.create_dataset("refDelay", data=np.int64(1))
@@ -98,7 +103,8 @@ def _extension(group, layer: Layer, route: str) -> None:
     _str(q, "name", layer.name)
     _str(q, "route", route)
     _str(q, "reset", layer.neuron.reset)
-    for key in ("threshold", "bias", "decay"):
+    _str(q, "kind", layer.kind)
+    for key in ("threshold", "bias", "decay") + (("current_decay",) if layer.kind == "cuba" else ()):
         q.create_dataset(key, data=np.asarray(getattr(layer.neuron, key), dtype=np.int64))
     q.create_dataset("frac_bits", data=np.int64(layer.neuron.frac_bits))
     q.create_dataset("state_bits", data=np.int64(layer.neuron.state_bits))
@@ -133,6 +139,10 @@ def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> P
     LAVA_KERNELS.check(net)
     h5py = _h5py()
     fit = fit or check_net(net)
+    for layer, lf in zip(net.layers, fit.layers):
+        if layer.kind == "cuba" and lf.route != "stock":  # Lava's own LIF is CUBA; the custom QLIF process is not
+            raise UnsupportedNeuronError(layer.name, "cuba", "lava", "a current-based layer runs on Lava's stock LIF "
+                                         "only (no custom CUBA process): " + "; ".join(lf.stock_reasons))
     path = Path(path)
     manifest, _ = net.to_manifest()
     with atomic_path(path) as tmp:
@@ -239,6 +249,8 @@ def read_layer_specs(path: str | Path) -> tuple[dict[str, Any], list[dict[str, A
                               "threshold": q["threshold"][()], "bias": q["bias"][()], "decay": q["decay"][()],
                               "frac_bits": int(q["frac_bits"][()]), "state_bits": int(q["state_bits"][()]),
                               "sigma": q["sigma"][()] if "sigma" in q else None, "type": _read_str(g["type"]),
+                              "kind": _read_str(q["kind"]) if "kind" in q else "lif",
+                              "current_decay": q["current_decay"][()] if "current_decay" in q else None,
                               "weight": g["weight"][()], "shape": tuple(int(s) for s in g["shape"][()]),
                               "stride": tuple(int(s) for s in g["stride"][()]) if "stride" in g else (1, 1),
                               "padding": tuple(int(s) for s in g["padding"][()]) if "padding" in g else (0, 0),
@@ -290,7 +302,15 @@ def read_netx(path: str | Path) -> FrozenNet:
                 kw.update(stride=s["stride"], padding=s["padding"])
             else:
                 kw.update(flatten_input=s["after_flatten"])
-            layers.append(LIFLayer(**kw))
+            layer = LIFLayer(**kw)
+            if s.get("kind", "lif") == "cuba":  # the current decay a is in the extension; Lava's u has no bias
+                lif = layer.neuron
+                layer = dataclasses.replace(layer, neuron=CubaLIF(
+                    lif.threshold, lif.bias, _int_array(name, "current_decay", s["current_decay"]), lif.decay, None,
+                    lif.reset, lif.frac_bits, lif.state_bits, lif.state_bits, lif.sigma))
+            elif s.get("kind", "lif") != "lif":
+                raise FrozenNetError(name, "qsnn/kind", f"unknown neuron kind {s.get('kind')!r} (lif, cuba)")
+            layers.append(layer)
         net = FrozenNet(inp, layers, num_steps=root["num_steps"], metadata=dict(man.get("metadata", {})))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, FrozenNetError):

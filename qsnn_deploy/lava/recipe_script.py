@@ -189,7 +189,10 @@ def read_settings(path: str | os.PathLike, hardware: bool = False) -> dict:
             else:
                 if ntype != "CUBA":
                     raise RecipeError(f"{where}, field neuron/type: {ntype!r}, a stock layer is 'CUBA'")
-                _int(n, "iDecay", where, 4096, 4096)
+                # a one-state LIF: iDecay 4096 (u = a << 6); a cuba layer: iDecay = 4096 - its current decay
+                kind = q["kind"][()].decode() if "kind" in q else "lif"
+                a_cur = int(_int(q, "current_decay", where, 0, 4095).reshape(-1)[0]) if kind == "cuba" else 0
+                _int(n, "iDecay", where, 4096 - a_cur, 4096 - a_cur)
                 vth = _int(n, "vThMant", where, *LIMITS["vThMant"])
                 dv = _int(n, "vDecay", where, *LIMITS["vDecay"])
                 mant = _int(g, "bias", where, *LIMITS["bias"]) if "bias" in g else np.zeros(1, np.int64)
