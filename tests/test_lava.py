@@ -97,7 +97,7 @@ def test_netx_file_loads_in_stock_netx(tmp_path):
 
 def test_export_is_atomic_and_refuses_bad_nets(tmp_path):
     net = small_net()
-    bad = dataclasses.replace(net, layers=[dataclasses.replace(net.layers[0], threshold=np.array([1, 2, 3]))] + net.layers[1:])
+    bad = dataclasses.replace(net, layers=[dataclasses.replace(net.layers[0], neuron=dataclasses.replace(net.layers[0].neuron, threshold=np.array([1, 2, 3])))] + net.layers[1:])
     with pytest.raises(QSNNError, match="conv1.*threshold"):
         write_netx(bad, tmp_path / "bad.net")
     with pytest.raises(QSNNError, match="conv1.*threshold"):
@@ -132,7 +132,7 @@ def test_check_names_layer_field_and_limit_of_a_miss():
     net = small_net(reset="zero", stock=True)
     w = net.layers[1].synapse.weight.astype(np.int64).copy()
     w[0, 0] = 300  # needs a 10-bit mixed-sign mantissa
-    wide = dataclasses.replace(net.layers[1], weight=w, weight_bits=10)
+    wide = dataclasses.replace(net.layers[1], synapse=dataclasses.replace(net.layers[1].synapse, weight=w, weight_bits=10))
     fit = check_net(dataclasses.replace(net, layers=[net.layers[0], wide]))
     assert not fit.fits_hardware and fit.layers[0].fits_hardware
     miss = [c for c in fit.layers[1].checks if not c.ok and c.blocking]
@@ -365,7 +365,7 @@ def test_lava_lanes_fall_back_to_netx_for_a_conv_sparse_cannot_hold():
     net = small_net()
     w = net.layers[0].synapse.weight.astype(np.int64).copy()
     w[0, 0, 0, 0] = 300
-    net = dataclasses.replace(net, layers=[dataclasses.replace(net.layers[0], weight=w, weight_bits=10)] + net.layers[1:])
+    net = dataclasses.replace(net, layers=[dataclasses.replace(net.layers[0], synapse=dataclasses.replace(net.layers[0].synapse, weight=w, weight_bits=10))] + net.layers[1:])
     x = np.random.default_rng(1).integers(0, 256, (2, 1, 10, 10))
     with LavaSimulator(net.validate()) as lava:
         _, res = assert_lava_matches(net, x, 12, lava)
@@ -433,8 +433,9 @@ def test_shipped_model_zero_reset_variant_and_exported_file(tmp_path):
     net = freeze(model)
     # zero reset; conv1 back at F = 6 (the shipped model's F before its re-fit to 3), where its state clips:
     # Lava must count the same clips
-    zero = dataclasses.replace(net, layers=[dataclasses.replace(l, reset="zero", frac_bits=6, threshold=l.neuron.threshold << (6 - l.neuron.frac_bits),
-                                                                bias=l.neuron.bias << (6 - l.neuron.frac_bits)) for l in net.layers]).validate()
+    zero = dataclasses.replace(net, layers=[dataclasses.replace(l, neuron=dataclasses.replace(
+        l.neuron, reset="zero", frac_bits=6, threshold=l.neuron.threshold << (6 - l.neuron.frac_bits),
+        bias=l.neuron.bias << (6 - l.neuron.frac_bits))) for l in net.layers]).validate()
     path = write_netx(zero, tmp_path / "zero.net")
     lava = LavaSimulator(netx_path=path)
     assert lava.net is not zero and [l.neuron.reset for l in lava.net.layers] == ["zero"] * 3
