@@ -328,7 +328,7 @@ def test_stock_bias_must_fit_lavas_mantissa_and_the_file_says_how_to_run(tmp_pat
     conv1 = net.layers[0]
 
     def with_bias(b):
-        return dataclasses.replace(net, layers=[dataclasses.replace(conv1, bias=np.asarray(b))] + net.layers[1:])
+        return dataclasses.replace(net, layers=[dataclasses.replace(conv1, neuron=dataclasses.replace(conv1.neuron, bias=np.asarray(b)))] + net.layers[1:])
     ok = check_net(with_bias([-4096 * 64, 4095 * 64, 0, 64]))
     assert [l.route for l in ok.layers] == ["stock", "stock"]
     for bias, words in (([2000 * 64 + 5, 0, 0, 0], ["bias not a multiple of 64", "layer conv1", "field bias", "128005"]),

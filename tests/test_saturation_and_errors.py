@@ -128,8 +128,8 @@ def _conv():
 @pytest.mark.parametrize("bad, type_name", [
     (lambda: nn.MaxPool2d(2), "MaxPool2d"),
     (lambda: nn.ReLU(), "ReLU"),
-    (lambda: snn.Synaptic(alpha=0.9, beta=0.8), "Synaptic"),
-], ids=["maxpool", "relu", "synaptic"])
+    (lambda: snn.Alpha(alpha=0.9, beta=0.8), "Alpha"),
+], ids=["maxpool", "relu", "alpha-neuron"])
 @pytest.mark.parametrize("container", ["nn.Sequential", "QSequential"])
 def test_unsupported_layer_is_named_with_the_supported_list(bad, type_name, container):
     mods = OrderedDict(conv=_conv(), odd=bad(), lif=snn.Leaky(beta=0.5))
@@ -146,8 +146,9 @@ def test_unsupported_layer_is_named_with_the_supported_list(bad, type_name, cont
 
 
 def test_unsupported_neuron_as_only_neuron():
-    with pytest.raises(UnsupportedLayerError, match="Synaptic"):
-        freeze(nn.Sequential(nn.Flatten(), nn.Linear(4, 2), snn.Synaptic(alpha=0.9, beta=0.8)), input_shape=(4,))
+    """A snnTorch neuron with no frozen kind (Alpha: two synaptic currents) is refused by name."""
+    with pytest.raises(UnsupportedLayerError, match="Alpha"):
+        freeze(nn.Sequential(nn.Flatten(), nn.Linear(4, 2), snn.Alpha(alpha=0.9, beta=0.8)), input_shape=(4,))
 
 
 def test_model_without_layer_order_asks_for_layers():
