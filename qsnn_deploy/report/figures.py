@@ -146,12 +146,18 @@ def fig_raster(report: Report) -> str:
     return svg(figure_raster(report), "spike raster of one sample")
 
 
+def _pow10(t: int) -> str:
+    return f"10$^{{{int(round(np.log10(t)))}}}$"
+
+
 def figure_states(report: Report):
     """Membrane-state histogram per layer against the threshold θ and the ±(2^(B_v−1)−1) state bound.
 
     The bins are about four per factor of two in |v|, so they hold different numbers of integers (1 near 0,
     thousands near the bound); the bar height is the count divided by the integers in the bin — states per
     integer value — so a bin's height does not depend on its width (no false steps or plateaus)."""
+    from matplotlib.ticker import NullLocator
+
     plt = _mpl()
     layers = [lr for lr in report.layers if lr.activity and lr.activity.state_histogram]
     fig, axes = plt.subplots(len(layers), 1, figsize=(WIDTH_IN, 2.9 * len(layers) + 0.4), squeeze=False,
@@ -163,9 +169,15 @@ def figure_states(report: Report):
         floor = max(density[density > 0].min(initial=1.0) / 3, 1e-12)
         ax.stairs(np.where(density > 0, density, floor), edges, fill=True, color="#4c72b0", alpha=0.85, baseline=floor)
         vmax = 2 ** (lr.static.state_bits - 1) - 1
-        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xscale("symlog", linthresh=1.0, linscale=0.25)  # the linear part holds the bins of -1 and 0 only
         ax.set_yscale("log")
         ax.set_ylim(bottom=floor)
+        top = int(np.ceil(np.log10(vmax)))
+        step = 2 if top > 4 else 1
+        ticks = [10 ** k for k in range(step, top + 1, step)]
+        ax.set_xticks([-t for t in ticks[::-1]] + [0] + ticks,
+                      ["−" + _pow10(t) for t in ticks[::-1]] + ["0"] + [_pow10(t) for t in ticks])
+        ax.xaxis.set_minor_locator(NullLocator())
         th_lo, th_hi = lr.static.threshold_min, lr.static.threshold_max
         if th_lo == th_hi:
             ax.axvline(th_lo, color="#2ca02c", lw=1.5, label=f"threshold θ = {th_lo:,}")
@@ -230,17 +242,17 @@ def figure_sops(report: Report):
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 4.4), layout="constrained")
     b1 = ax.bar(x - 0.2, macs, 0.4, label="dense MACs / sample", color="#999999")
     b2 = ax.bar(x + 0.2, sops, 0.4, label="SOPs / sample (mean)", color="#dd8452")
-    fmt = lambda v: f"{v:,.3g}" if v < 1000 else f"{v:.2e}".replace("e+0", "e").replace("e+", "e")  # noqa: E731
-    ax.bar_label(b1, labels=[fmt(v) for v in macs], fontsize=8.5, padding=2)
-    ax.bar_label(b2, labels=[fmt(v) if v else "" for v in sops], fontsize=8.5, padding=2)  # 0: no bar on a log axis
+    fmt = lambda v: f"{v:,.0f}" if v >= 1000 else f"{v:.3g}"  # noqa: E731  (the page's number format)
+    ax.bar_label(b1, labels=[fmt(v) for v in macs], fontsize=8.5, padding=2, rotation=90)
+    ax.bar_label(b2, labels=[fmt(v) if v else "" for v in sops], fontsize=8.5, padding=2, rotation=90)  # 0: no bar
     if ia.get("ops_mean") is not None:
         b3 = ax.bar([0.2], [ia["ops_mean"]], 0.4, color="none", edgecolor="#dd8452", hatch="//",
                     label="input ops / sample (graded input)")
-        ax.bar_label(b3, labels=[fmt(ia["ops_mean"])], fontsize=8.5, padding=2)
+        ax.bar_label(b3, labels=[fmt(ia["ops_mean"])], fontsize=8.5, padding=2, rotation=90)
     _category_axis(ax, x, names)
     ax.set_yscale("log")
     ax.set_ylim(bottom=1)
-    _log_headroom(ax, macs + sops + [ia.get("ops_mean") or 0], factor=20)
+    _log_headroom(ax, macs + sops + [ia.get("ops_mean") or 0], factor=2000)
     ax.set_ylabel("operations per sample (log)")
     ax.set_title("synaptic operations vs dense MACs")
     fig.legend(*ax.get_legend_handles_labels(), ncols=1, loc="outside lower center", frameon=False)

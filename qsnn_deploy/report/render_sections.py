@@ -26,7 +26,7 @@ def resources_html(r: dict[str, Any]) -> str:
     hrows, hcls = [], []
     for h in r["headroom"]:
         word = _STATUS[h["status"]] + ("" if h["blocking"] or h["status"] == "ok" else " (not blocking)")
-        hrows.append([h["layer"], h["field"], h["shown"], h["limit_shown"], pct(h["used_fraction"]), word, h["note"]])
+        hrows.append([h["layer"], h["field"], h["shown"], h["limit_shown"], pct(h["used_fraction"]) if h["used_fraction"] is not None else "–", word, h["note"]])
         hcls.append(h["status"] if h["status"] != "ok" else "")
     near = [h for h in r["headroom"] if h["status"] != "ok"]
     warn = ""

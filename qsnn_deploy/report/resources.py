@@ -41,15 +41,17 @@ def _status(value: float, limit: float) -> str:
 
 
 def _row(layer: str, field: str, value: float, limit: float, shown: str, limit_shown: str, blocking: bool = True,
-         note: str = "", unit: str = "", full_ok: bool = False) -> dict[str, Any]:
+         note: str = "", unit: str = "", full_ok: bool = False, fraction: bool = True) -> dict[str, Any]:
     """One headroom row; ``full_ok``: reaching the limit exactly is the normal setting (e.g. a 24-bit state on a
     24-bit chip), not a warning."""
     frac = (value / limit) if limit else 0.0
     status = _status(value, limit)
+    if not fraction:
+        frac = None
     if full_ok and status == "near":
         status = "ok"
     return {"layer": layer, "field": field, "value": float(value), "limit": float(limit), "unit": unit,
-            "shown": shown, "limit_shown": limit_shown, "used_fraction": float(frac),
+            "shown": shown, "limit_shown": limit_shown, "used_fraction": None if frac is None else float(frac),
             "status": status, "blocking": blocking, "note": note}
 
 
@@ -97,17 +99,19 @@ def lava_resources(net: FrozenNet, report) -> dict[str, Any]:
         rows.append(_bits_row(s.name, "weight mantissa", bits, prof.weight_mantissa_bits,
                               f"{bits} bits ({'mixed sign' if mixed else 'one sign'}, |w| ≤ {int(np.abs(w).max(initial=0))})"))
         rows.append(_row(s.name, "weight exponent", exp - prof.weight_exp_min, prof.weight_exp_max - prof.weight_exp_min,
-                         str(exp).replace("-", "−"), f"{prof.weight_exp_min} … {prof.weight_exp_max}".replace("-", "−")))
+                         str(exp).replace("-", "−"), f"{prof.weight_exp_min} … {prof.weight_exp_max}".replace("-", "−"),
+                         fraction=False))
         vth = int(np.max(layer.threshold)) >> lc.LAVA_SHIFT
         vlim = (1 << prof.vth_mant_bits) - 1
-        rows.append(_row(s.name, "threshold mantissa (vThMant = θ >> 6)", vth, vlim, f"{vth:,} ({max(vth, 1).bit_length()} bits)",
+        rows.append(_row(s.name, "threshold mantissa (vThMant = θ >> 6)", vth, vlim, f"{vth:,} ({max(vth, 1).bit_length()} bit{'s' if vth > 1 else ''})",
                          f"{vlim:,} ({prof.vth_mant_bits} bits)"))
         bm = int(np.max(np.abs(np.asarray(layer.bias, dtype=np.int64) >> lc.NETX_BIAS_EXP), initial=0))
         blim = (1 << (prof.bias_mant_bits - 1)) - 1
         rows.append(_row(s.name, "bias mantissa (b >> 6)", bm, blim, f"|{bm:,}|", f"|{blim:,}| ({prof.bias_mant_bits} bits signed)"))
         dv = int(np.max(4096 - np.asarray(layer.decay, dtype=np.int64)))
         dlim = (1 << prof.decay_bits) - 1
-        rows.append(_row(s.name, "decay dv = 4096 − d", dv, dlim, f"{dv:,}", f"{dlim:,} ({prof.decay_bits} bits)"))
+        rows.append(_row(s.name, "decay dv = 4096 − d", dv, dlim, f"{dv:,}", f"0 … {dlim:,} ({prof.decay_bits} bits)",
+                         fraction=False))
         rows.append(_bits_row(s.name, "state width B_v", layer.state_bits, prof.state_bits, f"{layer.state_bits} bits",
                               full_ok=True))
         peak, lim = bound.peak, layer.state_limit

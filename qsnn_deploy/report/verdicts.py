@@ -28,9 +28,8 @@ def _pipeline_delay(net: FrozenNet, target: str | None) -> tuple[int, str]:
     """(steps, why) the target adds between a sample's input and its output."""
     layers = len(net.layers)
     if target == "lava":
-        return layers, (f"{layers} pipeline steps: in Lava and on Loihi every Dense/Conv synapse delivers its input "
-                        f"one step later, {layers} synapses in this net")
-    return 0, "no pipeline delay: the NumPy reference runs every layer within the step (give --target for a chip's)"
+        return layers, f"{layers} pipeline steps (each of the {layers} synapses adds one step in Lava / on Loihi)"
+    return 0, "no pipeline delay (the reference simulator; --target gives a chip's)"
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
