@@ -54,7 +54,7 @@ def workload_html(report: Report) -> str:
     w = report.workload
     t = report.totals
     ia = report.input_activity or {}
-    nb = {row["metric"]: row for row in (report.neurobench or {}).get("rows", [])}
+    nb = {row["metric"].split(" (")[0]: row for row in (report.neurobench or {}).get("rows", [])}
 
     def theirs(key: str) -> str:
         row = nb.get(key)
@@ -65,12 +65,12 @@ def workload_html(report: Report) -> str:
         ["activation sparsity", f"{w['activation_sparsity']:.4f}", theirs("activation sparsity"),
          "1 − spikes / (neurons × T) over all layers, steps and samples"],
         ["synaptic ops: effective ACs / sample", n(w["effective_acs"]),
-         theirs("synaptic ops, effective ACs (spike-driven, per sample)"),
+         theirs("synaptic ops, effective ACs"),
          "each spike × the nonzero-weight synapses it reaches (binary input: accumulate)"],
         ["synaptic ops: effective MACs / sample", n(w["effective_macs"]),
-         theirs("synaptic ops, effective MACs (graded input, per sample)"),
+         theirs("synaptic ops, effective MACs"),
          "each nonzero graded input (8-bit pixels) × the nonzero-weight synapses it reaches (multiply-accumulate)"],
-        ["synaptic ops: dense / sample", n(w["dense_ops"]), theirs("synaptic ops, dense (per sample)"),
+        ["synaptic ops: dense / sample", n(w["dense_ops"]), theirs("synaptic ops, dense"),
          "every synapse every step: synapses × T"],
         ["membrane updates / sample", n(w["membrane_updates"]), "– (not cross-checked)",
          "neurons × T: every neuron's state is updated every step"],
