@@ -112,8 +112,8 @@ def test_own_costs_change_the_estimate_and_are_recorded():
              "citation": "our measurement, 2025"}
     rep = compute_report(net, act, energy_model=costs)
     e = rep.energy
-    # 10.5 SOPs × 10 pJ + 44 neuron updates × 40 pJ + 5.5 spikes × 2 pJ (no low end given: no range)
-    assert e.total_nj == pytest.approx((10.5 * 10 + 44 * 40 + 5.5 * 2) / 1000) and e.total_nj != base.total_nj
+    # (10.5 SOPs + 32 input ops) × 10 pJ + 44 neuron updates × 40 pJ + 5.5 spikes × 2 pJ (no low end given: no range)
+    assert e.total_nj == pytest.approx(((10.5 + 32) * 10 + 44 * 40 + 5.5 * 2) / 1000) and e.total_nj != base.total_nj
     assert e.total_low_nj == e.total_nj
     d = json.loads(json.dumps(to_dict(rep)))
     validate(d)

@@ -84,14 +84,14 @@ def figure_firing_rates(report: Report):
     a.bar_label(bars, labels=[f"{m:.3g}" for m in means], padding=2)
     a.margins(y=0.2)
     _category_axis(a, x, names)
-    a.set_ylabel("spikes / neuron / step")
-    a.set_title("mean firing rate per layer")
+    a.set_ylabel("firing rate")
+    a.set_title("mean firing rate per layer (spikes / neuron / step)")
     rates = [lr.neuron_rates if lr.neuron_rates is not None and lr.neuron_rates.size else np.zeros(1) for lr in report.layers]
     b.boxplot(rates, positions=x, showfliers=True,
               flierprops={"markersize": 2, "alpha": 0.4, "rasterized": True})
     _category_axis(b, x, names)
-    b.set_ylabel("spikes / neuron / step")
-    b.set_title("firing rate of each neuron (distribution)")
+    b.set_ylabel("firing rate")
+    b.set_title("firing rate of each neuron (spikes / neuron / step)")
     return fig
 
 

@@ -47,6 +47,8 @@ GLOSSARY: dict[str, str] = {
     "activation sparsity": "1 − spikes / (neurons × T), all layers (NeuroBench)",
     "membrane updates": "neurons × T per sample: every neuron's state is updated every step",
     "headroom": "how far a value is from its hardware limit (bits or % of the limit); 'near limit' at ≥ 90 %",
+    ">>": "arithmetic shift right: x >> 6 = x / 64 rounded down; << shifts left (× 2^k)",
+    "2^k": "2 to the power k; 2^23 − 1 = 8,388,607 is the largest 24-bit signed value",
     "pJ": "picojoule, 10^−12 J; nJ = 10^−9 J; µJ = 10^−6 J",
     "KiB": "kibibyte, 1,024 bytes; B = byte (8 bits)",
     "NeuroBench": "a community benchmark framework for neuromorphic computing (neurobench 2.3); its metric names "

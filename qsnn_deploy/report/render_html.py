@@ -75,19 +75,20 @@ def summary_html(report: Report) -> str:
     cards.append(("parameters", n(t["parameters"]), f"{n(t['neurons'])} neurons, {n(t['synapses'])} synapses"))
     w = report.workload
     if d and w:
-        cards += [("connection sparsity", f"{w['connection_sparsity']:.3f}", "zero weights / all weights, deployed kernels"),
-                  ("activation sparsity", f"{w['activation_sparsity']:.3f}",
+        cards += [(term("connection sparsity"), f"{w['connection_sparsity']:.3f}", "zero weights / all weights, deployed kernels"),
+                  (term("activation sparsity"), f"{w['activation_sparsity']:.3f}",
                    f"1 − firing rate; {n(t['spikes_mean'])} spikes / sample"),
-                  ("effective ACs / sample", n(w["effective_acs"]), "spike-driven ops on nonzero weights"),
-                  ("effective MACs / sample", n(w["effective_macs"]), "graded-input ops on nonzero weights"),
-                  ("membrane updates / sample", n(w["membrane_updates"]), "neurons × T")]
+                  ("effective " + term("AC", "ACs") + " / sample", n(w["effective_acs"]), "spike-driven ops on nonzero weights"),
+                  ("effective " + term("MAC", "MACs") + " / sample", n(w["effective_macs"]),
+                   "graded-input (8-bit) ops on nonzero weights"),
+                  (term("membrane updates") + " / sample", n(w["membrane_updates"]), "neurons × T")]
     if report.energy:
         en = report.energy
         cards.append(("energy / inference (ESTIMATE)", human_energy(en.total_nj),
                       f"dynamic, input layer included; range {span(en.total_low_nj, en.total_nj, human_energy)}; "
                       f"{en.chip} per-op figures; static not given"))
-    body = "".join(f'<div class="card info"><div class="k">{e(a)}</div><div class="v">{e(b)}</div><p>{e(c)}</p></div>'
-                   for a, b, c in cards)
+    body = "".join(f'<div class="card info"><div class="k">{a if a.startswith("<") or "<a " in a else e(a)}</div>'
+                   f'<div class="v">{e(b)}</div><p>{e(c)}</p></div>' for a, b, c in cards)
     return f'<section id="summary"><h2>Key figures</h2><div class="cards small">{body}</div></section>'
 
 
