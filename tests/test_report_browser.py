@@ -18,6 +18,7 @@ from test_report_polish import _fake_verify
 
 from qsnn_deploy.cli import report as report_cli
 from qsnn_deploy.report import activity_from_result, compute_report, write_html
+from qsnn_deploy.verify import Mismatch
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTHS = (1400, 420)
@@ -42,8 +43,9 @@ def pages(tmp_path_factory):
         for layer in b.layers:
             layer.bit_exact, layer.mismatched_values, layer.spike_count_agreement = True, 0, 1.0
     out["tiny"] = write_html(compute_report(net, act, ok, model_name="tiny", target="lava"), tmp / "tiny.html")
-    out["mismatch"] = write_html(compute_report(net, act, _fake_verify(["torch-cpu", "onnx", "nir"]), model_name="tiny"),
-                                 tmp / "mismatch.html")
+    bad = _fake_verify(["torch-cpu", "onnx", "nir"])   # nir's fc differs
+    bad.backends[2].layers[1].first_mismatch = Mismatch("fc", 1, 3, [2], 0, 1)
+    out["mismatch"] = write_html(compute_report(net, act, bad, model_name="tiny"), tmp / "mismatch.html")
     data = REPO.parent / "shared" / "data" / "mnist"
     if data.exists():
         page = tmp / "mnist.html"
@@ -71,9 +73,10 @@ def test_verdicts_come_before_the_first_table(pages):
 def test_mismatch_names_the_first_difference(pages):
     text = pages["mismatch"].read_text()
     head = text[:text.index("<table")]
-    assert "NOT bit-exact" in head and "first mismatch" not in head or "layer" in head
+    assert "NOT bit-exact" in head and "first mismatch: NIR graph round trip, layer fc, sample 1, step 3, neuron (2,)" in head
     verify = text[text.index('id="verify"'):]
     assert "NOT bit-exact" in verify and "<details>" not in verify   # the table is open when something differs
+    assert "first: sample 1, step 3, neuron (2,)" in verify and 'aria-label="spike-count agreement' in verify
 
 
 def test_all_exact_agreement_is_one_line(pages):

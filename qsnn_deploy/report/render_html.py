@@ -127,9 +127,11 @@ def layers_html(report: Report) -> str:
     d = report.data
     if d:
         ia = report.input_activity or {}
-        rows = []
+        rows, classes = [], []
         for i, lr in enumerate(report.layers):
             a, s = lr.activity, lr.static
+            full = a.saturation_events or (a.state_bits_used is not None and a.state_bits_used >= s.state_bits)
+            classes.append("near" if full else "")
             sops = (f"{n(a.sops_mean)} / {n(a.sops_max)}" if a.sops_mean is not None else
                     f"(input ops {n(ia['ops_mean'])} / {n(ia['ops_max'])})" if i == 0 and ia.get("ops_mean") is not None
                     else "–")
@@ -146,7 +148,12 @@ def layers_html(report: Report) -> str:
                 table(["layer", "spikes / sample (mean / max)", term("firing rate") + " (spikes / neuron / step)",
                        "silent neurons", term("SOP", "SOPs") + " / sample (mean / max)", "dense " + term("MAC", "MACs") +
                        " / sample", "SOPs / dense MACs", term("saturation") + " events (all samples)",
-                       "state range " + term("v") + " (state units)", "state bits used"], rows, total_last=True)]
+                       "state range " + term("v") + " (state units)", "state bits used"], rows, total_last=True,
+                      row_classes=classes + [""])]
+        full = [lr.name for lr, c in zip(report.layers, classes) if c]
+        if full:
+            out.append(f'<p class="warn">{e(", ".join(full))}: the membrane states use every bit of the state width '
+                       f'(highlighted): no headroom left; see the histograms and the chip resources.</p>')
         sat = [(lr.name, lr.activity.saturation_events, lr.static.state_bits) for lr in report.layers
                if lr.activity.saturation_events]
         if sat:
