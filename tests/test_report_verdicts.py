@@ -44,6 +44,7 @@ def test_lava_target_latency_and_refusal_reason():
     assert v["latency"]["steps"] == T + 2 and v["latency"]["pipeline_delay_steps"] == 2   # two synapses
     assert v["fits"]["status"] == "fail" and v["fits"]["headline"] == "does NOT fit stock Loihi 2"
     assert "subtract reset" in v["fits"]["text"] and "per-channel threshold" in v["fits"]["text"]
+    assert v["fits"]["route"] == "custom" and v["fits"]["text"].startswith("custom route: runs bit-exactly in Lava")
 
 
 def test_a_mismatch_is_named_on_the_first_screen():

@@ -18,7 +18,7 @@ h3{font-size:1.05em} .meta{color:#555;margin:.3em 0 .6em;font-size:.9em}
 .tw{overflow-x:auto;max-width:100%;margin:.6em 0;border:1px solid #e4e4e4}
 table{border-collapse:collapse;font-size:.88em} th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right;vertical-align:top}
 th{background:#f3f3f3;font-weight:600} td.l,th.l{text-align:left} tr.total td{font-weight:bold;background:#fafafa}
-td:not(.l){white-space:nowrap} td.wrap{min-width:16em;max-width:36em;white-space:normal}
+td:not(.l){white-space:nowrap} td.l{min-width:5.5em} td.wrap{min-width:16em;max-width:36em;white-space:normal}
 .note{color:#555;font-size:.9em} .estimate{background:#fff8e5;border-left:4px solid #e0a800;padding:.3em .8em}
 .cards{display:grid;gap:.6em;grid-template-columns:repeat(auto-fill,minmax(min(100%,17em),1fr))}
 .cards.small{grid-template-columns:repeat(auto-fill,minmax(min(100%,12em),1fr))}

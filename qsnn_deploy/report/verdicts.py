@@ -89,14 +89,24 @@ def _bit_exact(report) -> dict[str, Any]:
 def _fits(report) -> dict[str, Any]:
     tg = report.target
     if tg is None:
-        return {"status": "unknown", "target": None, "headline": "fit to a chip: not checked",
+        return {"status": "unknown", "target": None, "route": None, "headline": "fit to a chip: not checked",
                 "text": "no --target given (e.g. --target lava for Loihi 2)"}
     chip = TARGET_CHIPS.get(tg["name"], tg["name"])
     if not tg.get("available"):
-        return {"status": "unknown", "target": tg["name"], "headline": f"fit to {chip}: not checked", "text": tg["note"]}
+        return {"status": "unknown", "target": tg["name"], "route": None, "headline": f"fit to {chip}: not checked",
+                "text": tg["note"]}
     if tg.get("fits"):
-        return {"status": "pass", "target": tg["name"], "headline": f"fits {chip}", "text": tg["summary"]}
-    return {"status": "fail", "target": tg["name"], "headline": f"does NOT fit {chip}", "text": tg["summary"]}
+        return {"status": "pass", "target": tg["name"], "route": "stock", "headline": f"fits {chip}",
+                "text": tg["summary"]}
+    r = report.resources
+    route, text = None, tg["summary"]
+    if r and r.get("target") == tg["name"]:
+        blocked = [h for h in r["headroom"] if h["blocking"] and h["status"] == "over"]
+        if not blocked and any(layer["route"] == "custom" for layer in r["layers"]):
+            route = "custom"
+            text = ("custom route: runs bit-exactly in Lava's CPU simulator with qsnn-deploy's QLIF process, not on "
+                    f"stock Loihi 2 neurons. Why: {text}")
+    return {"status": "fail", "target": tg["name"], "route": route, "headline": f"does NOT fit {chip}", "text": text}
 
 
 def verdicts(net: FrozenNet, report) -> dict[str, Any]:
