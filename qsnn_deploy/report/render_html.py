@@ -93,7 +93,7 @@ def summary_html(report: Report) -> str:
 
 
 def _memory_rows(report: Report) -> list[list[str]]:
-    B = lambda v: f"{n(v)} B"  # noqa: E731
+    B = lambda v: f"{n(v)}\u00a0B"  # noqa: E731  (no-break space: a number and its unit stay on one line)
     shape = lambda s: "×".join(str(int(x)) for x in s)  # noqa: E731
     rows = []
     for lr in report.layers:

@@ -19,7 +19,7 @@ def resources_html(r: dict[str, Any]) -> str:
         rows.append([lr["name"], "stock LIF" if lr["route"] == "stock" else "custom QLIF", n(lr["cores"]),
                      f"{lr['cores_by']}: {lr['cores_rule']}",
                      f"{n(lr['neurons_per_core'])} of {n(lr['neurons_limit'])}",
-                     f"{n(lr['synapse_bytes_per_core'])} B", f"{n(lr['state_bytes_per_core'])} B ({', '.join(lr['state_vars'])})",
+                     f"{n(lr['synapse_bytes_per_core'])}\u00a0B", f"{n(lr['state_bytes_per_core'])}\u00a0B ({', '.join(lr['state_vars'])})",
                      f"{n(lr['memory_bytes_per_core'])} B of {n(lr['memory_limit_bytes'])} B "
                      f"({pct(lr['memory_bytes_per_core'] / lr['memory_limit_bytes'])})", _STATUS[lr["status"]]])
         classes.append(lr["status"] if lr["status"] != "ok" else "")

@@ -15,10 +15,10 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-se
  color:#1d1d1d;padding:0 .8em;line-height:1.4;overflow-wrap:break-word}
 h1{font-size:1.4em;margin:.2em 0} h2{font-size:1.2em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 h3{font-size:1.05em} .meta{color:#555;margin:.3em 0 .6em;font-size:.9em}
-.tw{overflow-x:auto;max-width:100%;margin:.6em 0;border:1px solid #e4e4e4}
+.tw{overflow-x:auto;width:fit-content;max-width:100%;margin:.6em 0;border:1px solid #e4e4e4}
 table{border-collapse:collapse;font-size:.88em} th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right;vertical-align:top}
 th{background:#f3f3f3;font-weight:600} td.l,th.l{text-align:left} tr.total td{font-weight:bold;background:#fafafa}
-td:not(.l){white-space:nowrap} td.l{min-width:5.5em} td.wrap{min-width:16em;max-width:36em;white-space:normal}
+td.l{min-width:5.5em} td.wrap{min-width:16em;max-width:36em;white-space:normal}
 .note{color:#555;font-size:.9em} .estimate{background:#fff8e5;border-left:4px solid #e0a800;padding:.3em .8em}
 .cards{display:grid;gap:.6em;grid-template-columns:repeat(auto-fill,minmax(min(100%,17em),1fr))}
 .cards.small{grid-template-columns:repeat(auto-fill,minmax(min(100%,12em),1fr))}
@@ -28,6 +28,7 @@ td:not(.l){white-space:nowrap} td.l{min-width:5.5em} td.wrap{min-width:16em;max-
 .card.pass{border-color:#1a7f37;background:#eef8f0} .card.fail{border-color:#c62828;background:#fdeeee}
 .card.unknown{border-color:#888;background:#f5f5f5} .card.info{border-left-color:#4c72b0}
 .cards.small .card .v{font-size:1.1em}
+@media (max-width:899px){td:not(.l){white-space:nowrap}}
 @media (min-width:900px){#verdicts .cards{grid-template-columns:1.3fr 1.3fr 1fr 1fr}}
 @media (max-width:899px){#verdicts .card.wide{grid-column:1/-1}
  #verdicts .cards{grid-template-columns:repeat(auto-fill,minmax(min(100%,10em),1fr))}}
@@ -63,8 +64,8 @@ def n(x) -> str:
 
 
 def pct(f) -> str:
-    """A fraction as percent with one decimal: 0.1234 → "12.3 %"."""
-    return "–" if f is None else f"{100 * float(f):.1f} %"
+    """A fraction as percent with one decimal: 0.1234 → "12.3 %" (a no-break space: never split over two lines)."""
+    return "–" if f is None else f"{100 * float(f):.1f}\u00a0%"
 
 
 def table(headers: list[str], rows: list[list], left: int = 1, total_last: bool = False,
