@@ -177,6 +177,9 @@ def test_report_cli_neurobench_in_json_and_html_on_the_shipped_model(tmp_path, c
     for name, r in rows.items():
         assert f'<td class="l">{r["metric"]}</td>' in section, name
     assert section.count("<td class=\"l\">yes</td>") == 5 and "not the same quantity" in section
+    workload = text[text.index('id="workload"'):]
+    workload = workload[:workload.index("</section>")]
+    assert "run with --neurobench" not in workload   # NeuroBench's own column is filled beside ours
 
 
 def test_neurobench_view_is_a_plain_torch_model():

@@ -31,8 +31,9 @@ SMALLEST_FIG_PT, MIN_TEXT_PX = 8.5, 6.5
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
-    """Three pages: the tiny net all bit-exact but not fitting Loihi 2; the tiny net with a backend that differs;
-    and (with ../shared/data) the shipped Loihi-profile MNIST model on a few digits."""
+    """Four pages: the tiny net all bit-exact but not fitting Loihi 2; the tiny net with a backend that differs;
+    the tiny net without data (static figures); and (with ../shared/data) the shipped Loihi-profile MNIST model
+    on a few digits."""
     tmp = tmp_path_factory.mktemp("pages")
     net = tiny_net()
     x, y, res = tiny_data()
@@ -46,6 +47,7 @@ def pages(tmp_path_factory):
     bad = _fake_verify(["torch-cpu", "onnx", "nir"])   # nir's fc differs
     bad.backends[2].layers[1].first_mismatch = Mismatch("fc", 1, 3, [2], 0, 1)
     out["mismatch"] = write_html(compute_report(net, act, bad, model_name="tiny"), tmp / "mismatch.html")
+    out["static"] = write_html(compute_report(net, model_name="tiny"), tmp / "static.html")   # no data: 1 plot
     data = REPO.parent / "shared" / "data" / "mnist"
     if data.exists():
         page = tmp / "mnist.html"
@@ -96,13 +98,13 @@ def test_pages_in_headless_chromium(pages):
                 assert m["verdictsBottom"] <= 900, f"{where}: verdict cards end at {m['verdictsBottom']:.0f} px"
                 assert m["firstTableTop"] > m["verdictsBottom"], where
                 assert m["docWidth"] <= width and not m["wide"], f"{where}: wider than the viewport: {m['wide']}"
-                assert m["figures"] >= 1 and m["figureTexts"] > 20, where
+                assert m["figures"] >= 1 and m["figureTexts"] > 10, where
                 assert not m["clipped"], f"{where}: figure text clipped: {m['clipped']}"
                 assert SMALLEST_FIG_PT * m["minFigureScale"] >= MIN_TEXT_PX, \
                     f"{where}: figure text shrinks to {SMALLEST_FIG_PT * m['minFigureScale']:.1f} px"
                 bad = PY_REPR.findall(m["text"])
                 assert not bad, f"{where}: {bad[:5]}"
-                assert m["scrollBoxes"] >= 3, where
+                assert m["scrollBoxes"] >= 1, where
 
 
 def test_zero_samples_or_empty_data_is_one_error_and_no_page(tmp_path, capsys):
