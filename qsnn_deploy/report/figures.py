@@ -11,6 +11,8 @@ crowded category labels are rotated, spike rasters have integer ticks.
 """
 from __future__ import annotations
 
+import functools
+import html
 import io
 import itertools
 import re
@@ -34,15 +36,24 @@ def _mpl():
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update(_RC)
     return plt
+
+
+def _styled(builder):
+    """Run a figure builder under the report's style (:data:`_RC`), leaving matplotlib's global settings alone."""
+    @functools.wraps(builder)
+    def wrapper(*args, **kwargs):
+        with _mpl().rc_context(_RC):
+            return builder(*args, **kwargs)
+    return wrapper
 
 
 def svg(fig, alt: str) -> str:
     """``fig`` as an inline ``<svg>`` element (closes the figure): no XML prolog or metadata, ids made unique on
     the page, sized by its viewBox (``width: 100%`` up to its natural width in CSS pixels)."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", dpi=150, bbox_inches="tight", pad_inches=0.08, metadata={"Date": None})
+    with _mpl().rc_context(_RC):
+        fig.savefig(buf, format="svg", dpi=150, bbox_inches="tight", pad_inches=0.08, metadata={"Date": None})
     _mpl().close(fig)
     text = buf.getvalue()
     text = text[text.index("<svg"):]
@@ -56,7 +67,7 @@ def svg(fig, alt: str) -> str:
     attrs = m.group(1)
     w_pt = float(re.search(r'width="([\d.]+)pt"', attrs).group(1))
     vb = re.search(r'viewBox="([^"]+)"', attrs).group(1)
-    head = (f'<svg class="fig" viewBox="{vb}" role="img" aria-label="{alt}" '
+    head = (f'<svg class="fig" viewBox="{vb}" role="img" aria-label="{html.escape(alt)}" '
             f'style="max-width:{w_pt * 96 / 72:.0f}px" preserveAspectRatio="xMidYMid meet">')
     return head + text[m.end():].strip()
 
@@ -73,6 +84,7 @@ def _log_headroom(ax, values, factor: float = 8.0) -> None:
     ax.set_ylim(top=top * factor)
 
 
+@_styled
 def figure_firing_rates(report: Report):
     """Mean firing rate per layer (bars) and the per-neuron rate distribution (box plots), one above the other."""
     plt = _mpl()
@@ -100,6 +112,7 @@ def fig_firing_rates(report: Report) -> str:
     return svg(figure_firing_rates(report), "firing rate per layer")
 
 
+@_styled
 def figure_raster(report: Report):
     """The raster sample's input image and every layer's spikes over time (integer ticks on both axes)."""
     from matplotlib.ticker import MaxNLocator
@@ -150,6 +163,7 @@ def _pow10(t: int) -> str:
     return f"10$^{{{int(round(np.log10(t)))}}}$"
 
 
+@_styled
 def figure_states(report: Report):
     """Membrane-state histogram per layer against the threshold θ and the ±(2^(B_v−1)−1) state bound.
 
@@ -201,6 +215,7 @@ def fig_states(report: Report) -> str:
     return svg(figure_states(report), "membrane state histograms")
 
 
+@_styled
 def figure_memory(report: Report):
     """Bytes per layer: deployed weights, Loihi 8-bit weights, states, θ/b/d (log scale)."""
     plt = _mpl()
@@ -231,6 +246,7 @@ def fig_memory(report: Report) -> str:
     return svg(figure_memory(report), "memory per layer")
 
 
+@_styled
 def figure_sops(report: Report):
     """Synaptic operations vs dense MACs per layer (log scale), with the graded input's ops."""
     plt = _mpl()
@@ -264,6 +280,7 @@ def fig_sops(report: Report) -> str:
     return svg(figure_sops(report), "synaptic operations per layer")
 
 
+@_styled
 def figure_agreement(report: Report):
     """Spike-count agreement per layer, one bar per backend that ran (None without a verify run)."""
     v = report.verify

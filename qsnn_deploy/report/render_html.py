@@ -19,8 +19,7 @@ from pathlib import Path
 
 from ..fileio import write_text_atomic
 from .figures import (fig_agreement, fig_firing_rates, fig_memory, fig_raster, fig_sops, fig_states,  # noqa: F401
-                      figure_agreement, figure_firing_rates, figure_memory, figure_raster, figure_sops, figure_states,
-                      _mpl)
+                      figure_agreement, figure_firing_rates, figure_memory, figure_raster, figure_sops, figure_states)
 from .glossary import backend_label, glossary_html, term
 from .metrics import SCHEMA_VERSION, Report, human_bytes, human_energy, span
 from .render_sections import energy_html, neurobench_html, resources_html, target_html, verify_html, workload_html
@@ -64,13 +63,14 @@ def _fig(svg: str, caption: str) -> str:
 def summary_html(report: Report) -> str:
     """Key figures (cards, not tables): memory, chip footprint, energy, NeuroBench-named workload."""
     t, d = report.totals, report.data
+    # (label as HTML, value, note)
     cards = [("memory at deployed widths", human_bytes(t["memory_bytes"]),
               f"weights {human_bytes(t['weight_bytes'])} + states {human_bytes(t['state_bytes'])} + θ/b/d "
               f"{human_bytes(t['neuron_param_bytes'])}; not a chip footprint (see chip resources)")]
     r = report.resources
     if r:
         mem = sum(lr["memory_bytes_per_core"] * lr["cores"] for lr in r["layers"])
-        cards.append((f"{r['chip']} footprint", f"{r['cores']} of {r['cores_per_chip']} cores",
+        cards.append((f"{e(r['chip'])} footprint", f"{r['cores']} of {r['cores_per_chip']} cores",
                       f"{human_bytes(mem)} of synapse and neuron-state memory in those cores"))
     cards.append(("parameters", n(t["parameters"]), f"{n(t['neurons'])} neurons, {n(t['synapses'])} synapses"))
     w = report.workload
@@ -87,8 +87,8 @@ def summary_html(report: Report) -> str:
         cards.append(("energy / inference (ESTIMATE)", human_energy(en.total_nj),
                       f"dynamic, input layer included; range {span(en.total_low_nj, en.total_nj, human_energy)}; "
                       f"{en.chip} per-op figures; static not given"))
-    body = "".join(f'<div class="card info"><div class="k">{a if a.startswith("<") or "<a " in a else e(a)}</div>'
-                   f'<div class="v">{e(b)}</div><p>{e(c)}</p></div>' for a, b, c in cards)
+    body = "".join(f'<div class="card info"><div class="k">{a}</div><div class="v">{e(b)}</div><p>{e(c)}</p></div>'
+                   for a, b, c in cards)
     return f'<section id="summary"><h2>Key figures</h2><div class="cards small">{body}</div></section>'
 
 
