@@ -37,7 +37,7 @@ tr.near td{background:#fff4d6} tr.over td{background:#fde2e2}
 .figs{display:grid;gap:1em;grid-template-columns:repeat(auto-fill,minmax(min(100%,560px),1fr))}
 figure{margin:0} figcaption{font-size:.85em;color:#555} svg.fig{width:100%;height:auto;display:block}
 a.g{color:inherit;text-decoration:none} abbr{text-decoration:underline dotted;cursor:help}
-dl{display:grid;grid-template-columns:minmax(6em,max-content) 1fr;gap:.2em .8em;font-size:.9em} dt{font-weight:600}
+dl{display:grid;grid-template-columns:fit-content(35%) 1fr;gap:.2em .8em;font-size:.9em} dt{font-weight:600}
 details summary{cursor:pointer} code{overflow-wrap:anywhere}
 """
 
