@@ -74,13 +74,13 @@ def lava_resources(net: FrozenNet, report) -> dict[str, Any]:
     for layer, lf, st, lr, bound, cur in zip(net.layers, fit.layers, net.layer_shapes(), report.layers, bounds, currents):
         s = lr.static
         neurons = s.neurons
-        synapses = s.loihi_weights if layer.synapse == "conv" else s.synapses
+        synapses = s.loihi_weights if layer.synapse.kind == "conv" else s.synapses
         by_neurons, by_synapses = math.ceil(neurons / prof.neurons_per_core), math.ceil(synapses / syn_core)
         cores = lf.cores
         basis = ("neurons" if by_neurons >= by_synapses and by_neurons > 1 else
                  "synapses" if by_synapses > 1 else "minimum (one core)")
         per_core_neurons = math.ceil(neurons / cores)
-        syn_bytes = s.loihi_weight_bytes if layer.synapse == "conv" else math.ceil(s.loihi_weight_bytes / cores)
+        syn_bytes = s.loihi_weight_bytes if layer.synapse.kind == "conv" else math.ceil(s.loihi_weight_bytes / cores)
         state_vars = 2 if lf.route == "stock" else 3
         state_bytes = per_core_neurons * state_vars * STATE_VAR_BITS // 8
         mem = syn_bytes + state_bytes
@@ -101,28 +101,28 @@ def lava_resources(net: FrozenNet, report) -> dict[str, Any]:
         rows.append(_row(s.name, "weight exponent", exp - prof.weight_exp_min, prof.weight_exp_max - prof.weight_exp_min,
                          str(exp).replace("-", "−"), f"{prof.weight_exp_min} … {prof.weight_exp_max}".replace("-", "−"),
                          fraction=False))
-        vth = int(np.max(layer.threshold)) >> lc.LAVA_SHIFT
+        vth = int(np.max(layer.neuron.threshold)) >> lc.LAVA_SHIFT
         vlim = (1 << prof.vth_mant_bits) - 1
         rows.append(_row(s.name, "threshold mantissa (vThMant = θ >> 6)", vth, vlim, f"{vth:,} ({max(vth, 1).bit_length()} bit{'s' if vth > 1 else ''})",
                          f"{vlim:,} ({prof.vth_mant_bits} bits)"))
-        bm = int(np.max(np.abs(np.asarray(layer.bias, dtype=np.int64) >> lc.NETX_BIAS_EXP), initial=0))
+        bm = int(np.max(np.abs(np.asarray(layer.neuron.bias, dtype=np.int64) >> lc.NETX_BIAS_EXP), initial=0))
         blim = (1 << (prof.bias_mant_bits - 1)) - 1
         rows.append(_row(s.name, "bias mantissa (b >> 6)", bm, blim, f"|{bm:,}|", f"|{blim:,}| ({prof.bias_mant_bits} bits signed)"))
-        dv = int(np.max(4096 - np.asarray(layer.decay, dtype=np.int64)))
+        dv = int(np.max(4096 - np.asarray(layer.neuron.decay, dtype=np.int64)))
         dlim = (1 << prof.decay_bits) - 1
         rows.append(_row(s.name, "decay dv = 4096 − d", dv, dlim, f"{dv:,}", f"0 … {dlim:,} ({prof.decay_bits} bits)",
                          fraction=False))
-        rows.append(_bits_row(s.name, "state width B_v", layer.state_bits, prof.state_bits, f"{layer.state_bits} bits",
+        rows.append(_bits_row(s.name, "state width B_v", layer.neuron.state_bits, prof.state_bits, f"{layer.neuron.state_bits} bits",
                               full_ok=True))
         peak, lim = bound.peak, layer.state_limit
         rows.append(_row(s.name, "worst-case |v| (any input in range)", peak if math.isfinite(peak) else float(lim) * 2,
-                         lim, f"{peak:,.0f}" if math.isfinite(peak) else "unbounded (no leak)", f"{lim:,} (2^{layer.state_bits - 1} − 1)",
+                         lim, f"{peak:,.0f}" if math.isfinite(peak) else "unbounded (no leak)", f"{lim:,} (2^{layer.neuron.state_bits - 1} − 1)",
                          blocking=False, note="a bound, not a measurement: over it means clipping is possible, not seen"))
         a = lr.activity
         if a is not None and a.state_min is not None:
             seen = max(abs(a.state_min), abs(a.state_max))
             rows.append(_row(s.name, "measured |v| (these samples)", seen, lim,
-                             f"{seen:,} ({a.state_bits_used} of {layer.state_bits} bits)", f"{lim:,}", blocking=False,
+                             f"{seen:,} ({a.state_bits_used} of {layer.neuron.state_bits} bits)", f"{lim:,}", blocking=False,
                              note=(f"{a.saturation_events:,} (neuron, step) clips" if a.saturation_events else "")))
         alim = 1 << 23
         rows.append(_row(s.name, "synaptic current |a| << 6 (stock u)", cur << lc.LAVA_SHIFT, alim - 1,
