@@ -18,6 +18,10 @@ setup:
 	@command -v qemu-x86_64 >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user) >/dev/null 2>&1; } || \
 		echo "note: qemu-user not installed; the emulated-AVX2 exactness test will be skipped"
+	@# headless Chromium renders the HTML report at 1400 px and 420 px (tests/test_report_browser.py); optional
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
+		echo "note: chromium not installed; the browser test of the HTML report will be skipped"
 
 # Main job end to end on the shipped examples: freeze + export the int4 MNIST QSNN (numpy, onnx, nir,
 # lava), verify that every backend and Intel Lava agree spike for spike, write the report; then the

@@ -97,6 +97,16 @@ def test_nonzero_fan_out_counts_each_nonzero_weight_a_spike_reaches():
     assert 0 < connection_sparsity(net) < 1
 
 
+def _workload_equals_neurobench(w: dict, rows: dict) -> None:
+    """The report's NeuroBench-named figures (computed by our code, shown by default) equal NeuroBench's own."""
+    # NeuroBench's ConnectionSparsity comes rounded to 4 decimals
+    assert w["connection_sparsity"] == pytest.approx(rows["connection sparsity"]["neurobench"], abs=5e-5)
+    assert w["activation_sparsity"] == pytest.approx(rows["activation sparsity"]["neurobench"], abs=1e-9)
+    assert w["dense_ops"] == pytest.approx(rows["synaptic ops, dense"]["neurobench"], rel=1e-12)
+    assert w["effective_acs"] == pytest.approx(rows["synaptic ops, effective ACs"]["neurobench"], rel=1e-9, abs=1e-9)
+    assert w["effective_macs"] == pytest.approx(rows["synaptic ops, effective MACs"]["neurobench"], rel=1e-9, abs=1e-9)
+
+
 def test_report_cli_neurobench(tmp_path, capsys):
     from qsnn_deploy.cli import report as report_cli
 
@@ -114,13 +124,14 @@ def test_report_cli_neurobench(tmp_path, capsys):
     d = json.loads(js.read_text())             # ... and in the report's JSON
     validate(d)
     assert d["neurobench"]["rows"] == cmp["rows"] and d["neurobench"]["n_samples"] == 8
+    _workload_equals_neurobench(d["workload"], _rows(cmp))   # spike input: the input's ops are ACs
     assert report_cli.main([str(qsnn), "--neurobench"]) == 2          # no inputs: refused, nothing run
     assert "--neurobench needs inputs" in capsys.readouterr().err
 
 
 def test_report_cli_neurobench_in_json_and_html_on_the_shipped_model(tmp_path, capsys):
     """qsnn-report examples/mnist_int4_qsnn.pt --data <mnist> -n 20 --neurobench --json r.json --html r.html:
-    the comparison is in the report's JSON (schema v3, validated) and in its HTML page, and still on the terminal."""
+    the comparison is in the report's JSON (schema v4, validated) and in its HTML page, and still on the terminal."""
     from conftest import missing_data
     from qsnn_deploy.cli import report as report_cli
     from qsnn_deploy.data import default_data_dir
@@ -137,7 +148,7 @@ def test_report_cli_neurobench_in_json_and_html_on_the_shipped_model(tmp_path, c
     assert "NeuroBench" in out and "effective ACs" in out          # the terminal table is kept
     d = json.loads(js.read_text())
     validate(d)
-    assert d["version"] == 3
+    assert d["version"] == 4
     nb = d["neurobench"]
     assert nb["n_samples"] == 20 and nb["num_steps"] == d["num_steps"] == 25 and nb["spikes_identical"] is True
     assert nb["neurobench_version"].startswith("2.")
@@ -147,6 +158,7 @@ def test_report_cli_neurobench_in_json_and_html_on_the_shipped_model(tmp_path, c
     for name, r in rows.items():
         assert r["equal"] is (None if name == "footprint" else True), r
         assert r["note"]
+    _workload_equals_neurobench(d["workload"], rows)   # graded pixels: the input's ops are MACs
     # "ours" is this report's own figure, from the same JSON
     tot = d["totals"]
     assert rows["footprint"]["ours"] == tot["memory_bytes"]
@@ -165,6 +177,9 @@ def test_report_cli_neurobench_in_json_and_html_on_the_shipped_model(tmp_path, c
     for name, r in rows.items():
         assert f'<td class="l">{r["metric"]}</td>' in section, name
     assert section.count("<td class=\"l\">yes</td>") == 5 and "not the same quantity" in section
+    workload = text[text.index('id="workload"'):]
+    workload = workload[:workload.index("</section>")]
+    assert "run with --neurobench" not in workload   # NeuroBench's own column is filled beside ours
 
 
 def test_neurobench_view_is_a_plain_torch_model():

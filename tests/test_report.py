@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -178,13 +179,15 @@ def test_energy_estimate_by_hand(tiny_report):
     e = tiny_report.energy
     assert LOIHI_2018.sop_pj == 23.6 and LOIHI_2018.neuron_update_pj == 81.0
     assert LOIHI_2018.neuron_update_low_pj == 52.0 and LOIHI_2018.spike_pj == 1.7
-    # 10.5 SOPs × 23.6 pJ + (8 + 3) neurons × 4 steps × 81 pJ + 5.5 spikes × 1.7 pJ
-    assert e.counts == {"sops": 10.5, "neuron_updates": 44.0, "spikes": 5.5}
-    assert e.synaptic_nj == pytest.approx(0.2478)
+    # 10.5 SOPs × 23.6 pJ + 32 input ops × 23.6 pJ + (8 + 3) neurons × 4 steps × 81 pJ + 5.5 spikes × 1.7 pJ;
+    # input ops: sample 0 pixels of fan-out 2 + 8 + 2, sample 1 one of fan-out 4, × T = 4 -> (48 + 16) / 2
+    assert e.counts == {"sops": 10.5, "input_ops": 32.0, "neuron_updates": 44.0, "spikes": 5.5}
+    assert e.synaptic_nj == pytest.approx(0.2478) and e.input_nj == pytest.approx(0.7552)
     assert e.neuron_nj == pytest.approx(3.564) and e.neuron_low_nj == pytest.approx(2.288)
     assert e.spike_nj == pytest.approx(0.00935)
-    assert e.total_nj == pytest.approx(3.82115) and e.total_low_nj == pytest.approx(2.54515)
-    assert any("not spikes" in u for u in e.unpriced) and "Davies" in e.citation and "estimate" in e.note
+    assert e.total_nj == pytest.approx(4.57635) and e.total_low_nj == pytest.approx(3.30035)
+    assert e.static_nj is None and any("static" in u for u in e.unpriced)
+    assert not any("not spikes" in u for u in e.unpriced) and "Davies" in e.citation and "estimate" in e.note
 
 
 def test_spiking_input_counts_sops_in_the_first_layer():
@@ -244,7 +247,7 @@ def test_state_histogram_bins():
 def test_json_validates_and_broken_json_does_not(tiny_report):
     d = json.loads(json.dumps(to_dict(tiny_report)))
     validate(d)
-    assert d["schema"] == "qsnn-report" and d["version"] == 3 and d["energy"]["estimate"] is True
+    assert d["schema"] == "qsnn-report" and d["version"] == 4 and d["energy"]["estimate"] is True
     assert d["neurobench"] is None      # only with qsnn-report --neurobench (tests/test_neurobench.py)
     validate(to_dict(compute_report(tiny_net())))  # static form
     breakages = [
@@ -259,6 +262,12 @@ def test_json_validates_and_broken_json_does_not(tiny_report):
         lambda j: j.__setitem__("version", 2),  # v3 added "neurobench"
         lambda j: j.pop("neurobench"),
         lambda j: j.__setitem__("neurobench", {"rows": []}),
+        lambda j: j.__setitem__("version", 3),  # v4 added verdicts, resources, workload, energy input/static
+        lambda j: j.pop("verdicts"),
+        lambda j: j["verdicts"]["bit_exact"].__setitem__("status", "maybe"),
+        lambda j: j["workload"].__setitem__("activation_sparsity", 1.2),
+        lambda j: j["energy"]["counts"].pop("input_ops"),
+        lambda j: j["layers"][0].__setitem__("fit", None) or j.__setitem__("resources", {"layers": []}),
     ]
     for i, brk in enumerate(breakages):
         bad = copy.deepcopy(d)
@@ -298,47 +307,57 @@ def test_registered_fit_check_adds_its_rows():
 class _Page(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.imgs, self.ids, self.refs, self.tags = [], set(), [], []
+        self.imgs, self.figs, self.ids, self.refs, self.tags = [], [], set(), [], []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         self.tags.append(tag)
         if "id" in a:
+            assert a["id"] not in self.ids, f"duplicate id {a['id']}"
             self.ids.add(a["id"])
         if tag == "img":
             self.imgs.append(a)
-        for key in ("src", "href", "srcset", "data", "action", "poster"):
+        if tag == "svg" and a.get("class") == "fig":
+            self.figs.append(a)
+        if tag == "image":  # raster parts inside a figure (spike dots): embedded PNG
+            assert a["href"].startswith("data:image/png;base64,")
+            assert base64.b64decode(a["href"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+        for key in ("src", "href", "srcset", "data", "action", "poster", "xlink:href"):
             if key in a:
                 self.refs.append(a[key])
 
 
 def check_page(text: str, sections: set[str]) -> _Page:
+    """The page is self-contained: every plot an inline SVG with a label, every reference a data: URI or
+    an in-page anchor (that exists), no script, no external URL, unique ids."""
     page = _Page()
     page.feed(text)
     assert sections <= page.ids, f"missing sections {sections - page.ids}"
-    assert page.imgs, "no plots"
-    for img in page.imgs:
-        assert img["src"].startswith("data:image/png;base64,") and img.get("alt")
-        assert base64.b64decode(img["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert page.figs, "no plots"
+    assert not page.imgs, "plots are inline SVG"
+    assert all(f.get("aria-label") and f.get("viewbox") for f in page.figs)
     assert all(r.startswith("data:") or r.startswith("#") for r in page.refs), page.refs
+    assert all(r[1:] in page.ids for r in page.refs if r.startswith("#")), "dangling in-page links"
     assert "script" not in page.tags and "iframe" not in page.tags
-    assert "http://" not in text and "https://" not in text and "url(" not in text
+    assert "http://" not in text and "https://" not in text
+    assert all(u.startswith("url(#") for u in re.findall(r"url\([^)]*\)", text)), "url() to outside the page"
+    assert "docs/report.md" not in text, "a repository path does not resolve from the page"
     return page
 
 
 def test_html_page_is_self_contained(tiny_report):
     text = render_html(tiny_report)
-    page = check_page(text, {"summary", "layers", "energy", "firing-rate", "raster", "states", "memory", "sops",
-                             "verify", "definitions"})
-    assert len(page.imgs) == 5
+    page = check_page(text, {"verdicts", "summary", "workload", "layers", "energy", "firing-rate", "raster", "states",
+                             "memory", "sops", "verify", "glossary"})
+    assert len(page.figs) == 5
     assert "ESTIMATE" in text and "No trained model was given" in text
     assert "conv1: 3 (neuron, step) events clipped to the 24-bit state bound" in text
 
 
 def test_static_html_has_memory_plot_only():
     text = render_html(compute_report(tiny_net()))
-    page = check_page(text, {"summary", "layers", "memory", "verify"})
-    assert len(page.imgs) == 1 and "energy" not in page.ids
+    page = check_page(text, {"verdicts", "summary", "layers", "memory", "verify"})
+    assert len(page.figs) == 1 and "energy" not in page.ids and "workload" not in page.ids
 
 
 # ------------------------------------------------------------------------------ CLIs

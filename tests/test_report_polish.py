@@ -14,11 +14,12 @@ from test_report import T, _checkpoint, tiny_data, tiny_net
 from qsnn_deploy.report import (LOIHI_2018, EnergyCostError, activity_from_result, compute_report,
                                 energy_model_from_costs, render_html, to_dict, validate)
 from qsnn_deploy.report import agreement
+from qsnn_deploy.report.glossary import backend_label
 from qsnn_deploy.report.render_table import energy_lines, verify_table
 from qsnn_deploy.verify import BackendComparison, LayerComparison, VerifyReport
 from qsnn_deploy.cli import report as report_cli
 
-html_mod = importlib.import_module("qsnn_deploy.report.render_html")  # the package re-exports a function of that name
+html_mod = importlib.import_module("qsnn_deploy.report.figures")
 
 
 def _activity(net=None):
@@ -46,7 +47,7 @@ def test_agreement_table_lists_every_backend_that_ran():
     validate(d)
     assert [b["name"] for b in d["verify"]["backends"]] == names and d["verify"]["skipped"] == skipped
     text = render_html(rep)
-    section = text[text.index('id="verify"'):text.index('id="definitions"')]
+    section = text[text.index('id="verify"'):text.index('id="glossary"')]
     for name in names + ["xylo"]:
         assert f'<td class="l">{name}</td>' in section, name
     assert "xylo-sdk not installed" in section and "Compared: " + ", ".join(names) in section
@@ -58,7 +59,7 @@ def test_agreement_table_lists_every_backend_that_ran():
     assert all(name in out for name in names) and "not run: xylo-sdk not installed" in out
     # the agreement plot has one bar series per backend
     fig = html_mod.figure_agreement(rep)
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == names
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [backend_label(n) for n in names]
     html_mod._mpl().close(fig)
 
 
@@ -111,8 +112,8 @@ def test_own_costs_change_the_estimate_and_are_recorded():
              "citation": "our measurement, 2025"}
     rep = compute_report(net, act, energy_model=costs)
     e = rep.energy
-    # 10.5 SOPs × 10 pJ + 44 neuron updates × 40 pJ + 5.5 spikes × 2 pJ (no low end given: no range)
-    assert e.total_nj == pytest.approx((10.5 * 10 + 44 * 40 + 5.5 * 2) / 1000) and e.total_nj != base.total_nj
+    # (10.5 SOPs + 32 input ops) × 10 pJ + 44 neuron updates × 40 pJ + 5.5 spikes × 2 pJ (no low end given: no range)
+    assert e.total_nj == pytest.approx(((10.5 + 32) * 10 + 44 * 40 + 5.5 * 2) / 1000) and e.total_nj != base.total_nj
     assert e.total_low_nj == e.total_nj
     d = json.loads(json.dumps(to_dict(rep)))
     validate(d)

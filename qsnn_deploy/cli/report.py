@@ -8,7 +8,7 @@
 With data, the NumPy reference simulates the inputs (states recorded), and — when MODEL is a
 torch model — :func:`qsnn_deploy.verify.verify` compares the trained model and the other backends
 against it (``--verify-backends``; ``--no-verify`` skips it). Definitions, units and the JSON
-schema (``qsnn-report`` v3): docs/report.md. The energy estimate uses Loihi 1 (2018) per-operation
+schema (``qsnn-report`` v4): docs/report.md. The energy estimate uses Loihi 1 (2018) per-operation
 energies unless ``--energy-costs FILE.json`` / ``--energy-pj-per-*`` give your own.
 
 Exit status: 0 on success, 2 on bad input.
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "run), a comma-separated list, or '' for none")
     p.add_argument("--no-verify", action="store_true", help="skip the agreement check against the trained model")
     p.add_argument("--device", default="cpu", help="device of the PyTorch model and torch backend in the agreement check")
-    p.add_argument("--json", help="write the report as JSON (schema qsnn-report v3)")
+    p.add_argument("--json", help="write the report as JSON (schema qsnn-report v4)")
     p.add_argument("--html", help="write a self-contained HTML page with the plots")
     p.add_argument("--neurobench", nargs="?", const=True, default=None, metavar="FILE",
                    help="also measure the net with NeuroBench's own metrics (footprint, connection and activation "
@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         console = Console()
         t0 = time.perf_counter()
         nb_file = args.neurobench if isinstance(args.neurobench, str) else None
+        if (args.data or args.random) and args.num_samples < 1:
+            raise QSNNError(f"-n {args.num_samples}: a report on data needs at least 1 sample")
+        if args.steps is not None and args.steps < 1:
+            raise QSNNError(f"--steps {args.steps}: needs at least 1 time step")
         if args.neurobench and not (args.data or args.random):
             raise QSNNError("--neurobench needs inputs: give --data DIR or --random")
         for out in (args.json, args.html, nb_file):  # before the (long) run, not after it
@@ -122,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         skipped: list[dict[str, str]] = []
         if args.data or args.random:
             x, y, source = _inputs(args, net)
+            if len(x) == 0:
+                raise QSNNError(f"no samples in {source} (split {args.split}): nothing to report on")
             if not 0 <= args.raster_sample < len(x):
                 raise QSNNError(f"--raster-sample {args.raster_sample} is outside the {len(x)} samples")
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

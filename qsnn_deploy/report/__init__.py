@@ -7,8 +7,12 @@
 * :mod:`.agreement` — which backends the agreement check runs (:func:`resolve_backends`).
 * :mod:`.render_table` — rich terminal tables; :func:`report_short` is the one-table static form
   that ``qsnn-export`` prints.
-* :mod:`.render_json` — JSON, schema ``qsnn-report`` v3 (``schema.json``).
-* :mod:`.render_html` — one self-contained HTML page with embedded plots.
+* :mod:`.verdicts` — the first screen: bit-exact, fits the target, latency, accuracy with its 95 % interval.
+* :mod:`.resources` — the target chip's resources per layer and core, and the headroom of every fitted field.
+* :mod:`.workload` — NeuroBench-named figures (sparsities, effective ACs / MACs, membrane updates) from our spikes.
+* :mod:`.render_json` — JSON, schema ``qsnn-report`` v4 (``schema.json``).
+* :mod:`.render_html` — one self-contained HTML page (verdicts first; :mod:`.render_sections`,
+  :mod:`.render_util`, :mod:`.figures` with inline SVG plots, :mod:`.glossary`).
 
 Typical use::
 
@@ -24,6 +28,9 @@ from .metrics import (FIT_CHECKS, LOIHI_2018, SCHEMA, SCHEMA_VERSION, Activity, 
                       LayerReport, Report, activity_from_result, collect_activity, compute_report, register_fit_check,
                       static_figures, synapse_geometry)
 from .render_html import render_html, write_html
+from .resources import chip_resources
+from .verdicts import verdicts, wilson_interval
+from .workload import workload
 from .render_json import load_schema, to_dict, to_json, validate, write_json
 from .render_table import activity_table, memory_table, print_report, report_short
 
@@ -32,4 +39,4 @@ __all__ = ["SCHEMA", "SCHEMA_VERSION", "LOIHI_2018", "LOIHI1_2018", "EnergyModel
            "resolve_backends", "Activity", "ActivityAccumulator", "LayerReport",
            "Report", "activity_from_result", "collect_activity", "compute_report", "static_figures", "synapse_geometry",
            "FIT_CHECKS", "register_fit_check", "render_html", "write_html", "to_dict", "to_json", "write_json",
-           "load_schema", "validate", "memory_table", "activity_table", "print_report", "report_short"]
+           "load_schema", "validate", "verdicts", "wilson_interval", "chip_resources", "workload", "memory_table", "activity_table", "print_report", "report_short"]

@@ -32,7 +32,7 @@ from ..registry import Registry
 from .energy import LOIHI1_2018, LOIHI_2018, EnergyModel, as_energy_model
 
 SCHEMA = "qsnn-report"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Loihi stores one signed 8-bit weight mantissa per synapse (netx: per kernel entry).
 LOIHI_WEIGHT_BITS = 8
 #: Width of a stored decay (Loihi's 12-bit du/dv, holding 4096 - d); 13 when some d == 0.
@@ -308,6 +308,9 @@ class Activity:
     labels: np.ndarray | None = None
     source: str = ""
     backend: str = ""
+    #: per input position (flattened): nonzero input values (spike input: spike counts), summed over T and
+    #: samples; with the first layer's nonzero fan-out it gives NeuroBench's effective operations of the input
+    input_nonzero_per_position: np.ndarray | None = None
 
 
 class ActivityAccumulator:
@@ -339,6 +342,7 @@ class ActivityAccumulator:
         self._raster_input = None
         self._input_ops: list[np.ndarray] = []
         self._input_nz: list[np.ndarray] = []
+        self._input_pos: np.ndarray | None = None
         self._preds: list[np.ndarray] = []
         self._labels: list[np.ndarray] = []
 
@@ -361,15 +365,19 @@ class ActivityAccumulator:
         if static:
             flat = x.reshape(b, -1).astype(np.int64)
             nz = (flat != 0).astype(np.int64)
-            weighted_in = (np.abs(flat) if input_is_spikes(net) else nz) @ self.geoms[0].fan_out * steps
+            src = np.abs(flat) if input_is_spikes(net) else nz
+            weighted_in = src @ self.geoms[0].fan_out * steps
             nz_count = nz.sum(axis=1) * steps
+            pos = src.sum(axis=0) * steps
         else:
             flat = x.reshape(x.shape[0], b, -1).astype(np.int64)
             nz = (flat != 0).astype(np.int64)
             src = np.abs(flat) if input_is_spikes(net) else nz
             weighted_in = (src.sum(axis=0)) @ self.geoms[0].fan_out
             nz_count = nz.sum(axis=(0, 2))
+            pos = src.sum(axis=(0, 1))
         self._input_nz.append(nz_count)
+        self._input_pos = pos if self._input_pos is None else self._input_pos + pos
         if input_is_spikes(net):
             self._sops[names[0]].append(weighted_in)
         else:
@@ -421,7 +429,7 @@ class ActivityAccumulator:
         labels = cat(self._labels) if self._labels and sum(len(p) for p in self._labels) == self.n else None
         return Activity(self.n, int(self.steps), layers, cat(self._input_ops) if self._input_ops else None,
                         cat(self._input_nz), self.raster_sample, self._raster_input, cat(self._preds), labels,
-                        self.source, self.backend)
+                        self.source, self.backend, self._input_pos.astype(np.int64).copy())
 
 
 def collect_activity(net: FrozenNet, x, labels=None, num_steps: int | None = None, backend: str = "numpy",
@@ -508,12 +516,14 @@ class EnergyEstimate:
     per_op_source: dict[str, str]  # per cost: where its figure comes from
     counts: dict[str, float]     # per inference: sops, neuron_updates, spikes
     synaptic_nj: float
+    input_nj: float              # the graded input's operations (e.g. 8-bit pixels) priced as synaptic ops
     neuron_nj: float
     neuron_low_nj: float
     spike_nj: float
-    total_nj: float
+    total_nj: float              # dynamic energy: synaptic + input + neuron + spike
     total_low_nj: float
     unpriced: list[str]
+    static_nj: float | None = None   # static / leakage energy per inference: None where the source gives none
 
 
 @dataclass
@@ -538,6 +548,13 @@ class Report:
     verify: dict[str, Any] | None = None
     target: dict[str, Any] | None = None
     neurobench: dict[str, Any] | None = None
+    #: the first screen: bit-exact, fits the target, latency, accuracy (:func:`~qsnn_deploy.report.verdicts.verdicts`)
+    verdicts: dict[str, Any] | None = None
+    #: the target chip's resources per layer and the headroom of every fitted field
+    #: (:func:`~qsnn_deploy.report.resources.chip_resources`; None without a target that has them)
+    resources: dict[str, Any] | None = None
+    #: NeuroBench-named workload figures computed by our code (:func:`~qsnn_deploy.report.workload.workload`)
+    workload: dict[str, Any] | None = None
     generator: str = field(default_factory=lambda: f"qsnn-deploy {__version__}")
     raster_sample: int | None = None
     raster_input: np.ndarray | None = None
@@ -569,9 +586,19 @@ def verify_summary(vr) -> dict[str, Any]:
             "prediction_agreement": float(b.prediction_agreement), "accuracy": b.accuracy, "note": b.note,
             "layers": [{"name": layer.name, "bit_exact": bool(layer.bit_exact),
                         "spike_count_agreement": float(layer.spike_count_agreement),
-                        "mismatched_values": int(layer.mismatched_values)} for layer in b.layers],
+                        "mismatched_values": int(layer.mismatched_values),
+                        "first_mismatch": _mismatch(getattr(layer, "first_mismatch", None))} for layer in b.layers],
         } for b in vr.backends],
     }
+
+
+def _mismatch(mm) -> dict[str, Any] | None:
+    """The earliest differing spike of a layer (layer, sample, step, neuron index, both spikes), or None."""
+    if mm is None:
+        return None
+    return {"layer": str(mm.layer), "sample": int(mm.sample), "step": int(mm.step),
+            "neuron": [int(i) for i in mm.neuron], "reference_spike": int(mm.reference_spike),
+            "other_spike": int(mm.other_spike)}
 
 
 def _summary(st: LayerStatic, act: LayerActivity, n: int, steps: int, dense_macs: int) -> LayerActivitySummary:
@@ -595,25 +622,33 @@ def _summary(st: LayerStatic, act: LayerActivity, n: int, steps: int, dense_macs
 
 
 def energy_estimate(n_neurons: int, steps: int, sops_mean: float, spikes_mean: float, graded_input: bool,
-                    model: EnergyModel | Mapping[str, Any] | None = LOIHI_2018) -> EnergyEstimate:
-    """Energy per inference = SOPs × E_sop + neuron updates (neurons × T) × E_neuron + spikes × E_spike.
+                    model: EnergyModel | Mapping[str, Any] | None = LOIHI_2018,
+                    input_ops_mean: float | None = None) -> EnergyEstimate:
+    """Dynamic energy per inference (nJ) = (SOPs + input ops) × E_sop + neuron updates (neurons × T) × E_neuron
+    + spikes × E_spike.
 
-    ``model``: an :class:`EnergyModel`, or a mapping of the user's own per-op costs (pJ; see
-    :func:`~qsnn_deploy.report.energy.energy_model_from_costs`); default Loihi 1 (2018)."""
+    ``input_ops_mean``: the graded input's operations per sample (nonzero input values × fan-out; e.g. 8-bit
+    pixels sent as graded spikes on Loihi 2), priced at E_sop — a lower bound, as a graded operation
+    multiplies where a binary one only adds. Static (leakage) energy is not in the per-op tables: ``static_nj``
+    is None and the estimate says so. ``model``: an :class:`EnergyModel`, or a mapping of the user's own
+    per-op costs (pJ; see :func:`~qsnn_deploy.report.energy.energy_model_from_costs`); default Loihi 1 (2018)."""
     model = as_energy_model(model)
     updates = n_neurons * steps
+    in_ops = float(input_ops_mean or 0.0)
     syn = sops_mean * model.sop_pj / 1000.0
+    inp = in_ops * model.sop_pj / 1000.0
     neu = updates * model.neuron_update_pj / 1000.0
     neu_low = updates * model.neuron_update_low_pj / 1000.0
     spk = spikes_mean * model.spike_pj / 1000.0
-    unpriced = ["spike routing between tiles (hops depend on the placement)", "static and leakage power",
-                "host I/O and readout"]
-    if graded_input:
+    unpriced = ["spike routing between tiles (hops depend on the placement)",
+                "static and leakage power (the per-op source gives none)", "host I/O and readout"]
+    if graded_input and input_ops_mean is None:
         unpriced.insert(0, "the first layer's input: integer pixels are not spikes (its ops are reported, not priced)")
     return EnergyEstimate(model.name, model.chip or model.name, model.citation, model.note, model.user_costs,
                           model.per_op_pj, model.per_op_source,
-                          {"sops": float(sops_mean), "neuron_updates": float(updates), "spikes": float(spikes_mean)},
-                          syn, neu, neu_low, spk, syn + neu + spk, syn + neu_low + spk, unpriced)
+                          {"sops": float(sops_mean), "input_ops": in_ops, "neuron_updates": float(updates),
+                           "spikes": float(spikes_mean)},
+                          syn, inp, neu, neu_low, spk, syn + inp + neu + spk, syn + inp + neu_low + spk, unpriced)
 
 
 def compute_report(net: FrozenNet, activity: Activity | None = None, verify_report=None, model_name: str = "",
@@ -676,7 +711,7 @@ def compute_report(net: FrozenNet, activity: Activity | None = None, verify_repo
             totals["input_ops_mean"] = None
         rep.input_activity = ia
         rep.energy = energy_estimate(totals["neurons"], steps, totals["sops_mean"], totals["spikes_mean"], graded,
-                                     energy_model)
+                                     energy_model, input_ops_mean=totals["input_ops_mean"] if graded else None)
         rep.raster_sample = activity.raster_sample
         rep.raster_input = activity.raster_input
     if verify_report is not None:
@@ -684,6 +719,14 @@ def compute_report(net: FrozenNet, activity: Activity | None = None, verify_repo
         rep.verify["skipped"] = [{"name": str(b["name"]), "reason": str(b["reason"])} for b in skipped_backends or ()]
     if target:
         rep.target = target_fit(net, rep, target)
+    from .resources import chip_resources
+    from .verdicts import verdicts
+    from .workload import workload
+
+    if activity is not None:
+        rep.workload = workload(net, rep, activity)
+    rep.resources = chip_resources(net, rep, target)
+    rep.verdicts = verdicts(net, rep)
     return rep
 
 

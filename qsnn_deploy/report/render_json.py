@@ -1,4 +1,4 @@
-"""The report as JSON: schema ``qsnn-report`` version 3 (``schema.json`` beside this module,
+"""The report as JSON: schema ``qsnn-report`` version 4 (``schema.json`` beside this module,
 JSON Schema draft 2020-12; documented in docs/report.md).
 
 The per-sample raster and per-neuron rates (plot data) are not part of the JSON; the
@@ -18,7 +18,7 @@ from .metrics import SCHEMA, SCHEMA_VERSION, Report
 
 
 def to_dict(report: Report) -> dict[str, Any]:
-    """Plain, JSON-serialisable dict of the report (schema ``qsnn-report`` v3)."""
+    """Plain, JSON-serialisable dict of the report (schema ``qsnn-report`` v4)."""
     layers = []
     for lr in report.layers:
         entry = asdict(lr.static)
@@ -47,6 +47,9 @@ def to_dict(report: Report) -> dict[str, Any]:
         "verify": report.verify,
         "target": report.target,
         "neurobench": report.neurobench,
+        "verdicts": report.verdicts,
+        "resources": report.resources,
+        "workload": report.workload,
     }
 
 

@@ -115,7 +115,10 @@ def energy_lines(report: Report) -> list[str]:
     lines = [f"[bold]energy per inference: ESTIMATE {human_energy(e.total_nj)}[/bold] (range "
              f"{span(e.total_low_nj, e.total_nj, human_energy)}), priced with {escape(e.chip)} per-op energies "
              f"({escape(e.model)}): {human_count(c['sops'])} SOPs × {p['synaptic_op']:g} pJ = "
-             f"{human_energy(e.synaptic_nj)}; {human_count(c['neuron_updates'])} neuron updates × "
+             f"{human_energy(e.synaptic_nj)}; "
+             + (f"{human_count(c['input_ops'])} input ops (graded) × {p['synaptic_op']:g} pJ = {human_energy(e.input_nj)}; "
+                if c.get("input_ops") else "")
+             + f"{human_count(c['neuron_updates'])} neuron updates × "
              f"{span(p['neuron_update_low'], p['neuron_update'], pj)} pJ = "
              f"{span(e.neuron_low_nj, e.neuron_nj, human_energy)}; "
              f"{human_count(c['spikes'])} spikes × {p['spike']:g} pJ = {human_energy(e.spike_nj)}"]
@@ -125,7 +128,8 @@ def energy_lines(report: Report) -> list[str]:
     else:
         lines.append("  [dim]sources: " + "; ".join(f"{k} {p[k]:g} pJ: {escape(v)}" for k, v in src.items()) + ".[/dim]")
     lines.append(f"  [dim]{escape(e.note)}. Not priced: {'; '.join(e.unpriced)}. Your own costs: --energy-costs "
-                 "FILE.json or --energy-pj-per-sop X ... (docs/report.md).[/dim]")
+                 "FILE.json or --energy-pj-per-sop X ... (docs/report.md). Dynamic energy only: the source gives no "
+                 "static power.[/dim]")
     return lines
 
 
@@ -150,8 +154,35 @@ def verify_table(report: Report) -> Table | None:
     return t
 
 
+_STYLE = {"pass": "green", "fail": "red", "unknown": "yellow"}
+
+
+def verdict_lines(report: Report) -> list[str]:
+    """The four verdicts (bit-exact, fits the target, latency, accuracy), one line each, as on the page's first
+    screen."""
+    v = report.verdicts
+    if not v:
+        return []
+    out = []
+    for key in ("bit_exact", "fits"):
+        x = v[key]
+        st = _STYLE[x["status"]]
+        out.append(f"[bold {st}]{escape(x['headline'])}[/bold {st}]: {escape(x['text'])}")
+    lt = v["latency"]
+    out.append(f"[bold]latency {lt['steps']:,} time steps[/bold]: {escape(lt['text'])}")
+    acc = v.get("accuracy")
+    if acc:
+        out.append(f"[bold]accuracy {100 * acc['value']:.1f} %[/bold]: {escape(acc['text'])}")
+    w = report.workload
+    if w:
+        out.append(f"NeuroBench terms: connection sparsity {w['connection_sparsity']:.4f}, activation sparsity "
+                   f"{w['activation_sparsity']:.4f}, effective ACs {w['effective_acs']:,.0f} / sample, effective MACs "
+                   f"{w['effective_macs']:,.0f} / sample, membrane updates {w['membrane_updates']:,.0f} / sample")
+    return out
+
+
 def print_report(console: Console, report: Report) -> None:
-    """The whole report on the terminal."""
+    """The whole report on the terminal (the verdicts last, where the eye lands when the command ends)."""
     console.print(memory_table(report))
     act = activity_table(report)
     if act is not None:
@@ -174,6 +205,15 @@ def print_report(console: Console, report: Report) -> None:
             console.print(f"target {tg['name']}: {'[green]' if tg.get('fits') else '[yellow]'}{escape(str(tg.get('summary', '')))}{'[/green]' if tg.get('fits') else '[/yellow]'}")
         else:
             console.print(f"[yellow]target {tg['name']}: {tg['note']}[/yellow]")
+    r = report.resources
+    if r:
+        near = [h for h in r["headroom"] if h["status"] != "ok"]
+        console.print(f"{escape(r['chip'])}: {r['cores']} of {r['cores_per_chip']} cores"
+                      + ("; near or over a limit: " + "; ".join(
+                          f"{h['layer']} {escape(h['field'])} {escape(h['shown'])} of {escape(h['limit_shown'])}"
+                          for h in near) if near else "; every field within 90 % of its limit"), highlight=False)
+    for line in verdict_lines(report):
+        console.print(line, highlight=False)
 
 
 def report_short(net: FrozenNet, model_name: str = "", target: str | None = None) -> Table:
