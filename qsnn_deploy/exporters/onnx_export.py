@@ -1,12 +1,15 @@
 """``--target onnx``: ONE time step of the frozen network as an ONNX graph, and a driver that runs
 T steps with onnxruntime (backend ``"onnx"``). Documented in ``docs/onnx.md``.
 
-The graph computes exactly the integer semantics of :mod:`qsnn_deploy.frozen`:
+The graph computes exactly the integer semantics of :mod:`qsnn_deploy.frozen` and of each layer's
+neuron kind (:mod:`qsnn_deploy.neurons`: the kind's ``reference_step`` is the specification):
 
-* inputs ``x_t`` (int32, the integer input of this step, [N, *input shape]) and, per layer,
-  ``<layer>.v_prev`` (int64, the state after the previous step; zeros before step 0);
-* outputs per layer ``<layer>.spikes`` (uint8 0/1), ``<layer>.v`` (int64, feed it back as
-  ``v_prev``) and ``<layer>.saturated`` (int64 scalar: (neuron) clips in this step).
+* inputs ``x_t`` (int32, the integer input of this step, [N, *input shape]) and, per layer and per
+  state variable of its kind, ``<layer>.<state>_prev`` (int64, the state after the previous step;
+  zeros before step 0): ``v_prev`` for ``"lif"``, ``i_prev`` and ``v_prev`` for ``"cuba"``;
+* outputs per layer ``<layer>.spikes`` (uint8 0/1), ``<layer>.<state>`` (int64, feed it back as
+  ``<state>_prev``) and ``<layer>.saturated`` (int64 scalar: clips of every state in this step,
+  counted as the reference counts them).
 
 Synaptic current ``J``, exact by construction on every CPU (docs/integer-semantics.md, "Why every
 path is exact"): only float32 ``Conv``/``MatMul`` whose every partial sum is an integer below 2^24,
@@ -19,14 +22,28 @@ shifted and added in int64. The graph has no ``ConvInteger``/``MatMulInteger``: 
 integer kernels differ between CPUs (on AVX2, u8 × s8 adds pairs of products in saturating int16,
 so 255·127·2 > 32767 gives wrong currents; AVX-512 VNNI happens to be exact).
 
-State update, int64 throughout: ``r = Greater(v_prev, θ)``; zero reset ``Where(r, 0, v_prev)``;
-decay ``Cast<int64>(Cast<double>(v) · d/4096)`` for B_v ≤ 42 (the product is exact in float64 and
-the cast truncates toward zero), else ``Div(Mul(v, d), 4096)`` (ONNX integer ``Div`` truncates
-toward zero in onnxruntime); both are exactly ``sign(v·d)·(|v·d| >> 12)`` (checked in the tests); ``+ J·2^F + b``; subtract reset
-``− Where(r, θ, 0)``; saturation ``Clip(v, −vmax, vmax)`` with the events counted by
-``ReduceSum(Greater(Abs(v), vmax))`` — both left out (``saturated`` is then a constant 0) for a
-layer whose state bound (:mod:`qsnn_deploy.statebound`) proves no input in range can reach vmax;
-spikes ``Greater(v, θ)``.
+A recurrent (dense) layer adds ``R·z_{t-1}``: ``z_{t-1}`` is the reset flag ``r = Greater(v_prev, θ)``
+(the previous step's spikes ARE ``[v_{t-1} > θ]`` on the stored, clipped state, and ``v_{-1} = 0``
+gives ``z_{-1} = 0``), so it needs no state input of its own; ``Cast`` to float32, ``MatMul`` with
+R^T (split into digits of R like the feed-forward weights when ``max_c Σ|R_c| ≥ 2^24``), ``Round``,
+``Cast`` int64, added to J.
+
+State update, int64 throughout, one builder per kind (:data:`ONNX_KERNELS`). Decay of a state of
+B bits: ``Cast<int64>(Cast<double>(x) · k/4096)`` for B ≤ 42 (the product is exact in float64 and
+the cast truncates toward zero), else ``Div(Mul(x, k), 4096)`` (ONNX integer ``Div`` truncates
+toward zero in onnxruntime); both are exactly ``sign(x·k)·(|x·k| >> 12)`` (checked in the tests).
+
+* ``"lif"``: ``r = Greater(v_prev, θ)``; zero reset ``Where(r, 0, v_prev)``; decay; ``+ J·2^F + b``;
+  subtract reset ``− Where(r, θ, 0)``.
+* ``"cuba"``: ``i = decay(i_prev, a) + J·2^F + bi``, clipped to ±(2^(B_i−1)−1) with its clips
+  counted, then ``v = decay(v_prev, d) + i + b`` with reset ``"subtract"`` (``− Where(r, θ, 0)``),
+  ``"zero"`` (``Where(r, 0, v_prev)`` before the decay) or ``"zero_delayed"`` (``Where(r, 0, v)``
+  after the sum).
+
+Saturation of each state ``Clip(x, −max, max)`` with the events counted by
+``ReduceSum(Greater(Abs(x), max))`` — both left out for a state whose proven bound
+(:mod:`qsnn_deploy.statebound`) shows no input in range can reach its limit (``saturated`` is a
+constant 0 when every state is proven); spikes ``Greater(v, θ)``.
 """
 from __future__ import annotations
 
@@ -535,10 +552,11 @@ class OnnxRuntimeBackend:
 
 
 def describe(net: FrozenNet) -> list[dict[str, Any]]:
-    """Per layer: the arithmetic path the ONNX graph uses for J (see :func:`synapse_path`)."""
+    """Per layer: the arithmetic path the ONNX graph uses for the feed-forward J (:func:`synapse_path`) and
+    for ``R·z_{t-1}`` (:func:`recurrent_path`, None for a feed-forward layer)."""
     out, (lo, hi) = [], net.input.value_range
     for layer in net.layers:
-        out.append({"layer": layer.name, "synapse_path": synapse_path(layer, lo, hi)})
+        out.append({"layer": layer.name, "synapse_path": synapse_path(layer, lo, hi), "recurrent_path": recurrent_path(layer)})
         lo, hi = 0, 1
     return out
 
