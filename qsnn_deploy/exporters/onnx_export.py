@@ -58,7 +58,7 @@ from .. import intmath
 from ..errors import SaturationError, UnsupportedLayerError
 from ..frozen import FrozenNet, Layer
 from ..simulators.base import NeuronKernels, check_saturation_mode
-from ..statebound import net_state_bounds
+from ..statebound import StateBound, net_state_bounds
 
 SUFFIX = ".onnx"
 OPSET = 17
@@ -279,7 +279,7 @@ def _cuba_update(b: _Builder, p: str, layer: Layer, ndim: int, j_shifted: str, p
 ONNX_KERNELS = NeuronKernels("onnx", {"lif": _lif_update, "cuba": _cuba_update})
 
 
-def _safe_states(layer: Layer, bound) -> dict[str, bool]:
+def _safe_states(layer: Layer, bound: StateBound) -> dict[str, bool]:
     """Per state variable: True when the layer's proven bound keeps it within its width (no Clip, no count).
 
     The membrane bound of a two-state kind is proven from the current's unclipped range, so it holds
