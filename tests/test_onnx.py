@@ -495,10 +495,10 @@ def _rsynaptic(reset: str):
                                            ("rsynaptic-zero", False)])
 def test_plain_snntorch_recurrent_nets_on_spike_input_bit_exact(build, trained):
     """Plain snnTorch RLeaky (all_to_all and one-to-one V) and RSynaptic nets fed 0/1 spikes, frozen and run by
-    onnx: every layer bit-exact with the torch backend (and so the reference). With spike input the recurrent
-    weights fit freeze's 16 bits; the pixel-input RLeaky cases of tests/test_snntorch_kinds.py do not (freeze
-    refuses them before any backend runs). RSynaptic is not trained: snnTorch's own backward fails on its
-    hidden state after ``snn.utils.reset``."""
+    onnx: every layer bit-exact with the torch backend (held to the reference by tests/test_neurons.py); the
+    spike-input side of tests/test_snntorch_kinds.py (pixel input), and RSynaptic, which that file does not
+    build. RSynaptic is not trained here: snnTorch 1.0's backward fails on its hidden state ("backward
+    through the graph a second time") after ``snn.utils.reset``."""
     import snntorch as snn
     import torch
 
