@@ -34,6 +34,8 @@ demo: setup
 	qsnn-report $(MODEL) --data $(DATA)/mnist -n 1000 --target lava --json out/report.json --html out/report.html
 	@echo "== route 2: $(LOIHI_MODEL) (qsnn-train --profile loihi): runs on STOCK Loihi 2 neurons (Lava's LIF) =="
 	qsnn-export $(LOIHI_MODEL) --target lava --strict --check-json out/fit-loihi.json -o out/
+	@# the .net with lava-dl alone (netx + Lava's RingBuffers), the recipe qsnn-export wrote beside it (docs/lava.md)
+	cd out && $(PYTHON) run_$(basename $(notdir $(LOIHI_MODEL))).py --data $(abspath $(DATA))/mnist -n 5 --check
 	qsnn-verify $(LOIHI_MODEL) --data $(DATA)/mnist -n 1000 --steps 100 --backends torch,onnx,nir --strict --json out/verify-loihi.json
 	qsnn-verify out/$(basename $(notdir $(LOIHI_MODEL))).net --data $(DATA)/mnist -n 200 --steps 100 --backends loihi,lava --strict --json out/verify-loihi-lava.json
 	qsnn-report $(LOIHI_MODEL) --data $(DATA)/mnist -n 1000 --target lava --json out/report-loihi.json --html out/report-loihi.html

@@ -1,6 +1,7 @@
 """NumPy-simulator throughput vs snnTorch's float forward of the same net, measured in one run.
 
     python bench/bench_numpy_sim.py [--checkpoint examples/mnist_int4_qsnn.pt] [--steps 100] [--batch 128] [--repeats 3]
+                                    [--kinds]   (also the CUBA and the recurrent model)
 
 The snnTorch side is the canonical explicit time loop over the seeds' MNIST net (Brevitas int4
 QuantConv2d -> avg-pool -> BatchNorm -> snntorch.Leaky, x3), float32, torch.no_grad, on the same
@@ -17,6 +18,7 @@ import argparse
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +112,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--kinds", action="store_true", help="also the CUBA (Synaptic) and the recurrent (RLeaky) model")
     args = p.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     if Path(args.checkpoint).exists():
@@ -149,6 +152,52 @@ def main() -> None:
     print(f"dense floor: {macs:,} synaptic MACs per sample at T={args.steps}, float32 GEMM {flops / 1e9:.0f} GFLOP/s "
           f"-> {floor:.0f} samples/s; NumPy simulator at {n / t_np / floor:.2f}x the floor")
     print(f"NumPy simulator / snnTorch float forward = {t_snn / t_np:.2f}x (target >= 5x)")
+    if args.kinds:
+        bench_kinds(model, x, args)
+
+
+def bench_kinds(model, x: np.ndarray, args) -> None:
+    """The other neuron kinds, each against snnTorch's own float forward of the same net in this run:
+    the seeds' MNIST net with ``snn.Synaptic`` neurons (α = 0.5; the LIF model's weights), and a recurrent
+    784 → 256 ``RLeaky`` (all_to_all) → 10 ``Leaky`` dense net (random weights)."""
+    import snntorch as snn
+    import snntorch.utils  # noqa: F401 - snn.utils.reset
+    import torch.nn as nn
+
+    n, steps = args.batch, args.steps
+    xf = torch.as_tensor(x, dtype=torch.float32) / 255.0
+    torch.manual_seed(0)
+    cuba = nn.Sequential(model.conv1, nn.AvgPool2d((2, 2)), model.bn1, snn.Synaptic(alpha=0.5, beta=model.lif1.beta.clone(),
+                                                                                   threshold=float(model.lif1.threshold), init_hidden=True),
+                         model.conv2, nn.AvgPool2d((2, 2)), model.bn2, snn.Synaptic(alpha=0.5, beta=model.lif2.beta.clone(),
+                                                                                   threshold=float(model.lif2.threshold), init_hidden=True),
+                         nn.Flatten(), model.fc, snn.Synaptic(alpha=0.5, beta=model.lif3.beta.clone(),
+                                                              threshold=float(model.lif3.threshold), init_hidden=True, output=True)).eval()
+    rec = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), snn.RLeaky(beta=0.9, linear_features=256, init_hidden=True),
+                        nn.Linear(256, 10), snn.Leaky(beta=0.9, init_hidden=True, output=True)).eval()
+    with torch.no_grad():
+        rec[1].weight.mul_(8.0)  # a few spikes per step in the hidden layer
+    for label, m, shape in (("CUBA (snn.Synaptic) seeds' MNIST net", cuba, (1, 28, 28)),
+                            ("recurrent 784-256(RLeaky)-10 dense net", rec, (1, 28, 28))):
+        with warnings.catch_warnings():  # a possible clip is counted identically everywhere; speed is measured here
+            warnings.simplefilter("ignore")
+            net = freeze(m, input_shape=shape, num_steps=steps)
+        sim = NumpySimulator(net, batch_size=n)
+
+        def snn_loop(m=m):
+            snn.utils.reset(m)
+            for _ in range(steps):
+                m(xf)
+
+        with torch.no_grad():
+            t_snn = timed(snn_loop, args.repeats)
+        t_np = timed(lambda: sim.run(x, steps), args.repeats)
+        rates = {k: round(float(v.mean()), 3) for k, v in sim.run(x, steps).spikes.items()}
+        kinds = ", ".join(f"{layer.name}: {layer.kind}{' recurrent' if layer.synapse.is_recurrent else ''}" for layer in net.layers)
+        print(f"{label} ({kinds}), T={steps}, batch {n}; spike rates {rates}")
+        print(f"  snnTorch float forward (explicit loop)     {n / t_snn:9.1f} samples/s")
+        print(f"  NumPy integer simulator                    {n / t_np:9.1f} samples/s   ratio to snnTorch {t_snn / t_np:5.2f}x "
+              "(target >= 5x)")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import torch.nn as nn
 from . import intmath
 from .calling import ForwardFn, inspect_model
 from .errors import FrozenNetError, QSNNWarning, SaturationWarning, UnsupportedLayerError
-from .frozen import FrozenNet, InputSpec, Layer, Synapse
+from .frozen import MAX_RECURRENT_BITS, FrozenNet, InputSpec, Layer, Synapse
 from .neurons import LIF, CubaLIF
 from .statebound import choose_frac_bits, clip_risk_message, current_extremes, layer_state_bound, state_bound
 from .nn.blocks import Block, block_affine, parse_blocks, quantized_weight
@@ -447,12 +447,15 @@ def _recurrent_weights(name: str, module: nn.Module, out_shape: tuple[int, ...],
 
 
 def _with_recurrent(name: str, synapse: Synapse, recurrent: np.ndarray) -> Synapse:
-    """``synapse`` carrying the integer recurrent weights at the narrowest signed width that holds them (≤ 16 bits)."""
+    """``synapse`` carrying the integer recurrent weights at the narrowest signed width that holds them
+    (≤ :data:`~qsnn_deploy.frozen.MAX_RECURRENT_BITS`: on the feed-forward current's grid, a recurrent weight
+    fed 0/1 spikes is large where the layer's input is fine-grained, e.g. pixel/255)."""
     bits = intmath.bits_for_signed(int(np.abs(recurrent).max(initial=0)))
-    if bits > 16:
+    if bits > MAX_RECURRENT_BITS:
         raise FrozenNetError(name, "recurrent", f"recurrent weights reach {int(np.abs(recurrent).max())} J units: more than "
-                             "16 bits on the feed-forward weights' grid (they are much larger than the feed-forward weights)")
-    return dataclasses.replace(synapse, recurrent=recurrent.astype(np.int8 if bits <= 8 else np.int16), recurrent_bits=bits)
+                             f"{MAX_RECURRENT_BITS} bits on the feed-forward weights' grid (much larger than the feed-forward weights)")
+    dtype = np.int8 if bits <= 8 else (np.int16 if bits <= 16 else np.int32)
+    return dataclasses.replace(synapse, recurrent=recurrent.astype(dtype), recurrent_bits=bits)
 
 
 def _pair(v) -> tuple[int, int]:

@@ -44,6 +44,9 @@ SYNAPSES = ("conv", "dense")
 #: allocate absurd buffers): values per sample of the input and of every layer's output, and T.
 MAX_NEURONS = 1 << 24
 MAX_STEPS = 1 << 20
+#: Recurrent weights share the feed-forward current's grid (J units); fed 0/1 spikes where the layer's input
+#: is, e.g., 8-bit pixels, they can be up to ~2^8 times larger than the feed-forward weights: 24 bits allowed.
+MAX_RECURRENT_BITS = 24
 
 
 def _pair(value, name: str, layer: str) -> tuple[int, int]:
@@ -114,7 +117,7 @@ class Synapse:
         pool: sum-pool kernel (H, W) applied to the conv output, or None. Stride = kernel.
         flatten_input: dense only: the input is flattened in (C, H, W) order first.
         recurrent: dense only: (C_out, C_out) integer weights R from the layer's own spikes of the
-            previous step [``recurrent_bits``, signed, J units]; None for a feed-forward layer.
+            previous step [``recurrent_bits`` ≤ 24, signed, J units]; None for a feed-forward layer.
             snnTorch's one-to-one ``V`` is the diagonal case.
         recurrent_bits: declared width of ``recurrent``.
     """
@@ -417,7 +420,7 @@ class FrozenNet:
             if not isinstance(r, np.ndarray) or r.dtype.kind not in "iu" or r.shape != (c_out, c_out):
                 raise FrozenNetError(n, "recurrent", f"must be an integer array of shape ({c_out}, {c_out}), got "
                                      f"{getattr(r, 'dtype', type(r))} {getattr(r, 'shape', '')}")
-            _check_weight_range(n, "recurrent", r, syn.recurrent_bits, "recurrent_bits")
+            _check_weight_range(n, "recurrent", r, syn.recurrent_bits, "recurrent_bits", MAX_RECURRENT_BITS)
         elif syn.recurrent_bits is not None:
             raise FrozenNetError(n, "recurrent_bits", "set without recurrent weights")
         # shapes
@@ -576,10 +579,10 @@ class FrozenNet:
         return lines
 
 
-def _check_weight_range(layer: str, name: str, w: np.ndarray, bits, bits_name: str) -> None:
-    """Integer weights within their declared signed width (1 bit: {-1, 0, 1})."""
-    if not isinstance(bits, (int, np.integer)) or not 1 <= int(bits) <= 16:
-        raise FrozenNetError(layer, bits_name, f"must be in 1..16, got {bits!r}")
+def _check_weight_range(layer: str, name: str, w: np.ndarray, bits, bits_name: str, max_bits: int = 16) -> None:
+    """Integer weights within their declared signed width (1 bit: {-1, 0, 1}), at most ``max_bits``."""
+    if not isinstance(bits, (int, np.integer)) or not 1 <= int(bits) <= max_bits:
+        raise FrozenNetError(layer, bits_name, f"must be in 1..{max_bits}, got {bits!r}")
     lo, hi = (-1, 1) if bits == 1 else intmath.weight_range(int(bits), narrow=False)
     w64 = w.astype(np.int64)
     if w64.size and (w64.min() < lo or w64.max() > hi):

@@ -97,7 +97,7 @@ def test_netx_file_loads_in_stock_netx(tmp_path):
 
 def test_export_is_atomic_and_refuses_bad_nets(tmp_path):
     net = small_net()
-    bad = dataclasses.replace(net, layers=[dataclasses.replace(net.layers[0], threshold=np.array([1, 2, 3]))] + net.layers[1:])
+    bad = dataclasses.replace(net, layers=[dataclasses.replace(net.layers[0], neuron=dataclasses.replace(net.layers[0].neuron, threshold=np.array([1, 2, 3])))] + net.layers[1:])
     with pytest.raises(QSNNError, match="conv1.*threshold"):
         write_netx(bad, tmp_path / "bad.net")
     with pytest.raises(QSNNError, match="conv1.*threshold"):
@@ -132,7 +132,7 @@ def test_check_names_layer_field_and_limit_of_a_miss():
     net = small_net(reset="zero", stock=True)
     w = net.layers[1].synapse.weight.astype(np.int64).copy()
     w[0, 0] = 300  # needs a 10-bit mixed-sign mantissa
-    wide = dataclasses.replace(net.layers[1], weight=w, weight_bits=10)
+    wide = dataclasses.replace(net.layers[1], synapse=dataclasses.replace(net.layers[1].synapse, weight=w, weight_bits=10))
     fit = check_net(dataclasses.replace(net, layers=[net.layers[0], wide]))
     assert not fit.fits_hardware and fit.layers[0].fits_hardware
     miss = [c for c in fit.layers[1].checks if not c.ok and c.blocking]
@@ -365,7 +365,7 @@ def test_lava_lanes_fall_back_to_netx_for_a_conv_sparse_cannot_hold():
     net = small_net()
     w = net.layers[0].synapse.weight.astype(np.int64).copy()
     w[0, 0, 0, 0] = 300
-    net = dataclasses.replace(net, layers=[dataclasses.replace(net.layers[0], weight=w, weight_bits=10)] + net.layers[1:])
+    net = dataclasses.replace(net, layers=[dataclasses.replace(net.layers[0], synapse=dataclasses.replace(net.layers[0].synapse, weight=w, weight_bits=10))] + net.layers[1:])
     x = np.random.default_rng(1).integers(0, 256, (2, 1, 10, 10))
     with LavaSimulator(net.validate()) as lava:
         _, res = assert_lava_matches(net, x, 12, lava)
@@ -433,8 +433,9 @@ def test_shipped_model_zero_reset_variant_and_exported_file(tmp_path):
     net = freeze(model)
     # zero reset; conv1 back at F = 6 (the shipped model's F before its re-fit to 3), where its state clips:
     # Lava must count the same clips
-    zero = dataclasses.replace(net, layers=[dataclasses.replace(l, reset="zero", frac_bits=6, threshold=l.neuron.threshold << (6 - l.neuron.frac_bits),
-                                                                bias=l.neuron.bias << (6 - l.neuron.frac_bits)) for l in net.layers]).validate()
+    zero = dataclasses.replace(net, layers=[dataclasses.replace(l, neuron=dataclasses.replace(
+        l.neuron, reset="zero", frac_bits=6, threshold=l.neuron.threshold << (6 - l.neuron.frac_bits),
+        bias=l.neuron.bias << (6 - l.neuron.frac_bits))) for l in net.layers]).validate()
     path = write_netx(zero, tmp_path / "zero.net")
     lava = LavaSimulator(netx_path=path)
     assert lava.net is not zero and [l.neuron.reset for l in lava.net.layers] == ["zero"] * 3
@@ -442,3 +443,50 @@ def test_shipped_model_zero_reset_variant_and_exported_file(tmp_path):
     sub = NumpySimulator(net).run(images, 100)
     assert any(not np.array_equal(sub.spikes[n], ref.spikes[n]) for n in ref.spikes)  # really a different net
     assert ref.saturations["conv1"] > 0 and res.saturations["conv1"] == ref.saturations["conv1"]
+
+
+# ------------------------------------------------------------------------------ CUBA on Lava's stock LIF
+def cuba_stock_net(seed: int = 5) -> FrozenNet:
+    """small_net's shapes with current-based neurons on the stock route: zero reset, one θ, β and current
+    decay a per layer (Lava's du = 4095 - a, iDecay = 4096 - a), F = 6, a bias on v (multiples of 64)."""
+    from qsnn_deploy.frozen import Layer, Synapse
+    from qsnn_deploy.neurons import CubaLIF
+
+    rng = np.random.default_rng(seed)
+    l1 = Layer("conv1", Synapse("conv", rng.integers(-7, 8, (4, 1, 3, 3)).astype(np.int8), 4, pool=(2, 2)),
+               CubaLIF(np.full(4, 64 * 6000), np.array([300, -200, 0, 100]) * 64, np.full(4, 2048), np.full(4, 1024),
+                       reset="zero"))
+    l2 = Layer("fc", Synapse("dense", rng.integers(-7, 8, (5, 64)).astype(np.int8), 4, flatten_input=True),
+               CubaLIF(np.full(5, 64 * 20), np.zeros(5, np.int64), np.full(5, 3072), np.full(5, 2048), reset="zero"))
+    return FrozenNet(InputSpec((1, 10, 10)), [l1, l2], num_steps=20).validate()
+
+
+def test_cuba_layers_run_on_stock_lava_bit_exact(tmp_path):
+    """A CUBA net maps onto Lava's stock LIF with its own du (netx iDecay = 4096 - a): the fit check routes it
+    stock, the netx file round-trips, and real Lava == the Loihi-style simulator == the NumPy reference."""
+    net = cuba_stock_net()
+    fit = check_net(net)
+    assert [lf.route for lf in fit.layers] == ["stock", "stock"] and fit.fits, [lf.stock_reasons for lf in fit.layers]
+    assert fit.layers[0].mapping["iDecay"] == 4096 - 2048
+    path = write_netx(net, tmp_path / "cuba.net")
+    back = read_netx(path)
+    assert [layer.kind for layer in back.layers] == ["cuba", "cuba"]
+    x = np.random.default_rng(1).integers(0, 256, (3, 1, 10, 10))
+    ref, res = assert_lava_matches(net, x, 20)
+    assert all(ref.spikes[name].sum() > 0 for name in ref.spikes)
+    # the current matters: the same net with the current fully decayed each step (a one-state LIF) differs
+    lif = NumpySimulator(dataclasses.replace(net, layers=[dataclasses.replace(
+        layer, neuron=dataclasses.replace(layer.neuron, current_decay=np.zeros(len(layer.neuron.threshold), np.int64)))
+        for layer in net.layers])).run(x, 20)
+    assert any(not np.array_equal(lif.spikes[n], ref.spikes[n]) for n in ref.spikes)
+
+
+def test_cuba_layer_that_does_not_fit_stock_is_refused_by_name(tmp_path):
+    """No custom CUBA process exists: a CUBA layer off the stock route (subtract reset) is refused naming it."""
+    from qsnn_deploy.errors import UnsupportedNeuronError
+
+    net = cuba_stock_net()
+    net.layers[1].neuron.reset = "subtract"
+    with pytest.raises(UnsupportedNeuronError, match="'fc'.*cuba.*stock LIF only.*subtract reset"):
+        write_netx(net, tmp_path / "bad.net")
+    assert not (tmp_path / "bad.net").exists()

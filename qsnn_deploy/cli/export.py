@@ -6,6 +6,7 @@
     qsnn-export model.pt --target lava -o out/             # -> out/model.net (netx HDF5), fit per layer
     qsnn-export model.pt --target lava --check             # Loihi 2 constraint check only, writes nothing
     qsnn-export model.pt --target lava --strict -o out/    # exit 1, write nothing, unless stock Loihi fits
+    qsnn-export model.pt --target lava --strict --margin-bits 1 -o out/   # ... and every field 1 bit under its limit
 
 Exit status: 0 on success; 1 when --check/--strict find a layer that does not fit the target
 (hardware limits, or a neuron the stock hardware cannot run); 2 on bad input.
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse to export (exit 1, nothing written) when any layer misses a hardware limit or "
                         "needs a neuron model the stock hardware does not have")
     p.add_argument("--check-json", metavar="FILE", help="also write the constraint check as JSON")
+    p.add_argument("--margin-bits", type=int, default=None, metavar="N",
+                   help="with --check or --strict (target lava): also refuse when a field (weight, threshold or bias "
+                        "mantissa, state, current) is less than N bits under its limit; the margins table shows each")
     add_logging_arguments(p)
     return p
 
@@ -95,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             raise QSNNError(f"target {args.target!r} has no constraint check (targets with one: {', '.join(CHECKS.names())})")
         if args.check_json:
             check_output_path(args.check_json, "file")
+        if args.margin_bits is not None and (args.target != "lava" or not (args.check or args.strict) or args.margin_bits < 0):
+            raise QSNNError(f"--margin-bits {args.margin_bits}: needs --target lava with --check or --strict, and N ≥ 0")
         # refuse an unwritable output before any work (nothing is created here), and again once the
         # file name (the model's stem) is known
         suffix = target_suffix(args.target)
@@ -110,12 +116,25 @@ def main(argv: list[str] | None = None) -> int:
         fit = CHECKS.get(args.target)(loaded.net) if args.target in CHECKS.names() else None
         if fit is not None:
             console.print(fit_table(fit, args.target))
+        margins, short = None, []
+        if checking and args.target == "lava":  # per-layer margins to the limits (lava/margins.py)
+            from ..lava.margins import margin_line, margins_json, margins_table, net_margins, short_margins
+
+            margins = net_margins(loaded.net, fit)
+            console.print(margins_table(margins))
+            if args.margin_bits is not None:
+                short = short_margins(margins, args.margin_bits)
+                for m in short:
+                    console.print(f"[red]{escape(margin_line(m, args.margin_bits))}[/red]")
         if args.check_json:
-            write_text_atomic(args.check_json, json.dumps(fit.to_dict(), indent=2, default=str))
+            doc = fit.to_dict() if margins is None else {**fit.to_dict(), "margins": margins_json(margins)}
+            write_text_atomic(args.check_json, json.dumps(doc, indent=2, default=str))
             logger.info("wrote %s", args.check_json)
         if args.check:
-            console.print("[green]fits[/green]" if fit.fits else "[red]does not fit stock hardware[/red]")
-            return 0 if fit.fits else 1
+            console.print("[green]fits[/green]" if fit.fits and not short else
+                          "[red]does not fit stock hardware[/red]" if not fit.fits else
+                          f"[red]fits, but {len(short)} field(s) under the {args.margin_bits}-bit margin[/red]")
+            return 0 if fit.fits and not short else 1
         clip_warnings = state_warnings(loaded.net)
         for w in clip_warnings:
             console.print(f"[yellow]warning: {escape(w)}[/yellow]")
@@ -126,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if args.strict and clip_warnings:
             console.print("[red]--strict: not exported[/red] (the state may clip; see the warnings above)")
+            return 1
+        if args.strict and short:
+            console.print(f"[red]--strict: not exported[/red] ({len(short)} field(s) less than --margin-bits "
+                          f"{args.margin_bits} under their limit; listed above)")
             return 1
         paths = exporter(loaded.net, args.output, stem=loaded.name)
         faithful = loaded.net.metadata.get("deploy_faithful")

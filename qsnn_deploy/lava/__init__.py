@@ -3,6 +3,10 @@
 * :mod:`.check` — which layers fit stock Loihi 2 (Lava's ``LIF``/``LIFReset``) and which need the
   custom ``QLIF`` process; Loihi 2 limits, cores; also ``qsnn-report --target lava``.
 * :mod:`.export` — ``qsnn-export --target lava``: the netx HDF5 (``.net``) file, and reading it back.
+* :mod:`.recipe` / :mod:`.recipe_script` — the stand-alone ``run_<stem>.py`` written beside the
+  ``.net`` (lava-dl's netx and Lava's RingBuffers alone; ``--check`` against the reference), the
+  ``.net`` field checks every reader runs, and the custom-route marking stock netx refuses.
+* :mod:`.margins` — per layer, how close each field comes to its Loihi 2 limit (``--margin-bits``).
 * :mod:`.models` — the custom ``QLIF`` process and its ProcessModel, and the memory-mapped stream
   source / recorder processes.
 * :mod:`.backend` — backend ``lava``: the ``.net`` file built by netx, compiled once, samples

@@ -187,9 +187,12 @@ def _neuron_factory(hdf5, qlif_cls, specs: list[dict], period: int | None = None
         made.append((proc, params))
         return proc
 
+    from .recipe import netx_reads_custom_layers
+
     hdf5.LIF = hdf5.LIFReset = make
     try:
-        yield made
+        with netx_reads_custom_layers(hdf5):  # custom layers: neuron type QSNN_QLIF, text bias (lava/recipe.py)
+            yield made
     finally:
         hdf5.LIF, hdf5.LIFReset = stock_lif, stock_reset
 

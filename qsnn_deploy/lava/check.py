@@ -343,7 +343,8 @@ def layer_fit(layer: Layer, in_shape: tuple[int, ...], current_bound: int,
     cores = max(1, math.ceil(neurons / profile.neurons_per_core), math.ceil(synapses / profile.synapses_per_core))
     reasons = stock_reasons(layer, current_bound)
     hw_ok = all(c.ok for c in checks if c.blocking)
-    mapping = {"iDecay": 4096, "vDecay": _fmt(4096 - layer.neuron.decay), "vThMant": _fmt(layer.neuron.threshold >> LAVA_SHIFT),
+    i_decay = 4096 - int(layer.neuron.current_decay[0]) if layer.kind == "cuba" else 4096
+    mapping = {"iDecay": i_decay, "vDecay": _fmt(4096 - layer.neuron.decay), "vThMant": _fmt(layer.neuron.threshold >> LAVA_SHIFT),
                "bias_mant": _fmt(layer.neuron.bias >> NETX_BIAS_EXP), "weight_exp": exp, "kernel": list(w.shape[2:]),
                "stride": list(deploy_stride_padding(layer)[0])}
     return LayerFit(layer.name, "stock" if not reasons else "custom", hw_ok, reasons, checks, cores, mapping)

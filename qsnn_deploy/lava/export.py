@@ -21,30 +21,39 @@ File layout (netx's, lava-dl 0.6.0 ``netx/hdf5.py``), one group per block under 
   layer that reset is required for exactness, since Lava's LIF integrates the bias from step 1,
   before the layer's first input arrives (docs/lava.md, "Bias on the stock route").
 
+A ``custom`` layer's ``neuron/type`` is ``"QSNN_QLIF"`` and its netx ``bias`` is a text naming the route
+and what to do: stock netx's integer read of it fails with that text, so such a file never runs
+silently on stock neurons (:mod:`.recipe`); ``qsnn/pipeline_steps`` (R - T) gives the reset interval
+for any T. :func:`read_layer_specs` checks every field netx would run (:func:`.recipe_script.read_settings`).
+``export`` also writes the stand-alone Lava recipe ``run_<stem>.py`` beside the file.
+
 Extension (ignored by netx, read by the runner and :func:`read_netx`): a ``qsnn`` group per layer
 with the exact integer semantics, ``route`` (``stock``: Lava's LIF computes this layer exactly;
 ``custom``: only qsnn-deploy's QLIF ProcessModel does: subtract reset, per-channel θ / b / d, F or
 B_v other than Lava's), ``threshold``/``bias``/``decay`` per channel (state units, int64),
 ``reset``, ``frac_bits``, ``state_bits``; and a root ``qsnn`` group with the input description,
 T, the layer names and the original frozen manifest (JSON) so that the round trip is lossless.
-For a ``custom`` layer the netx ``neuron`` fields are Lava's closest stock reading (first
-channel's θ, reset to zero): stock netx alone runs that layer differently, which is why the
-export prints the per-layer route and ``--strict`` refuses such nets.
+For a ``custom`` layer the netx ``neuron`` fields vThMant / vDecay are Lava's closest stock reading
+(first channel's θ), for reference only: stock netx refuses the layer (its type and text bias), and
+``--strict`` refuses such nets at export.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, FrozenNetError, UnsupportedLayerError
+from ..errors import CheckpointError, FrozenNetError, UnsupportedLayerError, UnsupportedNeuronError
 from ..fileio import atomic_path, check_hdf5_sizes
 from ..frozen import FrozenNet, InputSpec, Layer, LIFLayer
+from ..neurons import CubaLIF
 from ..simulators.base import NeuronKernels
 from .check import (LAVA_SHIFT, NETX_RESET_OFFSET, NetFit, biased_stock_layers, check_net, deploy_stride_padding,
                          deploy_weight, period_steps)
+from .recipe_script import CUSTOM_NEURON_TYPE, RecipeError, read_settings
 
 SUFFIX = ".net"
 FORMAT_NAME = "qsnn-netx"
@@ -53,8 +62,8 @@ MAX_WEIGHT_BITS = 16  # the frozen format's widest weight (FrozenNet.validate)
 
 
 #: Neuron kinds the netx export writes (and the ``lava`` backend runs).
-LAVA_KERNELS = NeuronKernels("lava", {"lif": "LIF"}, recurrent="recurrent layers are not exported to Lava yet",
-                             reasons={"cuba": "the netx export writes one-state LIF layers only so far"})
+LAVA_KERNELS = NeuronKernels("lava", {"lif": "LIF", "cuba": "LIF (stock route only)"},
+                             recurrent="recurrent layers are not exported to Lava yet")
 
 
 def _h5py():
@@ -76,10 +85,13 @@ def _str(group, key: str, value: str) -> None:
     group.create_dataset(key, data=np.bytes_(value))
 
 
-def _neuron(group, layer: Layer) -> None:
+def _neuron(group, layer: Layer, route: str = "stock") -> None:
     n = group.create_group("neuron")
-    _str(n, "type", "CUBA")
-    n.create_dataset("iDecay", data=np.int64(4096))
+    _str(n, "type", CUSTOM_NEURON_TYPE if route == "custom" else "CUBA")  # stock netx refuses the custom type
+    # netx: du = iDecay - 1 and Lava decays u by 4096 - (du + 1) = 4096 - iDecay: a one-state LIF has
+    # iDecay = 4096 (u = a << 6 every step); a CUBA layer's current decay a gives iDecay = 4096 - a
+    current_decay = int(layer.neuron.current_decay[0]) if layer.kind == "cuba" else 0
+    n.create_dataset("iDecay", data=np.int64(4096 - current_decay))
     n.create_dataset("vDecay", data=np.int64(4096 - int(layer.neuron.decay[0])))
     n.create_dataset("vThMant", data=np.int64(int(layer.neuron.threshold[0]) >> LAVA_SHIFT))
     n.create_dataset("refDelay", data=np.int64(1))
@@ -91,7 +103,8 @@ def _extension(group, layer: Layer, route: str) -> None:
     _str(q, "name", layer.name)
     _str(q, "route", route)
     _str(q, "reset", layer.neuron.reset)
-    for key in ("threshold", "bias", "decay"):
+    _str(q, "kind", layer.kind)
+    for key in ("threshold", "bias", "decay") + (("current_decay",) if layer.kind == "cuba" else ()):
         q.create_dataset(key, data=np.asarray(getattr(layer.neuron, key), dtype=np.int64))
     q.create_dataset("frac_bits", data=np.int64(layer.neuron.frac_bits))
     q.create_dataset("state_bits", data=np.int64(layer.neuron.state_bits))
@@ -106,7 +119,7 @@ def run_note(net: FrozenNet, routes: list[str]) -> str:
     L = len(routes)
     note = (f"Load with lava.lib.dl.netx.hdf5.Network(net_config=..., input_message_bits={input_message_bits(net)}, "
             f"reset_interval=R, reset_offset={NETX_RESET_OFFSET}) and give each sample its own R steps "
-            f"(R = T + {L}{' + ' + str(R - net.num_steps - L) if R - net.num_steps - L else ''}; "
+            f"(R = T + {L}{' + ' + str(R - net.num_steps - L) if R - net.num_steps - L else ''} for any T, qsnn/pipeline_steps; "
             f"R = {R} at T = {net.num_steps}): its T input columns, then zeros; layer l (0-based) then sets u = v = 0 "
             f"at step l + 2 of each period, just before it integrates the sample's first input.")
     if biased:
@@ -114,8 +127,10 @@ def run_note(net: FrozenNet, routes: list[str]) -> str:
                  "integrates from step 1; only that reset wipes what it integrated before the layer's first input "
                  "(a netx load without reset_interval runs those layers differently from the reference).")
     if any(r == "custom" for r in routes):
-        note += (" Layers whose qsnn/route is 'custom' need qsnn-deploy's QLIF ProcessModel "
-                 "(qsnn_deploy.lava.backend does the substitution); stock netx runs them differently.")
+        note += (" Layers whose qsnn/route is 'custom' (neuron type QSNN_QLIF) need qsnn-deploy's QLIF ProcessModel "
+                 "(qsnn_deploy.lava.backend and the run_*.py recipe do the substitution); stock netx refuses them.")
+    note += (" The run_<stem>.py script qsnn-export writes beside this file does all of this with netx and Lava's "
+             "RingBuffers (--check compares every layer with the reference).")
     return note
 
 
@@ -124,6 +139,10 @@ def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> P
     LAVA_KERNELS.check(net)
     h5py = _h5py()
     fit = fit or check_net(net)
+    for layer, lf in zip(net.layers, fit.layers):
+        if layer.kind == "cuba" and lf.route != "stock":  # Lava's own LIF is CUBA; the custom QLIF process is not
+            raise UnsupportedNeuronError(layer.name, "cuba", "lava", "a current-based layer runs on Lava's stock LIF "
+                                         "only (no custom CUBA process): " + "; ".join(lf.stock_reasons))
     path = Path(path)
     manifest, _ = net.to_manifest()
     with atomic_path(path) as tmp:
@@ -138,6 +157,8 @@ def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> P
             biased = biased_stock_layers(net, routes)
             root.create_dataset("needs_periodic_reset", data=np.bool_(bool(biased)))
             root.create_dataset("reset_interval", data=np.int64(period_steps(net.num_steps, routes)))
+            # R - T: the reset interval for any other T is T + pipeline_steps
+            root.create_dataset("pipeline_steps", data=np.int64(period_steps(0, routes)))
             root.create_dataset("reset_offset", data=np.int64(NETX_RESET_OFFSET))
             _str(root, "run_note", run_note(net, routes))
             layers = f.create_group("layer")
@@ -171,8 +192,12 @@ def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> P
                     g.create_dataset("weight", data=layer.synapse.weight.astype(np.int64).reshape(layer.synapse.weight.shape[0], -1))
                 else:  # pragma: no cover - validate() refuses other synapses
                     raise UnsupportedLayerError(f"layer {layer.name}: synapse {layer.synapse.kind!r} has no netx block")
-                _neuron(g, layer)
-                if np.any(layer.neuron.bias != 0):
+                _neuron(g, layer, lf.route)
+                if lf.route == "custom":  # text: stock netx's int conversion fails with it (lava/recipe.py)
+                    from .recipe import custom_bias_message
+
+                    _str(g, "bias", custom_bias_message(layer.name, lf.stock_reasons))
+                elif np.any(layer.neuron.bias != 0):
                     g.create_dataset("bias", data=(layer.neuron.bias >> LAVA_SHIFT).astype(np.int64))
                 _extension(g, layer, lf.route)
     return path
@@ -203,13 +228,17 @@ def read_layer_specs(path: str | Path) -> tuple[dict[str, Any], list[dict[str, A
             if "qsnn" not in f or _read_str(f["qsnn/format"]) != FORMAT_NAME:
                 raise CheckpointError(f"{path}: not a qsnn-deploy netx file (no 'qsnn' group); export it with "
                                       "qsnn-export --target lava")
+            try:  # every layer group there, what netx would run = the qsnn groups, Lava's widths (recipe_script.py)
+                run = read_settings(path)
+            except RecipeError as exc:
+                raise CheckpointError(str(exc)) from None
             root = {"input_message_bits": int(f["qsnn/input_message_bits"][()]),
                     "num_steps": int(f["qsnn/num_steps"][()]),
                     "manifest": json.loads(_read_str(f["qsnn/manifest"])),
                     "version": int(f["qsnn/version"][()]),
                     # written since stock layers may carry a bias (absent in older files: no stock bias then)
                     "needs_periodic_reset": bool(f["qsnn/needs_periodic_reset"][()]) if "needs_periodic_reset" in f["qsnn"] else False,
-                    "run_note": _read_str(f["qsnn/run_note"]) if "run_note" in f["qsnn"] else ""}
+                    "run_note": _read_str(f["qsnn/run_note"]) if "run_note" in f["qsnn"] else "", "run": run}
             specs = []
             for i in range(len(f["layer"])):
                 g = f["layer"][str(i)]
@@ -220,6 +249,8 @@ def read_layer_specs(path: str | Path) -> tuple[dict[str, Any], list[dict[str, A
                               "threshold": q["threshold"][()], "bias": q["bias"][()], "decay": q["decay"][()],
                               "frac_bits": int(q["frac_bits"][()]), "state_bits": int(q["state_bits"][()]),
                               "sigma": q["sigma"][()] if "sigma" in q else None, "type": _read_str(g["type"]),
+                              "kind": _read_str(q["kind"]) if "kind" in q else "lif",
+                              "current_decay": q["current_decay"][()] if "current_decay" in q else None,
                               "weight": g["weight"][()], "shape": tuple(int(s) for s in g["shape"][()]),
                               "stride": tuple(int(s) for s in g["stride"][()]) if "stride" in g else (1, 1),
                               "padding": tuple(int(s) for s in g["padding"][()]) if "padding" in g else (0, 0),
@@ -271,7 +302,15 @@ def read_netx(path: str | Path) -> FrozenNet:
                 kw.update(stride=s["stride"], padding=s["padding"])
             else:
                 kw.update(flatten_input=s["after_flatten"])
-            layers.append(LIFLayer(**kw))
+            layer = LIFLayer(**kw)
+            if s.get("kind", "lif") == "cuba":  # the current decay a is in the extension; Lava's u has no bias
+                lif = layer.neuron
+                layer = dataclasses.replace(layer, neuron=CubaLIF(
+                    lif.threshold, lif.bias, _int_array(name, "current_decay", s["current_decay"]), lif.decay, None,
+                    lif.reset, lif.frac_bits, lif.state_bits, lif.state_bits, lif.sigma))
+            elif s.get("kind", "lif") != "lif":
+                raise FrozenNetError(name, "qsnn/kind", f"unknown neuron kind {s.get('kind')!r} (lif, cuba)")
+            layers.append(layer)
         net = FrozenNet(inp, layers, num_steps=root["num_steps"], metadata=dict(man.get("metadata", {})))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, FrozenNetError):
@@ -281,7 +320,11 @@ def read_netx(path: str | Path) -> FrozenNet:
 
 
 def export(net: FrozenNet, out: str | Path, stem: str = "model") -> list[Path]:
-    """Write ``out/<stem>.net`` (or ``out`` itself when it ends in .net)."""
+    """Write ``out/<stem>.net`` (or ``out`` itself when it ends in .net) and, beside it, the stand-alone
+    Lava recipe ``run_<stem>.py`` (:mod:`.recipe`)."""
+    from .recipe import write_recipe
+
     out = Path(out)
     path = out if out.suffix == SUFFIX else out / f"{stem}{SUFFIX}"
-    return [write_netx(net.validate(), path)]
+    net_path = write_netx(net.validate(), path)
+    return [net_path, write_recipe(net_path)]

@@ -69,13 +69,15 @@ def conv_as_sparse(conv, in_max: int):
 
 
 def check_stock_params(spec: dict, params: dict) -> None:
-    """A stock layer must be what the route promises: a single-state LIF (du = 4095) whose bias, as
-    netx built it (``bias_mant << bias_exp``, per neuron in Lava's layout), is the file's exact
-    per-channel bias b (a multiple of 64). Anything else is refused rather than run inexactly."""
+    """A stock layer must be what the route promises: a single-state LIF (du = 4095), or for a ``cuba``
+    layer the current decay a of the file (du = 4095 - a), whose bias, as netx built it
+    (``bias_mant << bias_exp``, per neuron in Lava's layout), is the file's exact per-channel bias b
+    (a multiple of 64). Anything else is refused rather than run inexactly."""
     name = spec["name"]
-    if int(np.asarray(params["du"]).item()) != 4095:
-        raise QSNNError(f"layer {name}: a stock Lava LIF with a current decay (du != 4095) is not the single-state "
-                        "neuron of the integer semantics")
+    a = int(np.asarray(spec["current_decay"]).reshape(-1)[0]) if spec.get("kind") == "cuba" else 0
+    if int(np.asarray(params["du"]).item()) != 4095 - a:
+        raise QSNNError(f"layer {name}: netx built du = {int(np.asarray(params['du']).item())}, the file's "
+                        f"{spec.get('kind', 'lif')} neuron needs du = 4095 - {a} = {4095 - a}")
     mant = np.asarray(params["bias_mant"], dtype=np.int64)
     built = mant << int(np.asarray(params["bias_exp"]).item())
     want = np.asarray(spec["bias"], dtype=np.int64)  # per channel: Lava's layout is channel-last

@@ -51,12 +51,18 @@ LAVA_BATCH = LavaSimulator.preferred_batch_size
 #: Kinds the Loihi-style simulator runs: a custom layer steps the kind's own ``reference_step`` (what a
 #: custom Lava ProcessModel runs); a stock layer Lava's CUBA LIF (a ``"lif"`` layer with du = 4095, a
 #: ``"cuba"`` one with its own du).
-LOIHI_KERNELS = NeuronKernels("loihi", {"lif": "reference_step", "cuba": "reference_step"},
-                              recurrent="recurrent synapses are not modelled in the Loihi-style simulator yet")
+LOIHI_KERNELS = NeuronKernels("loihi", {"lif": "reference_step", "cuba": "reference_step"})
 
 
 def _tz(x: np.ndarray) -> np.ndarray:
     return (x + ((x >> 63) & (intmath.DECAY_ONE - 1))) >> intmath.DECAY_BITS
+
+
+def _recurrent(p, out: np.ndarray, t: int):
+    """``R·z_{t-1}`` of a recurrent layer (its own spikes one Lava step earlier: a synapse adds one step), else 0."""
+    if p.recurrent is None or t == 0:
+        return 0
+    return p._to_int(out[t - 1].astype(p.recurrent.dtype) @ p.recurrent)
 
 
 def stock_exact(layer, current_bound: int = 0) -> bool:
@@ -224,7 +230,7 @@ class LoihiSimulator:
         out = np.zeros(j.shape, np.uint8)
         n_sat = 0
         for t in range(start, min(end, j.shape[0])):
-            state, out[t], n = neuron.reference_step(state, j[t])
+            state, out[t], n = neuron.reference_step(state, j[t] + _recurrent(p, out, t))
             n_sat += n
         return out, n_sat
 
@@ -247,7 +253,7 @@ class LoihiSimulator:
             if t == start:  # LIFReset: reset first, then this step's integration
                 u[...] = 0
                 v[...] = 0
-            u = _tz(u * (4096 - (du + 1))) + (j[t] << 6)
+            u = _tz(u * (4096 - (du + 1))) + ((j[t] + _recurrent(p, out, t)) << 6)
             u = np.where(u > (1 << 23), u - (1 << 24), np.where(u <= -(1 << 23), u + (1 << 24), u))
             v = _tz(v * (4096 - dv)) + u + b
             if start <= t < end:
