@@ -520,3 +520,14 @@ def test_plain_snntorch_recurrent_nets_on_spike_input_bit_exact(build, trained):
     assert [b.name for b in exact] == ["torch-cpu", "onnx"] and report.all_exact, [
         (b.name, [(la.name, la.first_mismatch) for la in b.layers if not la.bit_exact]) for b in exact]
     assert all(la.reference_spikes > 0 for la in exact[0].layers)
+
+
+def test_recurrent_weights_without_an_exact_split_are_refused_by_field():
+    """The one thing about recurrence the graph cannot make exact: a row of 2^24 one-bit recurrent products
+    (no float32 piece holds its sum). No valid net reaches it (2^24 neurons, a 2^48-entry R), so the
+    planner is asked directly, with a layer holding one such row; the error names the layer and field."""
+    from types import SimpleNamespace
+
+    stub = SimpleNamespace(name="loop", synapse=SimpleNamespace(recurrent=np.ones((1, 1 << 24), np.int8), is_recurrent=True))
+    with pytest.raises(UnsupportedLayerError, match="layer 'loop', field 'recurrent': no exact float split"):
+        oe.recurrent_split(stub)
