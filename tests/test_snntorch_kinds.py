@@ -16,7 +16,7 @@ from qsnn_deploy import freeze
 from qsnn_deploy.errors import UnsupportedLayerError
 from qsnn_deploy.verify import verify
 
-BACKENDS = ("torch", "loihi")  # onnx and nir join as their kernels for these kinds land (issue 24)
+BACKENDS = ("torch", "onnx", "loihi")  # nir joins as its kernels for these kinds land (issue 24)
 STEPS = 12
 
 
