@@ -412,13 +412,15 @@ def saturation_warnings(ref: "SimResult | _RunSummary") -> list[str]:
     fraction of neuron-steps clipped and the fix. Clips are exact in every backend (each clips the
     same way), but a target with another state width would not reproduce them."""
     summary = ref if isinstance(ref, _RunSummary) else _RunSummary.of(ref)
+    kinds = {} if isinstance(ref, _RunSummary) else dict(ref.info.get("kinds", {}))
     out = []
     for name, n_sat in summary.saturations.items():
         if not n_sat:
             continue
         total = summary.neuron_steps.get(name, 0)
         frac = f"{100.0 * n_sat / total:.3g}% of {total:,} neuron-steps" if total else "some neuron-steps"
-        out.append(f"layer {name!r}: the state clipped in {frac} ({n_sat:,} events); fix: {SATURATION_FIX}")
+        both = " (current and membrane clips together: a two-state kind can pass 100%)" if kinds.get(name) == "cuba" else ""
+        out.append(f"layer {name!r}: the state clipped in {frac} ({n_sat:,} events){both}; fix: {SATURATION_FIX}")
     return out
 
 

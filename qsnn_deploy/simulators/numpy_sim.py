@@ -186,7 +186,7 @@ class NumpySimulator:
         arr, static, steps = prepare_input(self.net, x, num_steps)
         parts = [self._run_batch(xs, static, steps, record_states) for xs in batches(arr, static, self.batch_size)]
         spikes, sats, states = merge_batches(parts, [p.name for p in self.layers], record_states)
-        return SimResult(spikes, sats, states, backend=self.name)
+        return SimResult(spikes, sats, states, backend=self.name, info={"kinds": {p.name: p.layer.kind for p in self.layers}})
 
     def _run_batch(self, x: np.ndarray, static: bool, steps: int, record: bool):
         x = x.astype(_compact_dtype(self.net), copy=False)
