@@ -34,7 +34,7 @@ from .calling import ForwardFn, inspect_model
 from .errors import FrozenNetError, QSNNWarning, SaturationWarning, UnsupportedLayerError
 from .frozen import MAX_RECURRENT_BITS, FrozenNet, InputSpec, Layer, Synapse
 from .neurons import LIF, CubaLIF
-from .statebound import choose_frac_bits, clip_risk_message, current_extremes, layer_state_bound, state_bound
+from .statebound import choose_frac_bits, clip_risk_message, current_extremes, layer_state_bound
 from .nn.blocks import Block, block_affine, parse_blocks, quantized_weight
 from .nn.neuron import QNeuron
 from .nn.sequential import QSequential

@@ -35,7 +35,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import intmath
 from ..frozen import FrozenNet, Layer
 
 
