@@ -38,6 +38,18 @@ def stepwise(current, sigma, bias, theta, b_int, a, d, *, frac_bits, state_bits,
     return torch.stack(outs), neuron.saturation_events, torch.stack(syns), torch.stack(mems)
 
 
+def saved_states(spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The i and v states [T, ...] the fused node kept for its backward pass (read before backward), float64."""
+    node = spikes.grad_fn
+    if getattr(node, "numba", False):
+        _, _, istates, vstates = node.kernel_data
+        istates, vstates = torch.from_numpy(istates), torch.from_numpy(vstates)
+    else:
+        istates, vstates = node.saved_tensors[-2:]
+    shape = (spikes.shape[0],) + tuple(spikes.shape[1:])
+    return istates[1:].to(torch.float64).reshape(shape), vstates[1:].to(torch.float64).reshape(shape)
+
+
 def make_case(seed: int, static: bool, conv: bool, steps: int, big: bool):
     g = torch.Generator().manual_seed(seed)
     c = 3
@@ -72,6 +84,9 @@ def test_fused_equals_stepwise(monkeypatch, use_numba, zero_reset, static, conv)
         ref_spikes, ref_clipped, ref_i, ref_v = stepwise(*ref_inputs, **kw)
         assert torch.equal(spikes, ref_spikes)
         assert clipped == ref_clipped
+        fused_i, fused_v = saved_states(spikes)
+        assert torch.equal(fused_i, ref_i.to(torch.float64).reshape(fused_i.shape))
+        assert torch.equal(fused_v, ref_v.to(torch.float64).reshape(fused_v.shape))
         if big:  # the case exercises the clip of the state it targets
             limit = float((1 << ((current_bits if current_bits < 24 else state_bits) - 1)) - 1)
             assert (ref_i if current_bits < 24 else ref_v).abs().max() == limit
@@ -84,6 +99,31 @@ def test_fused_equals_stepwise(monkeypatch, use_numba, zero_reset, static, conv)
             assert x.grad is not None and y.grad is not None, name
             assert y.grad.abs().max() > 0, f"the reference gradient of {name} is zero: the test would prove little"
             torch.testing.assert_close(x.grad, y.grad, rtol=1e-9, atol=1e-9, msg=f"gradient of {name}")
+
+
+@pytest.mark.parametrize("use_numba", [True, False], ids=["numba", "torch-ops"])
+def test_wide_states_are_kept_in_float64(monkeypatch, use_numba):
+    """B_i, B_v > 25: states beyond 2**24, which float32 would round, are stored in float64, so the
+    backward pass (which reads them) still gives the step-by-step gradients."""
+    monkeypatch.setattr(fused_cuba, "USE_NUMBA", use_numba)
+    steps = 6
+    inputs = list(make_case(4, False, False, steps, True))
+    with torch.no_grad():
+        inputs[3] = (inputs[3].detach() * 2 ** 13).requires_grad_()  # theta on the scale of J·2**16
+    kw = dict(frac_bits=16, state_bits=40, current_bits=36, zero_reset=False, slope=5.0, static=False, steps=steps)
+    ref_inputs = [t.detach().clone().requires_grad_() for t in inputs]
+    spikes, clipped = cuba_sequence(*inputs, **kw)
+    ref_spikes, ref_clipped, ref_i, ref_v = stepwise(*ref_inputs, **kw)
+    assert ref_v.abs().max() > 2 ** 24 and ref_i.abs().max() > 2 ** 24
+    assert torch.equal(spikes, ref_spikes) and clipped == ref_clipped == 0
+    fused_i, fused_v = saved_states(spikes)
+    assert torch.equal(fused_i, ref_i) and torch.equal(fused_v, ref_v)
+    assert 0 < int(spikes.sum()) < spikes.numel()
+    weights = torch.rand(spikes.shape, generator=torch.Generator().manual_seed(9))
+    (spikes * weights).sum().backward()
+    (ref_spikes * weights).sum().backward()
+    for name, x, y in zip(NAMES, inputs, ref_inputs):
+        torch.testing.assert_close(x.grad, y.grad, rtol=1e-9, atol=1e-9, msg=f"gradient of {name}")
 
 
 @pytest.mark.parametrize("zero_reset", [False, True], ids=["subtract", "zero"])
