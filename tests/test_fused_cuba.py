@@ -148,27 +148,33 @@ def test_fused_states_equal_stepwise(zero_reset):
     assert clipped == ref_clipped > 0
 
 
-def cuba_model(steps: int, reset: str) -> torch.nn.Module:
+def cuba_model(steps: int, reset: str, profile: str = "default") -> torch.nn.Module:
+    """The seeds' MNIST net with every spiking layer a QSynaptic (as ``qsnn-train --neuron cuba``)."""
+    from qsnn_deploy.profiles import apply_profile
+
     arch = preset_arch("mnist", "int4", num_steps=steps, reset=reset)
     for entry in arch["layers"]:
         if entry.get("type") == "lif":
             entry.update(kind="cuba", alpha=0.5)
-    return init_uniform_fan_in(build_model(arch))
+    return init_uniform_fan_in(build_model(apply_profile(arch, profile)))
 
 
 @pytest.mark.parametrize("use_numba", [True, False], ids=["numba", "torch-ops"])
-@pytest.mark.parametrize("reset", ["subtract", "zero"])
-def test_qsequential_fused_training_step_matches_stepwise(monkeypatch, use_numba, reset):
-    """A whole training step of the seeds' MNIST net with CUBA neurons (BatchNorm in training mode,
-    dropout, learnable α and β): same spikes in every layer, same loss, same parameter gradients."""
+@pytest.mark.parametrize("reset,profile", [("subtract", "default"), ("zero", "default"), ("zero", "loihi")])
+def test_qsequential_fused_training_step_matches_stepwise(monkeypatch, use_numba, reset, profile):
+    """A whole training step of the seeds' MNIST net with CUBA neurons (BatchNorm in training mode, or the
+    loihi profile's per-channel bias and 64-unit grid; dropout; learnable α, β and θ): same spikes in
+    every layer, same loss, same saturation counts, same parameter gradients."""
     monkeypatch.setattr(fused_cuba, "USE_NUMBA", use_numba)
     torch.manual_seed(0)
-    fused = cuba_model(5, reset)
+    fused = cuba_model(5, reset, profile)
     with torch.no_grad():  # a net that spikes in every layer; negative BatchNorm gammas flip J's sign
         for b in fused.blocks:
             b.synapse.weight.mul_(3.0)
             if b.batchnorm is not None:
                 b.batchnorm.weight[::3] *= -1.0
+            elif b.synapse.bias is not None:
+                b.synapse.bias.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(2))
     for b in fused.blocks:  # every per-channel parameter the step-by-step graph differentiates
         assert isinstance(b.neuron, QSynaptic)
         b.neuron.alpha = torch.nn.Parameter(torch.as_tensor(0.6, dtype=torch.float32))
