@@ -139,7 +139,8 @@ def main() -> None:
         print(json.dumps(run_one(args.one, args.steps[0], args.batch, args.iters, args.device, args.neuron)))
         return
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    print(f"seeds' MNIST net, int4, {args.neuron} neurons, batch {args.batch}, device {args.device}, torch threads {torch.get_num_threads()}; "
+    print(f"seeds' MNIST net, int4, {args.neuron} neurons, batch {args.batch}, device {args.device}, "
+          f"torch threads {torch.get_num_threads()}; "
           "each variant in a fresh process (peak memory = that process's)")
     for steps in args.steps:
         res = {}

@@ -106,7 +106,8 @@ class _CubaSequence(torch.autograd.Function):
     def _forward_numba(ctx, current, sigma, bias, theta, b_int, a, d, counter):
         frac_bits, state_bits, current_bits, zero_reset, slope, static, steps, direct = ctx.cfg
         cur = _as_ncs(current.detach(), static)
-        params = tuple(np.ascontiguousarray(t.detach().to(torch.float64).numpy()) for t in (sigma, bias, theta, b_int, a, d))
+        params = tuple(np.ascontiguousarray(t.detach().to(torch.float64).numpy())
+                       for t in (sigma, bias, theta, b_int, a, d))
         spikes, istates, vstates, saturated = fused_cuba_cpu.forward(
             cur, static, direct, steps, float(1 << frac_bits), params, bool(zero_reset),
             float(intmath.state_limit(current_bits)), float(intmath.state_limit(state_bits)),
@@ -123,8 +124,8 @@ class _CubaSequence(torch.autograd.Function):
         frac_bits, state_bits, current_bits, zero_reset, slope, static, steps, direct = ctx.cfg
         cur, params, istates, vstates = ctx.kernel_data
         g = np.ascontiguousarray(grad_spikes.detach().to(torch.float32).numpy()).reshape((steps,) + cur.shape[1:])
-        gcur, gpar = fused_cuba_cpu.backward(cur, static, direct, steps, float(1 << frac_bits), params, bool(zero_reset),
-                                             float(intmath.state_limit(current_bits)),
+        gcur, gpar = fused_cuba_cpu.backward(cur, static, direct, steps, float(1 << frac_bits), params,
+                                             bool(zero_reset), float(intmath.state_limit(current_bits)),
                                              float(intmath.state_limit(state_bits)), float(slope), istates, vstates, g)
         ctx.kernel_data = None
         current = inputs[0]

@@ -159,9 +159,10 @@ class QSequential(nn.Sequential):
             sigma_abs = sigma.to(torch.float64).abs()
             bias = bias.to(torch.float64)
             theta_int, b_int, a, d = neuron.integer_params(sigma_abs, bias)
-            spikes, clipped = cuba_sequence(current, sigma_abs, bias, theta_int, b_int, a, d, frac_bits=neuron.frac_bits,
-                                            state_bits=neuron.state_bits, current_bits=neuron.current_bits,
-                                            zero_reset=neuron.reset_mode == "zero", slope=neuron.surrogate_slope,
+            spikes, clipped = cuba_sequence(current, sigma_abs, bias, theta_int, b_int, a, d,
+                                            frac_bits=neuron.frac_bits, state_bits=neuron.state_bits,
+                                            current_bits=neuron.current_bits, zero_reset=neuron.reset_mode == "zero",
+                                            slope=neuron.surrogate_slope,
                                             static=static, steps=steps, direct=True)
             neuron.saturation_events += clipped
             return spikes
