@@ -4,8 +4,10 @@
 * qsnn-deploy's deploy-faithful QSequential (QLeaky: integer semantics, straight-through),
 
 one optimizer step = forward over T steps + spike-count MSE + backward + grad clip + Adam.
+``--neuron cuba`` makes every spiking layer current-based (snnTorch ``Synaptic`` / ``QSynaptic``,
+α = 0.5, as ``qsnn-train --neuron cuba``); ``fused`` then runs :mod:`qsnn_deploy.nn.fused_cuba`.
 
-    python bench/bench_train.py [--steps 25 100] [--batch 128] [--iters 5] [--device cpu|cuda]
+    python bench/bench_train.py [--steps 25 100] [--batch 128] [--iters 5] [--device cpu|cuda] [--neuron lif|cuba]
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import snntorch as snn
 import torch
 import torch.nn.functional as F
 
@@ -23,9 +26,12 @@ sys.path.insert(0, str(ROOT))
 
 from qsnn_deploy.models import build_model, init_uniform_fan_in, preset_arch  # noqa: E402
 from qsnn_deploy.train import spike_count_loss  # noqa: E402
+from qsnn_deploy.train.trainer import CUBA_DEFAULT_ALPHA  # noqa: E402
 
 
 def snntorch_forward(m, x, steps):
+    if isinstance(m.lif1, snn.Synaptic):
+        return snntorch_cuba_forward(m, x, steps)
     mem1 = m.lif1.init_leaky(); mem2 = m.lif2.init_leaky(); mem3 = m.lif3.init_leaky()
     out = []
     for _ in range(steps):
@@ -34,6 +40,28 @@ def snntorch_forward(m, x, steps):
         spk3, mem3 = m.lif3(m.dropout(m.fc(spk2.flatten(1))), mem3)
         out.append(spk3)
     return torch.stack(out)
+
+
+def snntorch_cuba_forward(m, x, steps):
+    """The same loop with snnTorch ``Synaptic`` neurons (a current and a membrane state per layer)."""
+    syn1, mem1 = m.lif1.init_synaptic(); syn2, mem2 = m.lif2.init_synaptic(); syn3, mem3 = m.lif3.init_synaptic()
+    out = []
+    for _ in range(steps):
+        spk1, syn1, mem1 = m.lif1(m.bn1(F.avg_pool2d(m.conv1(x), 2)), syn1, mem1)
+        spk2, syn2, mem2 = m.lif2(m.bn2(F.avg_pool2d(m.conv2(spk1), 2)), syn2, mem2)
+        spk3, syn3, mem3 = m.lif3(m.dropout(m.fc(spk2.flatten(1))), syn3, mem3)
+        out.append(spk3)
+    return torch.stack(out)
+
+
+def bench_arch(steps: int, neuron: str, deploy_faithful: bool = True) -> dict:
+    """The seeds' int4 MNIST arch; ``neuron="cuba"``: every spiking layer current-based, α = 0.5."""
+    arch = preset_arch("mnist", "int4", num_steps=steps, deploy_faithful=deploy_faithful)
+    if neuron == "cuba":
+        for entry in arch["layers"]:
+            if entry.get("type") == "lif":
+                entry.update(kind="cuba", alpha=CUBA_DEFAULT_ALPHA)
+    return arch
 
 
 def step_time(model, forward, x, y, iters):
@@ -59,12 +87,12 @@ def step_time(model, forward, x, y, iters):
 
 VARIANTS = {
     "snntorch": "snnTorch+Brevitas loop",
-    "fused": "deploy-faithful QSequential (fused LIF)",
+    "fused": "deploy-faithful QSequential (fused)",
     "stepwise": "deploy-faithful, step by step (fused = False)",
 }
 
 
-def run_one(variant: str, steps: int, batch: int, iters: int, device: str) -> dict:
+def run_one(variant: str, steps: int, batch: int, iters: int, device: str, neuron: str = "lif") -> dict:
     """One variant in this process: median seconds per optimizer step and peak memory (bytes)."""
     import resource
 
@@ -75,9 +103,9 @@ def run_one(variant: str, steps: int, batch: int, iters: int, device: str) -> di
     x = torch.as_tensor(xs, dtype=torch.float32, device=dev) / 255.0
     y = torch.as_tensor(ys, device=dev)
     torch.manual_seed(0)
-    ours = init_uniform_fan_in(build_model(preset_arch("mnist", "int4", num_steps=steps))).to(dev)
+    ours = init_uniform_fan_in(build_model(bench_arch(steps, neuron))).to(dev)
     if variant == "snntorch":
-        model = build_model(preset_arch("mnist", "int4", num_steps=steps, deploy_faithful=False)).to(dev)
+        model = build_model(bench_arch(steps, neuron, deploy_faithful=False)).to(dev)
         model.load_state_dict(ours.state_dict())
         forward = lambda m, xb: snntorch_forward(m, xb, steps)  # noqa: E731
     else:
@@ -103,19 +131,22 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--variants", default="snntorch,fused,stepwise",
                    help="which to run (comma-separated): snntorch, fused, stepwise")
+    p.add_argument("--neuron", default="lif", choices=("lif", "cuba"),
+                   help="neuron kind of every spiking layer: lif (Leaky / QLeaky) or cuba (Synaptic / QSynaptic)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one variant in this process, print JSON
     args = p.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.steps[0], args.batch, args.iters, args.device)))
+        print(json.dumps(run_one(args.one, args.steps[0], args.batch, args.iters, args.device, args.neuron)))
         return
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    print(f"seeds' MNIST net, int4, batch {args.batch}, device {args.device}, torch threads {torch.get_num_threads()}; "
+    print(f"seeds' MNIST net, int4, {args.neuron} neurons, batch {args.batch}, device {args.device}, "
+          f"torch threads {torch.get_num_threads()}; "
           "each variant in a fresh process (peak memory = that process's)")
     for steps in args.steps:
         res = {}
         for v in variants:  # one process each, so that the peak memory is that variant's alone
             out = subprocess.run([sys.executable, __file__, "--one", v, "--steps", str(steps), "--batch", str(args.batch),
-                                  "--iters", str(args.iters), "--device", args.device],
+                                  "--iters", str(args.iters), "--device", args.device, "--neuron", args.neuron],
                                  check=True, capture_output=True, text=True).stdout
             res[v] = json.loads(out.strip().splitlines()[-1])
             r = res[v]

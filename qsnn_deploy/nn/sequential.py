@@ -20,6 +20,7 @@ import torch.nn as nn
 from ..errors import FrozenNetError, UnsupportedLayerError
 from ..intmath import FLOAT32_EXACT, FLOAT64_EXACT
 from .blocks import Block, block_affine, parse_blocks, quantized_weight, synaptic_current
+from .fused_cuba import cuba_sequence
 from .fused_lif import lif_sequence
 from .neuron import QLeaky
 from .synaptic import QSynaptic
@@ -38,9 +39,10 @@ class QSequential(nn.Sequential):
         num_steps: default T.
 
     ``fused`` (default True): deploy-faithful layers with a known fast-sigmoid slope and no forward
-    hooks run all T steps as one autograd node (:mod:`qsnn_deploy.nn.fused_lif`): the same spikes
-    bit for bit, far less autograd overhead in training. Hooks on a neuron (verify's per-step
-    capture) or ``fused = False`` keep the step-by-step path.
+    hooks run all T steps as one autograd node (:mod:`qsnn_deploy.nn.fused_lif` for QLeaky,
+    :mod:`qsnn_deploy.nn.fused_cuba` for QSynaptic): the same spikes bit for bit, far less autograd
+    overhead in training. Hooks on a neuron (verify's per-step capture) or ``fused = False`` keep the
+    step-by-step path.
     """
 
     fused: bool = True
@@ -59,7 +61,8 @@ class QSequential(nn.Sequential):
         self._blocks = parse_blocks(list(self.named_children()))
 
     def _can_fuse(self, neuron: nn.Module) -> bool:
-        return (self.fused and isinstance(neuron, QLeaky) and getattr(neuron, "surrogate_slope", None) is not None
+        return (self.fused and isinstance(neuron, (QLeaky, QSynaptic))
+                and getattr(neuron, "surrogate_slope", None) is not None
                 and not _has_hooks(neuron) and not torch.jit.is_scripting())
 
     @property
@@ -152,7 +155,18 @@ class QSequential(nn.Sequential):
         neuron = block.neuron
         if not static:
             current = current.reshape((steps, n) + tuple(current.shape[1:]))
-        if fuse:  # current is the integer current J (_block_current)
+        if fuse and isinstance(neuron, QSynaptic):  # current is the integer current J (_block_current)
+            sigma_abs = sigma.to(torch.float64).abs()
+            bias = bias.to(torch.float64)
+            theta_int, b_int, a, d = neuron.integer_params(sigma_abs, bias)
+            spikes, clipped = cuba_sequence(current, sigma_abs, bias, theta_int, b_int, a, d,
+                                            frac_bits=neuron.frac_bits, state_bits=neuron.state_bits,
+                                            current_bits=neuron.current_bits, zero_reset=neuron.reset_mode == "zero",
+                                            slope=neuron.surrogate_slope,
+                                            static=static, steps=steps, direct=True)
+            neuron.saturation_events += clipped
+            return spikes
+        if fuse:  # QLeaky; current is the integer current J (_block_current)
             sigma_abs = sigma.to(torch.float64).abs()
             bias = bias.to(torch.float64)
             theta_int, b_int, d = neuron.integer_params(sigma_abs, bias)
