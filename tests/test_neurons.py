@@ -184,3 +184,36 @@ def test_every_kind_is_registered_and_documented():
         assert cls.reference_step is not LIF.__mro__[1].reference_step
     with pytest.raises(FrozenNetError, match="known: cuba, lif"):
         neuron_class("hodgkin")
+
+
+@pytest.mark.parametrize("profile", ["default", "loihi"])
+def test_deploy_faithful_qsynaptic_model_equals_frozen_net(profile):
+    """qsnn-train --neuron cuba's model (QSynaptic in every spiking layer): its own forward IS the frozen
+    integer net (promise 1): verify requires the PyTorch model bit-exact, and every backend equals it."""
+    import torch
+
+    from qsnn_deploy import freeze
+    from qsnn_deploy.models import build_model, init_uniform_fan_in, preset_arch
+    from qsnn_deploy.profiles import apply_profile, calibrate_initial_firing
+    from qsnn_deploy.verify import verify
+
+    torch.manual_seed(1)
+    arch = preset_arch("mnist", num_steps=6)
+    for entry in arch["layers"]:
+        if entry["type"] == "lif":
+            entry.update(kind="cuba", alpha=0.6, reset="zero" if profile == "loihi" else "subtract")
+    if profile == "loihi":  # the profile's β; a lower θ so that the BatchNorm-free first layer fires at once
+        for entry in arch["layers"]:
+            if entry["type"] == "lif":
+                entry.update(beta=0.5, threshold=0.1)
+    model = init_uniform_fan_in(build_model(apply_profile(arch, profile))).eval()
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (4, 1, 28, 28))
+    if profile == "loihi":  # no BatchNorm: wake the deeper layers up as the trainer does
+        calibrate_initial_firing(model, torch.as_tensor(x / 255.0, dtype=torch.float32), 6, max_rounds=12)
+    net = freeze(model)
+    assert [layer.kind for layer in net.layers] == ["cuba"] * 3 and net.metadata["deploy_faithful"]
+    report = verify(net, x, model=model, backends=("torch", "onnx", "loihi"), num_steps=6)
+    assert report.all_exact and all(b.exact_required for b in report.backends), [
+        (b.name, [(la.name, la.first_mismatch) for la in b.layers if not la.bit_exact]) for b in report.backends]
+    assert report.backends[0].layers[0].reference_spikes > 0  # the first layer spikes: the equality is not vacuous

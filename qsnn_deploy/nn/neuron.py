@@ -42,6 +42,17 @@ class QNeuron:
 
     kind = ""
 
+    def synapse_scale(self, input_: torch.Tensor, sigma: torch.Tensor | None, bias: torch.Tensor | None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(|sigma|, bias) as float64 [C] for a step's input [N, C, ...]: the synapse's per-channel scale and
+        bias as given, or, used alone, ``current_scale`` and 0."""
+        c = input_.shape[1] if input_.dim() > 1 else input_.shape[0]
+        if sigma is None:
+            sigma = torch.full((c,), self.current_scale, dtype=torch.float64, device=input_.device)
+        if bias is None:
+            bias = torch.zeros(c, dtype=torch.float64, device=input_.device)
+        return sigma.to(torch.float64).abs(), bias.to(torch.float64)
+
     def frozen_neuron(self, sigma_abs: torch.Tensor, bias: torch.Tensor) -> NeuronParams:
         """The neuron kind's integer parameters for a synapse of per-channel scale ``sigma_abs`` and bias
         ``bias`` (float64 [C], membrane units): what :func:`qsnn_deploy.freeze` stores."""
@@ -129,14 +140,7 @@ class QLeaky(QNeuron, snn.Leaky):
     def forward(self, input_: torch.Tensor, mem: torch.Tensor | None = None, *,
                 sigma: torch.Tensor | None = None, bias: torch.Tensor | None = None):
         """One time step. ``input_``: float current [N, C, ...]; returns (spikes, v)."""
-        c = input_.shape[1] if input_.dim() > 1 else input_.shape[0]
-        dev = input_.device
-        if sigma is None:
-            sigma = torch.full((c,), self.current_scale, dtype=torch.float64, device=dev)
-        if bias is None:
-            bias = torch.zeros(c, dtype=torch.float64, device=dev)
-        sigma_abs = sigma.to(torch.float64).abs()
-        bias = bias.to(torch.float64)
+        sigma_abs, bias = self.synapse_scale(input_, sigma, bias)
         theta_int, b_int, d = self.integer_params(sigma_abs, bias)
         nd = input_.dim()
         sig_v, th_v, b_v, d_v, bias_v = (_channel_view(t, nd) for t in (sigma_abs, theta_int, b_int, d, bias))

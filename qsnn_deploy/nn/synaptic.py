@@ -103,14 +103,7 @@ class QSynaptic(QNeuron, snn.Synaptic):
     def forward(self, input_: torch.Tensor, syn: torch.Tensor | None = None, mem: torch.Tensor | None = None, *,
                 sigma: torch.Tensor | None = None, bias: torch.Tensor | None = None):
         """One time step. ``input_``: float current [N, C, ...]; returns (spikes, i, v)."""
-        c = input_.shape[1] if input_.dim() > 1 else input_.shape[0]
-        dev = input_.device
-        if sigma is None:
-            sigma = torch.full((c,), self.current_scale, dtype=torch.float64, device=dev)
-        if bias is None:
-            bias = torch.zeros(c, dtype=torch.float64, device=dev)
-        sigma_abs = sigma.to(torch.float64).abs()
-        bias = bias.to(torch.float64)
+        sigma_abs, bias = self.synapse_scale(input_, sigma, bias)
         theta_int, b_int, a, d = self.integer_params(sigma_abs, bias)
         nd = input_.dim()
         sig_v, th_v, b_v, a_v, d_v, bias_v = (_channel_view(t, nd) for t in (sigma_abs, theta_int, b_int, a, d, bias))
