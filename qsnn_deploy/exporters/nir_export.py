@@ -3,7 +3,9 @@
 Three routes, documented in ``docs/nir.md``:
 
 * :func:`export` / :func:`to_nir_graph` write the frozen net with ``nir.write``: one chain
-  ``Input -> [Flatten] -> Conv2d|Affine -> [AvgPool2d|SumPool2d] -> LIF -> ... -> Output``. The
+  ``Input -> [Flatten] -> Conv2d|Affine -> [AvgPool2d|SumPool2d] -> LIF|CubaLIF -> ... -> Output``;
+  a recurrent layer's neuron is a nested ``NIRGraph`` with the cycle ``neuron -> w_rec (Linear) ->
+  neuron`` (snnTorch's form for ``RLeaky``/``RSynaptic``). The
   float fields follow NIR's semantics with snnTorch's time step (``dt = 1e-4``; ``β = 1 − dt/τ``,
   input gain ``r·dt/τ = 1``) and carry the integer values wherever NIR's float semantics allow it
   (weights are the integer weights; thresholds and biases are in units of the synaptic current).
@@ -41,7 +43,8 @@ import torch.nn as nn
 from .. import intmath
 from ..errors import CheckpointError, FrozenNetError, QSNNError, UnsupportedLayerError
 from ..fileio import check_hdf5_sizes
-from ..frozen import FORMAT_VERSION, FrozenNet, InputSpec, Layer, LIFLayer, frozen_differences
+from ..frozen import FORMAT_VERSION, FrozenNet, InputSpec, Layer, Synapse, frozen_differences
+from ..neurons import NEURON_KINDS
 from ..simulators.base import NeuronKernels
 
 SUFFIX = ".nir"
@@ -68,13 +71,15 @@ GAIN_SNAP = 1e-9
 
 SEMANTICS = ("qsnn-deploy integer LIF (docs/integer-semantics.md): J = sumpool(W*x); r = [v_prev > theta]; "
              "subtract: v = decay(v_prev) + (J << F) + b - r*theta; zero: v = decay((1-r)*v_prev) + (J << F) + b; "
-             "v clipped to +-(2^(B_v-1)-1); z = [v > theta]; decay(v) = sign(v*d)*(|v*d| >> 12)")
+             "v clipped to +-(2^(B_v-1)-1); z = [v > theta]; decay(v) = sign(v*d)*(|v*d| >> 12). "
+             "CubaLIF (qsnn_deploy/neurons/cuba.py): i = decay(i_prev, a) + (J << F) + bi, clipped to B_i bits; "
+             "v = decay(v_prev, d) + i + b with the same resets (or zero_delayed: the new v zeroed). "
+             "Recurrent layers: J += R*z_prev (nested graph: neuron -> w_rec -> neuron)")
 
 
 # ====================================================================================== export
 #: Neuron kinds our NIR graphs write (and read back for the ``nir`` round-trip backend).
-NIR_KERNELS = NeuronKernels("nir", {"lif": "LIF"}, recurrent="recurrent graphs (a cycle through Affine) are not written yet",
-                            reasons={"cuba": "CubaLIF nodes are not written yet"})
+NIR_KERNELS = NeuronKernels("nir", {"lif": "LIF", "cuba": "CubaLIF"}, recurrent=True)
 
 
 def export(net: FrozenNet, out: str | Path, stem: str = "model", *, pool: str = "avg",
@@ -167,6 +172,92 @@ def _per_neuron(values: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(v.reshape((-1,) + (1,) * (len(out_shape) - 1)), out_shape))
 
 
+def _input_bias(layer: Layer) -> np.ndarray:
+    """The bias the synapse node carries, per channel [state units]: LIF's membrane bias ``b`` (NIR's LIF has
+    no bias of its own, and its input gain is 1), CubaLIF's current bias ``bi`` (the synapse's bias enters
+    the current, as snnTorch's ``Synaptic`` adds ``Linear``'s bias to its input); CubaLIF's membrane bias
+    ``b`` is written as ``v_leak`` instead (:func:`_neuron_node`)."""
+    if layer.kind == "cuba":
+        return layer.neuron.current_bias_or_zero().astype(np.float64)
+    return layer.neuron.bias.astype(np.float64)
+
+
+def _neuron_meta(layer: Layer, kappa: np.ndarray, used: str) -> dict[str, Any]:
+    """Node metadata of a neuron: every field of its integer parameters (``layer.neuron``'s dataclass
+    fields, arrays with their own dtype), plus the rules NIR's float fields cannot say."""
+    n = layer.neuron
+    entry, arrays = n.to_manifest("")
+    meta: dict[str, Any] = {"qsnn_layer": layer.name, "qsnn_role": n.kind, "neuron_kind": n.kind}
+    for name, value in entry.items():
+        if name not in ("kind", "arrays"):
+            meta[name] = value
+    for name, arr in arrays.items():
+        meta[name] = np.ascontiguousarray(arr)
+    meta.update(
+        reset_timing="r_t = [v_{t-1} > theta]: decided from the previous step's state (snnTorch reset_delay=True)",
+        reset_rule={"subtract": "subtract theta after the decay", "zero": "v_{t-1} set to 0 before the decay",
+                    "zero_delayed": "the new v_t set to 0 when r_t (this step's input is lost)"}[n.reset],
+        spike_condition="v > theta (strict)", decay_bits=intmath.DECAY_BITS,
+        decay_rounding="toward zero: sign(v*d)*(|v*d| >> 12)", saturation=f"clip to +-{layer.state_limit}",
+        membrane_unit=kappa, threshold_layout=used)
+    if n.kind == "cuba":
+        meta["current_saturation"] = f"clip to +-{n.current_limit}"
+        meta["equation"] = ("i = decay(i_prev, a) + (J << F) + bi; v = decay(v_prev, d) + i + b (- r*theta, or zeroed); "
+                            "z = [v > theta]")
+    return meta
+
+
+def _neuron_node(layer: Layer, out_shape: tuple[int, ...], kappa: np.ndarray, v_th: np.ndarray, used: str, dt: float,
+                 tau_rule: str, r_rule: str) -> tuple[str, Any]:
+    """(node key suffix, NIR neuron node) of one layer: ``LIF`` or ``CubaLIF``.
+
+    LIF (one state v): ``τ, r`` from d (:func:`_tau_r`), ``v_leak = 0`` (the bias is on the synapse).
+
+    CubaLIF (current i, membrane v; NIR ``τ_syn dI/dt = −I + w_in·S``, ``τ_mem dv/dt = v_leak − v + R·I``):
+    ``τ_syn, w_in`` from a and ``τ_mem, r`` from d by the same rules (``w_in`` plays r's part: under
+    ``r_rule="gain"`` it is ``τ_syn/dt``, input gain 1, as snnTorch's export writes it). With the gains
+    ``g_i`` (current) and ``g_v`` (membrane) the NIR current is ``I = i·g_i/κ`` and the NIR membrane
+    ``v·g_i·g_v/κ``; the synapse node carries ``W·2^F/κ`` and the current bias ``bi/κ``; the membrane bias
+    b becomes ``v_leak = (b·g_i·g_v/κ)·τ_mem/dt`` (one Euler step adds ``(dt/τ_mem)·v_leak``); thresholds
+    are ``θ·g_i·g_v/κ``. Not said by the float fields: the 12-bit decays rounded toward zero, the widths
+    B_i and B_v, the reset (NIR: to ``v_reset`` right after the spike) — all in the metadata.
+    """
+    import nir
+
+    meta = _neuron_meta(layer, kappa, used)
+    tau, r, g_v = _tau_r(layer.neuron.decay, dt, tau_rule, r_rule)
+    if layer.kind == "lif":
+        return "lif", nir.LIF(tau=_per_neuron(tau, out_shape), r=_per_neuron(r, out_shape), v_leak=np.zeros(out_shape),
+                              v_threshold=_per_neuron(v_th * g_v, out_shape), v_reset=np.zeros(out_shape), metadata=meta)
+    if layer.kind != "cuba":  # NIR_KERNELS.check refuses it first; kept for a kind added to the table by mistake
+        raise UnsupportedLayerError(f"layer {layer.name!r}: neuron kind {layer.kind!r} has no NIR node")
+    tau_syn, w_in, g_i = _tau_r(layer.neuron.current_decay, dt, tau_rule, r_rule)
+    g = g_i * g_v
+    b_nir = layer.neuron.bias.astype(np.float64) * g / kappa
+    v_leak = np.where(tau > 0, b_nir * (tau / dt), 0.0)
+    return "cuba", nir.CubaLIF(tau_syn=_per_neuron(tau_syn, out_shape), tau_mem=_per_neuron(tau, out_shape),
+                               r=_per_neuron(r, out_shape), v_leak=_per_neuron(v_leak, out_shape),
+                               v_threshold=_per_neuron(v_th * g, out_shape), v_reset=np.zeros(out_shape),
+                               w_in=_per_neuron(w_in, out_shape), metadata=meta)
+
+
+def _recurrent_subgraph(layer: Layer, neuron_key: str, neuron, gain: np.ndarray, out_shape: tuple[int, ...]):
+    """A recurrent layer's neuron as snnTorch's ``export_to_nir`` writes ``RLeaky``/``RSynaptic``: a nested
+    ``NIRGraph`` ``input → neuron → output`` with the cycle ``neuron → w_rec → neuron``; ``w_rec`` is a
+    ``Linear`` with weight ``R·2^F/κ`` (the recurrent current ``R·z_{t-1}`` joins J, in the synapse's
+    units; NIR's cycle delivers z one step later)."""
+    import nir
+
+    c = int(out_shape[0])
+    w_rec = layer.synapse.recurrent.astype(np.float64) * gain[:, None]
+    return nir.NIRGraph(
+        nodes={"input": nir.Input(input_type={"input": np.array([c], dtype=np.int64)}), neuron_key: neuron,
+               "w_rec": nir.Linear(weight=w_rec, metadata={"qsnn_layer": layer.name, "qsnn_role": "recurrent_synapse"}),
+               "output": nir.Output(output_type={"output": np.array([c], dtype=np.int64)})},
+        edges=[("input", neuron_key), (neuron_key, "w_rec"), ("w_rec", neuron_key), (neuron_key, "output")],
+        metadata={"qsnn_layer": layer.name, "qsnn_role": "recurrent"}, type_check=True)
+
+
 def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "auto", dt: float = DT,
                  tau_rule: str = "euler", r_rule: str = "gain"):
     """The ``nir.NIRGraph`` of a frozen net (see :func:`export`)."""
@@ -210,7 +301,12 @@ def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "aut
                         weight_bits=int(layer.synapse.weight_bits), flatten_input=bool(layer.synapse.flatten_input),
                         stride=np.array(layer.synapse.stride, dtype=np.int64), padding=np.array(layer.synapse.padding, dtype=np.int64),
                         pool=np.array(layer.synapse.pool if layer.synapse.pool else (0, 0), dtype=np.int64))
-        bias = layer.neuron.bias.astype(np.float64) / kappa
+        if layer.synapse.is_recurrent:
+            syn_meta["recurrent"] = np.ascontiguousarray(layer.synapse.recurrent)
+            if layer.synapse.recurrent_bits is not None:
+                syn_meta["recurrent_bits"] = int(layer.synapse.recurrent_bits)
+        # the synapse's bias enters the neuron's input: the membrane for LIF, the current for CubaLIF
+        bias = _input_bias(layer) / kappa
         if layer.synapse.kind == "dense":
             add(key, nir.Affine(weight=w * gain[:, None], bias=bias, metadata=syn_meta))
         else:
@@ -236,23 +332,11 @@ def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "aut
                 k = np.array(layer.synapse.pool, dtype=np.int64)
                 add(f"{key}_pool", cls(kernel_size=k, stride=k.copy(), padding=np.zeros(2, dtype=np.int64),
                                        metadata=dict(base, qsnn_role="pool")))
-        tau, r, membrane_gain = _tau_r(layer.neuron.decay, dt, tau_rule, r_rule)
-        v_th = v_th * membrane_gain
-        lif_meta = dict(
-            base, qsnn_role="lif", reset=layer.neuron.reset,
-            reset_timing="r_t = [v_{t-1} > theta]: decided from the previous step's state (snnTorch reset_delay=True)",
-            reset_rule=("subtract theta after the decay" if layer.neuron.reset == "subtract" else "v_{t-1} set to 0 before the decay"),
-            spike_condition="v > theta (strict)", frac_bits=int(layer.neuron.frac_bits), state_bits=int(layer.neuron.state_bits),
-            decay_bits=intmath.DECAY_BITS, decay_rounding="toward zero: sign(v*d)*(|v*d| >> 12)",
-            saturation=f"clip to +-{layer.state_limit}",
-            threshold=np.ascontiguousarray(layer.neuron.threshold), bias=np.ascontiguousarray(layer.neuron.bias),
-            decay=np.ascontiguousarray(layer.neuron.decay), membrane_unit=kappa, threshold_layout=used,
-        )
-        if layer.neuron.sigma is not None:
-            lif_meta["sigma"] = np.ascontiguousarray(layer.neuron.sigma)
-        add(f"{key}_lif", nir.LIF(tau=_per_neuron(tau, out_shape), r=_per_neuron(r, out_shape),
-                                  v_leak=np.zeros(out_shape), v_threshold=_per_neuron(v_th, out_shape),
-                                  v_reset=np.zeros(out_shape), metadata=lif_meta))
+        neuron_key, neuron_node = _neuron_node(layer, out_shape, kappa, v_th, used, dt, tau_rule, r_rule)
+        if layer.synapse.is_recurrent:
+            add(f"{key}_rec", _recurrent_subgraph(layer, neuron_key, neuron_node, gain, out_shape))
+        else:
+            add(f"{key}_{neuron_key}", neuron_node)
     last_shape = net.layer_shapes()[-1][1]
     nodes["output"] = nir.Output(output_type={"output": np.array(last_shape, dtype=np.int64)})
     names = list(nodes)
@@ -290,8 +374,7 @@ def _chain(graph) -> list[tuple[str, Any]]:
         pred.setdefault(b, []).append(a)
     for name, node in graph.nodes.items():
         if isinstance(node, nir.NIRGraph):
-            raise UnsupportedLayerError(f"NIR node {name!r} is a nested NIRGraph (a recurrent or composite subgraph): only "
-                                        "feed-forward chains are supported")
+            recurrent_parts(name, node)  # a recurrent neuron (snnTorch's RLeaky/RSynaptic form), or refused
         if len(succ.get(name, [])) > 1 or len(pred.get(name, [])) > 1:
             raise UnsupportedLayerError(f"NIR node {name!r} ({type(node).__name__}) has {len(pred.get(name, []))} inputs and "
                                         f"{len(succ.get(name, []))} outputs: only a single feed-forward chain is supported")
@@ -317,6 +400,39 @@ def _chain(graph) -> list[tuple[str, Any]]:
     return order
 
 
+RECURRENT_FORM = ("a nested NIRGraph with exactly Input, one LIF or CubaLIF, one Linear/Affine and Output, and the "
+                  "edges input→neuron, neuron→w_rec, w_rec→neuron, neuron→output (snnTorch's RLeaky/RSynaptic export)")
+
+
+def recurrent_parts(name: str, sub) -> tuple[str, Any, str, Any]:
+    """(neuron key, neuron node, w_rec key, w_rec node) of a nested NIRGraph holding one recurrent neuron layer
+    (:data:`RECURRENT_FORM`, the cycle ``neuron → w_rec → neuron``); :class:`UnsupportedLayerError` naming
+    the node for any other nested graph (a composite subgraph, a cycle through more nodes)."""
+    import nir
+
+    by_type: dict[str, list[str]] = {}
+    for k, n in sub.nodes.items():
+        t = ("io_in" if isinstance(n, nir.Input) else "io_out" if isinstance(n, nir.Output)
+             else "neuron" if isinstance(n, (nir.LIF, nir.CubaLIF)) else "w" if isinstance(n, (nir.Linear, nir.Affine))
+             else "other")
+        by_type.setdefault(t, []).append(k)
+    ok = all(len(by_type.get(t, [])) == 1 for t in ("io_in", "io_out", "neuron", "w")) and "other" not in by_type
+    if ok:
+        i, o, nk, wk = (by_type[t][0] for t in ("io_in", "io_out", "neuron", "w"))
+        want = {(i, nk), (nk, wk), (wk, nk), (nk, o)}
+        ok = len(sub.edges) == 4 and {tuple(e) for e in sub.edges} == want
+    if not ok:
+        kinds = {k: type(n).__name__ for k, n in sub.nodes.items()}
+        raise UnsupportedLayerError(f"NIR node {name!r} is a nested NIRGraph {kinds} with edges {list(sub.edges)}: the only "
+                                    f"nested graph supported is a recurrent neuron layer, {RECURRENT_FORM}")
+    c = int(np.prod(np.shape(sub.nodes[nk].v_threshold)))
+    w = np.asarray(sub.nodes[wk].weight)
+    if w.shape != (c, c):
+        raise UnsupportedLayerError(f"NIR node {name!r}: recurrent weight {wk!r} has shape {w.shape}, the neuron "
+                                    f"{nk!r} has {c} neurons (needs ({c}, {c}))")
+    return nk, sub.nodes[nk], wk, sub.nodes[wk]
+
+
 def _meta_scalar(meta: dict, key: str, node: str, kind=int):
     if key not in meta:
         raise CheckpointError(f"NIR node {node!r}: metadata key {key!r} missing (file not written by qsnn-deploy, or edited)")
@@ -332,6 +448,32 @@ def _meta_array(meta: dict, key: str, node: str) -> np.ndarray:
     if key not in meta:
         raise CheckpointError(f"NIR node {node!r}: metadata key {key!r} missing (file not written by qsnn-deploy, or edited)")
     return np.array(meta[key])
+
+
+def _role(meta: dict) -> str | None:
+    role = meta.get("qsnn_role")
+    return role.decode("utf-8") if isinstance(role, bytes) else role
+
+
+def _neuron_from_meta(kind: str, meta: dict, node: str, layer: str):
+    """The neuron parameters of kind ``kind`` from a neuron node's metadata (its dataclass fields, written by
+    :func:`_neuron_meta`), validated later with the net."""
+    cls = NEURON_KINDS[kind]
+    entry: dict[str, Any] = {"arrays": {}}
+    arrays: dict[str, np.ndarray] = {}
+    for fname in cls.array_fields():
+        if fname in meta:
+            arrays[fname] = np.array(meta[fname])
+            entry["arrays"][fname] = fname
+    for fname in cls.scalar_fields():
+        if fname in meta:
+            value = meta[fname]
+            value = value.reshape(()).item() if isinstance(value, np.ndarray) and value.size == 1 else value
+            entry[fname] = value.decode("utf-8") if isinstance(value, bytes) else value
+    try:
+        return cls.from_manifest(entry, arrays, layer)
+    except FrozenNetError as exc:
+        raise CheckpointError(f"NIR node {node!r}: {exc} (file not written by qsnn-deploy, or edited)") from None
 
 
 def is_qsnn_graph(graph) -> bool:
@@ -364,37 +506,43 @@ def frozen_from_nir_graph(graph, check_float_fields: bool = True) -> FrozenNet:
     layers, syn = [], None
     for name, node in _chain(graph):
         meta = getattr(node, "metadata", None) or {}
-        role = meta.get("qsnn_role")
-        role = role.decode("utf-8") if isinstance(role, bytes) else role
+        role = _role(meta)
         if isinstance(node, (nir.Input, nir.Output)) or role in ("flatten", "pool"):
             continue
         if role == "synapse":
             syn = (name, meta)
             continue
-        if role != "lif":
+        recurrent = None
+        if isinstance(node, nir.NIRGraph):
+            if role != "recurrent":
+                raise CheckpointError(f"NIR node {name!r} (NIRGraph) has no qsnn role: the graph was edited after export")
+            nk, inner, _, _ = recurrent_parts(name, node)
+            recurrent, name, node = name, f"{name}.{nk}", inner
+            meta = getattr(node, "metadata", None) or {}
+            role = _role(meta)
+        if role not in NEURON_KINDS:
             raise CheckpointError(f"NIR node {name!r} ({type(node).__name__}) has no qsnn role: the graph was edited after export")
         if syn is None:
-            raise CheckpointError(f"NIR node {name!r}: LIF without a synapse in front of it")
+            raise CheckpointError(f"NIR node {name!r}: {type(node).__name__} without a synapse in front of it")
         sname, sm = syn
         layer_name = _meta_scalar(meta, "qsnn_layer", name, str)
         if _meta_scalar(sm, "qsnn_layer", sname, str) != layer_name:
             raise CheckpointError(f"NIR nodes {sname!r} and {name!r} belong to different layers: the graph was edited")
+        if (recurrent is not None) != ("recurrent" in sm):
+            raise CheckpointError(f"NIR nodes {sname!r} and {name!r}: recurrent weights in the metadata "
+                                  f"{'without' if recurrent is None else 'missing for'} a recurrent subgraph: the graph was edited")
         pool = tuple(int(p) for p in _meta_array(sm, "pool", sname))
-        layer = LIFLayer(
-            name=layer_name, synapse=_meta_scalar(sm, "synapse", sname, str), weight=_meta_array(sm, "weight", sname),
-            weight_bits=_meta_scalar(sm, "weight_bits", sname), threshold=_meta_array(meta, "threshold", name),
-            bias=_meta_array(meta, "bias", name), decay=_meta_array(meta, "decay", name),
-            reset=_meta_scalar(meta, "reset", name, str), frac_bits=_meta_scalar(meta, "frac_bits", name),
-            state_bits=_meta_scalar(meta, "state_bits", name),
-            stride=tuple(int(s) for s in _meta_array(sm, "stride", sname)),
-            padding=tuple(int(p) for p in _meta_array(sm, "padding", sname)),
-            pool=pool if any(pool) else None, flatten_input=_meta_scalar(sm, "flatten_input", sname, bool),
-            sigma=np.array(meta["sigma"]) if "sigma" in meta else None,
-        )
-        layers.append(layer)
+        rb = sm.get("recurrent_bits")
+        synapse = Synapse(
+            _meta_scalar(sm, "synapse", sname, str), _meta_array(sm, "weight", sname), _meta_scalar(sm, "weight_bits", sname),
+            tuple(int(s) for s in _meta_array(sm, "stride", sname)), tuple(int(p) for p in _meta_array(sm, "padding", sname)),
+            pool if any(pool) else None, _meta_scalar(sm, "flatten_input", sname, bool),
+            _meta_array(sm, "recurrent", sname) if recurrent is not None else None,
+            None if rb is None else _meta_scalar(sm, "recurrent_bits", sname))
+        layers.append(Layer(layer_name, synapse, _neuron_from_meta(role, meta, name, layer_name)))
         syn = None
     if syn is not None:
-        raise CheckpointError(f"NIR node {syn[0]!r}: synapse without a LIF after it")
+        raise CheckpointError(f"NIR node {syn[0]!r}: synapse without a neuron node after it")
     provenance = json.loads(_meta_scalar(gm, "provenance", "<graph>", str))
     net = FrozenNet(spec, layers, _meta_scalar(gm, "num_steps", "<graph>"), provenance).validate()
     if check_float_fields:
@@ -406,7 +554,7 @@ def frozen_from_nir_graph(graph, check_float_fields: bool = True) -> FrozenNet:
 
 
 _FLOAT_FIELDS = ("weight", "bias", "stride", "padding", "kernel_size", "tau", "r", "v_leak", "v_threshold", "v_reset",
-                 "start_dim", "end_dim")
+                 "start_dim", "end_dim", "tau_syn", "tau_mem", "w_in")
 
 
 def _check_float_fields(graph, net: FrozenNet, pool: str, layout: str, dt: float = DT, tau_rule: str = "euler",
@@ -420,17 +568,36 @@ def _check_float_fields(graph, net: FrozenNet, pool: str, layout: str, dt: float
         raise CheckpointError(f"the NIR graph's nodes {[n for n, _ in got]} differ from the ones its integer metadata implies "
                               f"{[n for n, _ in want]}: the graph was edited after export")
     for (name, a), (_, b) in zip(got, want):
-        for fname in _FLOAT_FIELDS:
-            if not hasattr(b, fname):
-                continue
-            x, y = np.asarray(getattr(a, fname, None)), np.asarray(getattr(b, fname))
-            if x.dtype.kind in "fc" and not np.isfinite(x).all() and np.isfinite(y).all():
-                raise CheckpointError(f"NIR node {name!r}: field {fname!r} holds NaN or infinite values (its integer "
-                                      "metadata has none: the graph was edited after export)")
-            if x.shape != y.shape or not np.array_equal(x.astype(np.float64), y.astype(np.float64), equal_nan=True):
-                raise CheckpointError(f"NIR node {name!r}: field {fname!r} disagrees with the node's integer metadata (the "
-                                      "graph was edited after export). Re-export it, or import the edited graph as a "
-                                      "foreign one with nir_graph_to_frozen(graph), which reads only the float fields.")
+        _compare_float_fields(name, a, b)
+
+
+def _compare_float_fields(name: str, a, b) -> None:
+    """Refuse node ``a`` (from the file) when its float fields differ from ``b`` (regenerated from the metadata);
+    a nested graph (a recurrent layer) is compared node by node."""
+    import nir
+
+    if isinstance(b, nir.NIRGraph):
+        if not isinstance(a, nir.NIRGraph) or sorted(a.nodes) != sorted(b.nodes) or \
+                sorted(map(tuple, a.edges)) != sorted(map(tuple, b.edges)):
+            raise CheckpointError(f"NIR node {name!r}: the recurrent subgraph differs from the one its integer metadata "
+                                  "implies: the graph was edited after export")
+        for k in b.nodes:
+            _compare_float_fields(f"{name}.{k}", a.nodes[k], b.nodes[k])
+        return
+    if type(a) is not type(b):
+        raise CheckpointError(f"NIR node {name!r} is a {type(a).__name__}, its integer metadata implies a "
+                              f"{type(b).__name__}: the graph was edited after export")
+    for fname in _FLOAT_FIELDS:
+        if not hasattr(b, fname):
+            continue
+        x, y = np.asarray(getattr(a, fname, None)), np.asarray(getattr(b, fname))
+        if x.dtype.kind in "fc" and not np.isfinite(x).all() and np.isfinite(y).all():
+            raise CheckpointError(f"NIR node {name!r}: field {fname!r} holds NaN or infinite values (its integer "
+                                  "metadata has none: the graph was edited after export)")
+        if x.shape != y.shape or not np.array_equal(x.astype(np.float64), y.astype(np.float64), equal_nan=True):
+            raise CheckpointError(f"NIR node {name!r}: field {fname!r} disagrees with the node's integer metadata (the "
+                                  "graph was edited after export). Re-export it, or import the edited graph as a "
+                                  "foreign one with nir_graph_to_frozen(graph), which reads only the float fields.")
 
 
 def read_nir(path: str | Path, check_float_fields: bool = True) -> FrozenNet:
