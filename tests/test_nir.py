@@ -618,13 +618,16 @@ def _lif(n):
     return nir.LIF(tau=np.full(n, 1e-3), r=np.full(n, 10.0), v_leak=np.zeros(n), v_threshold=np.ones(n))
 
 
-@pytest.mark.parametrize("bad", ["cubalif", "vreset", "branch", "threshold"])
+@pytest.mark.parametrize("bad", ["cubalif-vleak", "nested", "vreset", "branch", "threshold"])
 def test_unsupported_nir_nodes_are_clear_errors(tmp_path, bad, capsys):
     aff = nir.Affine(weight=np.ones((3, 4)), bias=np.zeros(3))
-    if bad == "cubalif":
-        node = nir.CubaLIF(tau_syn=np.full(3, 1e-3), tau_mem=np.full(3, 1e-3), r=np.ones(3), v_leak=np.zeros(3),
+    if bad == "cubalif-vleak":
+        node = nir.CubaLIF(tau_syn=np.full(3, 1e-3), tau_mem=np.full(3, 1e-3), r=np.ones(3), v_leak=np.full(3, 0.5),
                            v_threshold=np.ones(3))
-        graph, match = nir.NIRGraph.from_list(aff, node), "of type CubaLIF is not supported"
+        graph, match = nir.NIRGraph.from_list(aff, node), r"\(CubaLIF\): v_leak ≠ 0 is not supported"
+    elif bad == "nested":  # a composite subgraph (two neurons), not the recurrent form
+        sub = nir.NIRGraph.from_list(_lif(3), nir.Affine(weight=np.ones((3, 3)), bias=np.zeros(3)), _lif(3))
+        graph, match = nir.NIRGraph.from_list(aff, sub), "nested NIRGraph.*only nested graph supported is a recurrent"
     elif bad == "threshold":
         graph, match = nir.NIRGraph.from_list(aff, nir.Threshold(threshold=np.ones(3))), "of type Threshold is not supported"
     elif bad == "vreset":

@@ -363,10 +363,44 @@ _DT_CONVENTIONS = {
 
 
 # ====================================================================================== round trip
-def _chain(graph) -> list[tuple[str, Any]]:
-    """The graph's nodes in order from its Input to its Output; anything but a chain is refused."""
+def _collapse_flat_recurrence(graph):
+    """``graph`` with every flat recurrent cycle ``neuron → W → neuron`` (a LIF/CubaLIF and a Linear/Affine
+    whose only input and only output is that neuron: how snnTorch 1.0 + nirtorch 2.6 write an ``RLeaky``,
+    e.g. nodes ``1.lif``, ``1.w_rec``) replaced by the nested form of :data:`RECURRENT_FORM`, keyed by the
+    neuron's name; ``graph`` itself when it has none."""
     import nir
 
+    succ: dict[str, list[str]] = {}
+    pred: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        succ.setdefault(a, []).append(b)
+        pred.setdefault(b, []).append(a)
+    pairs = []
+    for wk, w in graph.nodes.items():
+        if isinstance(w, (nir.Linear, nir.Affine)) and len(pred.get(wk, [])) == 1 and succ.get(wk, []) == pred[wk]:
+            nk = pred[wk][0]
+            if isinstance(graph.nodes.get(nk), (nir.LIF, nir.CubaLIF)):
+                pairs.append((nk, wk))
+    if not pairs:
+        return graph
+    nodes, edges = dict(graph.nodes), [tuple(e) for e in graph.edges]
+    for nk, wk in pairs:
+        neuron = nodes[nk]
+        shape = np.array(np.shape(neuron.v_threshold), dtype=np.int64)
+        sub = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": shape}), nk: neuron, wk: nodes.pop(wk),
+                                  "output": nir.Output(output_type={"output": shape.copy()})},
+                           edges=[("input", nk), (nk, wk), (wk, nk), (nk, "output")], type_check=False)
+        nodes[nk] = sub
+        edges = [e for e in edges if e not in ((nk, wk), (wk, nk))]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=getattr(graph, "metadata", None) or {}, type_check=False)
+
+
+def _chain(graph) -> list[tuple[str, Any]]:
+    """The graph's nodes in order from its Input to its Output; anything but a chain is refused (a recurrent
+    neuron, nested or as a flat cycle, counts as one node: :func:`_collapse_flat_recurrence`)."""
+    import nir
+
+    graph = _collapse_flat_recurrence(graph)
     succ: dict[str, list[str]] = {}
     pred: dict[str, list[str]] = {}
     for a, b in graph.edges:
@@ -638,7 +672,8 @@ def read_graph(path: str | Path):
 # ====================================================================================== foreign graphs
 SUPPORTED_NODES = ("Input, Output, Flatten (all per-sample dims), Conv2d (groups 1, dilation 1), Linear, Affine, "
                    "AvgPool2d / SumPool2d (kernel = stride, no padding; between a synapse and its LIF), "
-                   "LIF (v_reset = 0; τ, r, v_leak, v_threshold uniform within each channel)")
+                   "LIF (v_reset = 0; τ, r, v_leak, v_threshold uniform within each channel), "
+                   "CubaLIF (v_reset = 0, v_leak = 0), a recurrent LIF/CubaLIF after a dense synapse as " + RECURRENT_FORM)
 
 
 class NirConv2d(nn.Conv2d):
@@ -700,25 +735,23 @@ def _channelwise(node_name: str, field: str, values, out_shape: tuple[int, ...])
     return flat[:, 0].copy()
 
 
-def _lif_params(name: str, node, out_shape: tuple[int, ...], dt: float, tau_rule: str = "euler"):
-    """(β, gain, v_leak, θ) per channel from a NIR LIF, one step of τ dv/dt = (v_leak − v) + R·I:
+#: How a foreign CubaLIF's current takes its input S: ``"nir"`` (NIR's equation, one Euler step of
+#: ``τ_syn dI/dt = −I + w_in·S``: gain ``w_in·dt/τ_syn``; snnTorch's export writes ``w_in = τ_syn/dt``, gain 1)
+#: or ``"w_in"`` (gain ``w_in``: Norse 1.1's ``LIFCell`` adds its input to the current with gain 1 and
+#: ``to_nir`` writes ``w_in = 1``).
+CUBA_INPUT_GAINS = ("nir", "w_in")
+
+
+def _decay_gain(name: str, field: str, tau: np.ndarray, r: np.ndarray, dt: float, tau_rule: str,
+                r_field: str = "r") -> tuple[np.ndarray, np.ndarray]:
+    """(decay β, input gain) per channel of one NIR state ``τ dx/dt = −x + r·input`` for one step ``dt``:
     ``euler`` β = 1 − dt/τ, gain r·dt/τ; ``exp`` (exact for an input held over the step) β = exp(−dt/τ),
-    gain r·(1 − β). Both: v ← β·v + (1 − β)·v_leak + gain·I."""
+    gain r·(1 − β); τ = r = ∞ reads as β = 1, gain 1 (snnTorch's β = 1 export); a gain within
+    :data:`GAIN_SNAP` of 1 is read as 1; β < 0 (τ < dt) is refused naming the node and field."""
     if tau_rule not in TAU_RULES:
         raise ValueError(f"tau_rule must be one of {TAU_RULES}, got {tau_rule!r}")
-    tau = _channelwise(name, "tau", node.tau, out_shape)
-    r = _channelwise(name, "r", node.r, out_shape)
-    v_leak = _channelwise(name, "v_leak", node.v_leak, out_shape)
-    theta = _channelwise(name, "v_threshold", node.v_threshold, out_shape)
-    v_reset = np.asarray(node.v_reset if node.v_reset is not None else 0.0, dtype=np.float64)
-    if np.any(v_reset != 0):
-        raise UnsupportedLayerError(f"NIR node {name!r}: v_reset ≠ 0 is not supported (the integer neuron resets to 0, "
-                                    "or subtracts θ when the file says so)")
-    for fname, arr in (("tau", tau), ("r", r), ("v_leak", v_leak), ("v_threshold", theta)):
-        if np.any(np.isnan(arr)):
-            raise UnsupportedLayerError(f"NIR node {name!r}: field {fname!r} is NaN")
     if np.any(tau <= 0):
-        raise UnsupportedLayerError(f"NIR node {name!r}: tau must be > 0")
+        raise UnsupportedLayerError(f"NIR node {name!r}: {field} must be > 0")
     with np.errstate(divide="ignore", invalid="ignore"):
         if tau_rule == "exp":
             beta = np.where(np.isinf(tau), 1.0, np.exp(-dt / tau))
@@ -727,16 +760,66 @@ def _lif_params(name: str, node, out_shape: tuple[int, ...], dt: float, tau_rule
             beta = np.where(np.isinf(tau), 1.0, 1.0 - dt / tau)
             gain = np.where(np.isinf(tau) & np.isinf(r), 1.0, r * dt / tau)  # r = τ/dt, both ∞: snnTorch's β = 1
     if np.any(~np.isfinite(gain)) or np.any(gain <= 0):
-        raise UnsupportedLayerError(f"NIR node {name!r}: input gain r·dt/τ = {gain[~np.isfinite(gain) | (gain <= 0)][:4]} "
-                                    "is not a finite positive number")
+        raise UnsupportedLayerError(f"NIR node {name!r}: input gain {r_field}·dt/{field} = "
+                                    f"{gain[~np.isfinite(gain) | (gain <= 0)][:4]} is not a finite positive number")
     gain = np.where(np.abs(gain - 1.0) <= GAIN_SNAP, 1.0, gain)
     if np.any(beta < -1e-9):
-        raise UnsupportedLayerError(f"NIR node {name!r}: tau < dt ({tau.min():.3g} < {dt:.3g}) gives β < 0 at this dt; "
+        raise UnsupportedLayerError(f"NIR node {name!r}: {field} < dt ({tau.min():.3g} < {dt:.3g}) gives β < 0 at this dt; "
                                     "pass the dt the graph was made for")
-    beta = np.clip(beta, 0.0, 1.0)
+    return np.clip(beta, 0.0, 1.0), gain
+
+
+def _check_reset_threshold(name: str, node, fields: dict[str, np.ndarray]) -> None:
+    v_reset = np.asarray(node.v_reset if node.v_reset is not None else 0.0, dtype=np.float64)
+    if np.any(v_reset != 0):
+        raise UnsupportedLayerError(f"NIR node {name!r}: v_reset ≠ 0 is not supported (the integer neuron resets to 0, "
+                                    "or subtracts θ when the file says so)")
+    for fname, arr in fields.items():
+        if np.any(np.isnan(arr)):
+            raise UnsupportedLayerError(f"NIR node {name!r}: field {fname!r} is NaN")
+    theta = fields["v_threshold"]
     if not np.all(np.isfinite(theta)) or np.any(theta < 0):
         raise UnsupportedLayerError(f"NIR node {name!r}: v_threshold must be finite and ≥ 0")
-    return beta, gain, v_leak, theta
+
+
+def _lif_params(name: str, node, out_shape: tuple[int, ...], dt: float, tau_rule: str = "euler"):
+    """(β, gain, v_leak, θ) per channel from a NIR LIF, one step of τ dv/dt = (v_leak − v) + R·I:
+    ``euler`` β = 1 − dt/τ, gain r·dt/τ; ``exp`` (exact for an input held over the step) β = exp(−dt/τ),
+    gain r·(1 − β). Both: v ← β·v + (1 − β)·v_leak + gain·I."""
+    if tau_rule not in TAU_RULES:
+        raise ValueError(f"tau_rule must be one of {TAU_RULES}, got {tau_rule!r}")
+    f = {k: _channelwise(name, k, getattr(node, k), out_shape) for k in ("tau", "r", "v_leak", "v_threshold")}
+    _check_reset_threshold(name, node, f)
+    beta, gain = _decay_gain(name, "tau", f["tau"], f["r"], dt, tau_rule)
+    return beta, gain, f["v_leak"], f["v_threshold"]
+
+
+def _cuba_params(name: str, node, out_shape: tuple[int, ...], dt: float, tau_rule: str = "euler",
+                 input_gain: str = "nir"):
+    """(α, β, gain, θ) per channel from a NIR CubaLIF (``τ_syn dI/dt = −I + w_in·S``,
+    ``τ_mem dv/dt = (v_leak − v) + R·I``), one step: ``I ← α·I + g_i·S``, ``v ← β·v + g_v·I`` (current
+    first, the membrane takes the new current: snnTorch's ``Synaptic`` and Norse's ``LIFCell`` order).
+    α, g_i from τ_syn and w_in, β, g_v from τ_mem and r (:func:`_decay_gain`; ``input_gain="w_in"``:
+    g_i = w_in, Norse's :data:`CUBA_INPUT_GAINS`). Scaling the current by g_v gives
+    ``I' ← α·I' + g_i·g_v·S``, ``v ← β·v + I'``: ``gain = g_i·g_v`` goes into the synapse. ``v_leak ≠ 0``
+    is refused (snnTorch's ``Synaptic``, the float model rebuilt here, has no membrane bias)."""
+    if input_gain not in CUBA_INPUT_GAINS:
+        raise ValueError(f"cuba_input_gain must be one of {CUBA_INPUT_GAINS}, got {input_gain!r}")
+    f = {k: _channelwise(name, k, getattr(node, k), out_shape)
+         for k in ("tau_syn", "tau_mem", "r", "w_in", "v_leak", "v_threshold")}
+    _check_reset_threshold(name, node, f)
+    if np.any(f["v_leak"] != 0):
+        raise UnsupportedLayerError(f"NIR node {name!r} (CubaLIF): v_leak ≠ 0 is not supported (a constant drive on the "
+                                    "membrane; snnTorch's Synaptic has none)")
+    alpha, g_i = _decay_gain(name, "tau_syn", f["tau_syn"], f["w_in"], dt, tau_rule, r_field="w_in")
+    if input_gain == "w_in":
+        if np.any(~np.isfinite(f["w_in"])) or np.any(f["w_in"] <= 0):
+            raise UnsupportedLayerError(f"NIR node {name!r}: w_in must be finite and > 0")
+        g_i = f["w_in"]
+    beta, g_v = _decay_gain(name, "tau_mem", f["tau_mem"], f["r"], dt, tau_rule)
+    gain = g_i * g_v
+    gain = np.where(np.abs(gain - 1.0) <= GAIN_SNAP, 1.0, gain)
+    return alpha, beta, gain, f["v_threshold"]
 
 
 def _squeeze_batch(shape: tuple[int, ...], first) -> tuple[int, ...]:
@@ -751,7 +834,8 @@ def _squeeze_batch(shape: tuple[int, ...], first) -> tuple[int, ...]:
 
 
 def nir_graph_to_torch(graph, *, weight_bits: int = 8, input_scale: float | None = None, input_bits: int = 8,
-                       input_signed: bool = False, num_steps: int = 100, dt: float = DT, tau_rule: str = "euler"):
+                       input_signed: bool = False, num_steps: int = 100, dt: float = DT, tau_rule: str = "euler",
+                       cuba_input_gain: str = "nir"):
     """The float network of a (foreign) NIR graph as a :class:`~qsnn_deploy.nn.QSequential`.
 
     Each LIF block ``[Flatten] Conv2d|Linear|Affine [AvgPool2d|SumPool2d] LIF`` becomes plain torch
@@ -760,6 +844,12 @@ def nir_graph_to_torch(graph, *, weight_bits: int = 8, input_scale: float | None
     (folded into the synapse; ``(1 − β)·v_leak`` becomes bias), spike ``v > v_threshold``, reset to
     0. The synapse modules also carry their integer weights for :func:`freeze`. ``tau_rule="exp"``
     reads τ as Sinabs and Rockpool do: ``β = exp(−dt/τ)``, gain ``r·(1 − β)``.
+
+    A ``CubaLIF`` becomes ``snntorch.Synaptic(reset_mechanism="zero", reset_delay=False)`` (kind ``"cuba"``,
+    reset ``"zero"``: NIR's reset right after the spike), :func:`_cuba_params`; ``cuba_input_gain`` says how
+    its current takes its input (:data:`CUBA_INPUT_GAINS`). A recurrent neuron (:data:`RECURRENT_FORM`, as
+    snnTorch writes ``RLeaky``/``RSynaptic``) becomes ``RLeaky``/``RSynaptic`` (``all_to_all``, the same
+    reset) whose ``Linear`` holds ``w_rec`` times the neuron's input gain.
     """
     import nir
     import snntorch as snn
@@ -850,11 +940,26 @@ def nir_graph_to_torch(graph, *, weight_bits: int = 8, input_scale: float | None
             pending["pool"] = (name, kind, k)
             cur = (cur[0], cur[1] // k[0], cur[2] // k[1])
             continue
-        if isinstance(node, nir.LIF):
+        if isinstance(node, (nir.LIF, nir.CubaLIF, nir.NIRGraph)):
+            neuron_name, neuron, w_rec = name, node, None
+            if isinstance(node, nir.NIRGraph):  # a recurrent neuron (recurrent_parts checked its form in _chain)
+                nk, neuron, wk, w_node = recurrent_parts(name, node)
+                neuron_name = nk if nk == name else f"{name}.{nk}"
+                if pending.get("synapse", (None, None))[1] != "dense" or len(cur) != 1:
+                    raise UnsupportedLayerError(f"NIR node {name!r} (recurrent {type(neuron).__name__}): a recurrent layer "
+                                                "needs a dense synapse (Linear/Affine) in front of it")
+                w_rec = np.asarray(w_node.weight, dtype=np.float64)
+                b_rec = (np.broadcast_to(np.asarray(w_node.bias, dtype=np.float64), (w_rec.shape[0],))
+                         if isinstance(w_node, nir.Affine) else np.zeros(w_rec.shape[0]))
+            kind_name = type(neuron).__name__
             if "synapse" not in pending:
-                raise UnsupportedLayerError(f"NIR node {name!r} (LIF) has no Conv2d/Linear/Affine in front of it")
+                raise UnsupportedLayerError(f"NIR node {name!r} ({kind_name}) has no Conv2d/Linear/Affine in front of it")
             sname, kind, w, bias, stride, pad = pending["synapse"]
-            beta, gain, v_leak, theta = _lif_params(name, node, cur, dt, tau_rule)
+            if isinstance(neuron, nir.CubaLIF):
+                alpha, beta, gain, theta = _cuba_params(neuron_name, neuron, cur, dt, tau_rule, cuba_input_gain)
+                v_leak = np.zeros_like(beta)
+            else:
+                beta, gain, v_leak, theta = _lif_params(neuron_name, neuron, cur, dt, tau_rule)
             area = 1
             if "pool" in pending:
                 _, pkind, k = pending["pool"]
@@ -871,9 +976,25 @@ def nir_graph_to_torch(graph, *, weight_bits: int = 8, input_scale: float | None
             if "pool" in pending:
                 mods[modname(pending["pool"][0])] = nn.AvgPool2d(pending["pool"][2])
             view = (-1, 1, 1) if kind == "conv" else (-1,)
-            mods[modname(name)] = snn.Leaky(beta=torch.as_tensor(beta, dtype=torch.float64).view(view),
-                                            threshold=torch.as_tensor(theta, dtype=torch.float64).view(view),
-                                            reset_mechanism="zero", init_hidden=False)
+
+            def param(a):
+                return torch.as_tensor(a, dtype=torch.float64).view(view)
+
+            # NIR resets to v_reset right after a spike: snnTorch's reset_delay=False (Leaky's delayed zero reset
+            # is the same; Synaptic's and RLeaky's would lose the step's input, docs/design.md §7)
+            common = dict(threshold=param(theta), reset_mechanism="zero", init_hidden=False)
+            if w_rec is not None:
+                rec = dict(all_to_all=True, linear_features=int(cur[0]), reset_delay=False)
+                mod = (snn.RSynaptic(alpha=param(alpha), beta=param(beta), **rec, **common) if isinstance(neuron, nir.CubaLIF)
+                       else snn.RLeaky(beta=param(beta), **rec, **common))
+                with torch.no_grad():  # V(z) joins the neuron's input S: the same gain as the synapse
+                    mod.recurrent.weight.copy_(torch.as_tensor(w_rec * gain[:, None], dtype=torch.float32))
+                    mod.recurrent.bias.copy_(torch.as_tensor(b_rec * gain, dtype=torch.float32))
+            elif isinstance(neuron, nir.CubaLIF):
+                mod = snn.Synaptic(alpha=param(alpha), beta=param(beta), reset_delay=False, **common)
+            else:
+                mod = snn.Leaky(beta=param(beta), **common)
+            mods[modname(name)] = mod
             pending = {}
             continue
         raise UnsupportedLayerError(f"NIR node {name!r} of type {type(node).__name__} is not supported. Supported: {SUPPORTED_NODES}")
@@ -887,7 +1008,8 @@ def nir_graph_to_torch(graph, *, weight_bits: int = 8, input_scale: float | None
 def nir_graph_to_frozen(graph, *, weight_bits: int = 8, frac_bits: int = intmath.DEFAULT_FRAC_BITS,
                         state_bits: int = intmath.DEFAULT_STATE_BITS, input_scale: float | None = None,
                         input_bits: int = 8, input_signed: bool = False, num_steps: int = 100, dt: float = DT,
-                        return_model: bool = False, metadata: dict | None = None, tau_rule: str = "euler"):
+                        return_model: bool = False, metadata: dict | None = None, tau_rule: str = "euler",
+                        cuba_input_gain: str = "nir"):
     """Freeze a NIR graph from another tool (see :func:`nir_graph_to_torch` for the mapping).
 
     Args:
@@ -901,13 +1023,17 @@ def nir_graph_to_frozen(graph, *, weight_bits: int = 8, frac_bits: int = intmath
             time steps (dt = 1); Norse 1.1's ``to_nir`` writes τ = dt_norse/``tau_mem_inv``, i.e. τ·dt_norse,
             so its graphs read right with dt = dt_norse² (1e-6 for its default 1e-3).
         tau_rule: ``"euler"`` (β = 1 − dt/τ: snnTorch, Norse) or ``"exp"`` (β = exp(−dt/τ): Sinabs, Rockpool).
+        cuba_input_gain: ``"nir"`` (a CubaLIF's current gain w_in·dt/τ_syn: snnTorch) or ``"w_in"`` (Norse's
+            ``LIFCell``), :data:`CUBA_INPUT_GAINS`.
         return_model: also return the float QSequential (for a measured float-vs-integer check).
     """
     from ..freeze import freeze
 
     model = nir_graph_to_torch(graph, weight_bits=weight_bits, input_scale=input_scale, input_bits=input_bits,
-                               input_signed=input_signed, num_steps=num_steps, dt=dt, tau_rule=tau_rule)
-    meta = {"source": "nir", "nir_dt": dt, "nir_tau_rule": tau_rule, "nir_weight_bits": weight_bits}
+                               input_signed=input_signed, num_steps=num_steps, dt=dt, tau_rule=tau_rule,
+                               cuba_input_gain=cuba_input_gain)
+    meta = {"source": "nir", "nir_dt": dt, "nir_tau_rule": tau_rule, "nir_weight_bits": weight_bits,
+            "nir_cuba_input_gain": cuba_input_gain}
     meta.update(metadata or {})
     net = freeze(model, frac_bits=frac_bits, state_bits=state_bits, metadata=meta)
     return (net, model) if return_model else net
