@@ -33,6 +33,8 @@ from qsnn_deploy.cli import verify as verify_cli
 from qsnn_deploy.errors import CheckpointError, UnsupportedLayerError
 from qsnn_deploy.exporters import get_exporter
 from qsnn_deploy.exporters import nir_export as ne
+from qsnn_deploy.interop import nir_import as ni
+from qsnn_deploy.interop import nir_peers
 from qsnn_deploy.simulators import create_backend
 from qsnn_deploy.simulators.numpy_sim import NumpySimulator
 
@@ -214,7 +216,7 @@ def test_float_fields_alone_reimport_spike_for_spike(pool):
         for node in graph.nodes.values():
             node.metadata = {}
         graph.metadata = {}
-        back = ne.nir_graph_to_frozen(graph, weight_bits=8, frac_bits=f, state_bits=32, input_bits=1, input_scale=1.0)
+        back = ni.nir_graph_to_frozen(graph, weight_bits=8, frac_bits=f, state_bits=32, input_bits=1, input_scale=1.0)
         for la, lb in zip(net.layers, back.layers):
             assert np.array_equal(la.neuron.threshold, lb.neuron.threshold) and np.array_equal(la.neuron.bias, lb.neuron.bias)
             assert np.array_equal(la.neuron.decay, lb.neuron.decay)
@@ -296,7 +298,7 @@ def test_snntorch_import_exact_for_zero_reset_and_exact_decay(tmp_path, decay):
         x = random_input(net, rng, 3)
         ref = NumpySimulator(net).run(x, 10)
         assert sum(ref.saturations.values()) == 0
-        got = ne.run_snntorch_import(path, x, 10, net=net)
+        got = nir_peers.run_snntorch_import(path, x, 10, net=net)
         for name in ref.spikes:
             assert np.array_equal(ref.spikes[name], got.spikes[name]), name
         checked += 1
@@ -315,7 +317,7 @@ def test_snntorch_import_measured_agreement(tmp_path, capsys):
             path = ne.export(net, tmp_path / "m.nir")[0]
             x = random_input(net, rng, 4)
             ref = NumpySimulator(net).run(x, 12)
-            got = ne.run_snntorch_import(path, x, 12, net=net)
+            got = nir_peers.run_snntorch_import(path, x, 12, net=net)
             assert set(got.spikes) == set(ref.spikes)
             a = _agreement(ref, got)
             agree.append(np.mean([v for k, v in a.items() if k != "predictions"]))
@@ -337,7 +339,7 @@ def test_snntorch_cannot_import_per_channel_thresholds_in_integer_layout(tmp_pat
         import_from_nir(graph)
     assert ne.to_nir_graph(net).nodes[f"{ne._node_name(net.layers[0].name)}_lif"].metadata["threshold_layout"] == "unit"
     x = random_input(net, np.random.default_rng(0), 2)
-    ne.run_snntorch_import(ne.export(net, tmp_path / "a.nir")[0], x, 5, net=net)  # auto layout runs
+    nir_peers.run_snntorch_import(ne.export(net, tmp_path / "a.nir")[0], x, 5, net=net)  # auto layout runs
 
 
 def test_snntorch_import_of_the_seed_mnist_net_measured(tmp_path, capsys):
@@ -345,7 +347,7 @@ def test_snntorch_import_of_the_seed_mnist_net_measured(tmp_path, capsys):
     path = ne.export(net, tmp_path / "mnist.nir")[0]
     xs = x[:16]
     ref = create_backend("numpy", net).run(xs, 30)
-    got = ne.run_snntorch_import(path, xs, 30, net=net)
+    got = nir_peers.run_snntorch_import(path, xs, 30, net=net)
     a = _agreement(ref, got)
     with capsys.disabled():
         print(f"\n[snnTorch import_from_nir, seeds' MNIST net (subtract reset), 16 digits, T=30] {a}")
@@ -464,7 +466,7 @@ def test_foreign_graph_handles_sumpool_vleak_and_gain():
         nir.Conv2d(input_shape=(6, 6), weight=w, stride=1, padding=0, dilation=1, groups=1, bias=np.array([0.5, -0.25])),
         nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
         nir.LIF(tau=tau, r=r, v_leak=np.full((2, 2, 2), 4.0), v_threshold=np.full((2, 2, 2), 20.0)))
-    net, model = ne.nir_graph_to_frozen(graph, input_bits=1, input_scale=1.0, frac_bits=4, return_model=True)
+    net, model = ni.nir_graph_to_frozen(graph, input_bits=1, input_scale=1.0, frac_bits=4, return_model=True)
     layer = net.layers[0]
     assert layer.synapse.pool == (2, 2) and layer.neuron.reset == "zero" and np.array_equal(layer.neuron.decay, [3072, 3072])
     assert np.array_equal(layer.synapse.weight, w.astype(np.int8))  # integer weights kept
@@ -547,6 +549,7 @@ def test_cuba_and_recurrent_graph_structure(tmp_path):
     alpha, beta = 1 - dt / cuba.tau_syn, 1 - dt / cuba.tau_mem
     leaky = n.current_decay < 4096
     np.testing.assert_allclose(alpha[leaky], n.current_decay[leaky] / 4096, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(beta[n.decay < 4096], n.decay[n.decay < 4096] / 4096, rtol=0, atol=1e-12)
     np.testing.assert_allclose((cuba.w_in * dt / cuba.tau_syn), 1.0, rtol=1e-12)     # current input gain 1
     np.testing.assert_allclose((cuba.r * dt / cuba.tau_mem), 1.0, rtol=1e-12)        # membrane input gain 1
     kappa = 2.0 ** n.frac_bits
@@ -640,7 +643,7 @@ def test_unsupported_nir_nodes_are_clear_errors(tmp_path, bad, capsys):
         edges = [("input", "a"), ("input", "b"), ("a", "l1"), ("b", "l2"), ("l1", "o1"), ("l2", "o2")]
         graph, match = nir.NIRGraph(nodes=nodes, edges=edges), "single feed-forward chain"
     with pytest.raises(UnsupportedLayerError, match=match):
-        ne.nir_graph_to_frozen(graph)
+        ni.nir_graph_to_frozen(graph)
     path = tmp_path / "bad.nir"
     nir.write(path, graph)
     assert export_cli.main([str(path), "--target", "numpy", "-o", str(tmp_path / "o")]) == 2

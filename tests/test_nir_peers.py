@@ -25,7 +25,8 @@ import torch
 from qsnn_deploy import FrozenNet, InputSpec, LIFLayer, freeze
 from qsnn_deploy.errors import UnsupportedLayerError
 from qsnn_deploy.exporters import nir_export as ne
-from qsnn_deploy.exporters import nir_peers
+from qsnn_deploy.interop import nir_import as ni
+from qsnn_deploy.interop import nir_peers
 from qsnn_deploy.simulators.numpy_sim import NumpySimulator
 from test_nir import _mnist_digits, random_frozen_net, random_input
 
@@ -261,8 +262,8 @@ def test_norse_written_graph_imports_freezes_and_verifies(tmp_path):
     lif = next(n for n in ne.read_graph(path).nodes.values() if isinstance(n, nir.LIF))
     np.testing.assert_allclose(lif.tau, 1e-3 / 200.0, rtol=1e-6)   # Norse writes τ = dt/tau_mem_inv, not 1/tau_mem_inv
     with pytest.raises(UnsupportedLayerError, match=r"NIR node '1': tau < dt"):
-        ne.load_nir(path, dt=1e-3)                                 # read with Norse's dt: β < 0, refused
-    net, model = ne.load_nir(path, dt=1e-6, frac_bits=2, state_bits=32, num_steps=steps)   # dt_norse² reads it right
+        ni.load_nir(path, dt=1e-3)                                 # read with Norse's dt: β < 0, refused
+    net, model = ni.load_nir(path, dt=1e-6, frac_bits=2, state_bits=32, num_steps=steps)   # dt_norse² reads it right
     assert [int(d) for d in np.unique(np.concatenate([l.neuron.decay for l in net.layers]))] == [round(0.8 * 4096)]
     x = np.random.default_rng(0).integers(0, 256, size=(64, 16))
     ref = _verify_foreign(net, model, x, steps)
@@ -308,7 +309,7 @@ def test_sinabs_written_graph_imports_freezes_and_verifies():
     graph = sinabs.to_nir(m, torch.randn(1, 1, 8, 8))
     with pytest.raises(TypeError, match="One of data, shape or dtype"):
         nir.write(Path(__import__("tempfile").mkdtemp()) / "s.nir", graph)
-    net, model = ne.nir_graph_to_frozen(graph, dt=1.0, tau_rule="exp", frac_bits=2, state_bits=32, num_steps=steps,
+    net, model = ni.nir_graph_to_frozen(graph, dt=1.0, tau_rule="exp", frac_bits=2, state_bits=32, num_steps=steps,
                                         return_model=True)
     assert [int(l.neuron.decay[0]) for l in net.layers] == [round(np.exp(-1 / 5) * 4096), round(np.exp(-1 / 3) * 4096)]
     assert [l.synapse.pool for l in net.layers] == [(2, 2), None]
@@ -343,9 +344,9 @@ def test_norse_and_sinabs_graphs_with_nodes_we_cannot_represent_are_refused_by_n
     from qsnn_deploy.cli import export as export_cli
 
     with pytest.raises(UnsupportedLayerError, match=r"NIR node '5' of type IF is not supported"):
-        ne.nir_graph_to_frozen(sinabs.to_nir(_sinabs_model(last_iaf=True), torch.randn(1, 1, 8, 8)), dt=1.0)
+        ni.nir_graph_to_frozen(sinabs.to_nir(_sinabs_model(last_iaf=True), torch.randn(1, 1, 8, 8)), dt=1.0)
     with pytest.raises(UnsupportedLayerError, match=r"NIR node '2' \(SumPool2d\): pooling is supported only between"):
-        ne.nir_graph_to_frozen(sinabs.to_nir(_sinabs_model(pool_after_lif=True), torch.randn(1, 1, 8, 8)), dt=1.0)
+        ni.nir_graph_to_frozen(sinabs.to_nir(_sinabs_model(pool_after_lif=True), torch.randn(1, 1, 8, 8)), dt=1.0)
     p = nt.LIFParameters(tau_mem_inv=torch.full((4,), 100.0), tau_syn_inv=torch.full((4,), 200.0),
                          v_th=torch.full((4,), 0.5), v_leak=torch.full((4,), 0.1), v_reset=torch.zeros(4))
     path = tmp_path / "cuba.nir"
@@ -398,7 +399,7 @@ def test_rockpool_written_graph_imports_freezes_and_verifies(tmp_path):
     graph = ne.read_graph(path)
     lif = graph.nodes["1_LIFNeuronTorch"]
     np.testing.assert_allclose(lif.r * -np.expm1(-dt / lif.tau), 0.01 * np.exp(-0.1) / dt * -np.expm1(-0.1), rtol=1e-6)
-    net, model = ne.load_nir(path, dt=dt, tau_rule="exp", frac_bits=2, state_bits=32, num_steps=steps)
+    net, model = ni.load_nir(path, dt=dt, tau_rule="exp", frac_bits=2, state_bits=32, num_steps=steps)
     assert [int(l.neuron.decay[0]) for l in net.layers] == [round(np.exp(-0.1) * 4096)] * 2
     from qsnn_deploy.cli import export as export_cli           # the same from the command line
 
@@ -484,7 +485,7 @@ def test_norse_cubalif_graph_exports_and_verifies_bit_exact(tmp_path, capsys):
     theirs = _own_run(m, (m[1], m[3]), x, steps, stateful=True)
     agree = {}
     for gain in ("w_in", "nir"):
-        net, model = ne.load_nir(path, dt=1e-6, frac_bits=2, state_bits=32, num_steps=steps, cuba_input_gain=gain)
+        net, model = ni.load_nir(path, dt=1e-6, frac_bits=2, state_bits=32, num_steps=steps, cuba_input_gain=gain)
         ref = _verify_foreign(net, model, x, steps) if gain == "w_in" else NumpySimulator(net).run(x, steps)
         agree[gain] = [float(np.mean(t == r)) for t, r in zip(theirs, ref.spikes.values())]
         if gain == "w_in":
@@ -537,7 +538,7 @@ def test_snntorch_synaptic_and_rleaky_graphs_import_and_verify(tmp_path, kind, z
         assert isinstance(graph.nodes["1.w_rec"], nir.Affine)
     else:
         assert isinstance(graph.nodes["1"], nir.CubaLIF)
-    net, model = ne.load_nir(path, frac_bits=2, state_bits=32, num_steps=steps)
+    net, model = ni.load_nir(path, frac_bits=2, state_bits=32, num_steps=steps)
     want = ("cuba", False) if kind == "synaptic" else ("lif", True)
     assert [(l.kind, l.synapse.is_recurrent, l.neuron.reset) for l in net.layers][0] == want + ("zero",)
     x = np.random.default_rng(0).integers(0, 256, size=(64, 16))

@@ -131,7 +131,7 @@ def _load_model(args: argparse.Namespace, path: Path) -> LoadedModel:
 
         return LoadedModel(read_netx(path), None, path.stem)
     if path.suffix == ".nir":
-        from ..exporters.nir_export import load_nir
+        from ..interop.nir_import import load_nir
 
         net, model = load_nir(path, weight_bits=args.weight_bits, frac_bits=args.frac_bits, state_bits=args.state_bits,
                               input_bits=getattr(args, "input_bits", 8), input_scale=getattr(args, "input_scale", None),
