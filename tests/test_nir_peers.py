@@ -506,6 +506,11 @@ def _snntorch_kinds_model(kind: str, zero: bool):
                                                                        init_hidden=True, **rk),
                                 torch.nn.Linear(12, 4), snn.Synaptic(alpha=t(0.7, 4), beta=t(0.85, 4), threshold=t(0.5, 4),
                                                                      init_hidden=True, output=True, **rk))
+    elif kind == "rsynaptic":  # default reset only: RSynaptic(init_hidden=True, reset_delay=False) fails in snnTorch 1.0
+        m = torch.nn.Sequential(torch.nn.Linear(16, 12), snn.RSynaptic(alpha=t(0.8, 12), beta=t(0.9, 12), threshold=t(0.5, 12),
+                                                                        linear_features=12, init_hidden=True),
+                                torch.nn.Linear(12, 4), snn.Synaptic(alpha=t(0.7, 4), beta=t(0.85, 4), threshold=t(0.5, 4),
+                                                                     init_hidden=True, output=True))
     else:
         m = torch.nn.Sequential(torch.nn.Linear(16, 12), snn.RLeaky(beta=t(0.9, 12), threshold=t(0.5, 12), linear_features=12,
                                                                      init_hidden=True, **rk),
@@ -519,11 +524,11 @@ def _snntorch_kinds_model(kind: str, zero: bool):
 
 @pytest.mark.parametrize("kind,zero,floor", [
     ("synaptic", False, (0.988, 0.986)), ("synaptic", True, (0.995, 0.99)),
-    ("rleaky", False, (0.905, 0.80)), ("rleaky", True, (0.986, 0.974))])
+    ("rleaky", False, (0.905, 0.80)), ("rleaky", True, (0.986, 0.974)), ("rsynaptic", False, (0.973, 0.959))])
 def test_snntorch_synaptic_and_rleaky_graphs_import_and_verify(tmp_path, kind, zero, floor):
     """snnTorch 1.0's export_to_nir of a Synaptic net writes CubaLIF (w_in = τ_syn/dt, r = τ_mem/dt: gain 1 under
-    NIR's equation); of an RLeaky net a FLAT cycle ``1.lif -> 1.w_rec (Affine) -> 1.lif`` (nirtorch 2.6 inlines the
-    nested graph snnTorch builds). Both import (NIR's reset: zero, right after the spike), freeze and verify
+    NIR's equation); of an RLeaky (RSynaptic) net a FLAT cycle ``1.lif -> 1.w_rec (Affine) -> 1.lif`` with a LIF
+    (CubaLIF) node (nirtorch 2.6 inlines the nested graph snnTorch builds). Both import (NIR's reset: zero, right after the spike), freeze and verify
     bit-exact; the agreement with snnTorch's own run is measured: close with snnTorch's zero reset and
     reset_delay=False (what the file says), lower with its default subtract reset (the file cannot say it)."""
     import snntorch.utils
@@ -533,13 +538,13 @@ def test_snntorch_synaptic_and_rleaky_graphs_import_and_verify(tmp_path, kind, z
     path = tmp_path / f"{kind}.nir"
     nir.write(path, export_to_nir(m, torch.randn(1, 16), ignore_dims=[0]))
     graph = ne.read_graph(path)
-    if kind == "rleaky":
+    if kind != "synaptic":
         assert {("1.lif", "1.w_rec"), ("1.w_rec", "1.lif")} <= {tuple(e) for e in graph.edges}
         assert isinstance(graph.nodes["1.w_rec"], nir.Affine)
     else:
         assert isinstance(graph.nodes["1"], nir.CubaLIF)
     net, model = ni.load_nir(path, frac_bits=2, state_bits=32, num_steps=steps)
-    want = ("cuba", False) if kind == "synaptic" else ("lif", True)
+    want = {"synaptic": ("cuba", False), "rleaky": ("lif", True), "rsynaptic": ("cuba", True)}[kind]
     assert [(l.kind, l.synapse.is_recurrent, l.neuron.reset) for l in net.layers][0] == want + ("zero",)
     x = np.random.default_rng(0).integers(0, 256, size=(64, 16))
     ref = _verify_foreign(net, model, x, steps)

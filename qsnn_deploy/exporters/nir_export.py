@@ -520,7 +520,7 @@ def frozen_from_nir_graph(graph, check_float_fields: bool = True) -> FrozenNet:
 
     if not is_qsnn_graph(graph):
         raise CheckpointError("this NIR graph was not written by qsnn-deploy (no qsnn integer metadata); import it with "
-                              "nir_graph_to_frozen() / `qsnn-export graph.nir`, which quantizes its float weights")
+                              "qsnn_deploy.interop.nir_import.nir_graph_to_frozen() / `qsnn-export graph.nir`, which quantizes its float weights")
     gm = graph.metadata
     version = _meta_scalar(gm, "qsnn_format_version", "<graph>")
     if version != VERSION:
@@ -622,7 +622,7 @@ def _compare_float_fields(name: str, a, b) -> None:
         if x.shape != y.shape or not np.array_equal(x.astype(np.float64), y.astype(np.float64), equal_nan=True):
             raise CheckpointError(f"NIR node {name!r}: field {fname!r} disagrees with the node's integer metadata (the "
                                   "graph was edited after export). Re-export it, or import the edited graph as a "
-                                  "foreign one with nir_graph_to_frozen(graph), which reads only the float fields.")
+                                  "foreign one with qsnn_deploy.interop.nir_import.nir_graph_to_frozen(graph), which reads only the float fields.")
 
 
 def read_nir(path: str | Path, check_float_fields: bool = True) -> FrozenNet:
