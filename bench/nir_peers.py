@@ -1,7 +1,7 @@
 """Our exported .nir run by simulators we did not write (snnTorch, Norse, Sinabs, Rockpool).
 
 For each shipped model: export the frozen net to NIR (the default file, and the file with the
-options each peer reads as we mean them, ``qsnn_deploy.exporters.nir_peers.EXPORT_OPTIONS``),
+options each peer reads as we mean them, ``qsnn_deploy.interop.nir_peers.EXPORT_OPTIONS``),
 check that our own reader gets the identical frozen net back from every file, load each file with
 the peer's own importer, run it on the same MNIST test digits and compare every layer's spikes
 (every step, every neuron) and the predictions with our NumPy reference. Prints the markdown
@@ -39,7 +39,8 @@ def run(models, data, n, steps, peers, variants=True):
     from qsnn_deploy import freeze
     from qsnn_deploy.checkpoint import model_from_checkpoint
     from qsnn_deploy.data import load_mnist
-    from qsnn_deploy.exporters import nir_export, nir_peers
+    from qsnn_deploy.exporters import nir_export
+    from qsnn_deploy.interop import nir_peers
     from qsnn_deploy.simulators import create_backend
 
     x, y = load_mnist(data, limit=n)

@@ -277,6 +277,17 @@ def cuba_recurrent_qsnn(env: Env, name: str, recurrent: bool = True) -> Path:
     return FrozenNet(InputSpec((9,), bits=4, scale=1.0), [Layer("rec1", syn, neuron)], num_steps=10).save(env.p(name))
 
 
+def cuba_nir_edited(env: Env, name: str) -> Path:
+    """Our .nir of the recurrent cuba layer with the CubaLIF's ``w_in`` edited (the float fields no longer
+    match the integer metadata)."""
+    from qsnn_deploy import FrozenNet
+
+    path = nir_export.export(FrozenNet.load(cuba_recurrent_qsnn(env, name + ".qsnn")), env.p(name))[0]
+    with h5py.File(path, "r+") as f:
+        nir_weight(f, 2.5, "node/nodes/rec1_rec/nodes/cuba/w_in")
+    return path
+
+
 def evil_pickle(env: Env, name: str) -> Path:
     torch.save({"format": "qsnn-checkpoint", "version": 1, "x": Evil(env.marker)}, env.p(name))
     return env.p(name)
@@ -362,8 +373,10 @@ CASES = [
     Case("qsnn-weight-over-bit-width", "export",
          lambda e: [str(qsnn_edit(e, "wide.qsnn", lambda m, a: a["layer1.weight"].__setitem__((0, 0), 100))),
                     "--target", "lava", "-o", str(e.p("out"))], ("wide.qsnn", "fc", "weight", "100", "4-bit", "-8..7")),
-    Case("qsnn-cuba-to-nir", "export", lambda e: [str(cuba_recurrent_qsnn(e, "cuba.qsnn", recurrent=False)), "--target", "nir",
-                                                  "-o", str(e.p("out"))], ("rec1", "nir", "cuba")),
+    Case("qsnn-cuba-recurrent-to-nir", "export", lambda e: [str(cuba_recurrent_qsnn(e, "cuba.qsnn")), "--target", "nir",
+                                                            "-o", str(e.p("out"))], ok=True, outputs=("out/cuba.nir",)),
+    Case("nir-cuba-recurrent-w_in-edited", "verify", lambda e: [str(cuba_nir_edited(e, "cubaed.nir"))] + RAND,
+         ("cubaed.nir", "rec1_rec.cuba", "w_in", "disagrees")),
     Case("qsnn-recurrent-to-lava", "export", lambda e: [str(cuba_recurrent_qsnn(e, "rec.qsnn")), "--target", "lava",
                                                         "-o", str(e.p("out"))], ("rec1", "lava", "recurrent")),
     Case("qsnn-cuba-subtract-to-lava", "export", lambda e: [str(cuba_recurrent_qsnn(e, "cubs.qsnn", recurrent=False)), "--target",

@@ -10,6 +10,8 @@
   (zero reset, β ∈ {0, 1}); measured (printed, documented in docs/nir.md) otherwise;
 * snnTorch's export_to_nir writes Brevitas' float shadow weights, ours the integers;
 * a graph written by snnTorch's export_to_nir imports, freezes and verifies through the CLIs;
+* CubaLIF layers and recurrent layers (a nested graph with the cycle neuron → w_rec → neuron, as
+  snnTorch writes RLeaky) round-trip exactly, and their float fields mean what NIR says;
 * unsupported NIR nodes and edited files are refused with clear errors.
 """
 from __future__ import annotations
@@ -25,12 +27,14 @@ import snntorch as snn
 import torch
 import torch.nn as nn
 
-from qsnn_deploy import FrozenNet, InputSpec, LIFLayer, freeze, intmath
+from qsnn_deploy import CubaLIF, FrozenNet, InputSpec, Layer, LIFLayer, Synapse, freeze, intmath
 from qsnn_deploy.cli import export as export_cli
 from qsnn_deploy.cli import verify as verify_cli
 from qsnn_deploy.errors import CheckpointError, UnsupportedLayerError
 from qsnn_deploy.exporters import get_exporter
 from qsnn_deploy.exporters import nir_export as ne
+from qsnn_deploy.interop import nir_import as ni
+from qsnn_deploy.interop import nir_peers
 from qsnn_deploy.simulators import create_backend
 from qsnn_deploy.simulators.numpy_sim import NumpySimulator
 
@@ -212,7 +216,7 @@ def test_float_fields_alone_reimport_spike_for_spike(pool):
         for node in graph.nodes.values():
             node.metadata = {}
         graph.metadata = {}
-        back = ne.nir_graph_to_frozen(graph, weight_bits=8, frac_bits=f, state_bits=32, input_bits=1, input_scale=1.0)
+        back = ni.nir_graph_to_frozen(graph, weight_bits=8, frac_bits=f, state_bits=32, input_bits=1, input_scale=1.0)
         for la, lb in zip(net.layers, back.layers):
             assert np.array_equal(la.neuron.threshold, lb.neuron.threshold) and np.array_equal(la.neuron.bias, lb.neuron.bias)
             assert np.array_equal(la.neuron.decay, lb.neuron.decay)
@@ -294,7 +298,7 @@ def test_snntorch_import_exact_for_zero_reset_and_exact_decay(tmp_path, decay):
         x = random_input(net, rng, 3)
         ref = NumpySimulator(net).run(x, 10)
         assert sum(ref.saturations.values()) == 0
-        got = ne.run_snntorch_import(path, x, 10, net=net)
+        got = nir_peers.run_snntorch_import(path, x, 10, net=net)
         for name in ref.spikes:
             assert np.array_equal(ref.spikes[name], got.spikes[name]), name
         checked += 1
@@ -313,7 +317,7 @@ def test_snntorch_import_measured_agreement(tmp_path, capsys):
             path = ne.export(net, tmp_path / "m.nir")[0]
             x = random_input(net, rng, 4)
             ref = NumpySimulator(net).run(x, 12)
-            got = ne.run_snntorch_import(path, x, 12, net=net)
+            got = nir_peers.run_snntorch_import(path, x, 12, net=net)
             assert set(got.spikes) == set(ref.spikes)
             a = _agreement(ref, got)
             agree.append(np.mean([v for k, v in a.items() if k != "predictions"]))
@@ -335,7 +339,7 @@ def test_snntorch_cannot_import_per_channel_thresholds_in_integer_layout(tmp_pat
         import_from_nir(graph)
     assert ne.to_nir_graph(net).nodes[f"{ne._node_name(net.layers[0].name)}_lif"].metadata["threshold_layout"] == "unit"
     x = random_input(net, np.random.default_rng(0), 2)
-    ne.run_snntorch_import(ne.export(net, tmp_path / "a.nir")[0], x, 5, net=net)  # auto layout runs
+    nir_peers.run_snntorch_import(ne.export(net, tmp_path / "a.nir")[0], x, 5, net=net)  # auto layout runs
 
 
 def test_snntorch_import_of_the_seed_mnist_net_measured(tmp_path, capsys):
@@ -343,7 +347,7 @@ def test_snntorch_import_of_the_seed_mnist_net_measured(tmp_path, capsys):
     path = ne.export(net, tmp_path / "mnist.nir")[0]
     xs = x[:16]
     ref = create_backend("numpy", net).run(xs, 30)
-    got = ne.run_snntorch_import(path, xs, 30, net=net)
+    got = nir_peers.run_snntorch_import(path, xs, 30, net=net)
     a = _agreement(ref, got)
     with capsys.disabled():
         print(f"\n[snnTorch import_from_nir, seeds' MNIST net (subtract reset), 16 digits, T=30] {a}")
@@ -462,7 +466,7 @@ def test_foreign_graph_handles_sumpool_vleak_and_gain():
         nir.Conv2d(input_shape=(6, 6), weight=w, stride=1, padding=0, dilation=1, groups=1, bias=np.array([0.5, -0.25])),
         nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
         nir.LIF(tau=tau, r=r, v_leak=np.full((2, 2, 2), 4.0), v_threshold=np.full((2, 2, 2), 20.0)))
-    net, model = ne.nir_graph_to_frozen(graph, input_bits=1, input_scale=1.0, frac_bits=4, return_model=True)
+    net, model = ni.nir_graph_to_frozen(graph, input_bits=1, input_scale=1.0, frac_bits=4, return_model=True)
     layer = net.layers[0]
     assert layer.synapse.pool == (2, 2) and layer.neuron.reset == "zero" and np.array_equal(layer.neuron.decay, [3072, 3072])
     assert np.array_equal(layer.synapse.weight, w.astype(np.int8))  # integer weights kept
@@ -481,18 +485,174 @@ def test_foreign_graph_handles_sumpool_vleak_and_gain():
     assert np.array_equal(res.spikes[layer.name], np.array(spikes, dtype=np.uint8))
 
 
+# ----------------------------------------------------------------------------- CubaLIF and recurrent layers
+def cuba_recurrent_net(rng: np.random.Generator, *, exact_floats: bool = False, reset: str | None = None) -> FrozenNet:
+    """Dense CubaLIF (recurrent) -> dense LIF (recurrent) -> dense CubaLIF, spike input, random per-channel θ/b/bi/a/d.
+
+    ``exact_floats``: F = 0, one θ per layer, zero reset, every a, d in {0, 4096}: then NIR's float
+    CubaLIF/LIF (Euler) computes exactly the integers (all values below 2^24), so the float fields
+    alone must give the same spikes."""
+    spec = InputSpec((12,), 1, False, 1.0, True)
+    layers, c_in = [], 12
+    for i, (kind, rec) in enumerate((("cuba", True), ("lif", True), ("cuba", False))):
+        c = int(rng.integers(3, 7))
+        f = 0 if exact_floats else int(rng.integers(0, 5))
+        w = rng.integers(-7, 8, (c, c_in)).astype(np.int8)
+        r = rng.integers(-5, 6, (c, c)).astype(np.int8) if rec else None
+        th = np.full(c, int(rng.integers(2, 6)) << f) if exact_floats else rng.integers(1, 6, c) << f
+        pick = (lambda: rng.choice([0, 4096], c)) if exact_floats else (lambda: rng.integers(0, 4097, c))
+        res = "zero" if exact_floats else (reset or str(rng.choice(["subtract", "zero", "zero_delayed"])))
+        b = rng.integers(-2, 3, c) << f
+        if kind == "cuba":
+            neuron = CubaLIF(th.astype(np.int64), b.astype(np.int64), pick().astype(np.int64), pick().astype(np.int64),
+                             (rng.integers(-2, 3, c) << f).astype(np.int64), res, f, 24, int(rng.integers(12, 25)))
+        else:
+            neuron = LIFLayer("x", "dense", w, 4, th.astype(np.int64), b.astype(np.int64), pick().astype(np.int64),
+                              "subtract" if res == "zero_delayed" else res, f, 24).neuron
+        layers.append(Layer(f"l{i}.{kind}", Synapse("dense", w, 4, recurrent=r, recurrent_bits=4 if rec else None), neuron))
+        c_in = c
+    return FrozenNet(spec, layers, 10, {"test": "cuba+recurrent"}).validate()
+
+
+def test_cuba_and_recurrent_layers_round_trip_bit_exact(tmp_path):
+    rng = np.random.default_rng(24)
+    for k in range(6):
+        net = cuba_recurrent_net(rng)
+        for opts in ({}, {"threshold_layout": "unit"}, {"tau_rule": "exp", "r_rule": "one", "dt": 1.0}):
+            path = ne.export(net, tmp_path / f"n{k}.nir", **opts)[0]
+            back = ne.read_nir(path)
+            _assert_identical(net, back)
+        x = rng.integers(0, 2, (5, 12))
+        ref = NumpySimulator(net).run(x, 10)
+        got = create_backend("nir", net).run(x, 10)
+        assert all(np.array_equal(ref.spikes[n], got.spikes[n]) for n in ref.spikes)
+        assert sum(int(v.sum()) for v in ref.spikes.values()) > 0
+
+
+def test_cuba_and_recurrent_graph_structure(tmp_path):
+    net = cuba_recurrent_net(np.random.default_rng(5), reset="zero_delayed")
+    g = nir.read(ne.export(net, tmp_path / "c.nir", threshold_layout="integer")[0])
+    names = list(g.nodes)
+    assert [type(g.nodes[n]).__name__ for n in names] == ["Input", "Affine", "NIRGraph", "Affine", "NIRGraph", "Affine",
+                                                           "CubaLIF", "Output"]
+    sub = g.nodes["l0_cuba_rec"]
+    assert sorted(map(tuple, sub.edges)) == sorted([("input", "cuba"), ("cuba", "w_rec"), ("w_rec", "cuba"), ("cuba", "output")])
+    assert isinstance(sub.nodes["cuba"], nir.CubaLIF) and isinstance(g.nodes["l1_lif_rec"].nodes["lif"], nir.LIF)
+    layer = net.layers[0]
+    kappa = float(1 << layer.neuron.frac_bits)
+    np.testing.assert_array_equal(sub.nodes["w_rec"].weight, layer.synapse.recurrent * (2.0 ** layer.neuron.frac_bits / kappa))
+    np.testing.assert_array_equal(np.asarray(sub.nodes["cuba"].metadata["current_decay"]), layer.neuron.current_decay)
+    assert sub.nodes["cuba"].metadata["reset"] == "zero_delayed"
+    cuba = g.nodes["l2_cuba_cuba"]
+    n = net.layers[2].neuron
+    dt = ne.DT
+    alpha, beta = 1 - dt / cuba.tau_syn, 1 - dt / cuba.tau_mem
+    leaky = n.current_decay < 4096
+    np.testing.assert_allclose(alpha[leaky], n.current_decay[leaky] / 4096, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(beta[n.decay < 4096], n.decay[n.decay < 4096] / 4096, rtol=0, atol=1e-12)
+    np.testing.assert_allclose((cuba.w_in * dt / cuba.tau_syn), 1.0, rtol=1e-12)     # current input gain 1
+    np.testing.assert_allclose((cuba.r * dt / cuba.tau_mem), 1.0, rtol=1e-12)        # membrane input gain 1
+    kappa = 2.0 ** n.frac_bits
+    np.testing.assert_allclose(cuba.v_threshold, n.threshold / kappa)
+    np.testing.assert_allclose(g.nodes["l2_cuba"].bias, n.current_bias / kappa)            # bi on the synapse
+    np.testing.assert_allclose((dt / cuba.tau_mem) * cuba.v_leak, n.bias / kappa, rtol=1e-9, atol=1e-12)  # b as v_leak
+    # an edited recurrent weight is refused; so is a nested graph of another form
+    sub.nodes["w_rec"].weight[0, 0] += 1
+    nir.write(tmp_path / "edited.nir", g)
+    with pytest.raises(CheckpointError, match="w_rec.*weight"):
+        ne.read_nir(tmp_path / "edited.nir")
+    sub.edges.remove(("w_rec", "cuba"))
+    with pytest.raises(UnsupportedLayerError, match="nested NIRGraph.*recurrent neuron layer"):
+        ne.frozen_from_nir_graph(g)
+
+
+def _euler_nir_run(graph, x: np.ndarray, steps: int) -> list[np.ndarray]:
+    """An independent float64 interpreter of our chain's NIR float fields (Affine, LIF, CubaLIF, the nested
+    recurrent form), one Euler step of dt per time step, reset to v_reset right after a spike."""
+    nodes = [graph.nodes[n] for n in graph.nodes if not isinstance(graph.nodes[n], (nir.Input, nir.Output))]
+    dt = float(graph.metadata["dt"])
+    state, out = {}, []
+    for t in range(steps):
+        h, spikes = x.astype(np.float64), []
+        for k, node in enumerate(nodes):
+            if isinstance(node, nir.Affine):
+                h = h @ node.weight.T + node.bias
+                continue
+            neuron, w_rec = node, None
+            if isinstance(node, nir.NIRGraph):
+                neuron = next(v for v in node.nodes.values() if isinstance(v, (nir.LIF, nir.CubaLIF)))
+                w_rec = node.nodes["w_rec"].weight
+            i, v, z = state.get(k, (0.0, np.zeros_like(h), np.zeros_like(h)))
+            s = h + (z @ w_rec.T if w_rec is not None else 0.0)
+            if isinstance(neuron, nir.CubaLIF):
+                i = (1 - dt / neuron.tau_syn) * i + neuron.w_in * dt / neuron.tau_syn * s
+                tau = neuron.tau_mem
+            else:
+                i, tau = s, neuron.tau
+            v = (1 - dt / tau) * v + (dt / tau) * neuron.v_leak + neuron.r * dt / tau * i
+            z = (v > neuron.v_threshold).astype(np.float64)
+            v = np.where(z > 0, neuron.v_reset, v)
+            state[k] = (i, v, z)
+            spikes.append(z)
+            h = z
+        out.append(spikes)
+    return [np.stack([o[k] for o in out]) for k in range(len(out[0]))]
+
+
+def test_cuba_and_recurrent_float_fields_alone_give_the_same_spikes():
+    """Where NIR's float Euler step computes exactly our integers (F = 0, zero reset, a, d in {0, 4096}), an
+    independent interpreter of the float fields (no metadata) gives the reference's spikes: the recurrence's
+    one-step delay, w_in, r, v_leak (the membrane bias) and the current bias on the Affine mean what NIR says."""
+    rng = np.random.default_rng(7)
+    fired = 0
+    for _ in range(4):
+        net = cuba_recurrent_net(rng, exact_floats=True)
+        x = rng.integers(0, 2, (6, 12))
+        ref = NumpySimulator(net).run(x, 10)
+        got = _euler_nir_run(ne.to_nir_graph(net), x, 10)
+        for layer, z in zip(net.layers, got):
+            assert np.array_equal(ref.spikes[layer.name], z.astype(np.uint8)), layer.name
+            fired += int(z.sum())
+    assert fired > 0
+
+
+def test_cuba_and_recurrent_float_fields_alone_reimport_spike_for_spike():
+    """Our CubaLIF and nested recurrent nodes with the metadata removed, imported as a foreign graph
+    (``RSynaptic``, ``RLeaky``, ``Synaptic`` rebuilt from the float fields, then frozen): spike-identical where
+    the floats are exact (F = 0, zero reset, a, d in {0, 4096}; a CubaLIF membrane bias would be a v_leak,
+    which the import refuses, so it is 0 here)."""
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        net = cuba_recurrent_net(rng, exact_floats=True)
+        for layer in net.layers:
+            if layer.kind == "cuba":
+                layer.neuron.bias = np.zeros_like(layer.neuron.bias)
+        graph = ne.to_nir_graph(net)
+        graph.metadata = {}
+        back = ni.nir_graph_to_frozen(graph, weight_bits=8, frac_bits=0, state_bits=24, input_bits=1, input_scale=1.0,
+                                      num_steps=10)
+        assert [(l.kind, l.synapse.is_recurrent) for l in back.layers] == [(l.kind, l.synapse.is_recurrent) for l in net.layers]
+        x = rng.integers(0, 2, (6, 12))
+        a, b = NumpySimulator(net).run(x, 10), NumpySimulator(back).run(x, 10)
+        assert all(np.array_equal(a.spikes[la.name], b.spikes[lb.name]) for la, lb in zip(net.layers, back.layers))
+        assert all(s.any() for s in a.spikes.values())
+
+
 # ----------------------------------------------------------------------------- errors
 def _lif(n):
     return nir.LIF(tau=np.full(n, 1e-3), r=np.full(n, 10.0), v_leak=np.zeros(n), v_threshold=np.ones(n))
 
 
-@pytest.mark.parametrize("bad", ["cubalif", "vreset", "branch", "threshold"])
+@pytest.mark.parametrize("bad", ["cubalif-vleak", "nested", "vreset", "branch", "threshold"])
 def test_unsupported_nir_nodes_are_clear_errors(tmp_path, bad, capsys):
     aff = nir.Affine(weight=np.ones((3, 4)), bias=np.zeros(3))
-    if bad == "cubalif":
-        node = nir.CubaLIF(tau_syn=np.full(3, 1e-3), tau_mem=np.full(3, 1e-3), r=np.ones(3), v_leak=np.zeros(3),
+    if bad == "cubalif-vleak":
+        node = nir.CubaLIF(tau_syn=np.full(3, 1e-3), tau_mem=np.full(3, 1e-3), r=np.ones(3), v_leak=np.full(3, 0.5),
                            v_threshold=np.ones(3))
-        graph, match = nir.NIRGraph.from_list(aff, node), "of type CubaLIF is not supported"
+        graph, match = nir.NIRGraph.from_list(aff, node), r"\(CubaLIF\): v_leak ≠ 0 is not supported"
+    elif bad == "nested":  # a composite subgraph (two neurons), not the recurrent form
+        sub = nir.NIRGraph.from_list(_lif(3), nir.Affine(weight=np.ones((3, 3)), bias=np.zeros(3)), _lif(3))
+        graph, match = nir.NIRGraph.from_list(aff, sub), "nested NIRGraph.*only nested graph supported is a recurrent"
     elif bad == "threshold":
         graph, match = nir.NIRGraph.from_list(aff, nir.Threshold(threshold=np.ones(3))), "of type Threshold is not supported"
     elif bad == "vreset":
@@ -505,7 +665,7 @@ def test_unsupported_nir_nodes_are_clear_errors(tmp_path, bad, capsys):
         edges = [("input", "a"), ("input", "b"), ("a", "l1"), ("b", "l2"), ("l1", "o1"), ("l2", "o2")]
         graph, match = nir.NIRGraph(nodes=nodes, edges=edges), "single feed-forward chain"
     with pytest.raises(UnsupportedLayerError, match=match):
-        ne.nir_graph_to_frozen(graph)
+        ni.nir_graph_to_frozen(graph)
     path = tmp_path / "bad.nir"
     nir.write(path, graph)
     assert export_cli.main([str(path), "--target", "numpy", "-o", str(tmp_path / "o")]) == 2

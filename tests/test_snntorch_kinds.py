@@ -16,7 +16,7 @@ from qsnn_deploy import freeze
 from qsnn_deploy.errors import UnsupportedLayerError
 from qsnn_deploy.verify import verify
 
-BACKENDS = ("torch", "onnx", "loihi")  # nir joins as its kernels for these kinds land (issue 24)
+BACKENDS = ("torch", "onnx", "nir", "loihi")
 STEPS = 12
 
 

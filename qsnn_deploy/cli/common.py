@@ -92,6 +92,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     nir.add_argument("--tau-rule", choices=("euler", "exp"), default="euler",
                      help="how tau gives the decay: euler, beta = 1 - dt/tau (snnTorch, Norse; default) or exp, "
                           "beta = exp(-dt/tau) (Sinabs, Rockpool)")
+    nir.add_argument("--cuba-input-gain", choices=("nir", "w_in"), default="nir",
+                     help="how a CubaLIF's current takes its input: nir, gain w_in*dt/tau_syn (NIR's equation; snnTorch; "
+                          "default) or w_in (Norse's LIFCell, whose to_nir writes w_in = 1 and adds the input with gain 1)")
 
 
 def load_model(args: argparse.Namespace) -> LoadedModel:
@@ -128,11 +131,12 @@ def _load_model(args: argparse.Namespace, path: Path) -> LoadedModel:
 
         return LoadedModel(read_netx(path), None, path.stem)
     if path.suffix == ".nir":
-        from ..exporters.nir_export import load_nir
+        from ..interop.nir_import import load_nir
 
         net, model = load_nir(path, weight_bits=args.weight_bits, frac_bits=args.frac_bits, state_bits=args.state_bits,
                               input_bits=getattr(args, "input_bits", 8), input_scale=getattr(args, "input_scale", None),
-                              dt=getattr(args, "dt", 1e-4), tau_rule=getattr(args, "tau_rule", "euler"))
+                              dt=getattr(args, "dt", 1e-4), tau_rule=getattr(args, "tau_rule", "euler"),
+                              cuba_input_gain=getattr(args, "cuba_input_gain", "nir"))
         return LoadedModel(net, model, path.stem)
     opts = dict(weight_bits=args.weight_bits, frac_bits=args.frac_bits, state_bits=args.state_bits)
     if args.model_class:

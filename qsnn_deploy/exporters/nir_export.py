@@ -1,9 +1,11 @@
 """``--target nir``: the frozen network as a NIR graph (https://neuroir.org), and back.
 
-Three routes, documented in ``docs/nir.md``:
+Our own export and its exact read-back, documented in ``docs/nir.md``:
 
 * :func:`export` / :func:`to_nir_graph` write the frozen net with ``nir.write``: one chain
-  ``Input -> [Flatten] -> Conv2d|Affine -> [AvgPool2d|SumPool2d] -> LIF -> ... -> Output``. The
+  ``Input -> [Flatten] -> Conv2d|Affine -> [AvgPool2d|SumPool2d] -> LIF|CubaLIF -> ... -> Output``;
+  a recurrent layer's neuron is a nested ``NIRGraph`` with the cycle ``neuron -> w_rec (Linear) ->
+  neuron`` (snnTorch's form for ``RLeaky``/``RSynaptic``). The
   float fields follow NIR's semantics with snnTorch's time step (``dt = 1e-4``; ``β = 1 − dt/τ``,
   input gain ``r·dt/τ = 1``) and carry the integer values wherever NIR's float semantics allow it
   (weights are the integer weights; thresholds and biases are in units of the synaptic current).
@@ -12,36 +14,30 @@ Three routes, documented in ``docs/nir.md``:
   stored in node metadata.
 * :func:`read_nir` rebuilds the identical :class:`~qsnn_deploy.frozen.FrozenNet` from that
   metadata (bit-exact round trip) and checks that the float fields still agree with it.
-* :func:`nir_graph_to_frozen` imports a NIR graph written by another tool (snnTorch's
-  ``export_to_nir``, or built by hand with ``nir``): the float network is rebuilt as a
-  :class:`~qsnn_deploy.nn.QSequential` of plain synapses and ``snntorch.Leaky`` (zero reset, NIR's
-  ``v_reset``) and frozen with :func:`qsnn_deploy.freeze` (float weights quantized to
-  ``weight_bits``; integer-valued weights that fit are kept as they are).
+* graphs written by other tools (snnTorch, Norse, Sinabs, Rockpool) are imported by
+  :mod:`qsnn_deploy.interop.nir_import` (``nir_graph_to_frozen``, ``load_nir``), and our files are run
+  in those tools by :mod:`qsnn_deploy.interop.nir_peers`; both use this module's graph walk
+  (:func:`read_graph`, :func:`_chain`, :func:`recurrent_parts`).
 
-:func:`run_snntorch_import` runs a NIR file in snnTorch's own importer (a real consumer), and
 :class:`NirRoundTripBackend` (backend ``"nir"``) simulates the net read back from a NIR file, so
 ``qsnn-verify --backends nir`` checks the round trip spike for spike.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import tempfile
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 from .. import intmath
-from ..errors import CheckpointError, FrozenNetError, QSNNError, UnsupportedLayerError
+from ..errors import CheckpointError, FrozenNetError, UnsupportedLayerError
 from ..fileio import check_hdf5_sizes
-from ..frozen import FORMAT_VERSION, FrozenNet, InputSpec, Layer, LIFLayer, frozen_differences
+from ..frozen import FORMAT_VERSION, FrozenNet, InputSpec, Layer, Synapse, frozen_differences
+from ..neurons import NEURON_KINDS
 from ..simulators.base import NeuronKernels
 
 SUFFIX = ".nir"
@@ -63,18 +59,18 @@ TAU_RULES = ("euler", "exp")
 #: (NIR's unit resistance, input gain 1 − β: the NIR membrane is v·(1 − β)/κ, thresholds scaled by
 #: 1 − β, exact in float64; Norse ignores r, so it reads a file correctly only with this rule).
 R_RULES = ("gain", "one")
-#: Relative distance from 1 within which a foreign LIF's input gain ``r·dt/τ`` is read as exactly 1.
-GAIN_SNAP = 1e-9
 
 SEMANTICS = ("qsnn-deploy integer LIF (docs/integer-semantics.md): J = sumpool(W*x); r = [v_prev > theta]; "
              "subtract: v = decay(v_prev) + (J << F) + b - r*theta; zero: v = decay((1-r)*v_prev) + (J << F) + b; "
-             "v clipped to +-(2^(B_v-1)-1); z = [v > theta]; decay(v) = sign(v*d)*(|v*d| >> 12)")
+             "v clipped to +-(2^(B_v-1)-1); z = [v > theta]; decay(v) = sign(v*d)*(|v*d| >> 12). "
+             "CubaLIF (qsnn_deploy/neurons/cuba.py): i = decay(i_prev, a) + (J << F) + bi, clipped to B_i bits; "
+             "v = decay(v_prev, d) + i + b with the same resets (or zero_delayed: the new v zeroed). "
+             "Recurrent layers: J += R*z_prev (nested graph: neuron -> w_rec -> neuron)")
 
 
 # ====================================================================================== export
 #: Neuron kinds our NIR graphs write (and read back for the ``nir`` round-trip backend).
-NIR_KERNELS = NeuronKernels("nir", {"lif": "LIF"}, recurrent="recurrent graphs (a cycle through Affine) are not written yet",
-                            reasons={"cuba": "CubaLIF nodes are not written yet"})
+NIR_KERNELS = NeuronKernels("nir", {"lif": "LIF", "cuba": "CubaLIF"}, recurrent=True)
 
 
 def export(net: FrozenNet, out: str | Path, stem: str = "model", *, pool: str = "avg",
@@ -167,6 +163,92 @@ def _per_neuron(values: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(v.reshape((-1,) + (1,) * (len(out_shape) - 1)), out_shape))
 
 
+def _input_bias(layer: Layer) -> np.ndarray:
+    """The bias the synapse node carries, per channel [state units]: LIF's membrane bias ``b`` (NIR's LIF has
+    no bias of its own, and its input gain is 1), CubaLIF's current bias ``bi`` (the synapse's bias enters
+    the current, as snnTorch's ``Synaptic`` adds ``Linear``'s bias to its input); CubaLIF's membrane bias
+    ``b`` is written as ``v_leak`` instead (:func:`_neuron_node`)."""
+    if layer.kind == "cuba":
+        return layer.neuron.current_bias_or_zero().astype(np.float64)
+    return layer.neuron.bias.astype(np.float64)
+
+
+def _neuron_meta(layer: Layer, kappa: np.ndarray, used: str) -> dict[str, Any]:
+    """Node metadata of a neuron: every field of its integer parameters (``layer.neuron``'s dataclass
+    fields, arrays with their own dtype), plus the rules NIR's float fields cannot say."""
+    n = layer.neuron
+    entry, arrays = n.to_manifest("")
+    meta: dict[str, Any] = {"qsnn_layer": layer.name, "qsnn_role": n.kind, "neuron_kind": n.kind}
+    for name, value in entry.items():
+        if name not in ("kind", "arrays"):
+            meta[name] = value
+    for name, arr in arrays.items():
+        meta[name] = np.ascontiguousarray(arr)
+    meta.update(
+        reset_timing="r_t = [v_{t-1} > theta]: decided from the previous step's state (snnTorch reset_delay=True)",
+        reset_rule={"subtract": "subtract theta after the decay", "zero": "v_{t-1} set to 0 before the decay",
+                    "zero_delayed": "the new v_t set to 0 when r_t (this step's input is lost)"}[n.reset],
+        spike_condition="v > theta (strict)", decay_bits=intmath.DECAY_BITS,
+        decay_rounding="toward zero: sign(v*d)*(|v*d| >> 12)", saturation=f"clip to +-{layer.state_limit}",
+        membrane_unit=kappa, threshold_layout=used)
+    if n.kind == "cuba":
+        meta["current_saturation"] = f"clip to +-{n.current_limit}"
+        meta["equation"] = ("i = decay(i_prev, a) + (J << F) + bi; v = decay(v_prev, d) + i + b (- r*theta, or zeroed); "
+                            "z = [v > theta]")
+    return meta
+
+
+def _neuron_node(layer: Layer, out_shape: tuple[int, ...], kappa: np.ndarray, v_th: np.ndarray, used: str, dt: float,
+                 tau_rule: str, r_rule: str) -> tuple[str, Any]:
+    """(node key suffix, NIR neuron node) of one layer: ``LIF`` or ``CubaLIF``.
+
+    LIF (one state v): ``τ, r`` from d (:func:`_tau_r`), ``v_leak = 0`` (the bias is on the synapse).
+
+    CubaLIF (current i, membrane v; NIR ``τ_syn dI/dt = −I + w_in·S``, ``τ_mem dv/dt = v_leak − v + R·I``):
+    ``τ_syn, w_in`` from a and ``τ_mem, r`` from d by the same rules (``w_in`` plays r's part: under
+    ``r_rule="gain"`` it is ``τ_syn/dt``, input gain 1, as snnTorch's export writes it). With the gains
+    ``g_i`` (current) and ``g_v`` (membrane) the NIR current is ``I = i·g_i/κ`` and the NIR membrane
+    ``v·g_i·g_v/κ``; the synapse node carries ``W·2^F/κ`` and the current bias ``bi/κ``; the membrane bias
+    b becomes ``v_leak = (b·g_i·g_v/κ)·τ_mem/dt`` (one Euler step adds ``(dt/τ_mem)·v_leak``); thresholds
+    are ``θ·g_i·g_v/κ``. Not said by the float fields: the 12-bit decays rounded toward zero, the widths
+    B_i and B_v, the reset (NIR: to ``v_reset`` right after the spike) — all in the metadata.
+    """
+    import nir
+
+    meta = _neuron_meta(layer, kappa, used)
+    tau, r, g_v = _tau_r(layer.neuron.decay, dt, tau_rule, r_rule)
+    if layer.kind == "lif":
+        return "lif", nir.LIF(tau=_per_neuron(tau, out_shape), r=_per_neuron(r, out_shape), v_leak=np.zeros(out_shape),
+                              v_threshold=_per_neuron(v_th * g_v, out_shape), v_reset=np.zeros(out_shape), metadata=meta)
+    if layer.kind != "cuba":  # NIR_KERNELS.check refuses it first; kept for a kind added to the table by mistake
+        raise UnsupportedLayerError(f"layer {layer.name!r}: neuron kind {layer.kind!r} has no NIR node")
+    tau_syn, w_in, g_i = _tau_r(layer.neuron.current_decay, dt, tau_rule, r_rule)
+    g = g_i * g_v
+    b_nir = layer.neuron.bias.astype(np.float64) * g / kappa
+    v_leak = np.where(tau > 0, b_nir * (tau / dt), 0.0)
+    return "cuba", nir.CubaLIF(tau_syn=_per_neuron(tau_syn, out_shape), tau_mem=_per_neuron(tau, out_shape),
+                               r=_per_neuron(r, out_shape), v_leak=_per_neuron(v_leak, out_shape),
+                               v_threshold=_per_neuron(v_th * g, out_shape), v_reset=np.zeros(out_shape),
+                               w_in=_per_neuron(w_in, out_shape), metadata=meta)
+
+
+def _recurrent_subgraph(layer: Layer, neuron_key: str, neuron, gain: np.ndarray, out_shape: tuple[int, ...]):
+    """A recurrent layer's neuron as snnTorch's ``export_to_nir`` writes ``RLeaky``/``RSynaptic``: a nested
+    ``NIRGraph`` ``input → neuron → output`` with the cycle ``neuron → w_rec → neuron``; ``w_rec`` is a
+    ``Linear`` with weight ``R·2^F/κ`` (the recurrent current ``R·z_{t-1}`` joins J, in the synapse's
+    units; NIR's cycle delivers z one step later)."""
+    import nir
+
+    c = int(out_shape[0])
+    w_rec = layer.synapse.recurrent.astype(np.float64) * gain[:, None]
+    return nir.NIRGraph(
+        nodes={"input": nir.Input(input_type={"input": np.array([c], dtype=np.int64)}), neuron_key: neuron,
+               "w_rec": nir.Linear(weight=w_rec, metadata={"qsnn_layer": layer.name, "qsnn_role": "recurrent_synapse"}),
+               "output": nir.Output(output_type={"output": np.array([c], dtype=np.int64)})},
+        edges=[("input", neuron_key), (neuron_key, "w_rec"), ("w_rec", neuron_key), (neuron_key, "output")],
+        metadata={"qsnn_layer": layer.name, "qsnn_role": "recurrent"}, type_check=True)
+
+
 def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "auto", dt: float = DT,
                  tau_rule: str = "euler", r_rule: str = "gain"):
     """The ``nir.NIRGraph`` of a frozen net (see :func:`export`)."""
@@ -210,7 +292,12 @@ def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "aut
                         weight_bits=int(layer.synapse.weight_bits), flatten_input=bool(layer.synapse.flatten_input),
                         stride=np.array(layer.synapse.stride, dtype=np.int64), padding=np.array(layer.synapse.padding, dtype=np.int64),
                         pool=np.array(layer.synapse.pool if layer.synapse.pool else (0, 0), dtype=np.int64))
-        bias = layer.neuron.bias.astype(np.float64) / kappa
+        if layer.synapse.is_recurrent:
+            syn_meta["recurrent"] = np.ascontiguousarray(layer.synapse.recurrent)
+            if layer.synapse.recurrent_bits is not None:
+                syn_meta["recurrent_bits"] = int(layer.synapse.recurrent_bits)
+        # the synapse's bias enters the neuron's input: the membrane for LIF, the current for CubaLIF
+        bias = _input_bias(layer) / kappa
         if layer.synapse.kind == "dense":
             add(key, nir.Affine(weight=w * gain[:, None], bias=bias, metadata=syn_meta))
         else:
@@ -236,23 +323,11 @@ def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "aut
                 k = np.array(layer.synapse.pool, dtype=np.int64)
                 add(f"{key}_pool", cls(kernel_size=k, stride=k.copy(), padding=np.zeros(2, dtype=np.int64),
                                        metadata=dict(base, qsnn_role="pool")))
-        tau, r, membrane_gain = _tau_r(layer.neuron.decay, dt, tau_rule, r_rule)
-        v_th = v_th * membrane_gain
-        lif_meta = dict(
-            base, qsnn_role="lif", reset=layer.neuron.reset,
-            reset_timing="r_t = [v_{t-1} > theta]: decided from the previous step's state (snnTorch reset_delay=True)",
-            reset_rule=("subtract theta after the decay" if layer.neuron.reset == "subtract" else "v_{t-1} set to 0 before the decay"),
-            spike_condition="v > theta (strict)", frac_bits=int(layer.neuron.frac_bits), state_bits=int(layer.neuron.state_bits),
-            decay_bits=intmath.DECAY_BITS, decay_rounding="toward zero: sign(v*d)*(|v*d| >> 12)",
-            saturation=f"clip to +-{layer.state_limit}",
-            threshold=np.ascontiguousarray(layer.neuron.threshold), bias=np.ascontiguousarray(layer.neuron.bias),
-            decay=np.ascontiguousarray(layer.neuron.decay), membrane_unit=kappa, threshold_layout=used,
-        )
-        if layer.neuron.sigma is not None:
-            lif_meta["sigma"] = np.ascontiguousarray(layer.neuron.sigma)
-        add(f"{key}_lif", nir.LIF(tau=_per_neuron(tau, out_shape), r=_per_neuron(r, out_shape),
-                                  v_leak=np.zeros(out_shape), v_threshold=_per_neuron(v_th, out_shape),
-                                  v_reset=np.zeros(out_shape), metadata=lif_meta))
+        neuron_key, neuron_node = _neuron_node(layer, out_shape, kappa, v_th, used, dt, tau_rule, r_rule)
+        if layer.synapse.is_recurrent:
+            add(f"{key}_rec", _recurrent_subgraph(layer, neuron_key, neuron_node, gain, out_shape))
+        else:
+            add(f"{key}_{neuron_key}", neuron_node)
     last_shape = net.layer_shapes()[-1][1]
     nodes["output"] = nir.Output(output_type={"output": np.array(last_shape, dtype=np.int64)})
     names = list(nodes)
@@ -279,8 +354,11 @@ _DT_CONVENTIONS = {
 
 
 # ====================================================================================== round trip
-def _chain(graph) -> list[tuple[str, Any]]:
-    """The graph's nodes in order from its Input to its Output; anything but a chain is refused."""
+def _collapse_flat_recurrence(graph):
+    """``graph`` with every flat recurrent cycle ``neuron → W → neuron`` (a LIF/CubaLIF and a Linear/Affine
+    whose only input and only output is that neuron: how snnTorch 1.0 + nirtorch 2.6 write an ``RLeaky``,
+    e.g. nodes ``1.lif``, ``1.w_rec``) replaced by the nested form of :data:`RECURRENT_FORM`, keyed by the
+    neuron's name; ``graph`` itself when it has none."""
     import nir
 
     succ: dict[str, list[str]] = {}
@@ -288,10 +366,40 @@ def _chain(graph) -> list[tuple[str, Any]]:
     for a, b in graph.edges:
         succ.setdefault(a, []).append(b)
         pred.setdefault(b, []).append(a)
+    pairs = []
+    for wk, w in graph.nodes.items():
+        if isinstance(w, (nir.Linear, nir.Affine)) and len(pred.get(wk, [])) == 1 and succ.get(wk, []) == pred[wk]:
+            nk = pred[wk][0]
+            if isinstance(graph.nodes.get(nk), (nir.LIF, nir.CubaLIF)):
+                pairs.append((nk, wk))
+    if not pairs:
+        return graph
+    nodes, edges = dict(graph.nodes), [tuple(e) for e in graph.edges]
+    for nk, wk in pairs:
+        neuron = nodes[nk]
+        shape = np.array(np.shape(neuron.v_threshold), dtype=np.int64)
+        sub = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": shape}), nk: neuron, wk: nodes.pop(wk),
+                                  "output": nir.Output(output_type={"output": shape.copy()})},
+                           edges=[("input", nk), (nk, wk), (wk, nk), (nk, "output")], type_check=False)
+        nodes[nk] = sub
+        edges = [e for e in edges if e not in ((nk, wk), (wk, nk))]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=getattr(graph, "metadata", None) or {}, type_check=False)
+
+
+def _chain(graph) -> list[tuple[str, Any]]:
+    """The graph's nodes in order from its Input to its Output; anything but a chain is refused (a recurrent
+    neuron, nested or as a flat cycle, counts as one node: :func:`_collapse_flat_recurrence`)."""
+    import nir
+
+    graph = _collapse_flat_recurrence(graph)
+    succ: dict[str, list[str]] = {}
+    pred: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        succ.setdefault(a, []).append(b)
+        pred.setdefault(b, []).append(a)
     for name, node in graph.nodes.items():
         if isinstance(node, nir.NIRGraph):
-            raise UnsupportedLayerError(f"NIR node {name!r} is a nested NIRGraph (a recurrent or composite subgraph): only "
-                                        "feed-forward chains are supported")
+            recurrent_parts(name, node)  # a recurrent neuron (snnTorch's RLeaky/RSynaptic form), or refused
         if len(succ.get(name, [])) > 1 or len(pred.get(name, [])) > 1:
             raise UnsupportedLayerError(f"NIR node {name!r} ({type(node).__name__}) has {len(pred.get(name, []))} inputs and "
                                         f"{len(succ.get(name, []))} outputs: only a single feed-forward chain is supported")
@@ -317,6 +425,39 @@ def _chain(graph) -> list[tuple[str, Any]]:
     return order
 
 
+RECURRENT_FORM = ("a nested NIRGraph with exactly Input, one LIF or CubaLIF, one Linear/Affine and Output, and the "
+                  "edges input→neuron, neuron→w_rec, w_rec→neuron, neuron→output (snnTorch's RLeaky/RSynaptic export)")
+
+
+def recurrent_parts(name: str, sub) -> tuple[str, Any, str, Any]:
+    """(neuron key, neuron node, w_rec key, w_rec node) of a nested NIRGraph holding one recurrent neuron layer
+    (:data:`RECURRENT_FORM`, the cycle ``neuron → w_rec → neuron``); :class:`UnsupportedLayerError` naming
+    the node for any other nested graph (a composite subgraph, a cycle through more nodes)."""
+    import nir
+
+    by_type: dict[str, list[str]] = {}
+    for k, n in sub.nodes.items():
+        t = ("io_in" if isinstance(n, nir.Input) else "io_out" if isinstance(n, nir.Output)
+             else "neuron" if isinstance(n, (nir.LIF, nir.CubaLIF)) else "w" if isinstance(n, (nir.Linear, nir.Affine))
+             else "other")
+        by_type.setdefault(t, []).append(k)
+    ok = all(len(by_type.get(t, [])) == 1 for t in ("io_in", "io_out", "neuron", "w")) and "other" not in by_type
+    if ok:
+        i, o, nk, wk = (by_type[t][0] for t in ("io_in", "io_out", "neuron", "w"))
+        want = {(i, nk), (nk, wk), (wk, nk), (nk, o)}
+        ok = len(sub.edges) == 4 and {tuple(e) for e in sub.edges} == want
+    if not ok:
+        kinds = {k: type(n).__name__ for k, n in sub.nodes.items()}
+        raise UnsupportedLayerError(f"NIR node {name!r} is a nested NIRGraph {kinds} with edges {list(sub.edges)}: the only "
+                                    f"nested graph supported is a recurrent neuron layer, {RECURRENT_FORM}")
+    c = int(np.prod(np.shape(sub.nodes[nk].v_threshold)))
+    w = np.asarray(sub.nodes[wk].weight)
+    if w.shape != (c, c):
+        raise UnsupportedLayerError(f"NIR node {name!r}: recurrent weight {wk!r} has shape {w.shape}, the neuron "
+                                    f"{nk!r} has {c} neurons (needs ({c}, {c}))")
+    return nk, sub.nodes[nk], wk, sub.nodes[wk]
+
+
 def _meta_scalar(meta: dict, key: str, node: str, kind=int):
     if key not in meta:
         raise CheckpointError(f"NIR node {node!r}: metadata key {key!r} missing (file not written by qsnn-deploy, or edited)")
@@ -332,6 +473,32 @@ def _meta_array(meta: dict, key: str, node: str) -> np.ndarray:
     if key not in meta:
         raise CheckpointError(f"NIR node {node!r}: metadata key {key!r} missing (file not written by qsnn-deploy, or edited)")
     return np.array(meta[key])
+
+
+def _role(meta: dict) -> str | None:
+    role = meta.get("qsnn_role")
+    return role.decode("utf-8") if isinstance(role, bytes) else role
+
+
+def _neuron_from_meta(kind: str, meta: dict, node: str, layer: str):
+    """The neuron parameters of kind ``kind`` from a neuron node's metadata (its dataclass fields, written by
+    :func:`_neuron_meta`), validated later with the net."""
+    cls = NEURON_KINDS[kind]
+    entry: dict[str, Any] = {"arrays": {}}
+    arrays: dict[str, np.ndarray] = {}
+    for fname in cls.array_fields():
+        if fname in meta:
+            arrays[fname] = np.array(meta[fname])
+            entry["arrays"][fname] = fname
+    for fname in cls.scalar_fields():
+        if fname in meta:
+            value = meta[fname]
+            value = value.reshape(()).item() if isinstance(value, np.ndarray) and value.size == 1 else value
+            entry[fname] = value.decode("utf-8") if isinstance(value, bytes) else value
+    try:
+        return cls.from_manifest(entry, arrays, layer)
+    except FrozenNetError as exc:
+        raise CheckpointError(f"NIR node {node!r}: {exc} (file not written by qsnn-deploy, or edited)") from None
 
 
 def is_qsnn_graph(graph) -> bool:
@@ -353,7 +520,7 @@ def frozen_from_nir_graph(graph, check_float_fields: bool = True) -> FrozenNet:
 
     if not is_qsnn_graph(graph):
         raise CheckpointError("this NIR graph was not written by qsnn-deploy (no qsnn integer metadata); import it with "
-                              "nir_graph_to_frozen() / `qsnn-export graph.nir`, which quantizes its float weights")
+                              "qsnn_deploy.interop.nir_import.nir_graph_to_frozen() / `qsnn-export graph.nir`, which quantizes its float weights")
     gm = graph.metadata
     version = _meta_scalar(gm, "qsnn_format_version", "<graph>")
     if version != VERSION:
@@ -364,37 +531,43 @@ def frozen_from_nir_graph(graph, check_float_fields: bool = True) -> FrozenNet:
     layers, syn = [], None
     for name, node in _chain(graph):
         meta = getattr(node, "metadata", None) or {}
-        role = meta.get("qsnn_role")
-        role = role.decode("utf-8") if isinstance(role, bytes) else role
+        role = _role(meta)
         if isinstance(node, (nir.Input, nir.Output)) or role in ("flatten", "pool"):
             continue
         if role == "synapse":
             syn = (name, meta)
             continue
-        if role != "lif":
+        recurrent = None
+        if isinstance(node, nir.NIRGraph):
+            if role != "recurrent":
+                raise CheckpointError(f"NIR node {name!r} (NIRGraph) has no qsnn role: the graph was edited after export")
+            nk, inner, _, _ = recurrent_parts(name, node)
+            recurrent, name, node = name, f"{name}.{nk}", inner
+            meta = getattr(node, "metadata", None) or {}
+            role = _role(meta)
+        if role not in NEURON_KINDS:
             raise CheckpointError(f"NIR node {name!r} ({type(node).__name__}) has no qsnn role: the graph was edited after export")
         if syn is None:
-            raise CheckpointError(f"NIR node {name!r}: LIF without a synapse in front of it")
+            raise CheckpointError(f"NIR node {name!r}: {type(node).__name__} without a synapse in front of it")
         sname, sm = syn
         layer_name = _meta_scalar(meta, "qsnn_layer", name, str)
         if _meta_scalar(sm, "qsnn_layer", sname, str) != layer_name:
             raise CheckpointError(f"NIR nodes {sname!r} and {name!r} belong to different layers: the graph was edited")
+        if (recurrent is not None) != ("recurrent" in sm):
+            raise CheckpointError(f"NIR nodes {sname!r} and {name!r}: recurrent weights in the metadata "
+                                  f"{'without' if recurrent is None else 'missing for'} a recurrent subgraph: the graph was edited")
         pool = tuple(int(p) for p in _meta_array(sm, "pool", sname))
-        layer = LIFLayer(
-            name=layer_name, synapse=_meta_scalar(sm, "synapse", sname, str), weight=_meta_array(sm, "weight", sname),
-            weight_bits=_meta_scalar(sm, "weight_bits", sname), threshold=_meta_array(meta, "threshold", name),
-            bias=_meta_array(meta, "bias", name), decay=_meta_array(meta, "decay", name),
-            reset=_meta_scalar(meta, "reset", name, str), frac_bits=_meta_scalar(meta, "frac_bits", name),
-            state_bits=_meta_scalar(meta, "state_bits", name),
-            stride=tuple(int(s) for s in _meta_array(sm, "stride", sname)),
-            padding=tuple(int(p) for p in _meta_array(sm, "padding", sname)),
-            pool=pool if any(pool) else None, flatten_input=_meta_scalar(sm, "flatten_input", sname, bool),
-            sigma=np.array(meta["sigma"]) if "sigma" in meta else None,
-        )
-        layers.append(layer)
+        rb = sm.get("recurrent_bits")
+        synapse = Synapse(
+            _meta_scalar(sm, "synapse", sname, str), _meta_array(sm, "weight", sname), _meta_scalar(sm, "weight_bits", sname),
+            tuple(int(s) for s in _meta_array(sm, "stride", sname)), tuple(int(p) for p in _meta_array(sm, "padding", sname)),
+            pool if any(pool) else None, _meta_scalar(sm, "flatten_input", sname, bool),
+            _meta_array(sm, "recurrent", sname) if recurrent is not None else None,
+            None if rb is None else _meta_scalar(sm, "recurrent_bits", sname))
+        layers.append(Layer(layer_name, synapse, _neuron_from_meta(role, meta, name, layer_name)))
         syn = None
     if syn is not None:
-        raise CheckpointError(f"NIR node {syn[0]!r}: synapse without a LIF after it")
+        raise CheckpointError(f"NIR node {syn[0]!r}: synapse without a neuron node after it")
     provenance = json.loads(_meta_scalar(gm, "provenance", "<graph>", str))
     net = FrozenNet(spec, layers, _meta_scalar(gm, "num_steps", "<graph>"), provenance).validate()
     if check_float_fields:
@@ -406,7 +579,7 @@ def frozen_from_nir_graph(graph, check_float_fields: bool = True) -> FrozenNet:
 
 
 _FLOAT_FIELDS = ("weight", "bias", "stride", "padding", "kernel_size", "tau", "r", "v_leak", "v_threshold", "v_reset",
-                 "start_dim", "end_dim")
+                 "start_dim", "end_dim", "tau_syn", "tau_mem", "w_in")
 
 
 def _check_float_fields(graph, net: FrozenNet, pool: str, layout: str, dt: float = DT, tau_rule: str = "euler",
@@ -420,17 +593,36 @@ def _check_float_fields(graph, net: FrozenNet, pool: str, layout: str, dt: float
         raise CheckpointError(f"the NIR graph's nodes {[n for n, _ in got]} differ from the ones its integer metadata implies "
                               f"{[n for n, _ in want]}: the graph was edited after export")
     for (name, a), (_, b) in zip(got, want):
-        for fname in _FLOAT_FIELDS:
-            if not hasattr(b, fname):
-                continue
-            x, y = np.asarray(getattr(a, fname, None)), np.asarray(getattr(b, fname))
-            if x.dtype.kind in "fc" and not np.isfinite(x).all() and np.isfinite(y).all():
-                raise CheckpointError(f"NIR node {name!r}: field {fname!r} holds NaN or infinite values (its integer "
-                                      "metadata has none: the graph was edited after export)")
-            if x.shape != y.shape or not np.array_equal(x.astype(np.float64), y.astype(np.float64), equal_nan=True):
-                raise CheckpointError(f"NIR node {name!r}: field {fname!r} disagrees with the node's integer metadata (the "
-                                      "graph was edited after export). Re-export it, or import the edited graph as a "
-                                      "foreign one with nir_graph_to_frozen(graph), which reads only the float fields.")
+        _compare_float_fields(name, a, b)
+
+
+def _compare_float_fields(name: str, a, b) -> None:
+    """Refuse node ``a`` (from the file) when its float fields differ from ``b`` (regenerated from the metadata);
+    a nested graph (a recurrent layer) is compared node by node."""
+    import nir
+
+    if isinstance(b, nir.NIRGraph):
+        if not isinstance(a, nir.NIRGraph) or sorted(a.nodes) != sorted(b.nodes) or \
+                sorted(map(tuple, a.edges)) != sorted(map(tuple, b.edges)):
+            raise CheckpointError(f"NIR node {name!r}: the recurrent subgraph differs from the one its integer metadata "
+                                  "implies: the graph was edited after export")
+        for k in b.nodes:
+            _compare_float_fields(f"{name}.{k}", a.nodes[k], b.nodes[k])
+        return
+    if type(a) is not type(b):
+        raise CheckpointError(f"NIR node {name!r} is a {type(a).__name__}, its integer metadata implies a "
+                              f"{type(b).__name__}: the graph was edited after export")
+    for fname in _FLOAT_FIELDS:
+        if not hasattr(b, fname):
+            continue
+        x, y = np.asarray(getattr(a, fname, None)), np.asarray(getattr(b, fname))
+        if x.dtype.kind in "fc" and not np.isfinite(x).all() and np.isfinite(y).all():
+            raise CheckpointError(f"NIR node {name!r}: field {fname!r} holds NaN or infinite values (its integer "
+                                  "metadata has none: the graph was edited after export)")
+        if x.shape != y.shape or not np.array_equal(x.astype(np.float64), y.astype(np.float64), equal_nan=True):
+            raise CheckpointError(f"NIR node {name!r}: field {fname!r} disagrees with the node's integer metadata (the "
+                                  "graph was edited after export). Re-export it, or import the edited graph as a "
+                                  "foreign one with qsnn_deploy.interop.nir_import.nir_graph_to_frozen(graph), which reads only the float fields.")
 
 
 def read_nir(path: str | Path, check_float_fields: bool = True) -> FrozenNet:
@@ -468,367 +660,7 @@ def read_graph(path: str | Path):
         raise CheckpointError(f"{path}: not a readable NIR graph ({type(exc).__name__}: {exc})") from None
 
 
-# ====================================================================================== foreign graphs
-SUPPORTED_NODES = ("Input, Output, Flatten (all per-sample dims), Conv2d (groups 1, dilation 1), Linear, Affine, "
-                   "AvgPool2d / SumPool2d (kernel = stride, no padding; between a synapse and its LIF), "
-                   "LIF (v_reset = 0; τ, r, v_leak, v_threshold uniform within each channel)")
-
-
-class NirConv2d(nn.Conv2d):
-    """``nn.Conv2d`` imported from a NIR graph: float weights for the float model, and the integer
-    weights :func:`freeze` should use (``qsnn_int_weight``)."""
-
-    def qsnn_int_weight(self):
-        """``(integer-valued weight tensor, per-channel scale, bit width)``: what :func:`freeze` uses."""
-        return self._qsnn_int
-
-
-class NirLinear(nn.Linear):
-    """``nn.Linear`` imported from a NIR graph (see :class:`NirConv2d`)."""
-
-    def qsnn_int_weight(self):
-        """``(integer-valued weight tensor, per-channel scale, bit width)``: what :func:`freeze` uses."""
-        return self._qsnn_int
-
-
-def _synapse_module(kind: str, weight: np.ndarray, bias: np.ndarray, scale_c: np.ndarray, weight_bits: int,
-                    stride=(1, 1), padding=(0, 0)) -> nn.Module:
-    """A conv/linear module holding the float weight ``scale_c · W`` (the NIR float semantics),
-    which tells :func:`freeze` its integer weights: ``W`` itself when integer-valued and within
-    ``weight_bits``, else ``W`` quantized per tensor to ``weight_bits`` (symmetric, narrow range,
-    the rule freeze applies to plain float layers)."""
-    w = np.asarray(weight, dtype=np.float64)
-    scale_c = np.asarray(scale_c, dtype=np.float64)
-    top = (1 << (weight_bits - 1)) - 1
-    max_abs = float(np.abs(w).max(initial=0.0))
-    if np.array_equal(w, np.round(w)) and max_abs <= top:
-        w_int, s_w = np.round(w), 1.0
-    else:
-        s_w = max_abs / top if max_abs > 0 else 1.0
-        w_int = np.round(w / s_w)
-    if kind == "conv":
-        mod = NirConv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=stride, padding=padding, bias=True)
-    else:
-        mod = NirLinear(w.shape[1], w.shape[0], bias=True)
-    with torch.no_grad():
-        mod.weight.copy_(torch.as_tensor(w * scale_c.reshape((-1,) + (1,) * (w.ndim - 1)), dtype=torch.float32))
-        mod.bias.copy_(torch.as_tensor(np.asarray(bias, dtype=np.float64), dtype=torch.float32))
-    mod._qsnn_int = (torch.as_tensor(w_int, dtype=torch.float32), torch.as_tensor(scale_c * s_w), int(weight_bits))
-    return mod
-
-
-def _channelwise(node_name: str, field: str, values, out_shape: tuple[int, ...]) -> np.ndarray:
-    """One value per output channel from a per-neuron NIR array; refuse values differing within a channel."""
-    a = np.asarray(values, dtype=np.float64)
-    try:
-        full = np.broadcast_to(a, out_shape) if a.size != 1 else np.full(out_shape, float(a.reshape(())))
-    except ValueError as exc:
-        raise UnsupportedLayerError(f"NIR node {node_name!r}: field {field!r} of shape {a.shape} does not match the layer "
-                                    f"output {out_shape}") from exc
-    flat = full.reshape(out_shape[0], -1)
-    same = np.all((flat == flat[:, :1]) | (np.isnan(flat) & np.isnan(flat[:, :1])), axis=1)
-    if not np.all(same):
-        raise UnsupportedLayerError(f"NIR node {node_name!r}: field {field!r} differs between neurons of one channel; the "
-                                    "frozen format holds one value per output channel")
-    return flat[:, 0].copy()
-
-
-def _lif_params(name: str, node, out_shape: tuple[int, ...], dt: float, tau_rule: str = "euler"):
-    """(β, gain, v_leak, θ) per channel from a NIR LIF, one step of τ dv/dt = (v_leak − v) + R·I:
-    ``euler`` β = 1 − dt/τ, gain r·dt/τ; ``exp`` (exact for an input held over the step) β = exp(−dt/τ),
-    gain r·(1 − β). Both: v ← β·v + (1 − β)·v_leak + gain·I."""
-    if tau_rule not in TAU_RULES:
-        raise ValueError(f"tau_rule must be one of {TAU_RULES}, got {tau_rule!r}")
-    tau = _channelwise(name, "tau", node.tau, out_shape)
-    r = _channelwise(name, "r", node.r, out_shape)
-    v_leak = _channelwise(name, "v_leak", node.v_leak, out_shape)
-    theta = _channelwise(name, "v_threshold", node.v_threshold, out_shape)
-    v_reset = np.asarray(node.v_reset if node.v_reset is not None else 0.0, dtype=np.float64)
-    if np.any(v_reset != 0):
-        raise UnsupportedLayerError(f"NIR node {name!r}: v_reset ≠ 0 is not supported (the integer neuron resets to 0, "
-                                    "or subtracts θ when the file says so)")
-    for fname, arr in (("tau", tau), ("r", r), ("v_leak", v_leak), ("v_threshold", theta)):
-        if np.any(np.isnan(arr)):
-            raise UnsupportedLayerError(f"NIR node {name!r}: field {fname!r} is NaN")
-    if np.any(tau <= 0):
-        raise UnsupportedLayerError(f"NIR node {name!r}: tau must be > 0")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if tau_rule == "exp":
-            beta = np.where(np.isinf(tau), 1.0, np.exp(-dt / tau))
-            gain = np.where(np.isinf(tau) & np.isinf(r), 1.0, r * -np.expm1(-dt / tau))
-        else:
-            beta = np.where(np.isinf(tau), 1.0, 1.0 - dt / tau)
-            gain = np.where(np.isinf(tau) & np.isinf(r), 1.0, r * dt / tau)  # r = τ/dt, both ∞: snnTorch's β = 1
-    if np.any(~np.isfinite(gain)) or np.any(gain <= 0):
-        raise UnsupportedLayerError(f"NIR node {name!r}: input gain r·dt/τ = {gain[~np.isfinite(gain) | (gain <= 0)][:4]} "
-                                    "is not a finite positive number")
-    gain = np.where(np.abs(gain - 1.0) <= GAIN_SNAP, 1.0, gain)
-    if np.any(beta < -1e-9):
-        raise UnsupportedLayerError(f"NIR node {name!r}: tau < dt ({tau.min():.3g} < {dt:.3g}) gives β < 0 at this dt; "
-                                    "pass the dt the graph was made for")
-    beta = np.clip(beta, 0.0, 1.0)
-    if not np.all(np.isfinite(theta)) or np.any(theta < 0):
-        raise UnsupportedLayerError(f"NIR node {name!r}: v_threshold must be finite and ≥ 0")
-    return beta, gain, v_leak, theta
-
-
-def _squeeze_batch(shape: tuple[int, ...], first) -> tuple[int, ...]:
-    """Drop a leading batch dim of 1 that some exporters leave in the Input type."""
-    import nir
-
-    if isinstance(first, nir.Conv2d) and len(shape) == 4 and shape[0] == 1:
-        return shape[1:]
-    if isinstance(first, (nir.Linear, nir.Affine)) and len(shape) == 2 and shape[0] == 1:
-        return shape[1:]
-    return shape
-
-
-def nir_graph_to_torch(graph, *, weight_bits: int = 8, input_scale: float | None = None, input_bits: int = 8,
-                       input_signed: bool = False, num_steps: int = 100, dt: float = DT, tau_rule: str = "euler"):
-    """The float network of a (foreign) NIR graph as a :class:`~qsnn_deploy.nn.QSequential`.
-
-    Each LIF block ``[Flatten] Conv2d|Linear|Affine [AvgPool2d|SumPool2d] LIF`` becomes plain torch
-    layers and a ``snntorch.Leaky(reset_mechanism="zero")`` running NIR's Euler-discretised
-    semantics: ``v ← β·v + (1 − β)·v_leak + g·I`` with ``β = 1 − dt/τ`` and gain ``g = r·dt/τ``
-    (folded into the synapse; ``(1 − β)·v_leak`` becomes bias), spike ``v > v_threshold``, reset to
-    0. The synapse modules also carry their integer weights for :func:`freeze`. ``tau_rule="exp"``
-    reads τ as Sinabs and Rockpool do: ``β = exp(−dt/τ)``, gain ``r·(1 − β)``.
-    """
-    import nir
-    import snntorch as snn
-
-    from ..nn import QSequential
-
-    if not 2 <= weight_bits <= 16:
-        raise FrozenNetError("input", "weight_bits", f"must be in 2..16, got {weight_bits}")
-    chain = _chain(graph)
-    body = [(n, node) for n, node in chain if not isinstance(node, (nir.Input, nir.Output))]
-    if not body:
-        raise UnsupportedLayerError("the NIR graph has no layers between its Input and Output")
-    raw_shape = tuple(int(s) for s in np.asarray(chain[0][1].input_type["input"]).reshape(-1))
-    shape = _squeeze_batch(raw_shape, body[0][1])
-    if input_scale is None:
-        input_scale = 1.0 / 255.0 if input_bits == 8 else 1.0
-    mods: "OrderedDict[str, nn.Module]" = OrderedDict()
-    cur = shape
-    pending: dict[str, Any] = {}
-    used_names: set[str] = set()
-
-    def modname(n: str) -> str:
-        base = _node_name(n) or "node"
-        k, i = base, 1
-        while k in used_names:
-            k, i = f"{base}_{i}", i + 1
-        used_names.add(k)
-        return k
-
-    for name, node in body:
-        if isinstance(node, nir.Flatten):
-            if pending:
-                raise UnsupportedLayerError(f"NIR node {name!r} (Flatten) sits between a synapse and its LIF")
-            pending["flatten"] = name
-            cur = (int(np.prod(cur)),)
-            continue
-        if isinstance(node, nir.Conv2d):
-            if "synapse" in pending:
-                raise UnsupportedLayerError(f"NIR node {name!r} (Conv2d) follows synapse {pending['synapse'][0]!r} with no LIF in between")
-            if len(cur) != 3:
-                raise UnsupportedLayerError(f"NIR node {name!r} (Conv2d) needs a (C, H, W) input, gets {cur}")
-            if int(node.groups) != 1 or tuple(int(d) for d in np.broadcast_to(np.asarray(node.dilation), (2,))) != (1, 1):
-                raise UnsupportedLayerError(f"NIR node {name!r} (Conv2d): only groups=1, dilation=1 are supported")
-            w = np.asarray(node.weight, dtype=np.float64)
-            if w.ndim != 4 or w.shape[1] != cur[0]:
-                raise UnsupportedLayerError(f"NIR node {name!r} (Conv2d): weight {w.shape} does not take {cur[0]} input channels")
-            stride = tuple(int(s) for s in np.broadcast_to(np.asarray(node.stride), (2,)))
-            pad = node.padding
-            if isinstance(pad, str):
-                if pad == "valid":
-                    pad = (0, 0)
-                elif pad == "same" and stride == (1, 1) and w.shape[2] % 2 and w.shape[3] % 2:
-                    pad = ((w.shape[2] - 1) // 2, (w.shape[3] - 1) // 2)
-                else:
-                    raise UnsupportedLayerError(f"NIR node {name!r} (Conv2d): padding {pad!r} needs stride 1 and an odd kernel")
-            pad = tuple(int(p) for p in np.broadcast_to(np.asarray(pad), (2,)))
-            bias = np.zeros(w.shape[0]) if node.bias is None else np.broadcast_to(np.asarray(node.bias, dtype=np.float64), (w.shape[0],))
-            ho = (cur[1] + 2 * pad[0] - w.shape[2]) // stride[0] + 1
-            wo = (cur[2] + 2 * pad[1] - w.shape[3]) // stride[1] + 1
-            pending["synapse"] = (name, "conv", w, np.array(bias), stride, pad)
-            cur = (w.shape[0], ho, wo)
-            continue
-        if isinstance(node, (nir.Linear, nir.Affine)):
-            if "synapse" in pending:
-                raise UnsupportedLayerError(f"NIR node {name!r} ({type(node).__name__}) follows synapse {pending['synapse'][0]!r} with no LIF in between")
-            w = np.asarray(node.weight, dtype=np.float64)
-            if w.ndim != 2:
-                raise UnsupportedLayerError(f"NIR node {name!r}: weight must be 2-D, got {w.shape}")
-            if len(cur) != 1:
-                raise UnsupportedLayerError(f"NIR node {name!r} ({type(node).__name__}) needs a flat input, gets {cur}; add a Flatten")
-            if w.shape[1] != cur[0]:
-                raise UnsupportedLayerError(f"NIR node {name!r}: weight {w.shape} does not take {cur[0]} inputs")
-            bias = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) else np.zeros(w.shape[0])
-            pending["synapse"] = (name, "dense", w, np.broadcast_to(bias, (w.shape[0],)).copy(), (1, 1), (0, 0))
-            cur = (w.shape[0],)
-            continue
-        if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
-            kind = type(node).__name__
-            if "synapse" not in pending or pending["synapse"][1] != "conv" or "pool" in pending:
-                raise UnsupportedLayerError(f"NIR node {name!r} ({kind}): pooling is supported only between a Conv2d and its LIF "
-                                            "(pooling spikes would make them non-binary)")
-            k = tuple(int(v) for v in np.broadcast_to(np.asarray(node.kernel_size), (2,)))
-            s = tuple(int(v) for v in np.broadcast_to(np.asarray(node.stride if node.stride is not None else k), (2,)))
-            p = tuple(int(v) for v in np.broadcast_to(np.asarray(node.padding if node.padding is not None else 0), (2,)))
-            if k != s or p != (0, 0):
-                raise UnsupportedLayerError(f"NIR node {name!r} ({kind}): only kernel = stride and no padding are supported "
-                                            f"(got kernel {k}, stride {s}, padding {p})")
-            pending["pool"] = (name, kind, k)
-            cur = (cur[0], cur[1] // k[0], cur[2] // k[1])
-            continue
-        if isinstance(node, nir.LIF):
-            if "synapse" not in pending:
-                raise UnsupportedLayerError(f"NIR node {name!r} (LIF) has no Conv2d/Linear/Affine in front of it")
-            sname, kind, w, bias, stride, pad = pending["synapse"]
-            beta, gain, v_leak, theta = _lif_params(name, node, cur, dt, tau_rule)
-            area = 1
-            if "pool" in pending:
-                _, pkind, k = pending["pool"]
-                area = k[0] * k[1]
-                if pkind == "SumPool2d":
-                    # sumpool(conv(W,x) + b) = avgpool(conv(area·W, x)) + area·b
-                    bias = bias * area
-            scale_c = gain * (area if ("pool" in pending and pending["pool"][1] == "SumPool2d") else 1)
-            eff_bias = gain * bias + (1.0 - beta) * v_leak
-            if pending.get("flatten"):
-                mods[modname(pending["flatten"])] = nn.Flatten()
-            syn = _synapse_module(kind, w, eff_bias, scale_c, weight_bits, stride, pad)
-            mods[modname(sname)] = syn
-            if "pool" in pending:
-                mods[modname(pending["pool"][0])] = nn.AvgPool2d(pending["pool"][2])
-            view = (-1, 1, 1) if kind == "conv" else (-1,)
-            mods[modname(name)] = snn.Leaky(beta=torch.as_tensor(beta, dtype=torch.float64).view(view),
-                                            threshold=torch.as_tensor(theta, dtype=torch.float64).view(view),
-                                            reset_mechanism="zero", init_hidden=False)
-            pending = {}
-            continue
-        raise UnsupportedLayerError(f"NIR node {name!r} of type {type(node).__name__} is not supported. Supported: {SUPPORTED_NODES}")
-    if pending:
-        left = [v[0] if isinstance(v, tuple) else v for v in pending.values()]
-        raise UnsupportedLayerError(f"NIR nodes {left} after the last LIF: the graph must end with a LIF node")
-    return QSequential(mods, input_shape=shape, input_scale=float(input_scale), input_bits=int(input_bits),
-                       input_signed=bool(input_signed), num_steps=int(num_steps))
-
-
-def nir_graph_to_frozen(graph, *, weight_bits: int = 8, frac_bits: int = intmath.DEFAULT_FRAC_BITS,
-                        state_bits: int = intmath.DEFAULT_STATE_BITS, input_scale: float | None = None,
-                        input_bits: int = 8, input_signed: bool = False, num_steps: int = 100, dt: float = DT,
-                        return_model: bool = False, metadata: dict | None = None, tau_rule: str = "euler"):
-    """Freeze a NIR graph from another tool (see :func:`nir_graph_to_torch` for the mapping).
-
-    Args:
-        weight_bits: width of the integer weights (float weights are quantized per tensor,
-            symmetric, narrow range; integer-valued weights within this width are kept exactly).
-        frac_bits, state_bits: F and B_v of every layer.
-        input_scale, input_bits, input_signed: the integer input the graph's float input is made
-            of (default: 8-bit pixels, scale 1/255; 1-bit spikes: scale 1).
-        num_steps: default T of the frozen net.
-        dt: time step the graph's τ are read with (default 1e-4, snnTorch's). Sinabs writes τ in
-            time steps (dt = 1); Norse 1.1's ``to_nir`` writes τ = dt_norse/``tau_mem_inv``, i.e. τ·dt_norse,
-            so its graphs read right with dt = dt_norse² (1e-6 for its default 1e-3).
-        tau_rule: ``"euler"`` (β = 1 − dt/τ: snnTorch, Norse) or ``"exp"`` (β = exp(−dt/τ): Sinabs, Rockpool).
-        return_model: also return the float QSequential (for a measured float-vs-integer check).
-    """
-    from ..freeze import freeze
-
-    model = nir_graph_to_torch(graph, weight_bits=weight_bits, input_scale=input_scale, input_bits=input_bits,
-                               input_signed=input_signed, num_steps=num_steps, dt=dt, tau_rule=tau_rule)
-    meta = {"source": "nir", "nir_dt": dt, "nir_tau_rule": tau_rule, "nir_weight_bits": weight_bits}
-    meta.update(metadata or {})
-    net = freeze(model, frac_bits=frac_bits, state_bits=state_bits, metadata=meta)
-    return (net, model) if return_model else net
-
-
-def load_nir(path: str | Path, **options):
-    """(frozen net, float torch model or None) from a ``.nir`` file: a qsnn-written file is read
-    exactly (:func:`read_nir`); any other graph is imported with :func:`nir_graph_to_frozen`."""
-    graph = read_graph(path)
-    try:
-        if is_qsnn_graph(graph):
-            return frozen_from_nir_graph(graph), None
-        return nir_graph_to_frozen(graph, return_model=True, metadata={"nir_file": Path(path).name}, **options)
-    except (KeyError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
-        if isinstance(exc, QSNNError):  # already a clear error
-            raise
-        raise CheckpointError(f"{path}: malformed NIR graph ({type(exc).__name__}: {exc})") from None
-
-
-# ====================================================================================== consumers
-def run_snntorch_import(graph_or_path, x_int, num_steps: int | None = None, net: FrozenNet | None = None):
-    """Run a NIR graph in snnTorch's own importer (``snntorch.import_nir.import_from_nir``).
-
-    snnTorch builds a nirtorch graph executor (a ``torch.fx.GraphModule``) of ``Leaky``
-    (``init_hidden=True``, ``reset_mechanism="zero"``, ``reset_delay=False``) and torch layers.
-    Its ``Flatten`` keeps NIR's per-sample ``start_dim=0``, so the executor is fed ONE sample at a
-    time without a batch dimension: for every sample the neurons' membranes are zeroed, then the
-    executor is called once per step with the integer input as float32 (the graph's input unit).
-    Spikes of every ``Leaky`` are captured with forward hooks.
-
-    Returns a :class:`~qsnn_deploy.simulators.SimResult` whose layer names are the qsnn layer names
-    (from the LIF nodes' metadata) or the NIR node names of a foreign graph.
-    """
-    import nir
-    import snntorch as snn
-    from snntorch.import_nir import import_from_nir
-
-    from ..simulators.base import SimResult, prepare_input
-
-    graph = read_graph(graph_or_path) if isinstance(graph_or_path, (str, Path)) else graph_or_path
-    lif_names = {}
-    for name, node in graph.nodes.items():
-        if isinstance(node, nir.LIF):
-            meta = node.metadata or {}
-            layer = meta.get("qsnn_layer", name)
-            lif_names[name] = layer.decode("utf-8") if isinstance(layer, bytes) else str(layer)
-    if net is not None:
-        arr, static, steps = prepare_input(net, x_int, num_steps)
-    else:
-        arr = np.asarray(x_int)
-        static, steps = True, int(num_steps or 100)
-    with contextlib.redirect_stdout(io.StringIO()):
-        module = import_from_nir(graph)
-    module.eval()
-    leaky = [(n, m) for n, m in module.named_modules() if isinstance(m, snn.Leaky)]
-    order = [n for n, _ in _chain(graph) if n in lif_names]
-    by_name = dict(leaky)
-    missing = [n for n in order if _node_name(n) not in by_name and n not in by_name]
-    if missing:
-        raise RuntimeError(f"snnTorch's executor has no Leaky for LIF nodes {missing}")
-    recorded: dict[str, list] = {n: [] for n in order}
-    hooks = []
-    for n in order:
-        mod = by_name.get(n, by_name.get(_node_name(n)))
-        hooks.append(mod.register_forward_hook(
-            lambda _m, _i, out, key=n: recorded[key].append((out[0] if isinstance(out, tuple) else out).detach().to(torch.uint8))))
-    n_samples = arr.shape[0] if static else arr.shape[1]
-    per_sample: dict[str, list] = {n: [] for n in order}
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for i in range(n_samples):
-                for _, m in leaky:
-                    m.reset_mem()
-                for key in recorded:
-                    recorded[key].clear()
-                for t in range(steps):
-                    xt = arr[i] if static else arr[t, i]
-                    module(torch.as_tensor(np.asarray(xt), dtype=torch.float32))
-                for key in order:
-                    per_sample[key].append(torch.stack(recorded[key]).numpy())
-    finally:
-        for h in hooks:
-            h.remove()
-    spikes = {lif_names[k]: np.stack(v, axis=1).astype(np.uint8) for k, v in per_sample.items()}
-    return SimResult(spikes, {k: 0 for k in spikes}, backend="snntorch-import_nir")
-
-
+# ====================================================================================== read-back backend
 class NirRoundTripBackend:
     """Backend ``"nir"``: export the net to a NIR file, read it back with :func:`read_nir`, and
     simulate what was read with the NumPy reference. Bit-exact iff the round trip is lossless.

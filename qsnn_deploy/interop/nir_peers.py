@@ -34,12 +34,13 @@ import io
 import logging
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..exporters import nir_export
 from ..frozen import FrozenNet
-from . import nir_export
 
 PEERS = ("snntorch", "norse", "sinabs", "rockpool")
 
@@ -183,7 +184,7 @@ def _run_peer(peer, graph, x_int, num_steps, net, batch_size, per_sample):
     from ..simulators.base import SimResult
 
     if peer == "snntorch" and per_sample:
-        res = nir_export.run_snntorch_import(graph, x_int, num_steps=num_steps, net=net)
+        res = run_snntorch_import(graph, x_int, num_steps=num_steps, net=net)
         res.info["output_counts"] = res.output_counts()
         res.info["multi_spike_events"] = 0
         return res
@@ -347,3 +348,71 @@ def compare(peer: str, ref, res, labels=None) -> PeerComparison:
     steps, n = next(iter(ref.spikes.values())).shape[:2]
     return PeerComparison(peer, int(n), int(steps), agree, ident, sp, sr, float(np.mean(pred_ref == pred_peer)),
                           acc(pred_peer), acc(pred_ref), {k: int(v) for k, v in multi.items()})
+
+
+def run_snntorch_import(graph_or_path, x_int, num_steps: int | None = None, net: FrozenNet | None = None):
+    """Run a NIR graph in snnTorch's own importer (``snntorch.import_nir.import_from_nir``).
+
+    snnTorch builds a nirtorch graph executor (a ``torch.fx.GraphModule``) of ``Leaky``
+    (``init_hidden=True``, ``reset_mechanism="zero"``, ``reset_delay=False``) and torch layers.
+    Its ``Flatten`` keeps NIR's per-sample ``start_dim=0``, so the executor is fed ONE sample at a
+    time without a batch dimension: for every sample the neurons' membranes are zeroed, then the
+    executor is called once per step with the integer input as float32 (the graph's input unit).
+    Spikes of every ``Leaky`` are captured with forward hooks.
+
+    Returns a :class:`~qsnn_deploy.simulators.SimResult` whose layer names are the qsnn layer names
+    (from the LIF nodes' metadata) or the NIR node names of a foreign graph.
+    """
+    import nir
+    import snntorch as snn
+    from snntorch.import_nir import import_from_nir
+
+    from ..simulators.base import SimResult, prepare_input
+
+    graph = nir_export.read_graph(graph_or_path) if isinstance(graph_or_path, (str, Path)) else graph_or_path
+    lif_names = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.LIF):
+            meta = node.metadata or {}
+            layer = meta.get("qsnn_layer", name)
+            lif_names[name] = layer.decode("utf-8") if isinstance(layer, bytes) else str(layer)
+    if net is not None:
+        arr, static, steps = prepare_input(net, x_int, num_steps)
+    else:
+        arr = np.asarray(x_int)
+        static, steps = True, int(num_steps or 100)
+    with contextlib.redirect_stdout(io.StringIO()):
+        module = import_from_nir(graph)
+    module.eval()
+    leaky = [(n, m) for n, m in module.named_modules() if isinstance(m, snn.Leaky)]
+    order = [n for n, _ in nir_export._chain(graph) if n in lif_names]
+    by_name = dict(leaky)
+    missing = [n for n in order if nir_export._node_name(n) not in by_name and n not in by_name]
+    if missing:
+        raise RuntimeError(f"snnTorch's executor has no Leaky for LIF nodes {missing}")
+    recorded: dict[str, list] = {n: [] for n in order}
+    hooks = []
+    for n in order:
+        mod = by_name.get(n, by_name.get(nir_export._node_name(n)))
+        hooks.append(mod.register_forward_hook(
+            lambda _m, _i, out, key=n: recorded[key].append((out[0] if isinstance(out, tuple) else out).detach().to(torch.uint8))))
+    n_samples = arr.shape[0] if static else arr.shape[1]
+    per_sample: dict[str, list] = {n: [] for n in order}
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i in range(n_samples):
+                for _, m in leaky:
+                    m.reset_mem()
+                for key in recorded:
+                    recorded[key].clear()
+                for t in range(steps):
+                    xt = arr[i] if static else arr[t, i]
+                    module(torch.as_tensor(np.asarray(xt), dtype=torch.float32))
+                for key in order:
+                    per_sample[key].append(torch.stack(recorded[key]).numpy())
+    finally:
+        for h in hooks:
+            h.remove()
+    spikes = {lif_names[k]: np.stack(v, axis=1).astype(np.uint8) for k, v in per_sample.items()}
+    return SimResult(spikes, {k: 0 for k in spikes}, backend="snntorch-import_nir")
