@@ -5,9 +5,21 @@ annealed LR, on MNIST and FashionMNIST, several seeds, with the deployed accurac
     python bench/accuracy_table.py --epochs 1 --seeds 0          # quicker, one seed
     python bench/accuracy_table.py --epochs 65 --steps 100 --period-epochs 10   # the paper's setting (GPU)
 
+    # the paper's four LR schedules, int4 MNIST (issue 28): none, LRStep (halve every 15 epochs),
+    # LossStep (halve when the epoch's training loss has not improved for --loss-patience epochs),
+    # cosine with a 10-epoch period; resumable: every run checkpoints each epoch under --work-dir
+    python bench/accuracy_table.py --datasets mnist --precisions int4 --schedules none lrstep lossstep cosine \
+        --epochs 20 --period-epochs 10 --step-epochs 15 --seeds 0 --work-dir runs/table2 --json runs/table2/rows.json
+
 Every run is ``qsnn-train``'s Trainer on the full training set (60,000 images), int4 Brevitas or float32
-weights, the dataset's Table I preset (β, θ, surrogate slope, dropout, LR), Adam with the cosine-annealed
-LR (one period over all epochs unless ``--period-epochs``), the papers' spike-count MSE loss.
+weights, the dataset's Table I preset (β, θ, surrogate slope, dropout, LR), Adam with the LR schedule of
+``--schedules`` (default: cosine, one period over all epochs unless ``--period-epochs``), the papers'
+spike-count MSE loss.
+
+With ``--work-dir DIR`` every run keeps its folder there (``DIR/<dataset>-<precision>-<schedule>-<seed>``,
+``last.pt`` after every epoch): running the same command again skips the finished runs and resumes the
+interrupted one from its ``last.pt`` (the same weights as an uninterrupted run). Without it, runs live in
+a temporary folder.
 
 Columns (all on the full 10,000-image test set):
 
@@ -15,8 +27,8 @@ Columns (all on the full 10,000-image test set):
 * ``deployed @T_eval``: int4 — the frozen integer network run by the NumPy reference (the network
   ``qsnn-verify`` checks bit-exact against every backend); float32 — there is no integer network, so the
   float PyTorch model's accuracy at T_eval is given and marked "(float)".
-* The paper's Table II figure (int4, cosine, T = 100, mean ± σ over its trials; its float32 figures are
-  not in this project's sources and are left blank).
+* The paper's Table II figure (int4, cosine, T = 100, mean ± σ over its trials; its float32 figures and
+  its figures for the other schedules are not in this project's sources and are left blank).
 
 * ``clipped neuron-steps``: the fraction of (neuron, step) pairs whose 24-bit membrane state clipped in
   the deployed run (the integer net and the PyTorch model clip alike; a high figure means the layer's F
@@ -43,8 +55,25 @@ import torch  # noqa: E402
 
 # Table II of the paper, int4, cosine-annealed schedule, T = 100: (mean %, σ) over its trials (the figures
 # our issues quote; its float32 rows are not in our sources, so they are left blank rather than guessed).
-PAPER = {("mnist", "int4"): (99.31, 0.02), ("fashion-mnist", "int4"): (90.83, 0.09)}
+PAPER = {("mnist", "int4", "cosine"): (99.31, 0.02), ("fashion-mnist", "int4", "cosine"): (90.83, 0.09)}
 LABEL = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "int4": "int4", "float": "float32"}
+SCHEDULE_ORDER = ("none", "lrstep", "lossstep", "cosine")
+
+
+def schedule_label(row: dict) -> str:
+    """How a row's LR schedule reads in the table, with its parameter (e.g. ``cosine (period 10 ep)``)."""
+    kind = row.get("schedule", "cosine")  # rows written before issue 28 are all cosine
+    if kind == "cosine":
+        return f"cosine (period {_num(row.get('period_epochs', row['epochs']))} ep)"
+    if kind == "lrstep":
+        return f"LRStep (halve every {row.get('step_epochs', 15)} ep)"
+    if kind == "lossstep":
+        return f"LossStep (halve after {row.get('loss_patience', 3)} ep without lower loss)"
+    return "none"
+
+
+def _num(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def deployed_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, eval_steps: int) -> tuple[float, int, int]:
@@ -59,24 +88,41 @@ def deployed_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, eval
     return float(report.reference_accuracy), int(sum((report.reference_saturations or {}).values())), neurons
 
 
-def run_one(dataset: str, precision: str, seed: int, args, out_dir: str) -> dict:
+def run_one(dataset: str, precision: str, seed: int, args, out_dir: str, schedule: str = "cosine") -> dict:
+    """Train (or resume, or reuse) one cell's run in ``out_dir`` and measure it: one table row."""
+    from qsnn_deploy.checkpoint import load_checkpoint
     from qsnn_deploy.data import default_data_dir, load_idx_dataset
     from qsnn_deploy.train import TrainConfig, Trainer
     from qsnn_deploy.train.datasets import ArrayDataset
     from qsnn_deploy.train.trainer import evaluate, pick_device
 
-    cfg = TrainConfig(dataset=dataset, precision=precision, schedule="cosine", epochs=args.epochs,
+    name = f"{dataset}-{precision}-{seed}" if schedule == "cosine" else f"{dataset}-{precision}-{schedule}-{seed}"
+    cfg = TrainConfig(dataset=dataset, precision=precision, schedule=schedule, epochs=args.epochs,
                       num_steps=args.steps, eval_steps=args.steps, period_epochs=args.period_epochs or args.epochs,
+                      step_epochs=args.step_epochs, loss_patience=args.loss_patience,
                       loss=args.loss, seed=seed, device=args.device, limit_train=args.limit_train,
-                      limit_test=args.limit_test, out_dir=out_dir, name=f"{dataset}-{precision}-{seed}")
+                      limit_test=args.limit_test, out_dir=out_dir, name=name)
+    final, last = Path(out_dir) / f"{name}.pt", Path(out_dir) / "last.pt"
+    resume = None
+    if last.is_file():  # an earlier, interrupted (or finished) run of this cell: continue it
+        resume = last
     t0 = time.perf_counter()
-    metrics = Trainer(cfg, log=lambda msg: None).fit()
+    if final.is_file() and load_checkpoint(final)["train_state"]["epoch"] >= args.epochs:
+        metrics = dict(load_checkpoint(final)["metrics"])  # finished before: reuse (its config is checked below)
+        Trainer(cfg, resume=final, log=lambda msg: None)  # refuses a folder of another setting, naming the field
+    else:
+        metrics = Trainer(cfg, resume=resume, log=lambda msg: None).fit()
     train_s = time.perf_counter() - t0
-    saved_model = _load_model(Path(out_dir) / f"{cfg.name}.pt")  # what the checkpoint holds is what is deployed
-    row = {"dataset": dataset, "precision": precision, "seed": seed, "epochs": args.epochs, "T_train": args.steps,
+    history = load_checkpoint(final)["train_state"]["history"]["epochs"]
+    saved_model = _load_model(final)  # what the checkpoint holds is what is deployed
+    row = {"dataset": dataset, "precision": precision, "schedule": schedule, "seed": seed, "epochs": args.epochs,
+           "period_epochs": args.period_epochs or args.epochs, "step_epochs": args.step_epochs,
+           "loss_patience": args.loss_patience, "T_train": args.steps,
            "T_eval": args.eval_steps, "loss": args.loss, "n_train": args.limit_train or 60000,
-           "train_seconds": round(train_s, 1), "pytorch_acc_T_train": 100 * metrics["test_accuracy"],
-           "n_test": metrics["n_test"]}
+           "train_seconds": round(sum(e["seconds"] for e in history), 1), "wall_seconds_this_call": round(train_s, 1),
+           "pytorch_acc_T_train": 100 * metrics["test_accuracy"], "n_test": metrics["n_test"],
+           "per_epoch_acc_T_train": [round(100 * e["test_accuracy"], 2) for e in history],
+           "final_lr": history[-1]["lr"] if history else None}
     x, y = load_idx_dataset(default_data_dir(dataset), split="test", limit=args.limit_test)
     if precision == "float":
         test = ArrayDataset(x, y, 1.0 / 255.0, True)
@@ -108,25 +154,30 @@ def _clipped(rows: list[dict]) -> str:
 
 
 def table(rows: list[dict], args) -> str:
-    lines = [f"Reduced Table II: cosine-annealed LR, {args.epochs} epoch(s) on {rows[0].get('n_train', 60000) if rows else 60000:,} training images, "
+    """The Markdown table of ``rows`` (one line per dataset × weights × schedule; mean ± σ over seeds), with
+    the budget they were run with in its caption."""
+    schedules = sorted({r.get("schedule", "cosine") for r in rows}, key=SCHEDULE_ORDER.index) or ["cosine"]
+    what = "cosine-annealed LR" if schedules == ["cosine"] else f"LR schedules {', '.join(schedules)}"
+    lines = [f"Reduced Table II: {what}, {args.epochs} epoch(s) on {rows[0].get('n_train', 60000) if rows else 60000:,} training images, "
              f"T = {args.steps} while training, {args.loss} loss; seeds {', '.join(map(str, args.seeds))}; "
              f"accuracy on the {rows[0]['n_test'] if rows else 10000:,} test images.",
              "",
-             f"| dataset | weights | PyTorch @T={args.steps} (mean ± σ) | deployed @T={args.eval_steps} (mean ± σ) "
+             f"| dataset | weights | schedule | PyTorch @T={args.steps} (mean ± σ) | deployed @T={args.eval_steps} (mean ± σ) "
              f"| best deployed | clipped neuron-steps | paper @T=100, ~65 epochs |",
-             "|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|"]
     for ds in args.datasets:
         for prec in args.precisions:
-            sel = [r for r in rows if r["dataset"] == ds and r["precision"] == prec]
-            if not sel:
-                continue
-            pt_m, pt_s = _mean_sd([r["pytorch_acc_T_train"] for r in sel])
-            dp_m, dp_s = _mean_sd([r["deployed_acc"] for r in sel])
-            best = max(r["deployed_acc"] for r in sel)
-            tag = " (float)" if prec == "float" else ""
-            paper = "{:.2f} ± {:.2f}".format(*PAPER[(ds, prec)]) if (ds, prec) in PAPER else "—"
-            lines.append(f"| {LABEL[ds]} | {LABEL[prec]} | {pt_m:.2f} ± {pt_s:.2f} | {dp_m:.2f} ± {dp_s:.2f}{tag} "
-                         f"| {best:.2f} | {_clipped(sel)} | {paper} |")
+            for sched in schedules:
+                sel = [r for r in rows if r["dataset"] == ds and r["precision"] == prec and r.get("schedule", "cosine") == sched]
+                if not sel:
+                    continue
+                pt_m, pt_s = _mean_sd([r["pytorch_acc_T_train"] for r in sel])
+                dp_m, dp_s = _mean_sd([r["deployed_acc"] for r in sel])
+                best = max(r["deployed_acc"] for r in sel)
+                tag = " (float)" if prec == "float" else ""
+                paper = "{:.2f} ± {:.2f}".format(*PAPER[(ds, prec, sched)]) if (ds, prec, sched) in PAPER else "—"
+                lines.append(f"| {LABEL[ds]} | {LABEL[prec]} | {schedule_label(sel[0])} | {pt_m:.2f} ± {pt_s:.2f} "
+                             f"| {dp_m:.2f} ± {dp_s:.2f}{tag} | {best:.2f} | {_clipped(sel)} | {paper} |")
     return "\n".join(lines)
 
 
@@ -136,7 +187,14 @@ def main() -> None:
     p.add_argument("--precisions", nargs="+", default=["int4", "float"], choices=["int4", "float"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--period-epochs", type=int, default=None, help="cosine period (default: all epochs)")
+    p.add_argument("--schedules", nargs="+", default=["cosine"], choices=list(SCHEDULE_ORDER),
+                   help="LR schedules, one row each (the paper's four: none lrstep lossstep cosine)")
+    p.add_argument("--period-epochs", type=float, default=None, help="cosine period (default: all epochs; paper: 10)")
+    p.add_argument("--step-epochs", type=int, default=15, help="lrstep: halve every N epochs (paper: 15)")
+    p.add_argument("--loss-patience", type=int, default=3,
+                   help="lossstep: halve after P epochs without a lower training loss")
+    p.add_argument("--work-dir", help="keep every run's folder here (last.pt each epoch): a rerun skips finished "
+                                      "runs and resumes interrupted ones (default: a temporary folder)")
     p.add_argument("--steps", type=int, default=25, help="T while training")
     p.add_argument("--eval-steps", type=int, default=100, help="T of the deployed network (paper: 100)")
     p.add_argument("--loss", default="mse_count", choices=["mse_count", "ce_count"])
@@ -154,23 +212,33 @@ def main() -> None:
         args.epochs, args.steps, args.eval_steps = rows[0]["epochs"], rows[0]["T_train"], rows[0]["T_eval"]
         args.seeds = sorted({r["seed"] for r in rows})
         args.loss = rows[0].get("loss", args.loss)
+        args.datasets = [d for d in ("mnist", "fashion-mnist") if any(r["dataset"] == d for r in rows)]
+        args.precisions = [q for q in ("int4", "float") if any(r["precision"] == q for r in rows)]
         print(table(rows, args))
         return
+    from qsnn_deploy.errors import CheckpointError
     from qsnn_deploy.log import set_progress
 
     set_progress(False)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.work_dir) if args.work_dir else Path(tmp)
         for ds in args.datasets:
             for prec in args.precisions:
-                for seed in args.seeds:
-                    row = run_one(ds, prec, seed, args, f"{tmp}/{ds}-{prec}-{seed}")
-                    rows.append(row)
-                    print(f"{ds:13s} {prec:5s} seed {seed}: PyTorch@T={args.steps} {row['pytorch_acc_T_train']:.2f}%  "
-                          f"deployed@T={args.eval_steps} {row['deployed_acc']:.2f}%  "
-                          f"({row['train_seconds']:.0f} s training)", flush=True)
-                    if args.json:
-                        Path(args.json).write_text(json.dumps(rows, indent=2))
+                for sched in args.schedules:
+                    for seed in args.seeds:
+                        folder = f"{ds}-{prec}-{seed}" if sched == "cosine" else f"{ds}-{prec}-{sched}-{seed}"
+                        try:
+                            row = run_one(ds, prec, seed, args, str(work / folder), schedule=sched)
+                        except CheckpointError as exc:  # a --work-dir folder of another setting
+                            sys.exit(f"error: {exc} (--work-dir {work} holds a run of other settings: use another folder)")
+                        rows.append(row)
+                        print(f"{ds:13s} {prec:5s} {sched:8s} seed {seed}: PyTorch@T={args.steps} {row['pytorch_acc_T_train']:.2f}%  "
+                              f"deployed@T={args.eval_steps} {row['deployed_acc']:.2f}%  "
+                              f"({row['train_seconds']:.0f} s training)", flush=True)
+                        if args.json:
+                            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                            Path(args.json).write_text(json.dumps(rows, indent=2))
     md = table(rows, args)
     print("\n" + md)
     if args.markdown:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 
 from ..fileio import check_output_path
 from ..models.zoo import PRECISION_BITS
@@ -86,6 +87,25 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         seed=a.seed, loss=a.loss, init_from=a.init_from, data_dir=a.data_dir, device=a.device, out_dir=a.out, name=a.name)
 
 
+#: command-line option (argparse dest) -> the TrainConfig field it sets
+FIELD_OF_DEST = {"steps": "num_steps", "float_neurons": "deploy_faithful", "out": "out_dir"}
+
+
+def explicit_fields(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The :class:`TrainConfig` fields the user gave on the command line ``argv`` (given, not defaulted):
+    a resume compares only these with the checkpoint's config."""
+    defaults = {a.dest: a.default for a in parser._actions}
+    try:
+        for action in parser._actions:
+            action.default = argparse.SUPPRESS
+        given = vars(parser.parse_args(argv))
+    finally:
+        for action in parser._actions:
+            action.default = defaults[action.dest]
+    known = {f.name for f in fields(TrainConfig)}
+    return {FIELD_OF_DEST.get(dest, dest) for dest in given} & known
+
+
 def main(argv: list[str] | None = None) -> int:
     """``qsnn-train`` (or ``qsnn-train sweep ...``): train one model, or run an Optuna search. Exit 0 on
     success, 2 on bad input.
@@ -114,13 +134,16 @@ def main(argv: list[str] | None = None) -> int:
         return run_cli(sweep_body, args)
     p = argparse.ArgumentParser(prog="qsnn-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(p)
-    p.add_argument("--resume", help="continue a run from its last.pt / checkpoint (config is taken from it)")
+    p.add_argument("--resume", help="continue a run from its last.pt / checkpoint (config is taken from it; it may change "
+                                    "only --epochs, --eval-steps, --out, --device, --data-dir, --name: another option "
+                                    "that differs from the checkpoint's run is refused, naming it)")
     add_logging_arguments(p)
     args = p.parse_args(argv)
 
     def body() -> int:
         check_output_path(args.out, "dir")  # before loading data and training, not after an epoch
-        Trainer(config_from_args(args), resume=args.resume).fit()
+        explicit = explicit_fields(p, argv) if args.resume else None
+        Trainer(config_from_args(args), resume=args.resume, explicit=explicit).fit()
         return 0
 
     return run_cli(body, args)

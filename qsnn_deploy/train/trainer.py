@@ -15,7 +15,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -165,14 +165,80 @@ class History:
 
 
 RESUME_KEYS = ("epoch", "optimizer", "schedule", "rng", "history")
+#: what a resume may change: how far to go, the T the model is evaluated and saved at, and where things are.
+#: Every other field of the stored config must match, or the resume is refused naming the field.
+RESUME_MAY_CHANGE = ("epochs", "eval_steps", "out_dir", "device", "data_dir", "name")
+#: the fields a differing resume names first (what makes a checkpoint another run entirely)
+_RESUME_FIRST = ("dataset", "profile", "precision", "deploy_faithful", "reset")
+
+
+def resume_config_differences(stored: TrainConfig, requested: TrainConfig) -> list[tuple[str, Any, Any]]:
+    """``(field, stored value, requested value)`` for every field (preset values filled in on both sides)
+    that a resume of ``stored`` may not change but ``requested`` does; dataset, profile and precision first.
+    """
+    a, b = asdict(stored.resolved()), asdict(requested.resolved())
+    names = [f.name for f in fields(TrainConfig) if f.name not in RESUME_MAY_CHANGE]
+    names.sort(key=lambda n: _RESUME_FIRST.index(n) if n in _RESUME_FIRST else len(_RESUME_FIRST))
+    return [(n, a[n], b[n]) for n in names if a[n] != b[n]]
+
+
+def arch_difference(stored: Any, built: Any, where: str = "") -> str | None:
+    """Where two arch specs first differ, ignoring the top-level ``num_steps`` (the evaluation T, which a
+    resume may change), e.g. ``"layer 'lif1' (layers[3]), field 'beta': 0.921 vs 0.5"``; ``None`` when equal.
+    """
+    if isinstance(stored, dict) and isinstance(built, dict):
+        for key in list(stored) + [k for k in built if k not in stored]:
+            if not where and key == "num_steps":
+                continue
+            if key not in stored or key not in built:
+                return f"field {where + str(key)!r}: {stored.get(key, '(absent)')!r} vs {built.get(key, '(absent)')!r}"
+            if not where and key == "layers" and isinstance(stored[key], list) and isinstance(built[key], list):
+                d = _layers_difference(stored[key], built[key])
+            else:
+                d = arch_difference(stored[key], built[key], f"{where}{key}.")
+            if d is not None:
+                return d
+        return None
+    if isinstance(stored, (list, tuple)) and isinstance(built, (list, tuple)):
+        if len(stored) != len(built):
+            return f"field {where.rstrip('.')!r}: {len(stored)} entries vs {len(built)}"
+        for i, (u, v) in enumerate(zip(stored, built)):
+            d = arch_difference(u, v, f"{where.rstrip('.')}[{i}].")
+            if d is not None:
+                return d
+        return None
+    if stored != built:
+        return f"field {where.rstrip('.')!r}: {stored!r} vs {built!r}"
+    return None
+
+
+def _layers_difference(stored: list, built: list) -> str | None:
+    """:func:`arch_difference` of two ``layers`` lists, naming the layer."""
+    if len(stored) != len(built):
+        return f"field 'layers': {len(stored)} layers vs {len(built)}"
+    for i, (u, v) in enumerate(zip(stored, built)):
+        d = arch_difference(u, v, "" if isinstance(u, dict) and isinstance(v, dict) else f"layers[{i}].")
+        if d is not None:
+            name = u.get("name", i) if isinstance(u, dict) else i
+            return f"layer {name!r} (layers[{i}]), {d}"
+    return None
 
 
 class Trainer:
     """Train one model from a :class:`TrainConfig`; :meth:`fit` returns the metrics dict."""
 
     def __init__(self, config: TrainConfig, resume: str | os.PathLike | None = None,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, explicit: set[str] | frozenset[str] | None = None):
+        """``resume``: a ``last.pt`` (or final checkpoint) of a qsnn-train run to continue. The run continues
+        with the stored config; ``config`` may change only :data:`RESUME_MAY_CHANGE` (epochs, eval_steps,
+        out_dir, device, data_dir, name), and a resume whose ``config`` differs in any other field (dataset,
+        profile, precision, lr, ...; ``None`` = the preset on both sides), or whose checkpoint holds another
+        architecture than the stored config builds, is refused with a :class:`CheckpointError` naming the
+        field. ``explicit``: the config fields the user actually gave (the CLI passes the options on its
+        command line); only those are compared, the others are taken from the checkpoint. ``None``: all.
+        """
         self.resume_ckpt = load_checkpoint(resume) if resume else None
+        resume_arch = None
         if self.resume_ckpt is not None:
             ts = self.resume_ckpt.get("train_state")
             missing = [k for k in RESUME_KEYS if not isinstance(ts, dict) or k not in ts]
@@ -181,11 +247,28 @@ class Trainer:
                                       f"{'is missing' if not isinstance(ts, dict) else 'lacks ' + ', '.join(missing)} "
                                       "(only last.pt / checkpoints written by qsnn-train hold it)")
             stored = TrainConfig.from_dict(self.resume_ckpt["config"])
-            stored.epochs = config.epochs  # what a resume may change: how far to go,
+            requested = config if explicit is None else replace(stored, **{k: getattr(config, k) for k in explicit})
+            try:
+                diffs = resume_config_differences(stored, requested)
+            except (KeyError, ValueError) as exc:  # an unknown dataset / profile in the stored config
+                raise CheckpointError(f"{resume}: cannot resume training from it: its config does not resolve: {exc}") from exc
+            if diffs:
+                what = "; ".join(f"field {n!r}: the checkpoint's run has {a!r}, this run asks for {b!r}" for n, a, b in diffs)
+                raise CheckpointError(
+                    f"{resume}: refusing to resume: it is another run ({what}). A resume continues the stored run "
+                    f"and may change only {', '.join(RESUME_MAY_CHANGE)}; to start from these weights with other "
+                    "settings use --init-from")
+            if explicit is None or "epochs" in explicit:  # what a resume may change: how far to go (default: as planned),
+                stored.epochs = config.epochs
             if config.eval_steps is not None:  # and the T the model is evaluated and saved at
                 stored.eval_steps = config.eval_steps
             stored.out_dir, stored.device = config.out_dir, config.device
+            if explicit is None or "data_dir" in explicit:  # the data may live elsewhere on another machine
+                stored.data_dir = config.data_dir
+            if explicit is None or "name" in explicit:
+                stored.name = config.name
             config = stored
+            resume_arch = self.resume_ckpt.get("arch")
         self.cfg = config.resolved()
         self.log = log if log is not None else logger.info  # progress lines: logger 'qsnn_deploy.train.trainer'
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -200,6 +283,11 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.out = Path(self.cfg.out_dir)
         self.is_main = self.rank == 0
+        if resume_arch is not None:
+            diff = arch_difference(resume_arch, self.arch())
+            if diff is not None:
+                raise CheckpointError(f"{resume}: refusing to resume: its architecture is not the one its config "
+                                      f"builds ({diff}; the checkpoint's value first)")
 
     # ------------------------------------------------------------------ setup
     def arch(self) -> dict[str, Any]:
@@ -225,7 +313,7 @@ class Trainer:
         seed_everything(c.seed)
         arch = self.arch()
         model = init_uniform_fan_in(build_model(arch)).to(self.device)
-        if c.init_from:
+        if c.init_from and self.resume_ckpt is None:  # a resume loads its own weights (init_from may be gone)
             self._load_initial_weights(model, arch)
         if c.profile != "default":
             project_to_state_budget(model)  # start inside the profile's proven state budget

@@ -1,0 +1,236 @@
+"""``qsnn-train --resume`` (issue 28): a checkpoint of another run (dataset, profile, precision,
+architecture, or any training setting) is refused naming the field that differs; an interrupted run
+(mid-epoch in-process, and a killed ``qsnn-train`` process) resumes to exactly the weights of an
+uninterrupted run from the same seed. Tiny runs: a few hundred MNIST digits, T of 3-4."""
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from qsnn_deploy.checkpoint import load_checkpoint
+from qsnn_deploy.cli.train import main as train_main
+from qsnn_deploy.errors import CheckpointError
+from qsnn_deploy.train import TrainConfig, Trainer
+from qsnn_deploy.train import trainer as trainer_module
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(dataset="mnist", epochs=1, num_steps=3, limit_train=128, limit_test=32, batch_size=64, device="cpu", seed=3)
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def last_pt(tmp_path_factory) -> Path:
+    """``last.pt`` of a finished 1-epoch tiny MNIST run (default profile, int4)."""
+    out = tmp_path_factory.mktemp("tiny")
+    Trainer(TrainConfig(**TINY, out_dir=str(out)), log=_quiet).fit()
+    return out / "last.pt"
+
+
+# ------------------------------------------------------------------ refusals, naming the field
+@pytest.mark.parametrize("option, field, stored, asked", [
+    (["--dataset", "fashion-mnist"], "dataset", "mnist", "fashion-mnist"),
+    (["--profile", "loihi"], "profile", "default", "loihi"),
+    (["--precision", "int8"], "precision", "int4", "int8"),
+    (["--reset", "zero"], "reset", "subtract", "zero"),
+    (["--float-neurons"], "deploy_faithful", "True", "False"),
+    (["--steps", "5"], "num_steps", "3", "5"),
+    (["--lr", "0.1"], "lr", "0.0019", "0.1"),
+    (["--schedule", "none"], "schedule", "cosine", "none"),
+    (["--seed", "4"], "seed", "3", "4"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_cli_resume_of_another_run_is_refused_naming_the_field(last_pt, tmp_path, capsys, option, field, stored, asked):
+    rc = train_main(["--resume", str(last_pt), "--epochs", "2", "--out", str(tmp_path / "run"), *option])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert str(last_pt) in err and f"field {field!r}" in err, err
+    assert repr(stored) in err or stored in err, err
+    assert asked in err, err
+    assert "--init-from" in err  # what to use instead
+    assert not (tmp_path / "run").exists()  # refused before anything was trained or written
+
+
+def test_cli_resume_refusal_names_dataset_first(last_pt, tmp_path, capsys):
+    rc = train_main(["--resume", str(last_pt), "--out", str(tmp_path / "run"), "--lr", "0.5",
+                     "--dataset", "fashion-mnist", "--profile", "loihi"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    names = [err.index(f"field {n!r}") for n in ("dataset", "profile", "lr")]
+    assert names == sorted(names), err
+
+
+def test_api_resume_of_another_run_is_refused(last_pt, tmp_path):
+    base = TrainConfig(**TINY, out_dir=str(tmp_path))
+    with pytest.raises(CheckpointError, match=r"field 'dataset': the checkpoint's run has 'mnist', this run asks for 'fashion-mnist'"):
+        Trainer(replace(base, dataset="fashion-mnist"), resume=last_pt)
+    with pytest.raises(CheckpointError, match=r"field 'profile'.*'default'.*'loihi'"):
+        Trainer(replace(base, profile="loihi"), resume=last_pt)
+    # None means the preset on both sides: the preset's value given explicitly is the same run
+    stored_lr = load_checkpoint(last_pt)["config"]["lr"]
+    Trainer(replace(base, lr=stored_lr, epochs=3, eval_steps=2, out_dir=str(tmp_path / "x")), resume=last_pt)
+
+
+def _edited(last_pt: Path, tmp_path: Path, edit) -> Path:
+    ck = load_checkpoint(last_pt)
+    ck = copy.deepcopy(ck)
+    edit(ck)
+    path = tmp_path / "edited.pt"
+    torch.save(ck, path)
+    return path
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda ck: ck["arch"]["layers"][3].update(beta=0.5), "layer 'lif1' (layers[3]), field 'beta': 0.5 vs 0.921"),
+    (lambda ck: ck["arch"]["layers"][0].update(out_channels=8), "layer 'conv1' (layers[0]), field 'out_channels': 8 vs 16"),
+    (lambda ck: ck["arch"]["layers"][7].update(frac_bits=3), "layer 'lif2' (layers[7]), field 'frac_bits': 3 vs 6"),
+    (lambda ck: ck["arch"]["input"].update(scale=1.0), "field 'input.scale': 1.0 vs"),
+    (lambda ck: ck["arch"]["layers"].pop(10), "field 'layers': 11 layers vs 12"),
+], ids=["beta", "channels", "frac_bits", "input-scale", "layer-count"])
+def test_resume_from_a_checkpoint_of_another_architecture_is_refused(last_pt, tmp_path, capsys, edit, expected):
+    """The config matches but the stored arch is not the one it builds (an edited or re-fitted file, another
+    version's preset): refused, naming the layer and field, before a weight is loaded."""
+    path = _edited(last_pt, tmp_path, edit)
+    rc = train_main(["--resume", str(path), "--epochs", "2", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "architecture" in err and expected in err, err
+
+
+def test_resume_may_change_epochs_eval_steps_out_device_and_name(last_pt, tmp_path):
+    """The options a resume may change, given on the command line with the same values for the others."""
+    out = tmp_path / "run"
+    rc = train_main(["--resume", str(last_pt), "--epochs", "1", "--eval-steps", "2", "--out", str(out), "--device", "cpu",
+                     "--name", "again", "--dataset", "mnist", "--precision", "int4", "--steps", "3", "-q"])
+    assert rc == 0
+    ck = load_checkpoint(out / "again.pt")
+    assert ck["arch"]["num_steps"] == 2 and ck["config"]["eval_steps"] == 2 and ck["config"]["name"] == "again"
+    assert torch.equal(ck["state_dict"]["fc.weight"], load_checkpoint(last_pt)["state_dict"]["fc.weight"])  # trained nothing
+
+
+def test_resume_without_epochs_continues_to_the_planned_epochs(tmp_path):
+    """``--resume last.pt`` alone goes on to the epoch count the run was started with."""
+    cfg = TrainConfig(**dict(TINY, epochs=2, limit_train=64), out_dir=str(tmp_path / "a"))
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(msg: str) -> None:
+        if msg.startswith("epoch 2:"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        Trainer(cfg, log=stop_after_first).fit()
+    assert load_checkpoint(tmp_path / "a" / "last.pt")["train_state"]["epoch"] == 1
+    assert train_main(["--resume", str(tmp_path / "a" / "last.pt"), "--out", str(tmp_path / "b"), "-q"]) == 0
+    assert load_checkpoint(tmp_path / "b" / "model.pt")["train_state"]["epoch"] == 2
+
+
+# ------------------------------------------------------------------ interrupted == uninterrupted
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "lossstep"])
+def test_run_interrupted_mid_epoch_resumes_to_the_same_weights(tmp_path, monkeypatch, schedule):
+    """Three epochs straight vs the same run stopped in the middle of epoch 2 (its last.pt holds epoch 1)
+    and resumed: every weight, BatchNorm statistic, Adam moment, the LR and the per-epoch history equal."""
+    torch.set_num_threads(1)
+    try:
+        cfg = TrainConfig(**dict(TINY, epochs=3, limit_train=192), schedule=schedule, loss_patience=1,
+                          period_epochs=2, out_dir=str(tmp_path / "straight"))
+        Trainer(cfg, log=_quiet).fit()
+        straight = load_checkpoint(tmp_path / "straight" / "model.pt")
+
+        per_epoch = 3  # 192 samples / batch 64
+        real = trainer_module.LRSchedule
+
+        class Crashing(real):
+            def step_batch(self):
+                super().step_batch()
+                if self.iteration == per_epoch + 2:  # two batches into epoch 2
+                    raise _Interrupted
+
+        monkeypatch.setattr(trainer_module, "LRSchedule", Crashing)
+        part = replace(cfg, out_dir=str(tmp_path / "part"))
+        with pytest.raises(_Interrupted):
+            Trainer(part, log=_quiet).fit()
+        monkeypatch.setattr(trainer_module, "LRSchedule", real)
+        last = tmp_path / "part" / "last.pt"
+        assert load_checkpoint(last)["train_state"]["epoch"] == 1
+        Trainer(part, resume=last, log=_quiet).fit()
+        resumed = load_checkpoint(tmp_path / "part" / "model.pt")
+    finally:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    _assert_same_run(straight, resumed)
+
+
+def _assert_same_run(a: dict, b: dict) -> None:
+    sa, sb = a["state_dict"], b["state_dict"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    oa, ob = a["train_state"]["optimizer"]["state"], b["train_state"]["optimizer"]["state"]
+    assert oa.keys() == ob.keys()
+    for i in oa:
+        for k in oa[i]:
+            assert torch.equal(torch.as_tensor(oa[i][k]), torch.as_tensor(ob[i][k])), (i, k)
+    assert a["train_state"]["schedule"] == b["train_state"]["schedule"]
+    ea, eb = a["train_state"]["history"]["epochs"], b["train_state"]["history"]["epochs"]
+    assert [(e["epoch"], e["train_loss"], e["lr"], e["test_accuracy"]) for e in ea] == \
+           [(e["epoch"], e["train_loss"], e["lr"], e["test_accuracy"]) for e in eb]
+    assert [s["loss"] for s in a["train_state"]["history"]["steps"]] == [s["loss"] for s in b["train_state"]["history"]["steps"]]
+
+
+def _train_cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "qsnn_deploy.cli.train", "--dataset", "mnist", "--epochs", "4", "--steps", "3",
+            "--limit-train", "128", "--limit-test", "32", "--batch-size", "64", "--seed", "5", "--device", "cpu",
+            "--out", str(out), "-q", *extra]
+
+
+def test_killed_qsnn_train_process_resumes_to_the_same_weights(tmp_path):
+    """A ``qsnn-train`` process killed (SIGKILL) as soon as its first last.pt exists, resumed with
+    ``--resume last.pt``, ends with the weights of the same command run without interruption."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    straight = subprocess.run(_train_cmd(tmp_path / "straight"), env=env, capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr
+    proc = subprocess.Popen(_train_cmd(tmp_path / "killed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = tmp_path / "killed" / "last.pt"
+    deadline = time.monotonic() + 600
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    done = load_checkpoint(last)["train_state"]["epoch"]
+    assert done < 4 and not (tmp_path / "killed" / "model.pt").exists()
+    resumed = subprocess.run([sys.executable, "-m", "qsnn_deploy.cli.train", "--resume", str(last),
+                              "--out", str(tmp_path / "killed"), "-q"], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same_run(load_checkpoint(tmp_path / "straight" / "model.pt"), load_checkpoint(tmp_path / "killed" / "model.pt"))
+
+
+def test_resume_of_a_fine_tuning_run_does_not_need_its_init_from_file(last_pt, tmp_path):
+    """A resume loads its own weights: the --init-from checkpoint of a fine-tuning run may be gone (another
+    machine), and the resume still works."""
+    import shutil
+
+    init = tmp_path / "init.pt"
+    shutil.copy(last_pt, init)
+    cfg = TrainConfig(**dict(TINY, limit_train=64), init_from=str(init), out_dir=str(tmp_path / "ft"))
+    Trainer(cfg, log=_quiet).fit()
+    init.unlink()
+    assert train_main(["--resume", str(tmp_path / "ft" / "last.pt"), "--epochs", "2", "--out", str(tmp_path / "ft2"), "-q"]) == 0
+    assert load_checkpoint(tmp_path / "ft2" / "model.pt")["train_state"]["epoch"] == 2
