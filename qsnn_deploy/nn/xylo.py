@@ -1,0 +1,303 @@
+"""Deploy-faithful SynSense Xylo layers for training (neuron kind ``"xylo"``): :class:`XyloLinear` (a synapse of
+int8 weights with one power-of-two shift) and :class:`QXylo` (Xylo's integrate-and-fire neuron with an int16
+synaptic current and membrane, optionally with recurrent weights).
+
+Per time step, per neuron (integers; xylosim 0.1.3 ``src/v2/cpp/XyloIAFNeuron.cpp`` and ``XyloLayer.cpp``)::
+
+    J_t   = (W << s_in)·x_t + (R << s_rec)·z_{t-1}            exact integer current; x_t: input spike counts
+                                                              (0..15), z: the layer's own spike counts (recurrent)
+    a     = sat16(isyn_{t-1} + J_t)
+    isyn_t = a - dec(a, dash_syn)                             the current decays in the step it arrives
+    dv    = sat16(isyn_t - dec(v_{t-1}, dash_mem))
+    dv    = sat16(dv + bias)
+    v     = sat16(v_{t-1} + dv)
+    n_t   = min(cap, floor(v / θ)) if v ≥ θ else 0            spikes (cap 31 hidden, 1 readout), θ ≥ 1
+    v_t   = v - n_t·θ                                         subtract reset, once per spike
+    dec(x, d) = x >> d  if (x >> d) ≠ 0  else  sign(x)        arithmetic shift: at least one unit of leak
+    sat16(x)  = clip(x, -32768, 32767)
+
+``W``, ``R`` are int8 (or narrower) with one shift per matrix (0..7), θ and the bias int16, dashes 4-bit.
+Xylo delivers each input spike as its own saturating addition; ``sat16(isyn + J)`` equals that whenever no
+partial sum leaves the int16 range. :class:`QXylo` counts the neuron-steps where one could
+(``isyn + J⁺ > 32767`` or ``isyn + J⁻ < -32768``, ``J⁺``/``J⁻`` the sums of the positive/negative terms)
+in ``order_events``, and every clip in ``saturation_events``: a model with none of either on some data
+equals the chip on that data.
+
+Units: the float parameters are in *model units*; one model unit is ``unit`` integer state units (one
+per layer, a constant: 4096 by default). The integers the forward pass uses::
+
+    w_int  = clip(round(w·unit / 2**s), ±(2**(b-1)-1)),   s = clip(ceil(log2(max|w·unit| / (2**(b-1)-1))), 0, 7)
+    θ_int  = clip(round(θ·unit), 1, 32767)      bias_int = clip(round(bias·unit), -32768, 32767)
+    dash   = clip(round(dash_param), lo, hi)
+
+Every rounding, floor and clip has a straight-through gradient (the floor of ``x >> d`` the gradient of
+``x·2**-d``, also towards ``d``); the spike count's gradient is a fast sigmoid around the nearest threshold
+crossing: ``dn/dv = 1 / (k·|v - m·θ| / unit + 1)**2 / unit``, ``m = clip(round(v/θ), 1, cap)``. The forward
+pass IS the integer layer's: values are integer-valued float32 tensors (float64 when a layer's
+worst-case current could reach 2**24), so :func:`qsnn_deploy.freeze` gives a net whose spikes are
+these, every neuron, every step.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from .neuron import QNeuron
+from .ste import round_ste
+
+STATE_BITS = 16
+STATE_MAX = (1 << (STATE_BITS - 1)) - 1      # 32767
+STATE_MIN = -(1 << (STATE_BITS - 1))         # -32768
+HIDDEN_MAX_SPIKES = 31
+READOUT_MAX_SPIKES = 1
+INPUT_MAX_SPIKES = 15
+MAX_WEIGHT_SHIFT = 7
+DASH_MIN, DASH_MAX = 1, 15
+DEFAULT_UNIT = 4096.0
+#: float32 holds every integer below 2**24 exactly
+_F32_EXACT = float(1 << 24)
+
+
+def weight_shift(w_state_absmax: float, bits: int, max_shift: int = MAX_WEIGHT_SHIFT) -> int:
+    """The Xylo shift of a matrix whose largest |weight| is ``w_state_absmax`` state units: the smallest
+    s in 0..max_shift with ``absmax / 2**s ≤ 2**(bits-1) - 1``."""
+    top = (1 << (bits - 1)) - 1
+    if not math.isfinite(w_state_absmax) or w_state_absmax <= top:
+        return 0
+    return int(min(max(math.ceil(math.log2(w_state_absmax / top) - 1e-12), 0), max_shift))
+
+
+def quantize_shifted(w: torch.Tensor, unit: float, bits: int, max_shift: int = MAX_WEIGHT_SHIFT
+                     ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(``w_int << s`` as an integer-valued tensor with STE gradient, ``w_int``, s) of float weights ``w``
+    (model units): the module docstring's rule."""
+    top = float((1 << (bits - 1)) - 1)
+    ws = w * unit
+    s = weight_shift(float(ws.detach().abs().max()) if ws.numel() else 0.0, bits, max_shift)
+    step = float(1 << s)
+    q = round_ste(ws / step)
+    q = q + (q.detach().clamp(-top, top) - q.detach())  # clip, gradient passed (STE)
+    return q * step, q.detach(), s
+
+
+class XyloLinear(nn.Linear):
+    """A Xylo weight matrix (input or readout): float weight [out, in] in model units, used as ``b``-bit
+    integers with one power-of-two shift (module docstring). No bias (Xylo's bias sits on the neuron).
+
+    Args:
+        in_features, out_features: sizes.
+        weight_bits: b, 2..8 (Xylo holds int8; 4 = int4 values in the 8-bit field).
+        unit: state units per model unit (the neuron's ``unit``).
+    """
+
+    def __init__(self, in_features: int, out_features: int, weight_bits: int = 8, unit: float = DEFAULT_UNIT):
+        super().__init__(in_features, out_features, bias=False)
+        if not 2 <= int(weight_bits) <= 8:
+            raise ValueError(f"XyloLinear weight_bits must be 2..8 (Xylo holds int8 weights), got {weight_bits}")
+        self.weight_bits = int(weight_bits)
+        self.unit = float(unit)
+
+    def shifted_weight(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(``w_int << s`` with STE gradient, ``w_int``, s)."""
+        return quantize_shifted(self.weight, self.unit, self.weight_bits)
+
+    def qsnn_int_weight(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The block protocol: (integer weight ``w_int << s``, scale 1/unit, bit width of ``w_int << s``)."""
+        w, _, s = self.shifted_weight()
+        return w, torch.tensor(1.0 / self.unit, dtype=torch.float64), self.weight_bits + s
+
+
+class _SpikeCount(torch.autograd.Function):
+    """n = min(cap, floor(v/θ)) where v ≥ θ, else 0 (θ ≥ 1 integers), with the fast-sigmoid surrogate of
+    the module docstring."""
+
+    @staticmethod
+    def forward(ctx, v, theta, cap: int, slope: float, unit: float):
+        q = torch.floor(v / theta)
+        # v/θ is correctly rounded; make the floor exact for any integers anyway
+        q = q + (q * theta + theta <= v).to(v.dtype) - (q * theta > v).to(v.dtype)
+        n = q.clamp(0.0, float(cap))
+        ctx.save_for_backward(v, theta)
+        ctx.cfg = (cap, slope, unit)
+        return n
+
+    @staticmethod
+    def backward(ctx, g):
+        v, theta = ctx.saved_tensors
+        cap, slope, unit = ctx.cfg
+        m = torch.round(v / theta).clamp(1.0, float(cap))
+        s = 1.0 / (slope * (v - m * theta).abs() / unit + 1.0) ** 2 / unit
+        gv = g * s
+        gth = -(g * s * m)
+        gth = gth.reshape(-1, gth.shape[-1]).sum(0) if theta.dim() == 1 else gth
+        return gv, gth, None, None, None
+
+
+def decay_amount(x: torch.Tensor, pow2: torch.Tensor) -> torch.Tensor:
+    """``dec(x, d)`` (``x >> d``, or ``sign(x)`` where that is 0) with the gradient of ``x·2**-d``;
+    ``pow2 = 2**-d`` (exact)."""
+    smooth = x * pow2
+    q = torch.floor(smooth)
+    exact = torch.where(q == 0, torch.sign(x), q)
+    return smooth + (exact - smooth).detach()
+
+
+def sat16(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(clip(x, -32768, 32767), number of clipped values as a 0-d tensor); clamp's gradient."""
+    n = ((x.detach() > STATE_MAX) | (x.detach() < STATE_MIN)).sum()
+    return x.clamp(float(STATE_MIN), float(STATE_MAX)), n
+
+
+class QXylo(QNeuron, nn.Module):
+    """Xylo's neuron (module docstring), deploy-faithful, for training.
+
+    Args:
+        size: neurons in the layer.
+        max_spikes: spikes per neuron per step (31 hidden, 1 readout).
+        threshold: initial θ in model units (scalar or [size]); learned (``learn_threshold``).
+        dash_syn, dash_mem: initial bit-shift decays (scalar or [size]); learned per neuron when ``learn_dash``
+            (as continuous values rounded with a straight-through gradient), within ``dash_range``.
+        bias: learn a per-neuron bias (int16, model units), else none (0).
+        recurrent: hold a recurrent weight matrix [size, size] (``rec_bits``-bit, one shift), fed the layer's
+            spike counts of the previous step.
+        unit: state units per model unit.
+        slope: the surrogate's fast-sigmoid slope k (per model unit of v).
+    """
+
+    kind = "xylo"
+
+    def __init__(self, size: int, max_spikes: int = HIDDEN_MAX_SPIKES, threshold=1.0, dash_syn=2, dash_mem=4,
+                 bias: bool = True, recurrent: bool = False, rec_bits: int = 8, unit: float = DEFAULT_UNIT,
+                 slope: float = 5.0, learn_threshold: bool = True, learn_dash: bool = True,
+                 dash_range: tuple[int, int] = (DASH_MIN, DASH_MAX)):
+        super().__init__()
+        if not 1 <= int(max_spikes) <= HIDDEN_MAX_SPIKES:
+            raise ValueError(f"QXylo max_spikes must be 1..{HIDDEN_MAX_SPIKES}, got {max_spikes}")
+        if not 2 <= int(rec_bits) <= 8:
+            raise ValueError(f"QXylo rec_bits must be 2..8 (Xylo holds int8 weights), got {rec_bits}")
+        lo, hi = (int(v) for v in dash_range)
+        if not DASH_MIN - 1 <= lo <= hi <= DASH_MAX:
+            raise ValueError(f"QXylo dash_range must lie within 0..{DASH_MAX}, got {dash_range}")
+        self.size = int(size)
+        self.max_spikes = int(max_spikes)
+        self.unit = float(unit)
+        self.slope = float(slope)
+        self.rec_bits = int(rec_bits)
+        self.dash_range = (lo, hi)
+
+        def vec(v) -> torch.Tensor:
+            return torch.as_tensor(v, dtype=torch.float32).flatten().expand(self.size).clone()
+
+        self.threshold = nn.Parameter(vec(threshold), requires_grad=bool(learn_threshold))
+        self.dash_syn = nn.Parameter(vec(dash_syn), requires_grad=bool(learn_dash))
+        self.dash_mem = nn.Parameter(vec(dash_mem), requires_grad=bool(learn_dash))
+        self.bias = nn.Parameter(torch.zeros(self.size)) if bias else None
+        self.recurrent = nn.Parameter(torch.zeros(self.size, self.size)) if recurrent else None
+        self.saturation_events = 0
+        self.order_events = 0
+
+    # ----------------------------------------------------------------- integers
+    def integer_params(self) -> dict[str, torch.Tensor]:
+        """θ, bias, dash_syn, dash_mem as integer-valued float32 tensors [size] with STE gradients."""
+        lo, hi = self.dash_range
+        th = round_ste(self.threshold * self.unit)
+        th = th + (th.detach().clamp(1.0, float(STATE_MAX)) - th.detach())
+        out = {"threshold": th,
+               "dash_syn": _clip_ste(round_ste(self.dash_syn), lo, hi),
+               "dash_mem": _clip_ste(round_ste(self.dash_mem), lo, hi)}
+        if self.bias is not None:
+            b = round_ste(self.bias * self.unit)
+            out["bias"] = b + (b.detach().clamp(float(STATE_MIN), float(STATE_MAX)) - b.detach())
+        else:
+            out["bias"] = torch.zeros(self.size, device=self.threshold.device)
+        return out
+
+    def recurrent_weight(self) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+        """(``R_int << s_rec`` with STE gradient, ``R_int``, s_rec), or None without recurrence."""
+        if self.recurrent is None:
+            return None
+        return quantize_shifted(self.recurrent, self.unit, self.rec_bits)
+
+    def frozen_neuron(self, sigma_abs=None, bias=None):
+        """The integer parameters (``qsnn_deploy.neurons.xylo``); see :func:`qsnn_deploy.freeze`."""
+        from ..xylo_freeze import xylo_neuron_params
+
+        return xylo_neuron_params(self)
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, j: torch.Tensor, isyn: torch.Tensor | None = None, v: torch.Tensor | None = None,
+                prev: torch.Tensor | None = None, *, params: dict | None = None, rec: torch.Tensor | None = None,
+                j_pos: torch.Tensor | None = None, j_neg: torch.Tensor | None = None):
+        """One step. ``j``: the feed-forward integer current [N, size] (``(W << s)·x_t``), ``prev``: this
+        layer's spike counts of the previous step (recurrent layers). ``params``/``rec``: the integers of
+        :meth:`integer_params` / :meth:`recurrent_weight` (computed once per sequence by the caller),
+        ``j_pos``/``j_neg``: the sums of the positive / negative feed-forward terms (for ``order_events``).
+        Returns ``(spike counts, isyn, v)``, integer-valued tensors."""
+        p = params if params is not None else self.integer_params()
+        if isyn is None:
+            isyn = torch.zeros_like(j)
+        if v is None:
+            v = torch.zeros_like(j)
+        if self.recurrent is not None and prev is not None:
+            r = rec if rec is not None else self.recurrent_weight()[0]
+            r = r.to(j.dtype)
+            j = j + prev @ r.t()
+            if j_pos is not None:
+                j_pos = j_pos + prev.detach() @ r.detach().clamp(min=0).t()
+                j_neg = j_neg + prev.detach() @ r.detach().clamp(max=0).t()
+        if j_pos is not None:
+            ordered = ((isyn.detach() + j_pos > STATE_MAX) | (isyn.detach() + j_neg < STATE_MIN)).sum()
+        a, n1 = sat16(isyn + j)
+        pow_syn = torch.pow(2.0, -p["dash_syn"]).to(j.dtype)
+        pow_mem = torch.pow(2.0, -p["dash_mem"]).to(j.dtype)
+        isyn = a - decay_amount(a, pow_syn)
+        dv, n2 = sat16(isyn - decay_amount(v, pow_mem))
+        dv, n3 = sat16(dv + p["bias"].to(j.dtype))
+        v, n4 = sat16(v + dv)
+        th = p["threshold"].to(j.dtype)
+        n = _SpikeCount.apply(v, th, self.max_spikes, self.slope, self.unit)
+        v = v - n.detach() * th
+        if not torch.jit.is_scripting():
+            self.saturation_events += int(n1 + n2 + n3 + n4)
+            if j_pos is not None:
+                self.order_events += int(ordered)
+        return n, isyn, v
+
+
+def _clip_ste(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    return x + (x.detach().clamp(float(lo), float(hi)) - x.detach())
+
+
+def current_bound(w_eff: torch.Tensor, x_max: float) -> float:
+    """Largest |J| of integer weights ``w_eff`` [out, in] fed values 0..x_max: max row Σ|w|·x_max."""
+    if w_eff.numel() == 0:
+        return 0.0
+    return float(w_eff.detach().abs().sum(dim=1).max()) * float(x_max)
+
+
+def run_xylo_block(synapse: XyloLinear, neuron: QXylo, x: torch.Tensor, x_max: float) -> torch.Tensor:
+    """All T steps of one Xylo layer: ``x`` [T, N, in] integer-valued spike counts (0..x_max) -> spike counts
+    [T, N, size]. Calls ``neuron`` once per step (forward hooks see every step)."""
+    w_eff, _, _ = synapse.shifted_weight()
+    p = neuron.integer_params()
+    rw = neuron.recurrent_weight()
+    rec = rw[0] if rw is not None else None
+    bound = current_bound(w_eff, x_max) + (current_bound(rec, neuron.max_spikes) if rec is not None else 0.0)
+    dtype = torch.float32 if bound + 2 * STATE_MAX < _F32_EXACT else torch.float64
+    xs = x.to(dtype)
+    w = w_eff.to(dtype)
+    steps = xs.shape[0]
+    j_all = xs.reshape(-1, xs.shape[-1]) @ w.t()
+    j_all = j_all.reshape(steps, xs.shape[1], -1)
+    with torch.no_grad():
+        jp_all = (xs.reshape(-1, xs.shape[-1]) @ w.detach().clamp(min=0).t()).reshape(j_all.shape)
+        jn_all = (xs.reshape(-1, xs.shape[-1]) @ w.detach().clamp(max=0).t()).reshape(j_all.shape)
+    isyn = v = prev = None
+    outs = []
+    for t in range(steps):
+        n, isyn, v = neuron(j_all[t], isyn, v, prev, params=p, rec=rec, j_pos=jp_all[t], j_neg=jn_all[t])
+        prev = n
+        outs.append(n)
+    return torch.stack(outs).to(torch.float32)
