@@ -13,6 +13,12 @@ Folding (docs/integer-semantics.md §3), per LIF block ``synapse -> [avg-pool] -
 * ``theta_int = round(theta * 2**F / |sigma|)``, ``b_int = round(bias * 2**F / |sigma|)``,
   ``d = round(beta * 4096)``.
 
+A SynSense Xylo block (:class:`~qsnn_deploy.nn.xylo.XyloLinear` + :class:`~qsnn_deploy.nn.xylo.QXylo`) freezes
+to a ``dense`` synapse of its already-shifted integer weights ``w_int << shift`` (and recurrent weights
+``R_int << shift_rec``) and a :class:`~qsnn_deploy.neurons.XyloNeuron` holding the very integers its forward
+pass uses (:meth:`QXylo.frozen_neuron`); a model recording an input encoding (the rows datasets) passes it
+on in ``metadata["input_encoding"]``, with a non-static input.
+
 For :class:`~qsnn_deploy.nn.QLeaky` blocks these integers come from the neuron's own
 ``integer_params`` (the very function its forward pass uses): the frozen net is then exactly the
 trained model. For plain ``snntorch.Leaky`` blocks they are rounded here, and agreement with the
@@ -38,6 +44,7 @@ from .statebound import choose_frac_bits, clip_risk_message, current_extremes, l
 from .nn.blocks import Block, block_affine, parse_blocks, quantized_weight
 from .nn.neuron import QNeuron
 from .nn.sequential import QSequential
+from .nn.xylo import QXylo
 
 __all__ = ["freeze"]
 
@@ -96,7 +103,8 @@ def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Seq
     input_bits = 8 if input_bits is None else int(input_bits)
     if input_scale is None:
         input_scale = 1.0 / 255.0 if input_bits == 8 else 1.0
-    spec = InputSpec(tuple(int(s) for s in input_shape), input_bits, bool(input_signed), float(input_scale), True)
+    encoding = getattr(model, "input_encoding", None) if isinstance(model, QSequential) else None
+    spec = InputSpec(tuple(int(s) for s in input_shape), input_bits, bool(input_signed), float(input_scale), encoding is None)
     was_training = model.training
     model.eval()
     choices: dict[str, dict] = {}
@@ -108,11 +116,14 @@ def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Seq
             for i, block in enumerate(blocks):
                 s_x = spec.scale if i == 0 else 1.0
                 _check_flat_input(block, shape, spec.shape)
-                layer, choice = _freeze_block(block, s_x, shape, weight_bits, frac_bits, state_bits, x_range, max_frac_bits)
+                if isinstance(block.neuron, QXylo):
+                    layer, choice = _freeze_xylo_block(block, shape, x_range)
+                else:
+                    layer, choice = _freeze_block(block, s_x, shape, weight_bits, frac_bits, state_bits, x_range, max_frac_bits)
                 frozen_layers.append(layer)
                 choices[layer.name] = choice
                 shape = layer.output_shape((int(np.prod(shape)),) if layer.synapse.flatten_input else shape)
-                x_range = (0, 1)
+                x_range = (0, int(layer.neuron.max_spikes) if layer.kind == "xylo" else 1)
     finally:
         model.train(was_training)
     meta = {
@@ -121,6 +132,8 @@ def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Seq
         "synapses": {b.name: type(b.synapse).__name__ for b in blocks},
     }
     meta["frac_bits"] = _recorded(choices)
+    if encoding:
+        meta["input_encoding"] = dict(encoding)
     meta.update(metadata or {})
     net = FrozenNet(spec, frozen_layers, int(num_steps or 100), meta).validate()
     if calibration is not None:  # net.layers is frozen_layers: a data-driven F replaces a layer in place
@@ -314,6 +327,36 @@ def _freeze_block(block: Block, s_x: float, in_shape: tuple[int, ...], weight_bi
     return layer, choice
 
 
+def _freeze_xylo_block(block: Block, in_shape: tuple[int, ...], x_range: tuple[int, int]) -> tuple[Layer, dict]:
+    """A Xylo block as a frozen layer: the shifted integer weights (``w_int << shift``; J units = state units),
+    the shifted recurrent weights, and the neuron's own integers (module docstring)."""
+    name, syn, neuron = block.name, block.synapse, block.neuron
+    if not hasattr(syn, "shifted_weight"):
+        raise UnsupportedLayerError(f"block {name!r}: a Xylo neuron (QXylo) needs a XyloLinear synapse, got {type(syn).__name__}")
+    if len(in_shape) != 1 or block.pools or block.batchnorm is not None:
+        raise UnsupportedLayerError(f"block {name!r}: a Xylo layer is dense on a flat input, with no pool or BatchNorm")
+    if not torch.all(torch.isfinite(syn.weight)):
+        raise FrozenNetError(name, "weight", "contains NaN or infinity")
+    w_eff, _, shift = syn.shifted_weight()
+    w = w_eff.detach().cpu().round().to(torch.int64).numpy()
+    bits = int(syn.weight_bits) + int(shift)
+    synapse = Synapse("dense", w.astype(np.int8 if bits <= 8 else np.int16), bits, flatten_input=False)
+    rec = neuron.recurrent_weight()
+    if rec is not None:
+        if not torch.all(torch.isfinite(neuron.recurrent)):
+            raise FrozenNetError(name, "recurrent", "contains NaN or infinity")
+        synapse = _with_recurrent(name, synapse, rec[0].detach().cpu().round().to(torch.int64).numpy())
+    layer = Layer(name, synapse, neuron.frozen_neuron())
+    j_pos, j_neg = current_extremes(w, x_range[0], x_range[1])
+    if rec is not None:
+        r_pos, r_neg = current_extremes(synapse.recurrent.astype(np.int64), 0, int(neuron.max_spikes))
+        j_pos, j_neg = j_pos + r_pos, j_neg + r_neg
+    bound = layer.neuron.state_bound(j_pos, j_neg)
+    # Xylo's int16 states saturate by design and the reference models every clip; nothing to re-fit (F = 0)
+    return layer, {"F": 0, "basis": "xylo", "proven_saturation_free": bool(bound.saturation_free),
+                   "worst_case_abs_v": float(bound.peak), "state_limit": int(layer.state_limit), "_bound": bound}
+
+
 def _requantized(layer: Layer, choice: dict, f: int) -> Layer:
     theta, bias, sigma = choice["_requantize"]
     vmax = intmath.state_limit(layer.neuron.state_bits)
@@ -361,7 +404,8 @@ def _calibrate_unproven(layers: list[Layer], choices: dict, spec: InputSpec, ste
 def _warn_unproven(layers: list[Layer], choices: dict) -> None:
     for layer in layers:
         c = choices[layer.name]
-        if c.get("proven_saturation_free") or (c.get("basis") == "data" and c.get("calibration_margin", 0) >= 2.0):
+        if c.get("proven_saturation_free") or c.get("basis") == "xylo" or (
+                c.get("basis") == "data" and c.get("calibration_margin", 0) >= 2.0):
             continue
         if c.get("basis") == "data":
             warnings.warn(f"layer {layer.name!r}: F = {layer.neuron.frac_bits} kept the state within the limit on the "

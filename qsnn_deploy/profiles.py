@@ -36,6 +36,10 @@ stock neuron with no approximation (docs/design.md §6).
       78.8% at 5e-3, 86.8% at 1e-2, 84.0% at 2e-2; β 0.3: 72.8%, fast-sigmoid slope 25: 80.9%).
 
 Every model trained with ``loihi`` passes ``qsnn-export --target lava --strict``.
+
+``xylo``
+    SynSense Xylo (:mod:`qsnn_deploy.xylo.profile`): 16-channel input, recurrent hidden Xylo neurons and
+    Xylo readouts (:mod:`qsnn_deploy.nn.xylo`), sized for one chip version (``chip``, default Xylo IMU).
 """
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ import torch
 from . import intmath
 from .errors import FrozenNetError
 
-PROFILES = ("default", "loihi")
+PROFILES = ("default", "loihi", "xylo")
 LOIHI_FRAC_BITS = 6        # Lava's act_shift = vth_shift = 6
 LOIHI_STATE_BITS = 24
 LOIHI_THRESHOLD_STEP = 1 << LOIHI_FRAC_BITS
@@ -64,18 +68,24 @@ PROJECTION_MARGIN = 0.97
 
 
 def check_profile_name(profile: str) -> str:
-    """Return ``profile`` if it names a known hardware profile (``"default"``, ``"loihi"``); ValueError otherwise."""
+    """Return ``profile`` if it names a known hardware profile (``"default"``, ``"loihi"``, ``"xylo"``); ValueError otherwise."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     return profile
 
 
-def apply_profile(arch: dict[str, Any], profile: str) -> dict[str, Any]:
-    """A copy of an arch spec with the profile's constraints applied (``default``: unchanged)."""
+def apply_profile(arch: dict[str, Any], profile: str, chip: str | None = None) -> dict[str, Any]:
+    """A copy of an arch spec with the profile's constraints applied (``default``: unchanged; ``xylo``: checked
+    against the Xylo ``chip`` version, default Xylo IMU, and refused naming layer, field and limit)."""
     check_profile_name(profile)
     arch = copy.deepcopy(arch)
     if profile == "default":
         return arch
+    if profile == "xylo":
+        from .xylo.chips import DEFAULT_VERSION
+        from .xylo.profile import apply_xylo_profile
+
+        return apply_xylo_profile(arch, chip or DEFAULT_VERSION)
     layers = []
     for entry in arch["layers"]:
         kind = entry.get("type")
@@ -94,9 +104,15 @@ def apply_profile(arch: dict[str, Any], profile: str) -> dict[str, Any]:
     return arch
 
 
-def check_arch(arch: dict[str, Any], profile: str) -> None:
+def check_arch(arch: dict[str, Any], profile: str, chip: str | None = None) -> None:
     """Refuse an arch that cannot meet ``profile``, naming the layer, the field and the limit."""
     if profile == "default":
+        return
+    if profile == "xylo":
+        from .xylo.chips import DEFAULT_VERSION
+        from .xylo.profile import check_xylo_arch
+
+        check_xylo_arch(arch, chip or arch.get("xylo_chip") or DEFAULT_VERSION)
         return
     entries = list(arch.get("layers") or [])
     for i, entry in enumerate(entries):

@@ -3,6 +3,7 @@
     qsnn-train --dataset mnist --precision int4 --schedule cosine --epochs 4 --steps 25 --out runs/mnist
     qsnn-train --dataset fashion-mnist --precision binary --anneal-alpha 1e-3 --anneal-initial 0.2 ...
     qsnn-train --resume runs/mnist/last.pt --epochs 8 --out runs/mnist
+    qsnn-train --dataset mnist-rows --profile xylo --xylo-chip syns63300 --precision int8 --epochs 20 --out runs/xylo
     qsnn-train sweep --dataset mnist --trials 20 --storage sqlite:///sweep.db --epochs 2 --steps 25
     torchrun --nproc-per-node 2 -m qsnn_deploy.cli.train --dataset mnist ...     (DistributedDataParallel)
 
@@ -24,7 +25,7 @@ from ..train.schedules import SCHEDULES
 from ..train.trainer import TrainConfig, Trainer
 from .common import add_logging_arguments, run_cli
 
-DATASETS = ("mnist", "fashion-mnist", "dvs128", "synthetic-dvs")
+DATASETS = ("mnist", "fashion-mnist", "mnist-rows", "fashion-mnist-rows", "dvs128", "synthetic-dvs")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,9 +49,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="neuron kind of every spiking layer: lif (snnTorch Leaky) or cuba (Synaptic: a decaying current "
                         "feeds the membrane; with --profile loihi it maps onto Loihi 2's stock LIF with its own du)")
     p.add_argument("--alpha", type=float, help="cuba: current decay α (default 0.5)")
-    p.add_argument("--profile", default="default", choices=("default", "loihi"),
+    p.add_argument("--profile", default="default", choices=("default", "loihi", "xylo"),
                    help="hardware profile: 'loihi' trains zero-reset, one-θ/β-per-layer, bias-free, BatchNorm-free layers "
-                        "that run on Lava's stock LIF (β defaults to 0.5; see docs/lava.md)")
+                        "that run on Lava's stock LIF (β defaults to 0.5; see docs/lava.md); 'xylo' trains SynSense Xylo "
+                        "nets (16 input channels, recurrent hidden layer, readout) that fit --xylo-chip (the rows datasets' "
+                        "default)")
+    p.add_argument("--xylo-chip", default="syns63300", choices=("syns63300", "syns61201"),
+                   help="xylo profile: the chip the net must fit (syns63300 Xylo IMU: 16 readouts, default; syns61201 "
+                        "Xylo Audio 2: 8 readouts)")
+    p.add_argument("--hidden", type=int, help="rows datasets: hidden Xylo neurons (default 128)")
+    p.add_argument("--steps-per-row", type=int, default=1, help="rows datasets: steps each image row is shown for")
+    p.add_argument("--blank-steps", type=int, default=0, help="rows datasets: silent steps after the last row")
     p.add_argument("--float-neurons", action="store_true", help="plain snntorch.Leaky instead of the deploy-faithful QLeaky")
     p.add_argument("--period-epochs", type=float, help="cosine period in epochs (paper: 10)")
     p.add_argument("--step-epochs", type=int, default=10, help="lrstep: halve every N epochs")
@@ -80,7 +89,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         dataset=a.dataset, precision=a.precision, schedule=a.schedule, epochs=a.epochs, num_steps=a.steps,
         eval_steps=a.eval_steps, batch_size=a.batch_size, lr=a.lr, beta=a.beta, threshold=a.threshold, slope=a.slope,
-        dropout=a.dropout, reset=a.reset, neuron=a.neuron, alpha=a.alpha, deploy_faithful=not a.float_neurons, profile=a.profile, period_epochs=a.period_epochs,
+        dropout=a.dropout, reset=a.reset, neuron=a.neuron, alpha=a.alpha, deploy_faithful=not a.float_neurons, profile=a.profile, xylo_chip=a.xylo_chip,
+        hidden=a.hidden, steps_per_row=a.steps_per_row, blank_steps=a.blank_steps, period_epochs=a.period_epochs,
         step_epochs=a.step_epochs, loss_patience=a.loss_patience, grad_clip=a.grad_clip, weight_clip=a.weight_clip,
         anneal_alpha=a.anneal_alpha, anneal_initial=a.anneal_initial, anneal_final=a.anneal_final,
         early_stopping=a.early_stopping, val_size=a.val_size, limit_train=a.limit_train, limit_test=a.limit_test,

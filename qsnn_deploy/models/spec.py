@@ -15,6 +15,13 @@ An *arch spec* is a JSON-able dict::
                 {"type": "linear", "name": "fc", "in_features": 1024, "out_features": 10, "bias": false, "weight_bits": 4},
                 {"type": "lif", "kind": "cuba", "alpha": 0.8, ...}]}
 
+A SynSense Xylo net (:mod:`qsnn_deploy.nn.xylo`) takes 16 channels of spike counts (``"input": {"shape": [16],
+"scale": 1, "bits": 4, "encoding": {...}}``, the encoding of :mod:`qsnn_deploy.data.rows`) and pairs
+``{"type": "linear", "quant": "xylo", "weight_bits": 8, "unit": 1024, ...}`` (int8 weights, one shift) with
+``{"type": "lif", "kind": "xylo", "size": 128, "max_spikes": 31, "recurrent": true, "threshold": 1.0,
+"dash_syn": 1, "dash_mem": 3, "bias": true, "learn_dash": true, "dash_range": [1, 15], "unit": 1024,
+"slope": 5}``.
+
 Layer types: ``conv``, ``linear`` (``weight_bits`` null = float torch layer, 1 = binarized
 ±1 weights with a straight-through estimator, 2..8 = Brevitas narrow-range integer weights), ``avgpool``, ``batchnorm``, ``dropout``, ``flatten``, ``lif``
 (``deploy_faithful`` true = :class:`~qsnn_deploy.nn.QLeaky`, false = ``snntorch.Leaky``; with ``"kind": "cuba"``
@@ -28,7 +35,7 @@ from typing import Any
 import torch.nn as nn
 
 from ..errors import CheckpointError
-from ..nn import QLeaky, QSequential, QSynaptic
+from ..nn import QLeaky, QSequential, QSynaptic, QXylo, XyloLinear
 from ..nn.binary import BinaryConv2d, BinaryLinear
 
 ARCH_FORMAT = "qsnn-arch"
@@ -59,6 +66,9 @@ def build_layer(entry: dict[str, Any], index: int) -> nn.Module:
             return BinaryConv2d(**args)
         import brevitas.nn as qnn
         return qnn.QuantConv2d(**args, weight_bit_width=int(bits))
+    if kind == "linear" and entry.get("quant") == "xylo":
+        return XyloLinear(int(_require(entry, "in_features", index)), int(_require(entry, "out_features", index)),
+                          weight_bits=int(entry.get("weight_bits") or 8), unit=float(entry.get("unit", 4096.0)))
     if kind == "linear":
         args = dict(in_features=int(_require(entry, "in_features", index)), out_features=int(_require(entry, "out_features", index)),
                     bias=bool(entry.get("bias", False)))
@@ -79,6 +89,14 @@ def build_layer(entry: dict[str, Any], index: int) -> nn.Module:
         return nn.Dropout(float(entry.get("p", 0.5)))
     if kind == "flatten":
         return nn.Flatten()
+    if kind == "lif" and entry.get("kind") == "xylo":
+        return QXylo(int(_require(entry, "size", index)), max_spikes=int(entry.get("max_spikes", 31)),
+                     threshold=entry.get("threshold", 1.0), dash_syn=entry.get("dash_syn", 2),
+                     dash_mem=entry.get("dash_mem", 4), bias=bool(entry.get("bias", True)),
+                     recurrent=bool(entry.get("recurrent", False)), rec_bits=int(entry.get("rec_bits", 8)),
+                     unit=float(entry.get("unit", 4096.0)), slope=float(entry.get("slope", 5.0)),
+                     learn_threshold=bool(entry.get("learn_threshold", True)), learn_dash=bool(entry.get("learn_dash", True)),
+                     dash_range=tuple(entry.get("dash_range", (1, 15))))
     if kind == "lif":
         slope = float(entry.get("slope", 25))
         grad = surrogate.fast_sigmoid(slope=slope)
@@ -87,7 +105,7 @@ def build_layer(entry: dict[str, Any], index: int) -> nn.Module:
                       learn_threshold=bool(entry.get("learn_threshold", False)))
         kind = entry.get("kind", "lif")
         if kind not in ("lif", "cuba"):
-            raise CheckpointError(f"arch layer {index} ('lif'): unknown neuron kind {kind!r}; known: lif, cuba")
+            raise CheckpointError(f"arch layer {index} ('lif'): unknown neuron kind {kind!r}; known: lif, cuba, xylo")
         faithful = dict(frac_bits=int(entry.get("frac_bits", 6)), state_bits=int(entry.get("state_bits", 24)),
                         threshold_step=int(entry.get("threshold_step", 1)), surrogate_slope=slope)
         if kind == "cuba":
@@ -118,4 +136,4 @@ def build_model(arch: dict[str, Any]) -> QSequential:
         modules[name] = build_layer(entry, i)
     return QSequential(modules, input_shape=tuple(inp.get("shape", ())), input_scale=float(inp.get("scale", 1 / 255)),
                        input_bits=int(inp.get("bits", 8)), input_signed=bool(inp.get("signed", False)),
-                       num_steps=int(arch.get("num_steps", 25)))
+                       num_steps=int(arch.get("num_steps", 25)), input_encoding=inp.get("encoding"))

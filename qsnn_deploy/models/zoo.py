@@ -6,6 +6,10 @@ and the paper's initialisation.
 * DVS128 Gesture: 2->16C5-AP2-LIF -> 32C5-AP2-LIF -> Dense800->11-Dropout-LIF on 2x32x32 event-count
   frames (5 ms bins).
 
+* MNIST / FashionMNIST as rows over time (``mnist-rows``, ``fashion-mnist-rows``: 16 channels of spike counts,
+  :mod:`qsnn_deploy.data.rows`) for SynSense Xylo: 16 -> H recurrent Xylo neurons -> 10 Xylo readouts
+  (:func:`xylo_arch`).
+
 Precisions: ``float`` (torch layers), ``int8``/``int4``/``int2`` (Brevitas narrow range),
 ``binary`` (±1 weights, straight-through; threshold annealing).
 """
@@ -31,7 +35,48 @@ PRESETS: dict[str, dict[str, Any]] = {
                       "batchnorm": True, "grad_clip": 1.0, "weight_clip": 1.0, "num_steps": 100, "period_epochs": 10},
     "dvs128": {"beta": 0.93, "threshold": 1.47, "slope": 9.70, "lr": 2.4e-3, "batch_size": 16, "dropout": 0.29,
                "batchnorm": False, "grad_clip": 1.0, "weight_clip": 1.0, "num_steps": 200, "period_epochs": 10},
+    # Xylo (qsnn_deploy.nn.xylo): threshold in model units (unit = 1024 state units), fast-sigmoid slope per
+    # model unit, no BatchNorm; T = 16 rows (one per step)
+    "mnist-rows": {"beta": None, "threshold": 1.0, "slope": 5.0, "lr": 2e-3, "batch_size": 128, "dropout": 0.0,
+                   "batchnorm": False, "grad_clip": 1.0, "weight_clip": 0.0, "num_steps": 16, "period_epochs": None},
+    "fashion-mnist-rows": {"beta": None, "threshold": 1.0, "slope": 5.0, "lr": 2e-3, "batch_size": 128, "dropout": 0.0,
+                           "batchnorm": False, "grad_clip": 1.0, "weight_clip": 0.0, "num_steps": 16, "period_epochs": None},
 }
+
+#: Xylo nets: state units per model unit (θ = 1.0 is 1024 of the int16 state's ±32767: up to 31 spikes a step)
+XYLO_UNIT = 1024.0
+#: Xylo nets: initial dashes (hidden: current 1, membrane 3; readout: 1 and 4), learned per neuron
+XYLO_DASHES = {"hidden": (1, 3), "readout": (1, 4)}
+
+
+def xylo_arch(hidden: int = 128, classes: int = 10, precision: str = "int8", threshold: float = 1.0, slope: float = 5.0,
+              encoding: dict[str, Any] | None = None, recurrent: bool = True, unit: float = XYLO_UNIT,
+              dataset: str = "mnist-rows") -> dict[str, Any]:
+    """A SynSense Xylo net (:mod:`qsnn_deploy.nn.xylo`): 16 input channels (spike counts 0..15, the rows encoding
+    of :mod:`qsnn_deploy.data.rows`) -> ``hidden`` recurrent Xylo neurons (≤ 31 spikes a step) -> ``classes``
+    Xylo readout neurons (1 spike a step). int8 (or int4-in-8) weights with one shift per matrix, learned
+    per-neuron thresholds, biases and dashes."""
+    from ..data.rows import DEFAULT_ENCODING, encoding_steps, input_bits
+
+    bits = _bits(precision)
+    if bits is None or bits < 2:
+        raise ValueError(f"a Xylo net holds int8 weights: precision must be int8, int4 or int2, got {precision!r}")
+    enc = dict(encoding or DEFAULT_ENCODING)
+    (hs, hm), (os_, om) = XYLO_DASHES["hidden"], XYLO_DASHES["readout"]
+    neuron = {"type": "lif", "kind": "xylo", "threshold": threshold, "bias": True, "learn_dash": True,
+              "dash_range": [1, 15], "unit": unit, "slope": slope}
+    layers = [
+        {"type": "linear", "quant": "xylo", "name": "hidden", "in_features": enc["size"], "out_features": hidden,
+         "weight_bits": bits, "unit": unit},
+        dict(neuron, name="hidden_neurons", size=hidden, max_spikes=31, recurrent=recurrent, rec_bits=bits,
+             dash_syn=hs, dash_mem=hm),
+        {"type": "linear", "quant": "xylo", "name": "readout", "in_features": hidden, "out_features": classes,
+         "weight_bits": bits, "unit": unit},
+        dict(neuron, name="readout_neurons", size=classes, max_spikes=1, recurrent=False, dash_syn=os_, dash_mem=om),
+    ]
+    return {"format": ARCH_FORMAT, "version": ARCH_VERSION, "name": f"{dataset}-xylo",
+            "input": {"shape": [enc["size"]], "scale": 1.0, "bits": input_bits(enc), "signed": False, "encoding": enc},
+            "num_steps": encoding_steps(enc), "layers": layers}
 
 
 def _lif(beta, threshold, slope, reset, deploy_faithful, frac_bits=6, state_bits=24) -> dict[str, Any]:

@@ -3,5 +3,6 @@ from .blocks import SUPPORTED, Block, parse_blocks
 from .neuron import QLeaky, QNeuron
 from .sequential import QSequential
 from .synaptic import QSynaptic
+from .xylo import QXylo, XyloLinear
 
-__all__ = ["QLeaky", "QSynaptic", "QNeuron", "QSequential", "Block", "parse_blocks", "SUPPORTED"]
+__all__ = ["QLeaky", "QSynaptic", "QXylo", "XyloLinear", "QNeuron", "QSequential", "Block", "parse_blocks", "SUPPORTED"]

@@ -8,7 +8,8 @@ A *block* is ``[pre...] synapse [post...] neuron``:
   provides ``qsnn_int_weight() -> (int-valued weight tensor, scale, bit_width)``
 * post: ``nn.AvgPool2d`` (kernel = stride, no padding: a sum pool with 1/area folded into the
   scale), ``nn.BatchNorm1d/2d`` (folded per channel), ``nn.Dropout*``, ``nn.Identity``
-* neuron: ``snntorch.Leaky``, ``Synaptic``, ``RLeaky``, ``RSynaptic`` or :class:`~qsnn_deploy.nn.QLeaky`
+* neuron: ``snntorch.Leaky``, ``Synaptic``, ``RLeaky``, ``RSynaptic``, :class:`~qsnn_deploy.nn.QLeaky` or
+  :class:`~qsnn_deploy.nn.xylo.QXylo` (fed by a :class:`~qsnn_deploy.nn.xylo.XyloLinear`)
 
 Both :class:`~qsnn_deploy.nn.QSequential` (training forward) and :func:`qsnn_deploy.freeze` use
 these functions, so what is trained and what is frozen agree by construction.
@@ -26,16 +27,17 @@ import torch.nn.functional as F
 from ..errors import UnsupportedLayerError
 from .neuron import QNeuron
 from .ste import round_ste
+from .xylo import QXylo
 
 PRE_TYPES = (nn.Flatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)
 SYNAPSE_TYPES = (nn.Conv2d, nn.Linear)
 POST_TYPES = (nn.AvgPool2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)
-NEURON_TYPES = (snn.Leaky, snn.Synaptic, snn.RLeaky, snn.RSynaptic)
+NEURON_TYPES = (snn.Leaky, snn.Synaptic, snn.RLeaky, snn.RSynaptic, QXylo)
 
 SUPPORTED = ("nn.Conv2d / brevitas QuantConv2d, nn.Linear / brevitas QuantLinear (synapses); "
              "nn.AvgPool2d (kernel = stride, no padding), nn.BatchNorm1d/2d, nn.Dropout*, nn.Identity (between "
-             "synapse and neuron); nn.Flatten, nn.Dropout* (before a synapse); snntorch.Leaky, Synaptic, RLeaky, RSynaptic "
-             "or qsnn_deploy.nn.QLeaky "
+             "synapse and neuron); nn.Flatten, nn.Dropout* (before a synapse); snntorch.Leaky, Synaptic, RLeaky, RSynaptic, "
+             "qsnn_deploy.nn.QLeaky or qsnn_deploy.nn.xylo.QXylo "
              "(the neuron closing each block)")
 
 

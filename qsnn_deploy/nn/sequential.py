@@ -25,6 +25,7 @@ from .fused_lif import lif_sequence
 from .neuron import QLeaky
 from .synaptic import QSynaptic
 from .ste import round_ste
+from .xylo import QXylo, run_xylo_block
 
 
 class QSequential(nn.Sequential):
@@ -37,6 +38,8 @@ class QSequential(nn.Sequential):
         input_bits: width of the integer input (8 for pixels, 1 for spikes).
         input_signed: whether the integer input may be negative.
         num_steps: default T.
+        input_encoding: how raw data becomes this input, as recorded in the arch (e.g. the rows-over-time
+            encoding of :mod:`qsnn_deploy.data.rows`), or None; freeze copies it into the frozen net's metadata.
 
     ``fused`` (default True): deploy-faithful layers with a known fast-sigmoid slope and no forward
     hooks run all T steps as one autograd node (:mod:`qsnn_deploy.nn.fused_lif` for QLeaky,
@@ -48,7 +51,8 @@ class QSequential(nn.Sequential):
     fused: bool = True
 
     def __init__(self, *modules: nn.Module, input_shape: tuple[int, ...], input_scale: float = 1.0 / 255.0,
-                 input_bits: int = 8, input_signed: bool = False, num_steps: int = 25):
+                 input_bits: int = 8, input_signed: bool = False, num_steps: int = 25,
+                 input_encoding: dict | None = None):
         if len(modules) == 1 and isinstance(modules[0], dict):
             super().__init__(modules[0])  # an OrderedDict of named modules
         else:
@@ -58,6 +62,7 @@ class QSequential(nn.Sequential):
         self.input_bits = int(input_bits)
         self.input_signed = bool(input_signed)
         self.num_steps = int(num_steps)
+        self.input_encoding = dict(input_encoding) if input_encoding else None
         self._blocks = parse_blocks(list(self.named_children()))
 
     def _can_fuse(self, neuron: nn.Module) -> bool:
@@ -85,8 +90,17 @@ class QSequential(nn.Sequential):
         n = x.shape[0] if static else x.shape[1]
         recorded = {}
         spikes = None
+        x_max = float((1 << (self.input_bits - 1)) if self.input_signed else (1 << self.input_bits) - 1)
         for i, block in enumerate(self._blocks):
             scale = self.input_scale if i == 0 else 1.0
+            if isinstance(block.neuron, QXylo):
+                spikes = self._run_xylo(block, h, scale, static, steps, n, x_max)
+                recorded[block.name] = spikes
+                static = False
+                h = spikes.reshape((steps * n,) + tuple(spikes.shape[2:]))
+                x_max = float(block.neuron.max_spikes)
+                continue
+            x_max = 1.0
             fuse = self._can_fuse(block.neuron)
             current, sigma, bias = self._block_current(block, h, scale, integer_current=fuse)
             spikes = self._run_neuron(block, current, sigma, bias, static, steps, n, fuse)
@@ -96,6 +110,22 @@ class QSequential(nn.Sequential):
         return (spikes, recorded) if record else spikes
 
     # ------------------------------------------------------------------ internals
+    def _run_xylo(self, block: Block, h: torch.Tensor, input_scale: float, static: bool, steps: int, n: int,
+                  x_max: float) -> torch.Tensor:
+        """A Xylo block (:mod:`qsnn_deploy.nn.xylo`) over all T steps: integer input counts [T, N, in] -> spike
+        counts [T, N, size]."""
+        for m in block.pre:
+            h = m(h)
+        if any(not isinstance(m, (nn.Identity, nn.Dropout)) for m in block.post):
+            raise UnsupportedLayerError(f"block {block.name!r}: a Xylo layer takes nothing between its synapse and neuron "
+                                        f"(found {[type(m).__name__ for m in block.post]})")
+        if not hasattr(block.synapse, "shifted_weight"):
+            raise UnsupportedLayerError(f"block {block.name!r}: a Xylo neuron (QXylo) needs a XyloLinear synapse, got "
+                                        f"{type(block.synapse).__name__}")
+        x = h if input_scale == 1.0 else round_ste(h / input_scale)
+        x = x.reshape((1, n, -1)).expand(steps, n, -1) if static else x.reshape((steps, n, -1))
+        return run_xylo_block(block.synapse, block.neuron, x, x_max)
+
     def _block_current(self, block: Block, h: torch.Tensor, input_scale: float, integer_current: bool = False):
         """(current, sigma, bias) of a block: the synaptic current in membrane units
         (``J·sigma + bias``), or — ``integer_current``, for the fused LIF — the integer current J

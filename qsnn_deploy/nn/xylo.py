@@ -41,9 +41,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 
+from ..neurons.xylo import XyloNeuron
 from .neuron import QNeuron
 from .ste import round_ste
 
@@ -220,11 +222,13 @@ class QXylo(QNeuron, nn.Module):
             return None
         return quantize_shifted(self.recurrent, self.unit, self.rec_bits)
 
-    def frozen_neuron(self, sigma_abs=None, bias=None):
-        """The integer parameters (``qsnn_deploy.neurons.xylo``); see :func:`qsnn_deploy.freeze`."""
-        from ..xylo_freeze import xylo_neuron_params
-
-        return xylo_neuron_params(self)
+    def frozen_neuron(self, sigma_abs=None, bias=None) -> XyloNeuron:
+        """The :class:`~qsnn_deploy.neurons.XyloNeuron` parameters the forward pass uses (freeze stores these;
+        ``sigma`` = one state unit in model units, ``1/unit``). The arguments are ignored (Xylo layers carry
+        their own scale)."""
+        p = {k: v.detach().cpu().round().to(torch.int64).numpy() for k, v in self.integer_params().items()}
+        return XyloNeuron(p["threshold"], p["bias"], p["dash_syn"], p["dash_mem"], int(self.max_spikes),
+                          np.full(self.size, 1.0 / self.unit, dtype=np.float64))
 
     # ----------------------------------------------------------------- forward
     def forward(self, j: torch.Tensor, isyn: torch.Tensor | None = None, v: torch.Tensor | None = None,
@@ -279,25 +283,28 @@ def current_bound(w_eff: torch.Tensor, x_max: float) -> float:
 
 def run_xylo_block(synapse: XyloLinear, neuron: QXylo, x: torch.Tensor, x_max: float) -> torch.Tensor:
     """All T steps of one Xylo layer: ``x`` [T, N, in] integer-valued spike counts (0..x_max) -> spike counts
-    [T, N, size]. Calls ``neuron`` once per step (forward hooks see every step)."""
+    [T, N, size] (float32). Calls ``neuron`` once per step, so forward hooks see every step. Outside training
+    it also counts ``neuron.order_events`` (the positive and negative parts of J are summed apart)."""
     w_eff, _, _ = synapse.shifted_weight()
     p = neuron.integer_params()
     rw = neuron.recurrent_weight()
     rec = rw[0] if rw is not None else None
     bound = current_bound(w_eff, x_max) + (current_bound(rec, neuron.max_spikes) if rec is not None else 0.0)
-    dtype = torch.float32 if bound + 2 * STATE_MAX < _F32_EXACT else torch.float64
-    xs = x.to(dtype)
+    dtype = torch.float32 if bound + 4 * STATE_MAX < _F32_EXACT else torch.float64
+    steps, n = x.shape[0], x.shape[1]
+    xs = x.to(dtype).reshape(steps * n, -1)
     w = w_eff.to(dtype)
-    steps = xs.shape[0]
-    j_all = xs.reshape(-1, xs.shape[-1]) @ w.t()
-    j_all = j_all.reshape(steps, xs.shape[1], -1)
-    with torch.no_grad():
-        jp_all = (xs.reshape(-1, xs.shape[-1]) @ w.detach().clamp(min=0).t()).reshape(j_all.shape)
-        jn_all = (xs.reshape(-1, xs.shape[-1]) @ w.detach().clamp(max=0).t()).reshape(j_all.shape)
+    j_all = (xs @ w.t()).reshape(steps, n, -1)
+    track = not neuron.training
+    if track:
+        with torch.no_grad():
+            jp_all = (xs @ w.detach().clamp(min=0).t()).reshape(steps, n, -1)
+            jn_all = (xs @ w.detach().clamp(max=0).t()).reshape(steps, n, -1)
     isyn = v = prev = None
     outs = []
     for t in range(steps):
-        n, isyn, v = neuron(j_all[t], isyn, v, prev, params=p, rec=rec, j_pos=jp_all[t], j_neg=jn_all[t])
-        prev = n
-        outs.append(n)
+        n_t, isyn, v = neuron(j_all[t], isyn, v, prev, params=p, rec=rec,
+                              j_pos=jp_all[t] if track else None, j_neg=jn_all[t] if track else None)
+        prev = n_t
+        outs.append(n_t)
     return torch.stack(outs).to(torch.float32)

@@ -2,7 +2,8 @@
 
 Images (MNIST, FashionMNIST) are uint8 [N, 1, 28, 28] fed as ``pixel/255`` at every step (static,
 no encoding, as in the paper). Event data (DVS128 Gesture) are uint8 count frames [N, T, 2, 32, 32]
-fed as counts (scale 1).
+fed as counts (scale 1). The rows datasets (``mnist-rows``, ``fashion-mnist-rows``) are the same images read as
+rows over time (:func:`qsnn_deploy.data.rows.encode_rows`): uint8 spike counts [N, T, 16] fed as counts (scale 1).
 """
 from __future__ import annotations
 
@@ -38,9 +39,12 @@ class ArrayDataset:
 
 
 def load_datasets(dataset: str, data_dir: str | None = None, limit_train: int | None = None,
-                  limit_test: int | None = None, val_size: int = 0, seed: int = 0, num_steps: int | None = None
-                  ) -> tuple[ArrayDataset, ArrayDataset | None, ArrayDataset]:
+                  limit_test: int | None = None, val_size: int = 0, seed: int = 0, num_steps: int | None = None,
+                  encoding: dict | None = None) -> tuple[ArrayDataset, ArrayDataset | None, ArrayDataset]:
     """(train, validation or None, test). The validation set is the last ``val_size`` training samples.
+
+    The rows datasets read the images with ``encoding`` (:mod:`qsnn_deploy.data.rows`; default 16×16, counts
+    0..15, one row per step).
 
     For event data, ``num_steps`` = T sets the number of frames: the first second of each recording
     in T bins of ``1 s / T`` (default 200 bins of 5 ms, the DVS128 preset).
@@ -55,6 +59,17 @@ def load_datasets(dataset: str, data_dir: str | None = None, limit_train: int | 
         x_te, y_te = loader(folder, split="test", limit=limit_test)
         train = ArrayDataset(x_tr, y_tr, 1.0 / 255.0, True)
         test = ArrayDataset(x_te, y_te, 1.0 / 255.0, True)
+    elif dataset in ("mnist-rows", "fashion-mnist-rows"):
+        from ..data.rows import ROW_DATASETS, encode_rows
+
+        base = ROW_DATASETS[dataset]
+        folder = resolve_idx_dir(data_dir, hint=base) if data_dir else default_data_dir(base)
+        loader = load_mnist if base == "mnist" else load_fashion_mnist
+        x_tr, y_tr = loader(folder, split="train", limit=None if val_size else limit_train)
+        x_te, y_te = loader(folder, split="test", limit=limit_test)
+        # stored [N, T, 16] (ArrayDataset.batch puts time first)
+        train = ArrayDataset(encode_rows(x_tr, encoding).transpose(1, 0, 2).copy(), y_tr, 1.0, False)
+        test = ArrayDataset(encode_rows(x_te, encoding).transpose(1, 0, 2).copy(), y_te, 1.0, False)
     elif dataset in ("dvs128", "synthetic-dvs"):
         from ..data import events as ev
 
@@ -71,7 +86,8 @@ def load_datasets(dataset: str, data_dir: str | None = None, limit_train: int | 
         train = _materialize(tr, limit_train)
         test = _materialize(te, limit_test)
     else:
-        raise ValueError(f"unknown dataset {dataset!r}; known: mnist, fashion-mnist, dvs128, synthetic-dvs")
+        raise ValueError(f"unknown dataset {dataset!r}; known: mnist, fashion-mnist, mnist-rows, "
+                         "fashion-mnist-rows, dvs128, synthetic-dvs")
     val = None
     if val_size:
         if val_size >= len(train):

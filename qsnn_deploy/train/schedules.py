@@ -60,8 +60,9 @@ class LRSchedule:
         return self.optimizer.param_groups[0]["lr"]
 
     def _apply(self) -> None:
+        # a group's optional "lr_scale" multiplies the schedule's rate (e.g. the learned Xylo dashes)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.iteration)
+            group["lr"] = self.lr_at(self.iteration) * float(group.get("lr_scale", 1.0))
 
     def step_batch(self) -> None:
         """Advance one iteration (call after each optimizer step) and set the new rate."""

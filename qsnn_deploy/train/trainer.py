@@ -41,7 +41,12 @@ from .schedules import LRSchedule
 logger = get_logger(__name__)
 
 
-PRESET_OF = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "dvs128": "dvs128", "synthetic-dvs": "dvs128"}
+PRESET_OF = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "dvs128": "dvs128", "synthetic-dvs": "dvs128",
+             "mnist-rows": "mnist-rows", "fashion-mnist-rows": "fashion-mnist-rows"}
+#: the datasets read as rows over time (qsnn_deploy.data.rows): 16-channel nets, the xylo profile
+ROW_DATASETS = ("mnist-rows", "fashion-mnist-rows")
+#: hidden Xylo neurons when --hidden is not given (Xylo IMU: at most 128 take input and feed the readout)
+XYLO_DEFAULT_HIDDEN = 128
 
 
 #: neuron kinds qsnn-train builds (``--neuron``)
@@ -70,7 +75,11 @@ class TrainConfig:
     neuron: str = "lif"                   # neuron kind of every spiking layer: "lif" (Leaky) or "cuba" (Synaptic)
     alpha: float | None = None            # cuba: current decay α (default CUBA_DEFAULT_ALPHA)
     deploy_faithful: bool = True
-    profile: str = "default"              # hardware profile (qsnn_deploy.profiles): "default" or "loihi"
+    profile: str = "default"              # hardware profile (qsnn_deploy.profiles): "default", "loihi" or "xylo"
+    xylo_chip: str = "syns63300"          # xylo profile: the chip version the net must fit (qsnn_deploy.xylo.chips)
+    hidden: int | None = None             # rows datasets: hidden Xylo neurons (default XYLO_DEFAULT_HIDDEN)
+    steps_per_row: int = 1                # rows datasets: steps each image row is shown for
+    blank_steps: int = 0                  # rows datasets: steps of silence after the last row
     period_epochs: float | None = None    # cosine period
     step_epochs: int = 10                 # lrstep
     loss_patience: int = 3                # lossstep
@@ -98,7 +107,21 @@ class TrainConfig:
         """A copy with every preset-dependent ``None`` filled in."""
         p = PRESETS[PRESET_OF[self.dataset]]
         c = TrainConfig(**asdict(self))
+        if c.dataset in ROW_DATASETS and c.profile == "default":
+            c.profile = "xylo"  # the 16-channel rows datasets train Xylo nets
         check_profile_name(c.profile)
+        if c.dataset in ROW_DATASETS:
+            from ..data.rows import encoding_steps
+
+            if c.profile != "xylo":
+                raise ValueError(f"dataset {c.dataset}: the rows datasets train SynSense Xylo nets (--profile xylo), "
+                                 f"not --profile {c.profile}")
+            c.hidden = XYLO_DEFAULT_HIDDEN if c.hidden is None else int(c.hidden)
+            steps = encoding_steps(self.encoding())
+            for key in ("num_steps", "eval_steps"):
+                if getattr(c, key) not in (None, steps):
+                    raise ValueError(f"dataset {c.dataset}: T is set by the rows encoding (16 rows × {c.steps_per_row} "
+                                     f"step(s) + {c.blank_steps} blank = {steps}); {key} = {getattr(c, key)} differs")
         if c.profile == "loihi":
             c.reset, c.deploy_faithful = "zero", True
             if c.beta is None:
@@ -112,11 +135,20 @@ class TrainConfig:
             raise ValueError(f"neuron must be one of {NEURON_CHOICES}, got {c.neuron!r}")
         if c.neuron == "cuba" and c.alpha is None:
             c.alpha = CUBA_DEFAULT_ALPHA
+        if c.period_epochs is None:  # a preset without a period (the rows datasets): one cosine over the run
+            c.period_epochs = float(max(c.epochs, 1))
         c.num_steps = c.num_steps or p["num_steps"]
         c.eval_steps = c.eval_steps or c.num_steps
         if c.early_stopping and not c.val_size:
             c.val_size = 5000 if c.dataset in ("mnist", "fashion-mnist") else 0
         return c
+
+    def encoding(self) -> dict[str, Any]:
+        """The rows encoding (:mod:`qsnn_deploy.data.rows`) of a rows dataset: 16×16, counts 0..15,
+        ``steps_per_row`` steps a row, ``blank_steps`` blank steps."""
+        from ..data.rows import rows_encoding
+
+        return rows_encoding(steps_per_row=self.steps_per_row, blank_steps=self.blank_steps)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
@@ -295,6 +327,12 @@ class Trainer:
         values and hardware profile applied.
         """
         c = self.cfg
+        if c.dataset in ROW_DATASETS:
+            from ..models.zoo import xylo_arch
+
+            arch = xylo_arch(hidden=c.hidden, precision=c.precision, threshold=c.threshold, slope=c.slope,
+                             encoding=c.encoding(), dataset=c.dataset)
+            return apply_profile(arch, c.profile, chip=c.xylo_chip)
         arch = preset_arch(PRESET_OF[c.dataset], precision=c.precision, num_steps=c.eval_steps,
                            deploy_faithful=c.deploy_faithful, reset=c.reset, beta=c.beta, threshold=c.threshold,
                            slope=c.slope, dropout=c.dropout)
@@ -303,7 +341,7 @@ class Trainer:
                 if entry.get("type") == "lif":
                     entry.update(kind="cuba", alpha=c.alpha)
             arch["name"] = f"{arch.get('name', 'net')}-cuba"
-        return apply_profile(arch, c.profile)
+        return apply_profile(arch, c.profile, chip=c.xylo_chip)
 
     def build(self):
         """Seed, build and initialise the model (U(±√(1/fan-in)), paper eq. 7-8) and its Adam optimizer:
@@ -313,12 +351,30 @@ class Trainer:
         seed_everything(c.seed)
         arch = self.arch()
         model = init_uniform_fan_in(build_model(arch)).to(self.device)
+        if c.profile == "xylo":
+            from ..xylo.profile import init_xylo
+
+            init_xylo(model)
         if c.init_from and self.resume_ckpt is None:  # a resume loads its own weights (init_from may be gone)
             self._load_initial_weights(model, arch)
-        if c.profile != "default":
-            project_to_state_budget(model)  # start inside the profile's proven state budget
-        opt = torch.optim.Adam(model.parameters(), lr=c.lr, betas=(0.9, 0.999))
+        self._project(model)  # start inside the profile's limits
+        params: Any = model.parameters()
+        if c.profile == "xylo":
+            from ..xylo.profile import xylo_param_groups
+
+            params = xylo_param_groups(model, c.lr)
+        opt = torch.optim.Adam(params, lr=c.lr, betas=(0.9, 0.999))
         return arch, model, opt
+
+    def _project(self, model: nn.Module) -> None:
+        """The profile's projection after every optimizer step: loihi, the proven state budget
+        (:func:`~qsnn_deploy.profiles.project_to_state_budget`); xylo, the dash ranges."""
+        if self.cfg.profile == "loihi":
+            project_to_state_budget(model)
+        elif self.cfg.profile == "xylo":
+            from ..xylo.profile import project_xylo
+
+            project_xylo(model)
 
     def _load_initial_weights(self, model: nn.Module, arch: dict[str, Any]) -> None:
         """Weights (and BatchNorm statistics) of ``config.init_from``, whose arch must be this run's."""
@@ -344,7 +400,8 @@ class Trainer:
         """
         c = self.cfg
         train, val, test = load_datasets(c.dataset, c.data_dir, c.limit_train, c.limit_test, c.val_size, c.seed,
-                                         num_steps=c.num_steps)
+                                         num_steps=c.num_steps,
+                                         encoding=c.encoding() if c.dataset in ROW_DATASETS else None)
         arch, model, opt = self.build()
         steps_per_epoch = math.ceil(len(train) / (c.batch_size * self.world))
         sched = LRSchedule(opt, c.schedule, c.lr, steps_per_epoch, period_epochs=c.period_epochs,
@@ -358,6 +415,13 @@ class Trainer:
         start_epoch = 0
         if self.resume_ckpt is not None:
             start_epoch = self._restore(model, opt, sched, hist)
+        elif not c.init_from and c.profile == "xylo":
+            from ..xylo.profile import calibrate_xylo
+
+            probe = train.batch(np.arange(min(len(train), 256)), self.device)[0]
+            rates = calibrate_xylo(model, probe)
+            if self.is_main:
+                self.log("initial Xylo firing rates after calibration (spikes/neuron/step): " + ", ".join(f"{r:.3f}" for r in rates))
         elif not c.init_from and all(b.batchnorm is None for b in model.blocks):
             # Without BatchNorm (the loihi profile, the DVS128 preset) the fan-in init leaves the deeper
             # layers silent and the loss flat: scale the initial weights to a 5% firing rate first.
@@ -399,8 +463,7 @@ class Trainer:
                     with torch.no_grad():
                         for m in synapses:
                             m.weight.clamp_(-c.weight_clip, c.weight_clip)
-                if c.profile != "default":
-                    project_to_state_budget(model)
+                self._project(model)
                 if annealer is not None:
                     annealer.step()
                 lr = sched.lr
