@@ -148,8 +148,8 @@ def decay_amount(x: torch.Tensor, pow2: torch.Tensor) -> torch.Tensor:
 
 def sat16(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(clip(x, -32768, 32767), number of clipped values as a 0-d tensor); clamp's gradient."""
-    n = ((x.detach() > STATE_MAX) | (x.detach() < STATE_MIN)).sum()
-    return x.clamp(float(STATE_MIN), float(STATE_MAX)), n
+    y = x.clamp(float(STATE_MIN), float(STATE_MAX))
+    return y, (y.detach() != x.detach()).sum()
 
 
 class QXylo(QNeuron, nn.Module):
@@ -197,12 +197,37 @@ class QXylo(QNeuron, nn.Module):
         self.dash_mem = nn.Parameter(vec(dash_mem), requires_grad=bool(learn_dash))
         self.bias = nn.Parameter(torch.zeros(self.size)) if bias else None
         self.recurrent = nn.Parameter(torch.zeros(self.size, self.size)) if recurrent else None
-        self.saturation_events = 0
-        self.order_events = 0
+        self._saturation_events: int | torch.Tensor = 0
+        self._order_events: int | torch.Tensor = 0
+
+    # ----------------------------------------------------------------- event counters
+    @property
+    def saturation_events(self) -> int:
+        """Values clipped to int16 so far (isyn + J, dv, dv + bias, v + dv)."""
+        if isinstance(self._saturation_events, torch.Tensor):
+            self._saturation_events = int(self._saturation_events)
+        return self._saturation_events
+
+    @saturation_events.setter
+    def saturation_events(self, value) -> None:
+        self._saturation_events = value
+
+    @property
+    def order_events(self) -> int:
+        """Neuron-steps (outside training) where a partial sum of the step's synaptic terms could leave int16,
+        so that Xylo's one-at-a-time saturating adds may differ from ``sat16(isyn + J)``."""
+        if isinstance(self._order_events, torch.Tensor):
+            self._order_events = int(self._order_events)
+        return self._order_events
+
+    @order_events.setter
+    def order_events(self, value) -> None:
+        self._order_events = value
 
     # ----------------------------------------------------------------- integers
     def integer_params(self) -> dict[str, torch.Tensor]:
-        """θ, bias, dash_syn, dash_mem as integer-valued float32 tensors [size] with STE gradients."""
+        """θ, bias, dash_syn, dash_mem as integer-valued float32 tensors [size] with STE gradients, and
+        ``pow_syn``, ``pow_mem`` = 2**-dash (exact)."""
         lo, hi = self.dash_range
         th = round_ste(self.threshold * self.unit)
         th = th + (th.detach().clamp(1.0, float(STATE_MAX)) - th.detach())
@@ -214,6 +239,8 @@ class QXylo(QNeuron, nn.Module):
             out["bias"] = b + (b.detach().clamp(float(STATE_MIN), float(STATE_MAX)) - b.detach())
         else:
             out["bias"] = torch.zeros(self.size, device=self.threshold.device)
+        out["pow_syn"] = torch.pow(2.0, -out["dash_syn"])
+        out["pow_mem"] = torch.pow(2.0, -out["dash_mem"])
         return out
 
     def recurrent_weight(self) -> tuple[torch.Tensor, torch.Tensor, int] | None:
@@ -254,19 +281,18 @@ class QXylo(QNeuron, nn.Module):
         if j_pos is not None:
             ordered = ((isyn.detach() + j_pos > STATE_MAX) | (isyn.detach() + j_neg < STATE_MIN)).sum()
         a, n1 = sat16(isyn + j)
-        pow_syn = torch.pow(2.0, -p["dash_syn"]).to(j.dtype)
-        pow_mem = torch.pow(2.0, -p["dash_mem"]).to(j.dtype)
-        isyn = a - decay_amount(a, pow_syn)
-        dv, n2 = sat16(isyn - decay_amount(v, pow_mem))
+        isyn = a - decay_amount(a, p["pow_syn"].to(j.dtype))
+        dv, n2 = sat16(isyn - decay_amount(v, p["pow_mem"].to(j.dtype)))
         dv, n3 = sat16(dv + p["bias"].to(j.dtype))
         v, n4 = sat16(v + dv)
         th = p["threshold"].to(j.dtype)
         n = _SpikeCount.apply(v, th, self.max_spikes, self.slope, self.unit)
         v = v - n.detach() * th
         if not torch.jit.is_scripting():
-            self.saturation_events += int(n1 + n2 + n3 + n4)
+            events = n1 + n2 + n3 + n4
+            self.saturation_events = events + self.saturation_events  # a tensor until read (no sync per step)
             if j_pos is not None:
-                self.order_events += int(ordered)
+                self.order_events = ordered + self.order_events
         return n, isyn, v
 
 
@@ -281,10 +307,19 @@ def current_bound(w_eff: torch.Tensor, x_max: float) -> float:
     return float(w_eff.detach().abs().sum(dim=1).max()) * float(x_max)
 
 
+#: run Xylo layers through the fused Numba kernel (:mod:`qsnn_deploy.nn.fused_xylo`) on the CPU when no hook
+#: watches the neuron (False: always the step-by-step path)
+USE_FUSED = True
+
+
 def run_xylo_block(synapse: XyloLinear, neuron: QXylo, x: torch.Tensor, x_max: float) -> torch.Tensor:
     """All T steps of one Xylo layer: ``x`` [T, N, in] integer-valued spike counts (0..x_max) -> spike counts
-    [T, N, size] (float32). Calls ``neuron`` once per step, so forward hooks see every step. Outside training
-    it also counts ``neuron.order_events`` (the positive and negative parts of J are summed apart)."""
+    [T, N, size] (float32). With a forward hook on ``neuron`` (verify's per-step capture), on another device
+    than the CPU, without Numba or with ``USE_FUSED = False`` it calls ``neuron`` once per step; otherwise one
+    fused autograd node (:mod:`qsnn_deploy.nn.fused_xylo`) gives the same counts. Outside training both also
+    count ``neuron.order_events`` (the positive and negative parts of J are summed apart)."""
+    from . import fused_xylo
+
     w_eff, _, _ = synapse.shifted_weight()
     p = neuron.integer_params()
     rw = neuron.recurrent_weight()
@@ -300,6 +335,13 @@ def run_xylo_block(synapse: XyloLinear, neuron: QXylo, x: torch.Tensor, x_max: f
         with torch.no_grad():
             jp_all = (xs @ w.detach().clamp(min=0).t()).reshape(steps, n, -1)
             jn_all = (xs @ w.detach().clamp(max=0).t()).reshape(steps, n, -1)
+    hooked = bool(neuron._forward_hooks or neuron._forward_pre_hooks)
+    if USE_FUSED and fused_xylo.HAVE_NUMBA and x.device.type == "cpu" and not hooked and not torch.jit.is_scripting():
+        spikes, sat, ordered = fused_xylo.xylo_sequence(j_all, rec, p, neuron.max_spikes, neuron.slope, neuron.unit,
+                                                        split=(jp_all, jn_all) if track else None)
+        neuron.saturation_events = neuron.saturation_events + sat
+        neuron.order_events = neuron.order_events + ordered
+        return spikes
     isyn = v = prev = None
     outs = []
     for t in range(steps):

@@ -1,0 +1,226 @@
+"""One Xylo layer (:class:`~qsnn_deploy.nn.xylo.QXylo`) over all T steps as a single autograd node: the
+training fast path on the CPU, as :mod:`qsnn_deploy.nn.fused_cuba` is QSynaptic's.
+
+The forward pass computes what T calls of ``QXylo.forward`` compute (module docstring of
+:mod:`qsnn_deploy.nn.xylo`), in float64 on integer-valued numbers inside a Numba kernel per step (the
+recurrent current ``z_{t-1}·Rᵀ`` is an exact float64 matrix product), so its spike counts and states are
+identical; no autograd graph is recorded. The backward pass runs the recurrence in reverse by hand with
+the straight-through gradients of the step-by-step version (with ``m = clip(round(v/θ), 1, cap)`` and
+``s = 1/(k·|v − m·θ|/unit + 1)²/unit`` the surrogate; ``p_s = 2**-dash_syn``, ``p_m = 2**-dash_mem``)::
+
+    g_n   = dL/dn_t (from the next layer) + g_{j,t+1}·R                 the recurrent path
+    g_vp  = g_v + g_n·s                      g_θ −= g_n·s·m + g_v·n_t   (v_t = vp − n_t·θ)
+    g_u3  = g_vp·[v + dv not clipped]         → v_{t−1} and dv
+    g_u2  = g_u3·[dv + b not clipped]         g_b += g_u2
+    g_u1  = g_u2·[isyn − dec(v) not clipped]
+    g_is  = g_isyn + g_u1                     g_pm −= g_u1·v_{t−1};   g_v ← g_u3 − g_u1·p_m
+    g_a   = g_is·(1 − p_s)·[isyn + J not clipped]     g_ps −= g_is·a_t;   g_isyn ← g_a;   g_{j,t} = g_a
+    g_R  += g_{j,t}ᵀ·z_{t−1}
+
+Gradients reach J (hence the feed-forward weights, through torch), R, θ, the bias and 2**-dash.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..numba_support import HAVE_NUMBA, numba
+
+__all__ = ["HAVE_NUMBA", "xylo_sequence"]
+
+_SMAX, _SMIN = 32767.0, -32768.0
+
+if HAVE_NUMBA:
+    @numba.njit(cache=True, nogil=True)
+    def _step_forward(isyn, v, j, th, b, ps, pm, cap, a_out, vprev_out, vp_out, n_out, flags_out):
+        n_batch, n_ch = j.shape
+        sat = 0
+        for n in range(n_batch):
+            for c in range(n_ch):
+                vprev = v[n, c]
+                a = isyn[n, c] + j[n, c]
+                f = 0
+                if a > _SMAX:
+                    a = _SMAX
+                    f |= 1
+                    sat += 1
+                elif a < _SMIN:
+                    a = _SMIN
+                    f |= 1
+                    sat += 1
+                q = np.floor(a * ps[c])
+                if q == 0.0:
+                    q = 1.0 if a > 0 else (-1.0 if a < 0 else 0.0)
+                i_new = a - q
+                q = np.floor(vprev * pm[c])
+                if q == 0.0:
+                    q = 1.0 if vprev > 0 else (-1.0 if vprev < 0 else 0.0)
+                dv = i_new - q
+                if dv > _SMAX:
+                    dv = _SMAX
+                    f |= 2
+                    sat += 1
+                elif dv < _SMIN:
+                    dv = _SMIN
+                    f |= 2
+                    sat += 1
+                dv = dv + b[c]
+                if dv > _SMAX:
+                    dv = _SMAX
+                    f |= 4
+                    sat += 1
+                elif dv < _SMIN:
+                    dv = _SMIN
+                    f |= 4
+                    sat += 1
+                vp = vprev + dv
+                if vp > _SMAX:
+                    vp = _SMAX
+                    f |= 8
+                    sat += 1
+                elif vp < _SMIN:
+                    vp = _SMIN
+                    f |= 8
+                    sat += 1
+                t = th[c]
+                cnt = 0.0
+                if vp >= t:
+                    cnt = np.floor(vp / t)
+                    if cnt * t + t <= vp:
+                        cnt += 1.0
+                    elif cnt * t > vp:
+                        cnt -= 1.0
+                    if cnt > cap:
+                        cnt = cap
+                    if cnt < 0.0:
+                        cnt = 0.0
+                a_out[n, c] = a
+                vprev_out[n, c] = vprev
+                vp_out[n, c] = vp
+                n_out[n, c] = cnt
+                flags_out[n, c] = f
+                isyn[n, c] = i_new
+                v[n, c] = vp - cnt * t
+        return sat
+
+    @numba.njit(cache=True, nogil=True)
+    def _step_backward(g_n, g_v, g_isyn, a_st, vprev_st, vp_st, n_st, flags, th, ps, pm, cap, slope, unit,
+                       g_j, g_th, g_b, g_ps, g_pm):
+        n_batch, n_ch = g_n.shape
+        for n in range(n_batch):
+            for c in range(n_ch):
+                t = th[c]
+                vp = vp_st[n, c]
+                m = np.rint(vp / t)
+                if m < 1.0:
+                    m = 1.0
+                elif m > cap:
+                    m = cap
+                x = slope * abs(vp - m * t) / unit + 1.0
+                s = 1.0 / (x * x) / unit
+                gn = g_n[n, c]
+                gv = g_v[n, c]
+                g_vp = gv + gn * s
+                g_th[c] -= gn * s * m + gv * n_st[n, c]
+                f = flags[n, c]
+                g_u3 = 0.0 if (f & 8) else g_vp
+                g_u2 = 0.0 if (f & 4) else g_u3
+                g_b[c] += g_u2
+                g_u1 = 0.0 if (f & 2) else g_u2
+                g_is = g_isyn[n, c] + g_u1
+                g_pm[c] -= g_u1 * vprev_st[n, c]
+                g_v[n, c] = g_u3 - g_u1 * pm[c]
+                g_ps[c] -= g_is * a_st[n, c]
+                g_a = 0.0 if (f & 1) else g_is * (1.0 - ps[c])
+                g_isyn[n, c] = g_a
+                g_j[n, c] = g_a
+
+
+class _XyloSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, jff, rec, th, b, ps, pm, cap: int, slope: float, unit: float, counter: list, split):
+        steps, n_batch, n_ch = jff.shape
+        j_all = jff.detach().to(torch.float64).numpy()
+        r = None if rec is None else rec.detach().to(torch.float64).numpy()
+        thn, bn, psn, pmn = (np.ascontiguousarray(t.detach().to(torch.float64).numpy()) for t in (th, b, ps, pm))
+        isyn = np.zeros((n_batch, n_ch))
+        v = np.zeros((n_batch, n_ch))
+        a_st = np.empty((steps, n_batch, n_ch))
+        vprev_st = np.empty((steps, n_batch, n_ch))
+        vp_st = np.empty((steps, n_batch, n_ch))
+        n_st = np.zeros((steps, n_batch, n_ch))
+        flags = np.empty((steps, n_batch, n_ch), dtype=np.uint8)
+        sat = 0
+        ordered = 0
+        if split is not None:  # order_events: the positive and negative parts of J summed apart
+            jp_all, jn_all = (x.detach().to(torch.float64).numpy() for x in split)
+            rp = None if r is None else np.maximum(r, 0.0).T
+            rn = None if r is None else np.minimum(r, 0.0).T
+        for t in range(steps):
+            j = j_all[t]
+            if r is not None and t:
+                j = j + n_st[t - 1] @ r.T  # exact: integers below 2**53
+            if split is not None:
+                jp, jn = jp_all[t], jn_all[t]
+                if r is not None and t:
+                    jp, jn = jp + n_st[t - 1] @ rp, jn + n_st[t - 1] @ rn
+                ordered += int(np.count_nonzero((isyn + jp > _SMAX) | (isyn + jn < _SMIN)))
+            sat += _step_forward(isyn, v, np.ascontiguousarray(j), thn, bn, psn, pmn, float(cap), a_st[t], vprev_st[t],
+                                 vp_st[t], n_st[t], flags[t])
+        counter.append((sat, ordered))
+        ctx.kernel_data = (a_st, vprev_st, vp_st, n_st, flags, r, thn, psn, pmn)
+        ctx.cfg = (float(cap), float(slope), float(unit), rec is not None)
+        ctx.dtypes = (jff.dtype, None if rec is None else rec.dtype, th.dtype, b.dtype, ps.dtype, pm.dtype)
+        return torch.from_numpy(n_st.astype(np.float32))
+
+    @staticmethod
+    def backward(ctx, grad_n):
+        a_st, vprev_st, vp_st, n_st, flags, r, thn, psn, pmn = ctx.kernel_data
+        cap, slope, unit, has_rec = ctx.cfg
+        steps, n_batch, n_ch = n_st.shape
+        g_out = grad_n.detach().to(torch.float64).numpy()
+        g_v = np.zeros((n_batch, n_ch))
+        g_isyn = np.zeros((n_batch, n_ch))
+        g_jff = np.zeros((steps, n_batch, n_ch))
+        g_th, g_b, g_ps, g_pm = (np.zeros(n_ch) for _ in range(4))
+        g_next = None
+        for t in range(steps - 1, -1, -1):
+            g_n = g_out[t] if g_next is None or r is None else g_out[t] + g_next @ r
+            _step_backward(np.ascontiguousarray(g_n), g_v, g_isyn, a_st[t], vprev_st[t], vp_st[t], n_st[t], flags[t],
+                           thn, psn, pmn, cap, slope, unit, g_jff[t], g_th, g_b, g_ps, g_pm)
+            g_next = g_jff[t]
+        g_r = None
+        if has_rec and steps > 1:  # J_t gets z_{t-1}·Rᵀ for t ≥ 1
+            g_r = g_jff[1:].reshape(-1, n_ch).T @ n_st[:-1].reshape(-1, n_ch)
+        elif has_rec:
+            g_r = np.zeros((n_ch, n_ch))
+        ctx.kernel_data = None
+        dt = ctx.dtypes
+        need = ctx.needs_input_grad
+        out = [torch.from_numpy(g_jff).to(dt[0]),
+               None if g_r is None else torch.from_numpy(g_r).to(dt[1]),
+               torch.from_numpy(g_th).to(dt[2]), torch.from_numpy(g_b).to(dt[3]),
+               torch.from_numpy(g_ps).to(dt[4]), torch.from_numpy(g_pm).to(dt[5])]
+        return tuple(o if need[k] else None for k, o in enumerate(out)) + (None,) * 5
+
+
+def xylo_sequence(jff: torch.Tensor, rec: torch.Tensor | None, params: dict[str, torch.Tensor], cap: int,
+                  slope: float, unit: float, split: tuple[torch.Tensor, torch.Tensor] | None = None
+                  ) -> tuple[torch.Tensor, int, int]:
+    """T steps of one Xylo layer (CPU, Numba) as one autograd node.
+
+    Args:
+        jff: the feed-forward integer currents ``(W << s)·x_t`` [T, N, C] (integer-valued, with their gradient).
+        rec: the shifted recurrent weights ``R << s_rec`` [C, C] (integer-valued), or None.
+        params: :meth:`QXylo.integer_params` (``threshold``, ``bias``, ``pow_syn``, ``pow_mem``: [C]).
+        cap, slope, unit: the layer's spike cap, surrogate slope and state units per model unit.
+        split: the feed-forward currents' positive and negative parts [T, N, C], to count order events, or None.
+
+    Returns:
+        (spike counts float32 [T, N, C], number of values clipped to int16, order events (0 without ``split``)).
+    """
+    counter: list = []
+    n = _XyloSequence.apply(jff, rec, params["threshold"], params["bias"], params["pow_syn"], params["pow_mem"],
+                            int(cap), float(slope), float(unit), counter, split)
+    sat, ordered = counter[0] if counter else (0, 0)
+    return n, int(sat), int(ordered)
