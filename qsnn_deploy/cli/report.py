@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -126,13 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         skipped: list[dict[str, str]] = []
         if args.data or args.random:
             x, y, source = _inputs(args, net)
-            if len(x) == 0:
+            # [N, *shape], or [T, N, *shape] for an encoded sequence (e.g. rows over time)
+            n_samples = x.shape[1] if np.ndim(x) == len(net.input.shape) + 2 else len(x)
+            if n_samples == 0:
                 raise QSNNError(f"no samples in {source} (split {args.split}): nothing to report on")
-            if not 0 <= args.raster_sample < len(x):
-                raise QSNNError(f"--raster-sample {args.raster_sample} is outside the {len(x)} samples")
+            if not 0 <= args.raster_sample < n_samples:
+                raise QSNNError(f"--raster-sample {args.raster_sample} is outside the {n_samples} samples")
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console, transient=True, disable=not show_progress()) as bar:
-                n = len(x)
+                n = n_samples
                 task = bar.add_task("simulate (numpy, states)", total=n)
                 activity = collect_activity(net, x, y, num_steps=args.steps, batch_size=args.batch_size,
                                             raster_sample=args.raster_sample, source=source,
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                     vreport = verify(net, x, y, model=loaded.model, layers=loaded.layers, backends=backends, num_steps=args.steps,
                                      device=args.device, batch_size=max(args.batch_size, 128), model_name=loaded.name,
                                      progress=progress)
-            logger.info("inputs: %s (%d samples)", source, len(x))
+            logger.info("inputs: %s (%d samples)", source, n_samples)
         report = compute_report(net, activity, vreport, model_name=loaded.name, target=args.target,
                                 energy_model=energy_model, skipped_backends=skipped)
         print_report(console, report)

@@ -62,11 +62,29 @@ def _inputs(args, net):
 
     hint = " ".join(str(v) for v in (args.model, net.metadata.get("arch_name", ""), net.metadata.get("checkpoint", "")))
     data_dir = resolve_idx_dir(Path(args.data) if args.data else default_data_dir("mnist"), hint=hint)
+    encoding = net.metadata.get("input_encoding")
+    if encoding:  # the net records how images become its input (e.g. rows over time): apply it
+        from ..data.rows import encode_rows
+
+        x, y = load_idx_dataset(data_dir, split=args.split, limit=args.num_samples)
+        try:
+            return encode_rows(x, encoding), y, f"{data_dir} (encoded: {_describe_encoding(encoding)})"
+        except ValueError as exc:
+            raise QSNNError(f"{args.model}: {exc}") from exc
     if int(np.prod(net.input.shape)) != 28 * 28:
         raise QSNNError(f"the net's input is {tuple(net.input.shape)}; --data reads 1x28x28 MNIST-style idx folders "
                         "(fed as (1, 28, 28) or flattened to (784,)). Use --random.")
     x, y = load_idx_dataset(data_dir, split=args.split, limit=args.num_samples)
     return fit_to_input(x, net.input.shape), y, str(data_dir)
+
+
+def _describe_encoding(enc: dict) -> str:
+    """A few words for an input encoding, e.g. ``rows 16×16, counts 0..15, 1 step/row``."""
+    if enc.get("kind") == "rows":
+        blank = f" + {enc.get('blank_steps')} blank" if enc.get("blank_steps") else ""
+        return (f"rows {enc.get('size')}×{enc.get('size')}, counts 0..{enc.get('max_count')}, "
+                f"{enc.get('steps_per_row')} step/row{blank}")
+    return str(enc.get("kind"))
 
 
 def print_report(console: Console, report: VerifyReport) -> None:
