@@ -186,6 +186,25 @@ def test_tiny_training_run_freezes_to_the_same_spikes(tmp_path):
     assert all(b.neuron.order_events == 0 for b in model.blocks)
 
 
+def test_two_hidden_layers_freeze_to_the_same_spikes():
+    """16 -> 32 -> 32 (both recurrent) -> 10, calibrated on real rows: the model == its frozen net, every spike."""
+    torch.manual_seed(2)
+    model = init_uniform_fan_in(build_model(apply_profile(xylo_arch(hidden=32, hidden_layers=2), "xylo")))
+    init_xylo(model)
+    x, _ = _mnist(100)
+    seq = encode_rows(x)
+    xt = torch.from_numpy(seq).float()
+    assert min(calibrate_xylo(model, xt)) > 0
+    model.eval()
+    with torch.no_grad():
+        _, rec = model(xt, record=True)
+    ref = _frozen_reference(freeze(model), seq)
+    assert list(ref) == ["hidden", "hidden2", "readout"]
+    for name, spikes in ref.items():
+        assert np.array_equal(rec[name].numpy().astype(np.int64), spikes), name
+    assert all(b.neuron.order_events == 0 for b in model.blocks)
+
+
 def test_verify_inputs_apply_the_recorded_encoding():
     """qsnn-verify / qsnn-report read a plain MNIST folder through the encoding the net records."""
     from qsnn_deploy.cli.verify import _inputs

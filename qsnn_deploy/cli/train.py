@@ -57,7 +57,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--xylo-chip", default="syns63300", choices=("syns63300", "syns61201"),
                    help="xylo profile: the chip the net must fit (syns63300 Xylo IMU: 16 readouts, default; syns61201 "
                         "Xylo Audio 2: 8 readouts)")
-    p.add_argument("--hidden", type=int, help="rows datasets: hidden Xylo neurons (default 128)")
+    p.add_argument("--hidden", type=int, help="rows datasets: hidden Xylo neurons per layer (default 128)")
+    p.add_argument("--hidden-layers", type=int, default=1, help="rows datasets: recurrent hidden Xylo layers (default 1)")
     p.add_argument("--steps-per-row", type=int, default=1, help="rows datasets: steps each image row is shown for")
     p.add_argument("--blank-steps", type=int, default=0, help="rows datasets: silent steps after the last row")
     p.add_argument("--float-neurons", action="store_true", help="plain snntorch.Leaky instead of the deploy-faithful QLeaky")
@@ -90,7 +91,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         dataset=a.dataset, precision=a.precision, schedule=a.schedule, epochs=a.epochs, num_steps=a.steps,
         eval_steps=a.eval_steps, batch_size=a.batch_size, lr=a.lr, beta=a.beta, threshold=a.threshold, slope=a.slope,
         dropout=a.dropout, reset=a.reset, neuron=a.neuron, alpha=a.alpha, deploy_faithful=not a.float_neurons, profile=a.profile, xylo_chip=a.xylo_chip,
-        hidden=a.hidden, steps_per_row=a.steps_per_row, blank_steps=a.blank_steps, period_epochs=a.period_epochs,
+        hidden=a.hidden, hidden_layers=a.hidden_layers, steps_per_row=a.steps_per_row, blank_steps=a.blank_steps, period_epochs=a.period_epochs,
         step_epochs=a.step_epochs, loss_patience=a.loss_patience, grad_clip=a.grad_clip, weight_clip=a.weight_clip,
         anneal_alpha=a.anneal_alpha, anneal_initial=a.anneal_initial, anneal_final=a.anneal_final,
         early_stopping=a.early_stopping, val_size=a.val_size, limit_train=a.limit_train, limit_test=a.limit_test,

@@ -51,29 +51,35 @@ XYLO_DASHES = {"hidden": (1, 3), "readout": (1, 4)}
 
 def xylo_arch(hidden: int = 128, classes: int = 10, precision: str = "int8", threshold: float = 1.0, slope: float = 5.0,
               encoding: dict[str, Any] | None = None, recurrent: bool = True, unit: float = XYLO_UNIT,
-              dataset: str = "mnist-rows") -> dict[str, Any]:
+              dataset: str = "mnist-rows", hidden_layers: int = 1) -> dict[str, Any]:
     """A SynSense Xylo net (:mod:`qsnn_deploy.nn.xylo`): 16 input channels (spike counts 0..15, the rows encoding
-    of :mod:`qsnn_deploy.data.rows`) -> ``hidden`` recurrent Xylo neurons (≤ 31 spikes a step) -> ``classes``
-    Xylo readout neurons (1 spike a step). int8 (or int4-in-8) weights with one shift per matrix, learned
-    per-neuron thresholds, biases and dashes."""
+    of :mod:`qsnn_deploy.data.rows`) -> ``hidden_layers`` layers of ``hidden`` recurrent Xylo neurons (≤ 31
+    spikes a step) -> ``classes`` Xylo readout neurons (1 spike a step). int8 (or int4-in-8) weights with one
+    shift per matrix, learned per-neuron thresholds, biases and dashes. Layer names: ``hidden`` (``hidden2``,
+    ...) and ``readout`` (the synapses; the frozen layers carry these names)."""
     from ..data.rows import DEFAULT_ENCODING, encoding_steps, input_bits
 
     bits = _bits(precision)
     if bits is None or bits < 2:
         raise ValueError(f"a Xylo net holds int8 weights: precision must be int8, int4 or int2, got {precision!r}")
+    if int(hidden_layers) < 1:
+        raise ValueError(f"hidden_layers must be at least 1, got {hidden_layers}")
     enc = dict(encoding or DEFAULT_ENCODING)
     (hs, hm), (os_, om) = XYLO_DASHES["hidden"], XYLO_DASHES["readout"]
     neuron = {"type": "lif", "kind": "xylo", "threshold": threshold, "bias": True, "learn_dash": True,
               "dash_range": [1, 15], "unit": unit, "slope": slope}
-    layers = [
-        {"type": "linear", "quant": "xylo", "name": "hidden", "in_features": enc["size"], "out_features": hidden,
-         "weight_bits": bits, "unit": unit},
-        dict(neuron, name="hidden_neurons", size=hidden, max_spikes=31, recurrent=recurrent, rec_bits=bits,
-             dash_syn=hs, dash_mem=hm),
-        {"type": "linear", "quant": "xylo", "name": "readout", "in_features": hidden, "out_features": classes,
-         "weight_bits": bits, "unit": unit},
-        dict(neuron, name="readout_neurons", size=classes, max_spikes=1, recurrent=False, dash_syn=os_, dash_mem=om),
-    ]
+    layers: list[dict[str, Any]] = []
+    fan_in = enc["size"]
+    for k in range(int(hidden_layers)):
+        name = "hidden" if k == 0 else f"hidden{k + 1}"
+        layers += [{"type": "linear", "quant": "xylo", "name": name, "in_features": fan_in, "out_features": hidden,
+                    "weight_bits": bits, "unit": unit},
+                   dict(neuron, name=f"{name}_neurons", size=hidden, max_spikes=31, recurrent=recurrent, rec_bits=bits,
+                        dash_syn=hs, dash_mem=hm)]
+        fan_in = hidden
+    layers += [{"type": "linear", "quant": "xylo", "name": "readout", "in_features": fan_in, "out_features": classes,
+                "weight_bits": bits, "unit": unit},
+               dict(neuron, name="readout_neurons", size=classes, max_spikes=1, recurrent=False, dash_syn=os_, dash_mem=om)]
     return {"format": ARCH_FORMAT, "version": ARCH_VERSION, "name": f"{dataset}-xylo",
             "input": {"shape": [enc["size"]], "scale": 1.0, "bits": input_bits(enc), "signed": False, "encoding": enc},
             "num_steps": encoding_steps(enc), "layers": layers}

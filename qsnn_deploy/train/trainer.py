@@ -77,7 +77,8 @@ class TrainConfig:
     deploy_faithful: bool = True
     profile: str = "default"              # hardware profile (qsnn_deploy.profiles): "default", "loihi" or "xylo"
     xylo_chip: str = "syns63300"          # xylo profile: the chip version the net must fit (qsnn_deploy.xylo.chips)
-    hidden: int | None = None             # rows datasets: hidden Xylo neurons (default XYLO_DEFAULT_HIDDEN)
+    hidden: int | None = None             # rows datasets: hidden Xylo neurons per layer (default XYLO_DEFAULT_HIDDEN)
+    hidden_layers: int = 1                # rows datasets: recurrent hidden Xylo layers
     steps_per_row: int = 1                # rows datasets: steps each image row is shown for
     blank_steps: int = 0                  # rows datasets: steps of silence after the last row
     period_epochs: float | None = None    # cosine period
@@ -331,7 +332,7 @@ class Trainer:
             from ..models.zoo import xylo_arch
 
             arch = xylo_arch(hidden=c.hidden, precision=c.precision, threshold=c.threshold, slope=c.slope,
-                             encoding=c.encoding(), dataset=c.dataset)
+                             encoding=c.encoding(), dataset=c.dataset, hidden_layers=c.hidden_layers)
             return apply_profile(arch, c.profile, chip=c.xylo_chip)
         arch = preset_arch(PRESET_OF[c.dataset], precision=c.precision, num_steps=c.eval_steps,
                            deploy_faithful=c.deploy_faithful, reset=c.reset, beta=c.beta, threshold=c.threshold,

@@ -38,7 +38,7 @@ REC_INIT = 0.5
 def check_xylo_arch(arch: dict[str, Any], version: str = DEFAULT_VERSION) -> Chip:
     """Refuse an arch spec that cannot run on Xylo ``version`` (module docstring); returns the chip."""
     chip = chip_of(version)
-    where = f"Xylo {chip.name} ({chip.version})"
+    where = f"{chip.name} ({chip.version})"
     shape = list((arch.get("input") or {}).get("shape") or [])
     if len(shape) != 1:
         raise FrozenNetError("input", "shape", f"{shape}: {where} takes one vector of at most {chip.inputs} input "
@@ -102,7 +102,7 @@ def check_xylo_arch(arch: dict[str, Any], version: str = DEFAULT_VERSION) -> Chi
         raise FrozenNetError(ro_syn["name"], "out_features", f"{n_out} readout neurons; {where} has {chip.readouts}")
     total = sum(int(neu.get("size", 0)) for _, neu in hidden)
     if total > chip.hidden:
-        raise FrozenNetError(hidden[0][0]["name"], "size", f"{total} hidden neurons in all; {where} has {chip.hidden}")
+        raise FrozenNetError(hidden[0][0]["name"], "out_features", f"{total} hidden neurons in all; {where} has {chip.hidden}")
     first, last = hidden[0], hidden[-1]
     if chip.input_expansion is not None and int(first[1]["size"]) > chip.input_expansion:
         raise FrozenNetError(first[0]["name"], "out_features", f"{first[1]['size']} neurons take the input; on {where} only "
