@@ -513,6 +513,9 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
                 if res.info.get("timing") == "lava-pipeline":
                     raws[i] = SimResult(res.info["raw_spikes"], res.saturations, backend=res.backend)
                     notes[i] = "Lava timing: layer l is l+1 steps late; compared after that documented shift"
+                elif res.info.get("timing") == "xylo-latency":
+                    notes[i] = ("Xylo timing: hidden layer l runs l steps late, the readout L (L hidden layers); "
+                                "compared after that documented shift")
             cb(k)
         # Backends with Lava's pipeline timing are also compared with each other as they come, unshifted.
         if raw_tallies is None:

@@ -63,7 +63,10 @@ MAX_WEIGHT_BITS = 16  # the frozen format's widest weight (FrozenNet.validate)
 
 #: Neuron kinds the netx export writes (and the ``lava`` backend runs).
 LAVA_KERNELS = NeuronKernels("lava", {"lif": "LIF", "cuba": "LIF (stock route only)"},
-                             recurrent="recurrent layers are not exported to Lava yet")
+                             recurrent="recurrent layers are not exported to Lava yet",
+                             reasons={"xylo": "Loihi 2's neurons have no Xylo neuron: int16 saturating bit-shift decay with "
+                                              "a minimum leak of 1, up to 31 spikes per step, synaptic terms added in order "
+                                              "with saturation; export it with --target xylo"})
 
 
 def _h5py():

@@ -51,7 +51,10 @@ LAVA_BATCH = LavaSimulator.preferred_batch_size
 #: Kinds the Loihi-style simulator runs: a custom layer steps the kind's own ``reference_step`` (what a
 #: custom Lava ProcessModel runs); a stock layer Lava's CUBA LIF (a ``"lif"`` layer with du = 4095, a
 #: ``"cuba"`` one with its own du).
-LOIHI_KERNELS = NeuronKernels("loihi", {"lif": "reference_step", "cuba": "reference_step"})
+LOIHI_KERNELS = NeuronKernels("loihi", {"lif": "reference_step", "cuba": "reference_step"},
+                              reasons={"xylo": "a Xylo neuron (int16 saturating bit-shift decay, up to 31 spikes per step, "
+                                               "ordered saturating synaptic terms) is no Loihi neuron; run it with backend "
+                                               "xylo (the vendor simulator), numpy or torch"})
 
 
 def _tz(x: np.ndarray) -> np.ndarray:

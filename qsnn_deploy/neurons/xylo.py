@@ -152,6 +152,8 @@ class XyloNeuron(NeuronParams):
 
     kind = "xylo"
     state_names = ("isyn", "v")
+    #: Xylo only subtracts θ (once per spike); generic code reads ``neuron.reset``
+    reset: ClassVar[str] = "subtract"
     #: every Xylo state is int16; no fractional bits (the generic code reads these)
     state_bits: ClassVar[int] = 16
     current_bits: ClassVar[int] = 16
@@ -224,12 +226,19 @@ class XyloNeuron(NeuronParams):
         if terms.ndim != isyn.ndim + 1 or terms.shape[-1] != isyn.shape[-1]:
             raise ValueError(f"xylo: j must be [..., C] or [..., K, C] for a state of shape {isyn.shape}, got {j.shape}")
         isyn, n_sat = fold_terms(isyn, terms)
+        (isyn, v), z, n2 = self.integrate(isyn, v)
+        return (isyn, v), z, n_sat + n2
+
+    def integrate(self, isyn: np.ndarray, v: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, int]:
+        """The step after the input terms are folded into ``isyn`` (module docstring, from the decay of isyn on):
+        ``((isyn, v), spike counts uint8, saturation events)``; int64 ``[..., C]`` in and out. Every kernel
+        shares the fold's definition (:func:`fold_terms`) and this part."""
         isyn = xylo_decay(isyn, self.dash_syn)
         m = -leak(v, self.dash_mem)
         m = np.where(m == -I16_MIN, I16_MIN, m)  # int16 negation of -32768 wraps (dash_mem = 0 only)
         raw = m + isyn
         dv = sat16(raw)
-        n_sat += int(np.count_nonzero(dv != raw))
+        n_sat = int(np.count_nonzero(dv != raw))
         raw = dv + np.asarray(self.bias, dtype=np.int64)
         dv = sat16(raw)
         n_sat += int(np.count_nonzero(dv != raw))
