@@ -35,8 +35,9 @@ def _split(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(np.maximum(m, 0).T.astype(np.float64)), np.ascontiguousarray(np.minimum(m, 0).T.astype(np.float64))
 
 
-def fold_sources(isyn: np.ndarray, sources: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, int]:
-    """``isyn`` [B, C] after the saturating adds of every source's terms in order, and the clipped adds.
+def fold_sources(isyn: np.ndarray, sources: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """``isyn`` [B, C] after the saturating adds of every source's terms in order, and the bool mask [B, C] of the
+    neurons where some add was clipped.
 
     ``sources``: ``(counts [B, P] int64 (already capped), W [C, P] int64)`` in delivery order; source ``p`` of
     a block adds ``counts[:, p]·W[:, p]``. Fast path and fallback as in the module docstring.
@@ -51,26 +52,28 @@ def fold_sources(isyn: np.ndarray, sources: list[tuple[np.ndarray, np.ndarray]])
     pos_i, neg_i = np.rint(pos).astype(np.int64), np.rint(neg).astype(np.int64)
     out = isyn + pos_i + neg_i
     unsafe = (isyn + pos_i > I16_MAX) | (isyn + neg_i < I16_MIN)
+    clipped = np.zeros(isyn.shape, dtype=bool)
     if not unsafe.any():
-        return out, 0
+        return out, clipped
     bi, ci = np.nonzero(unsafe)
     s = isyn[bi, ci]
-    n_sat = 0
+    hit = np.zeros(s.shape, dtype=bool)
     for counts, w in sources:
         active = np.flatnonzero(counts[bi].any(axis=0))
         for p in active:
             raw = s + counts[bi, p] * w[ci, p]
             s = np.clip(raw, I16_MIN, I16_MAX)
-            n_sat += int(np.count_nonzero(s != raw))
+            hit |= s != raw
     out[bi, ci] = s
-    return out, n_sat
+    clipped[bi, ci] = hit
+    return out, clipped
 
 
 def xylo_layer_scan(layer, x: np.ndarray, static: bool, steps: int, record: bool, cap: int = MAX_HIDDEN_SPIKES):
     """Run one xylo layer over ``steps`` steps. ``x``: input counts ``[B, P]`` (static) or ``[T, B, P]``
     (flattened per sample when the synapse flattens); ``cap``: the clip of those counts (15 for the net's
     input, 31 for a layer's spikes). Returns (spike counts uint8 [T, B, C], v int64 [T, B, C] or None,
-    saturation events per step int64 [T])."""
+    saturation events per step int64 [T]: neurons clipped anywhere in the step)."""
     neuron = layer.neuron
     w, r = layer_matrices(layer)
     lead = 1 if static else 2
@@ -89,11 +92,10 @@ def xylo_layer_scan(layer, x: np.ndarray, static: bool, steps: int, record: bool
         sources = [(xt, w)]
         if r is not None:
             sources.append((np.minimum(z, MAX_HIDDEN_SPIKES), r))
-        isyn, n1 = fold_sources(isyn, sources)
-        (isyn, v), zt, n2 = neuron.integrate(isyn, v)
+        isyn, clipped = fold_sources(isyn, sources)
+        (isyn, v), zt, per_step[t] = neuron.integrate(isyn, v, clipped)
         z = zt.astype(np.int64)
         spikes[t] = zt
-        per_step[t] = n1 + n2
         if record:
             states[t] = v
     return spikes, states, per_step

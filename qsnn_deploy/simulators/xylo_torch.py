@@ -50,7 +50,8 @@ class TorchXylo:
                 _t(m, self.device))
 
     def fold(self, isyn: torch.Tensor, counts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``isyn`` [B, C] after every block's terms in order (``counts[k]`` [B, P_k], capped), and the clipped adds."""
+        """``isyn`` [B, C] after every block's terms in order (``counts[k]`` [B, P_k], capped), and the bool mask of
+        the neurons where some add was clipped."""
         pos = torch.zeros(isyn.shape, dtype=torch.float64, device=self.device)
         neg = torch.zeros_like(pos)
         for c, (wp, wn, _) in zip(counts, self.blocks):
@@ -60,34 +61,38 @@ class TorchXylo:
         pos_i, neg_i = torch.round(pos).to(torch.int64), torch.round(neg).to(torch.int64)
         out = isyn + pos_i + neg_i
         unsafe = (isyn + pos_i > I16_MAX) | (isyn + neg_i < I16_MIN)
-        n_sat = torch.zeros((), dtype=torch.int64, device=self.device)
+        clipped = torch.zeros(isyn.shape, dtype=torch.bool, device=self.device)
         if not bool(unsafe.any()):
-            return out, n_sat
+            return out, clipped
         bi, ci = torch.nonzero(unsafe, as_tuple=True)
         s = isyn[bi, ci]
+        hit = torch.zeros(s.shape, dtype=torch.bool, device=self.device)
         for c, (_, _, w) in zip(counts, self.blocks):
             cb = c[bi]
             for p in torch.nonzero(cb.any(dim=0)).flatten().tolist():
                 raw = s + cb[:, p] * w[ci, p]
                 s = raw.clamp(I16_MIN, I16_MAX)
-                n_sat = n_sat + (s != raw).sum()
+                hit |= s != raw
         out[bi, ci] = s
-        return out, n_sat
+        clipped[bi, ci] = hit
+        return out, clipped
 
-    def integrate(self, isyn: torch.Tensor, v: torch.Tensor):
-        """The kind's equation after the fold (:meth:`~qsnn_deploy.neurons.XyloNeuron.integrate`), int64."""
+    def integrate(self, isyn: torch.Tensor, v: torch.Tensor, clipped: torch.Tensor):
+        """The kind's equation after the fold (:meth:`~qsnn_deploy.neurons.XyloNeuron.integrate`), int64; the
+        saturation events are the neurons clipped anywhere in the step (``clipped``: the fold's mask)."""
         isyn = isyn - _leak(isyn, self.ds)
         m = -_leak(v, self.dm)
         m = torch.where(m == -I16_MIN, torch.full_like(m, I16_MIN), m)
         raw = m + isyn
         dv = raw.clamp(I16_MIN, I16_MAX)
-        n_sat = (dv != raw).sum()
+        clipped = clipped | (dv != raw)
         raw = dv + self.b
         dv = raw.clamp(I16_MIN, I16_MAX)
-        n_sat = n_sat + (dv != raw).sum()
+        clipped |= dv != raw
         raw = v + dv
         v = raw.clamp(I16_MIN, I16_MAX)
-        n_sat = n_sat + (v != raw).sum()
+        clipped |= v != raw
+        n_sat = clipped.sum()
         th = self.th
         safe_th = torch.where(th > 0, th, torch.ones_like(th))
         z = torch.where(v >= th, torch.where(th > 0, torch.clamp(torch.div(v, safe_th, rounding_mode="floor"),
@@ -110,10 +115,9 @@ class TorchXylo:
             counts = [x if static else x[t]]
             if len(self.blocks) > 1:
                 counts.append(z.clamp(max=MAX_HIDDEN_SPIKES))
-            isyn, n1 = self.fold(isyn, counts)
-            isyn, v, z, n2 = self.integrate(isyn, v)
+            isyn, clipped = self.fold(isyn, counts)
+            isyn, v, z, per_step[t] = self.integrate(isyn, v, clipped)
             out[t] = z.to(torch.uint8)
-            per_step[t] = n1 + n2
             if record:
                 rec[t] = v
         return out.cpu().numpy(), (rec.cpu().numpy() if record else None), per_step.cpu().numpy()
