@@ -7,7 +7,7 @@
     qsnn-export model.pt --target lava --check             # Loihi 2 constraint check only, writes nothing
     qsnn-export model.pt --target lava --strict -o out/    # exit 1, write nothing, unless stock Loihi fits
     qsnn-export model.pt --target lava --strict --margin-bits 1 -o out/   # ... and every field 1 bit under its limit
-    qsnn-export model.pt --target xylo --strict -o out/    # -> out/model.npz: XyloSim.from_specification(**np.load(f))
+    qsnn-export model.pt --target xylo --strict -o out/    # -> out/model.npz: the keyword arguments of XyloSim.from_specification
     qsnn-export model.pt --target xylo --chip syns61201 --check   # the fit on Xylo Audio 2 (default syns63300, Xylo IMU)
 
 Exit status: 0 on success; 1 when --check/--strict find a layer that does not fit the target

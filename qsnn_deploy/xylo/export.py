@@ -3,7 +3,7 @@
 The file holds exactly keyword arguments of ``rockpool.devices.xylo.<version>.XyloSim.from_specification``
 (rockpool 3.1.0; syns63300 and syns61201 take the same ones), so the spec runs with Rockpool alone::
 
-    spec = dict(np.load("model.npz"))
+    spec = dict(np.load("model.npz", allow_pickle=False))
     mod = XyloSim.from_specification(**spec)      # keep `mod` alive while it runs (xylosim's raw pointers)
     out, _, rec = mod.evolve(counts)              # counts: int [T + L, 16], L = number of hidden layers
 
@@ -113,7 +113,7 @@ def export(net: FrozenNet, out: str | Path, stem: str = "model", *, version: str
 
 
 def load_spec(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a spec back: ``dict(np.load(path))`` checked (keys, dtypes, shapes); :class:`CheckpointError` in one line
+    """Read a spec back (``np.load(path, allow_pickle=False)``), checked (keys, dtypes, shapes); :class:`CheckpointError` in one line
     naming the file and what is wrong (truncated, not an npz, a key missing, a shape that does not agree)."""
     path = Path(path)
     try:
