@@ -167,9 +167,9 @@ def plan_layers(net: FrozenNet) -> tuple[list[Layer], Layer, list[int]]:
     """(hidden layers, readout layer, hidden block offsets) of the mapping (module docstring)."""
     hidden, readout = list(net.layers[:-1]), net.layers[-1]
     offsets, off = [], 0
-    for layer in hidden:
+    for layer, (_, out) in zip(hidden, net.layer_shapes()):
         offsets.append(off)
-        off += layer.out_channels
+        off += int(np.prod(out))  # neurons (a conv layer, refused anyway, counts every output position)
     return hidden, readout, offsets
 
 
@@ -211,7 +211,7 @@ def check_net(net: FrozenNet, version: str | None = None) -> XyloFit:
     version = version or net.metadata.get("xylo_version") or DEFAULT_VERSION
     chip = chip_for(version)
     hidden, readout, offsets = plan_layers(net)
-    n_hidden = sum(l.out_channels for l in hidden)
+    n_hidden = sum(int(np.prod(out)) for _, out in net.layer_shapes()[:-1])
     net_checks = [
         Check("layers", len(net.layers), "≥ 2 (one or more hidden layers, then the readout)", len(net.layers) >= 2),
         Check("input shape", "×".join(map(str, net.input.shape)), f"({chip.inputs},) or fewer channels",
@@ -234,8 +234,8 @@ def check_net(net: FrozenNet, version: str | None = None) -> XyloFit:
                                 "" if last < chip.input_expansion else
                                 f"rockpool's {chip.version} config keeps only the first {chip.input_expansion} hidden "
                                 f"neurons' input weights"))
-        layers.append(XyloLayerFit(layer.name, "hidden", layer.out_channels, f"hidden {off}..{off + layer.out_channels - 1}",
-                                   i, checks))
+        size = int(np.prod(net.layer_shapes()[i][1]))
+        layers.append(XyloLayerFit(layer.name, "hidden", size, f"hidden {off}..{off + size - 1}", i, checks))
     rchecks = _layer_checks(readout, chip, readout=True, latency=len(hidden))
     if chip.output_expansion is not None and readout.synapse.kind == "dense" and hidden:
         fed = np.flatnonzero(np.any(readout.synapse.weight != 0, axis=0)) + offsets[-1]
