@@ -434,3 +434,17 @@ def test_state_bound_is_a_proof_with_multi_spike_inputs():
         assert np.abs(vs[layer.name]).max() <= b.peak
     strong = random_xylo_net(rng, hidden=(12,), n_out=4)
     assert not net_state_bounds(strong)[0].saturation_free
+
+
+@needs_xylosim
+def test_cli_verify_backends_xylo_all_bit_exact(tmp_path, capsys):
+    from qsnn_deploy.cli.verify import main
+    net = random_xylo_net(np.random.default_rng(37), hidden=(24, 16), n_out=10)
+    net.metadata["xylo_version"] = "syns63300"
+    net.save(tmp_path / "m.qsnn")
+    assert main([str(tmp_path / "m.qsnn"), "--random", "-n", "40", "--steps", "12", "--backends", "xylo",
+                 "--json", str(tmp_path / "v.json")]) == 0
+    assert "ALL BIT-EXACT" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "v.json").read_text())
+    xylo = next(b for b in doc["backends"] if b["name"].startswith("xylo"))
+    assert xylo["bit_exact"] and "Xylo timing" in xylo["note"]
