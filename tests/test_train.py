@@ -324,6 +324,29 @@ def test_init_from_starts_from_a_checkpoint_and_refuses_another_arch(tmp_path):
         Trainer(other, log=lambda m: None).fit()
 
 
+def test_init_from_a_lif_checkpoint_starts_a_cuba_run(tmp_path):
+    """--init-from a LIF model into --neuron cuba: synapses (scaled by 1 − α), biases, θ and β are taken, α comes
+    from the run; the other direction (a CUBA checkpoint's α has nowhere to go) is refused."""
+    base = TrainConfig(**dict(TINY, epochs=1, limit_train=128, limit_test=16), out_dir=str(tmp_path / "a"), name="a")
+    Trainer(base, log=lambda m: None).fit()
+    src, _ = model_from_checkpoint(tmp_path / "a" / "a.pt")
+    logs: list[str] = []
+    tuned = TrainConfig(**dict(TINY, epochs=1, limit_train=128, limit_test=16, lr=0.0), neuron="cuba", alpha=0.25,
+                        init_from=str(tmp_path / "a" / "a.pt"), out_dir=str(tmp_path / "b"), name="b")
+    Trainer(tuned, log=logs.append).fit()
+    assert any("neurons become cuba" in m and "1 − α = 0.75" in m for m in logs), logs
+    out, ck = model_from_checkpoint(tmp_path / "b" / "b.pt")
+    assert {e.get("kind") for e in ck["arch"]["layers"] if e["type"] == "lif"} == {"cuba"}
+    weights = [k for k in src.state_dict() if k.endswith(".weight") and src.state_dict()[k].dim() > 1]
+    assert weights
+    for k in weights:
+        assert torch.allclose(out.state_dict()[k], 0.75 * src.state_dict()[k]), k  # lr 0: only the (1 − α) scale
+    back = TrainConfig(**dict(TINY, epochs=1, limit_train=64, limit_test=8), init_from=str(tmp_path / "b" / "b.pt"),
+                       out_dir=str(tmp_path / "c"))
+    with pytest.raises(CheckpointError, match="unexpected"):
+        Trainer(back, log=lambda m: None).fit()
+
+
 def test_cross_entropy_count_loss_option():
     spikes = torch.zeros(5, 2, 3)
     spikes[:, 0, 1] = 1.0  # sample 0 fires on class 1

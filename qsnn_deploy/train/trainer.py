@@ -125,6 +125,14 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+#: arch fields of a spiking layer that only name its neuron kind (``--init-from`` may change them)
+_KIND_FIELDS = ("kind", "alpha")
+
+
+def _without_kind(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k not in _KIND_FIELDS}
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and torch's random generators."""
     random.seed(seed)
@@ -321,17 +329,39 @@ class Trainer:
         return arch, model, opt
 
     def _load_initial_weights(self, model: nn.Module, arch: dict[str, Any]) -> None:
-        """Weights (and BatchNorm statistics) of ``config.init_from``, whose arch must be this run's."""
+        """Weights (and BatchNorm statistics) of ``config.init_from``, whose arch must be this run's, or
+        differ from it only in the neuron kind (a LIF model's synapses, biases, θ and β start a CUBA
+        one: the neuron parameters the checkpoint lacks, α, come from this run's config)."""
         path = self.cfg.init_from
         ck = load_checkpoint(path)
-        if ck["arch"].get("layers") != arch.get("layers") or ck["arch"].get("input") != arch.get("input"):
+        theirs, ours = ck["arch"].get("layers") or [], arch.get("layers") or []
+        kind_only = (len(theirs) == len(ours) and theirs != ours
+                     and all(_without_kind(a) == _without_kind(b) for a, b in zip(theirs, ours)))
+        if (theirs != ours and not kind_only) or ck["arch"].get("input") != arch.get("input"):
             raise CheckpointError(f"{path}: --init-from needs a checkpoint of the same architecture; its arch "
                                   f"{ck['arch'].get('name')!r} differs from this run's {arch.get('name')!r} "
                                   "(same dataset, precision, profile and neuron settings are needed)")
         try:
-            model.load_state_dict(ck["state_dict"])
+            missing, unexpected = model.load_state_dict(ck["state_dict"], strict=not kind_only)
         except (RuntimeError, KeyError) as exc:
             raise CheckpointError(f"{path}: --init-from: its weights do not fit this run's model: {exc}") from exc
+        if kind_only:
+            neuron_only = {f"{e.get('name')}.{k}" for e in ours if e.get("type") == "lif" for k in _KIND_FIELDS}
+            if unexpected or not set(missing) <= neuron_only:
+                raise CheckpointError(f"{path}: --init-from: its weights do not fit this run's model "
+                                      f"(missing {sorted(set(missing) - neuron_only)}, unexpected {sorted(unexpected)})")
+            if self.cfg.neuron == "cuba":
+                # a constant input J drives a CUBA membrane with J/(1 − α) in the long run: scaling the
+                # synapses by (1 − α) starts the CUBA net where the LIF one was (the projection then
+                # fits the larger proven state bound of the current)
+                with torch.no_grad():
+                    for m in model.modules():
+                        if is_synapse(m):
+                            m.weight.mul_(1.0 - float(self.cfg.alpha))
+            self.log(f"initial weights from {path} (its neurons become {self.cfg.neuron}: synapses, biases, θ "
+                     f"and β taken; {', '.join(sorted(missing)) or 'nothing'} from this run"
+                     + (f"; synapses scaled by 1 − α = {1.0 - float(self.cfg.alpha):g})" if self.cfg.neuron == "cuba" else ")"))
+            return
         self.log(f"initial weights from {path}")
 
     # ------------------------------------------------------------------ training
