@@ -300,3 +300,20 @@ def fit_frac_bits(model, max_frac_bits: int = intmath.DEFAULT_FRAC_BITS) -> dict
         neuron.frac_bits = f if proof else old
         changes[block.name] = (old, neuron.frac_bits, proof)
     return changes
+
+
+def frac_bits_of_layers(model) -> dict[str, int]:
+    """``{arch layer name of each deploy-faithful neuron: its F}``: what an arch spec must hold so that the
+    model it builds runs at the F that :func:`fit_frac_bits` chose."""
+    from .nn.neuron import QNeuron
+
+    names = {id(m): n for n, m in model.named_children()}
+    return {names[id(b.neuron)]: int(b.neuron.frac_bits) for b in model.blocks
+            if isinstance(b.neuron, QNeuron) and id(b.neuron) in names}
+
+
+def set_arch_frac_bits(arch: dict[str, Any], frac_bits: dict[str, int]) -> None:
+    """Write ``{layer name: F}`` (:func:`frac_bits_of_layers`) into the spiking layers of an arch spec."""
+    for entry in arch.get("layers") or []:
+        if entry.get("type") == "lif" and entry.get("name") in frac_bits:
+            entry["frac_bits"] = int(frac_bits[entry["name"]])

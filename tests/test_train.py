@@ -324,6 +324,29 @@ def test_init_from_starts_from_a_checkpoint_and_refuses_another_arch(tmp_path):
         Trainer(other, log=lambda m: None).fit()
 
 
+def test_a_default_profile_run_fits_f_so_its_deployed_net_cannot_clip(tmp_path):
+    """Issue 24, item 5: the trainer re-fits each layer's F after every epoch, so the model it writes is proven
+    saturation-free in every layer (no neuron-step can clip); the checkpoint rebuilds the same F; and
+    --fixed-frac-bits keeps F = 6 (the old behaviour, whose nets may clip)."""
+    from qsnn_deploy import freeze
+    from qsnn_deploy.statebound import net_state_bounds
+
+    logs: list[str] = []
+    cfg = TrainConfig(**dict(TINY, epochs=1, limit_train=256, limit_test=16), out_dir=str(tmp_path / "fit"), name="m")
+    metrics = Trainer(cfg, log=logs.append).fit()
+    model, ck = model_from_checkpoint(tmp_path / "fit" / "m.pt")
+    fs = {e["name"]: e["frac_bits"] for e in ck["arch"]["layers"] if e["type"] == "lif"}
+    assert any(f != 6 for f in fs.values()) and any("re-fitted" in m for m in logs), (fs, logs)
+    bounds = net_state_bounds(freeze(model))
+    assert all(b.saturation_free for b in bounds), [(b.layer, b) for b in bounds]
+    assert metrics["test_accuracy"] == ck["metrics"]["test_accuracy"]  # evaluated at the fitted F
+    fixed = TrainConfig(**dict(TINY, epochs=1, limit_train=256, limit_test=16), fit_frac_bits=False,
+                        out_dir=str(tmp_path / "fixed"), name="m")
+    Trainer(fixed, log=lambda m: None).fit()
+    _, ck = model_from_checkpoint(tmp_path / "fixed" / "m.pt")
+    assert {e["frac_bits"] for e in ck["arch"]["layers"] if e["type"] == "lif"} == {6}
+
+
 def test_init_from_a_lif_checkpoint_starts_a_cuba_run(tmp_path):
     """--init-from a LIF model into --neuron cuba: synapses (scaled by 1 − α), biases, θ and β are taken, α comes
     from the run; the other direction (a CUBA checkpoint's α has nowhere to go) is refused."""
