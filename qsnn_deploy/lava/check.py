@@ -7,7 +7,11 @@ Mapping (docs/integer-semantics.md §2, docs/lava.md), per LIF layer:
 * ``F = 6`` is Lava's fixed shift of the synaptic input and of the threshold: ``vThMant = θ >> 6``;
 * a bias b is ``bias_mant << 6`` (netx fixes ``bias_exp = 6``);
 * conv + sum-pool is one strided conv (:func:`~qsnn_deploy.intmath.fold_sum_pool`), since netx
-  has no pooling layer.
+  has no pooling layer;
+* a recurrent dense layer is netx's ``dense_rec`` block (lava-dl 0.6.0 ``RecurrentDense``): the
+  feed-forward and the recurrent weights side by side share ONE weight exponent, bit count and sign
+  mode (netx optimizes them together, :mod:`.netx_weights`), and its recurrent ``Dense`` adds one
+  step, the reference's ``R·z_{t-1}``.
 
 A layer takes one of two routes:
 
@@ -39,6 +43,7 @@ import numpy as np
 from .. import intmath
 from ..frozen import FrozenNet, Layer
 from ..statebound import StateBound, layer_state_bound, net_peak_currents, net_state_bounds
+from .netx_weights import netx_dense_error
 
 LAVA_SHIFT = 6  # act_shift = vth_shift = 6 in lava/proc/lif/models.py (AbstractPyLifModelFixed)
 NETX_BIAS_EXP = 6  # netx hdf5.get_neuron_params: 'bias_exp': 6
@@ -196,6 +201,25 @@ def deploy_stride_padding(layer: Layer) -> tuple[tuple[int, int], tuple[int, int
     return tuple(layer.synapse.deployed()[1]), tuple(layer.synapse.padding)
 
 
+def netx_dense_weights(layer: Layer) -> np.ndarray:
+    """The integer matrix netx encodes with one exponent for a dense layer: ``weight`` (C, fan-in), and for a
+    recurrent layer ``np.hstack((weight, recurrent))`` (C, fan-in + C), as netx's ``dense_rec`` block does."""
+    w = np.asarray(layer.synapse.weight, dtype=np.int64).reshape(layer.out_channels, -1)
+    if layer.synapse.is_recurrent:
+        w = np.hstack((w, np.asarray(layer.synapse.recurrent, dtype=np.int64)))
+    return w
+
+
+def recurrent_weight_error(layer: Layer, input_max: int = 1) -> str | None:
+    """None when netx's ``dense_rec`` encoding of this recurrent layer's weights (feed-forward and recurrent
+    together, one exponent), run by Lava's bit-accurate Dense, gives exactly ``W·x`` and ``R·z``; else the
+    reason (:func:`~.netx_weights.netx_dense_error`)."""
+    if not layer.synapse.is_recurrent:
+        return None
+    return netx_dense_error(netx_dense_weights(layer), input_max, "feed-forward and recurrent weights",
+                            split=int(np.prod(layer.synapse.weight.shape[1:])))
+
+
 def weight_mantissa(w: np.ndarray) -> tuple[int, int, bool]:
     """(mantissa bits incl. sign when mixed, exponent, mixed sign) of the exact m·2^e encoding."""
     w = np.asarray(w, dtype=np.int64)
@@ -309,8 +333,9 @@ def _stock_current_reasons(layer: Layer, current_bound: int) -> list[str]:
 
 
 def layer_fit(layer: Layer, in_shape: tuple[int, ...], current_bound: int,
-              profile: LoihiProfile = LOIHI2, state: StateBound | None = None) -> LayerFit:
-    """Mapping and every constraint for one layer (see the module docstring)."""
+              profile: LoihiProfile = LOIHI2, state: StateBound | None = None, in_max: int = 1) -> LayerFit:
+    """Mapping and every constraint for one layer (see the module docstring); ``in_max`` the largest input
+    value the layer's synapse takes (255 for 8-bit pixels, 1 for spikes)."""
     w = deploy_weight(layer)
     bits, exp, mixed = weight_mantissa(w)
     out_shape = layer.output_shape(in_shape)
@@ -331,6 +356,19 @@ def layer_fit(layer: Layer, in_shape: tuple[int, ...], current_bound: int,
         Check("state width", f"{layer.neuron.state_bits} bits", f"≤ {profile.state_bits} bits", layer.neuron.state_bits <= profile.state_bits),
         Check("fan-in", fan_in, f"≤ {profile.synapses_per_core} synapses per core", fan_in <= profile.synapses_per_core),
     ]
+    if layer.synapse.is_recurrent:  # netx's dense_rec: W and R under one exponent (netx_dense_weights)
+        joint = netx_dense_weights(layer)
+        rbits, rexp, rmixed = weight_mantissa(joint)
+        r_max = int(np.abs(np.asarray(layer.synapse.recurrent, dtype=np.int64)).max(initial=0))
+        ok = rbits <= profile.weight_mantissa_bits and profile.weight_exp_min <= rexp <= profile.weight_exp_max
+        checks.append(Check("recurrent weight mantissa", f"{rbits} bits, exponent {rexp} with the feed-forward weights "
+                            f"({'mixed sign' if rmixed else 'one sign'}, |r| ≤ {r_max})",
+                            f"{profile.weight_mantissa_bits} bits under one exponent (netx dense_rec)", ok,
+                            "" if ok else "the recurrent and feed-forward weights together need more mantissa bits than "
+                            "a Loihi synapse holds under netx's one exponent"))
+        netx_err = recurrent_weight_error(layer, in_max)
+        checks.append(Check("netx dense_rec encoding", "exact" if netx_err is None else "not exact",
+                            "W·x and R·z exactly in Lava's Dense", netx_err is None, netx_err or ""))
     if state is None:
         state = layer_state_bound(layer, 0, 1)  # callers without a bound: 0/1 spike input
     lim = layer.state_limit
@@ -347,6 +385,8 @@ def layer_fit(layer: Layer, in_shape: tuple[int, ...], current_bound: int,
     mapping = {"iDecay": i_decay, "vDecay": _fmt(4096 - layer.neuron.decay), "vThMant": _fmt(layer.neuron.threshold >> LAVA_SHIFT),
                "bias_mant": _fmt(layer.neuron.bias >> NETX_BIAS_EXP), "weight_exp": exp, "kernel": list(w.shape[2:]),
                "stride": list(deploy_stride_padding(layer)[0])}
+    if layer.synapse.is_recurrent:
+        mapping["block"] = "dense_rec"
     return LayerFit(layer.name, "stock" if not reasons else "custom", hw_ok, reasons, checks, cores, mapping)
 
 
@@ -355,8 +395,9 @@ def check_net(net: FrozenNet, profile: LoihiProfile = LOIHI2) -> NetFit:
     net.validate()
     bounds = net_peak_currents(net)  # |a| Lava's current u must hold (J⁺ and J⁻ of the input range)
     states = net_state_bounds(net)
-    layers = [layer_fit(layer, in_shape, bound, profile, state)
-              for layer, (in_shape, _), bound, state in zip(net.layers, net.layer_shapes(), bounds, states)]
+    in_maxes = [int(net.input.max_abs)] + [1] * (len(net.layers) - 1)
+    layers = [layer_fit(layer, in_shape, bound, profile, state, in_max)
+              for layer, (in_shape, _), bound, state, in_max in zip(net.layers, net.layer_shapes(), bounds, states, in_maxes)]
     in_bits = max(int(net.input.max_abs).bit_length(), 1) + (1 if net.input.signed else 0)
     inputs = [Check("input message", f"{in_bits} bits", f"≤ {profile.graded_spike_bits} bits (graded spikes)",
                     in_bits <= profile.graded_spike_bits)]

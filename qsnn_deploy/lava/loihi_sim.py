@@ -32,7 +32,13 @@ by a partial last group). This simulator mirrors that stream (``lanes``, default
 ``lanes=1`` or ``build="netx"`` for the netx build; ``lanes=None``: every sample fresh), keeping
 each lane's last rows between ``run`` calls (``reset_stream()`` forgets them, as a new Lava network
 does), so Lava's own runs of the same net (backend ``lava``) equal ``info["raw_spikes"]`` bit for
-bit. That state is kept only for nets with a biased stock layer.
+bit. That state is kept only for nets with a biased or recurrent stock layer.
+
+**Recurrent layers** add ``R·z`` of the layer's own spikes one Lava step later (netx's ``dense_rec``
+block). A stock recurrent layer's loop runs through its rows before the window too (the previous sample
+continued, which may keep firing on its own); the Lava runner clears the recurrent synapse's output in
+flight after row τ = l + 1, so at its first step the layer gets no recurrent input, as the reference's
+``z_{-1} = 0``: the simulator does the same (``_recurrent(..., start)``).
 """
 from __future__ import annotations
 
@@ -58,9 +64,11 @@ def _tz(x: np.ndarray) -> np.ndarray:
     return (x + ((x >> 63) & (intmath.DECAY_ONE - 1))) >> intmath.DECAY_BITS
 
 
-def _recurrent(p, out: np.ndarray, t: int):
-    """``R·z_{t-1}`` of a recurrent layer (its own spikes one Lava step earlier: a synapse adds one step), else 0."""
-    if p.recurrent is None or t == 0:
+def _recurrent(p, out: np.ndarray, t: int, start: int = 0):
+    """``R·z_{t-1}`` of a recurrent layer (its own spikes one Lava step earlier: a synapse adds one step), else 0.
+    0 at the layer's first step ``start`` too: the Lava runner clears the recurrent synapse's output in flight
+    after the step before it (a custom layer is silent there anyway)."""
+    if p.recurrent is None or t == 0 or t == start:
         return 0
     return p._to_int(out[t - 1].astype(p.recurrent.dtype) @ p.recurrent)
 
@@ -122,9 +130,11 @@ class LoihiSimulator:
             self.routes = [route] * len(net.layers)
         self.lanes = None if lanes is None else (1 if build == "netx" else int(lanes))
         self.pad = stock_pad(self.routes) if self.pipeline else 0
-        # Only a stock layer with a bias can be active before its window; otherwise those rows are provably
-        # silent whatever ran before, and no stream state is kept.
-        self.biased_stock = [l.name for l, r in zip(net.layers, self.routes) if r == "stock" and np.any(l.neuron.bias != 0)]
+        # Only a stock layer with a bias, or a recurrent stock layer (its loop may keep firing after the input ends),
+        # can be active before its window; otherwise those rows are provably silent whatever ran before, and no
+        # stream state is kept.
+        self.biased_stock = [l.name for l, r in zip(net.layers, self.routes)
+                             if r == "stock" and (np.any(l.neuron.bias != 0) or l.synapse.is_recurrent)]
         self.streamed = self.pipeline and self.lanes is not None and bool(self.biased_stock)
         if self.streamed:  # verify then hands both backends the same chunks (LavaSimulator's lanes restart per run)
             self.preferred_batch_size = LAVA_BATCH
@@ -253,7 +263,7 @@ class LoihiSimulator:
             if t == start:  # LIFReset: reset first, then this step's integration
                 u[...] = 0
                 v[...] = 0
-            u = _tz(u * (4096 - (du + 1))) + ((j[t] + _recurrent(p, out, t)) << 6)
+            u = _tz(u * (4096 - (du + 1))) + ((j[t] + _recurrent(p, out, t, start)) << 6)
             u = np.where(u > (1 << 23), u - (1 << 24), np.where(u <= -(1 << 23), u + (1 << 24), u))
             v = _tz(v * (4096 - dv)) + u + b
             if start <= t < end:
