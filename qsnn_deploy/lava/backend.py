@@ -3,8 +3,11 @@
 The network Lava runs comes from ``lava.lib.dl.netx.hdf5.Network`` reading the ``.net`` file that
 ``qsnn-export --target lava`` writes (or a temporary one written from the frozen net). Every layer
 whose ``qsnn/route`` is ``stock`` runs on Lava's own LIF (``LIFReset``, ``PyLifResetModelBitAcc``);
-every ``custom`` layer runs on qsnn-deploy's :class:`~qsnn_deploy.lava.models.QLIF`
-process (``PyQLifModelFixed``), substituted for netx's LIF while netx builds that block.
+every ``custom`` layer runs on qsnn-deploy's :class:`~qsnn_deploy.lava.models.QLIF` process
+(``PyQLifModelFixed``), or :class:`~qsnn_deploy.lava.models.QCUBA` (``PyQCubaModelFixed``) for a
+current-based layer, substituted for netx's LIF while netx builds that block. A recurrent dense layer
+is netx's ``dense_rec`` block (``RecurrentDense``): a Lava ``Dense`` from the neuron's ``s_out`` back to
+its ``a_in``, whose one-step delay is the reference's ``R·z_{t-1}``.
 
 **Timing.** Lava's synapses add one step each, so layer l (0-based) sees input column k at step
 k + l + 2 (1-based). One sample needs T + L steps (its T columns, then L zero columns that drain
@@ -41,6 +44,12 @@ memory-mapped files (:class:`~qsnn_deploy.lava.models.StreamSource` /
   zero steps (P = the longest run of stock layers right after a custom layer) in which the QLIF
   layers are held silent and the stock layers after them drain (QLIF ``window_steps = T + L``).
 
+* a stock recurrent layer's loop keeps running through its rows before the window (the previous sample
+  continued, or a biased warm-up), so a spike of τ = l + 1 would reach the sample's first step through
+  the recurrent synapse: each period's run pauses after τ = l + 1 and clears that synapse's output in
+  flight (``a_buff``, Lava's ``Var.set``), the recurrent counterpart of the reset one step later. A
+  custom recurrent layer needs nothing: it is silent before its window.
+
 So every period reproduces one independent per-sample run of T + L steps exactly (the window of
 each layer; the rows before it show the lane's previous sample where a stock layer has a bias);
 QLIF counts clips only in its live window, per lane, so saturation counts equal the reference's.
@@ -54,7 +63,9 @@ QLIF counts clips only in its live window, per lane, so saturation counts equal 
   8-bit mantissas / exponent chosen by netx's ``optimize_weight_bits`` and checked to reproduce the
   kernel exactly through Lava's clip and truncation and, on a probe input, Lava's own conv; a dense
   layer keeps netx's weights, exponent and bit count, its columns permuted for netx's (c, y, x)
-  flatten), every neuron a k-times wider ``LIFReset`` / QLIF with the same per-neuron parameters.
+  flatten), every neuron a k-times wider ``LIFReset`` / QLIF / QCUBA with the same per-neuron
+  parameters, and a recurrent layer's ``synapse_rec`` a block-diagonal Sparse from the neurons back
+  to themselves (netx's recurrent weights, exponent and bit count, checked exact at build time).
   No synapse connects two lanes, so each lane computes exactly what a one-sample network computes.
   Spike-fed synapses take the 0/1 spikes as 1-valued graded messages (``num_message_bits = 1``):
   Lava's Sparse then computes W·s as a sparse matrix-vector product instead of summing the columns
@@ -73,7 +84,7 @@ same 10 processes, one neuron each) is 1-2 ms. With 12 lanes a step takes 8.3-9.
 samples (conv2's Sparse product ≈ 5.8 ms of compute, the other processes ≈ 3.5 ms together, over 2
 cores): 11-13 samples/s end to end over 200 samples, start-up (0.6-0.9 s) included.
 
-Saturation events: a ``custom`` (QLIF) layer counts its clips, equal to the reference's; Lava's
+Saturation events: a ``custom`` (QLIF / QCUBA) layer counts its clips, equal to the reference's; Lava's
 stock LIF does not count them, so a ``stock`` layer reports 0 (its spikes are still compared).
 """
 from __future__ import annotations
@@ -410,9 +421,10 @@ class LavaSimulator:
                 stream = self._build(period, steps, lanes, "lanes")
             except NotExact as exc:
                 note = f"lanes build not exact for this net ({exc}); ran netx's network, one sample per step"
-                if any(r == "stock" and np.any(np.asarray(sp["bias"]) != 0) for r, sp in zip(self.routes, self.specs)):
-                    note += (" (one lane: the raw rows before a biased stock layer's window follow LoihiSimulator("
-                             "lanes=1), not the default 12 lanes)")
+                if any(r == "stock" and (np.any(np.asarray(sp["bias"]) != 0) or sp.get("recurrent") is not None)
+                       for r, sp in zip(self.routes, self.specs)):
+                    note += (" (one lane: the raw rows before a biased or recurrent stock layer's window follow "
+                             "LoihiSimulator(lanes=1), not the default 12 lanes)")
                 logger.info("lava: %s", note)
         if stream is None:
             stream = self._build(period, steps, 1, "netx")

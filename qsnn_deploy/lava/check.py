@@ -44,6 +44,7 @@ from .. import intmath
 from ..frozen import FrozenNet, Layer
 from ..statebound import StateBound, layer_state_bound, net_peak_currents, net_state_bounds
 from .netx_weights import netx_dense_error
+from .recipe_script import CUSTOM_PROCESSES
 
 LAVA_SHIFT = 6  # act_shift = vth_shift = 6 in lava/proc/lif/models.py (AbstractPyLifModelFixed)
 NETX_BIAS_EXP = 6  # netx hdf5.get_neuron_params: 'bias_exp': 6
@@ -108,6 +109,12 @@ class LayerFit:
     checks: list[Check] = field(default_factory=list)
     cores: int = 1
     mapping: dict[str, Any] = field(default_factory=dict)
+    kind: str = "lif"          # the neuron kind: which custom process the custom route needs
+
+    @property
+    def process(self) -> str:
+        """The custom Lava process the layer needs off the stock route: ``QLIF`` (lif) or ``QCUBA`` (cuba)."""
+        return CUSTOM_PROCESSES.get(self.kind, "QLIF")
 
     @property
     def fits(self) -> bool:
@@ -120,7 +127,7 @@ class LayerFit:
                   for c in self.checks if c.blocking and not c.ok]
         parts = [f"{self.cores} core{'s' if self.cores != 1 else ''}"]
         if self.route == "custom":
-            parts.append("needs the custom QLIF model (not stock Loihi): " + "; ".join(self.stock_reasons))
+            parts.append(f"needs the custom {self.process} model (not stock Loihi): " + "; ".join(self.stock_reasons))
         if misses:
             parts.append("does not fit: " + "; ".join(misses))
         notes = [f"{c.field}: {c.why}" for c in self.checks if not c.blocking and not c.ok]
@@ -161,7 +168,7 @@ class NetFit:
         if bad:
             s += f"; over Loihi 2 limits: {', '.join(bad)}"
         if custom:
-            s += f"; custom QLIF model (not stock Loihi) for: {', '.join(custom)}"
+            s += f"; custom {_processes(self.layers)} model (not stock Loihi) for: {', '.join(custom)}"
         if not bad and not custom:
             s += "; every layer maps to Lava's stock LIF exactly"
         return s
@@ -177,7 +184,7 @@ class NetFit:
         parts = []
         if custom:
             why = sorted({r.split(" (")[0] for l in custom for r in l.stock_reasons})
-            parts.append(f"not stock Loihi 2 neurons: {', '.join(l.name for l in custom)} need qsnn-deploy's custom QLIF "
+            parts.append(f"not stock Loihi 2 neurons: {', '.join(l.name for l in custom)} need qsnn-deploy's custom {_processes(custom)} "
                          f"model ({'; '.join(why)}); train with --profile loihi for a model that runs on stock neurons")
         if bad:
             parts.append("over Loihi 2 limits: " + "; ".join(f"{l.name}: {l.detail()}" for l in bad))
@@ -188,7 +195,12 @@ class NetFit:
         return {"profile": asdict(self.profile), "fits": self.fits, "fits_hardware": self.fits_hardware,
                 "cores": self.cores, "summary": self.summary(), "verdict": self.verdict(),
                 "input": [asdict(c) for c in self.input_checks],
-                "layers": [{**asdict(l), "fits": l.fits, "detail": l.detail()} for l in self.layers]}
+                "layers": [{**asdict(l), "fits": l.fits, "process": l.process, "detail": l.detail()} for l in self.layers]}
+
+
+def _processes(layers: list[LayerFit]) -> str:
+    """``QLIF``, ``QCUBA`` or ``QLIF / QCUBA``: the custom processes the custom-route layers among ``layers`` need."""
+    return " / ".join(sorted({l.process for l in layers if l.route == "custom"})) or "QLIF"
 
 
 def deploy_weight(layer: Layer) -> np.ndarray:
@@ -387,7 +399,7 @@ def layer_fit(layer: Layer, in_shape: tuple[int, ...], current_bound: int,
                "stride": list(deploy_stride_padding(layer)[0])}
     if layer.synapse.is_recurrent:
         mapping["block"] = "dense_rec"
-    return LayerFit(layer.name, "stock" if not reasons else "custom", hw_ok, reasons, checks, cores, mapping)
+    return LayerFit(layer.name, "stock" if not reasons else "custom", hw_ok, reasons, checks, cores, mapping, layer.kind)
 
 
 def check_net(net: FrozenNet, profile: LoihiProfile = LOIHI2) -> NetFit:
