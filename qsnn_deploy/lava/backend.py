@@ -173,10 +173,11 @@ def import_lava():
 
 @contextlib.contextmanager
 def _neuron_factory(hdf5, qlif_cls, specs: list[dict], period: int | None = None,
-                    window: int | None = None) -> Iterator[list[tuple[Any, dict]]]:
+                    window: int | None = None, steps: int | None = None) -> Iterator[list[tuple[Any, dict]]]:
     """While netx builds the network, make its CUBA neurons ``QLIF`` (``QCUBA`` for a ``cuba`` layer) for
     ``custom`` layers (with the periodic hold when ``period`` is given) and record the stock parameters
-    netx chose for each layer as ``(process, params)``."""
+    netx chose for each layer as ``(process, params)``. ``steps``: T, the live steps in which a custom layer
+    counts its clips (the reference's)."""
     from .models import QCUBA
 
     stock_lif, stock_reset = hdf5.LIF, hdf5.LIFReset
@@ -193,7 +194,8 @@ def _neuron_factory(hdf5, qlif_cls, specs: list[dict], period: int | None = None
             proc = (stock_reset if "reset_interval" in kwargs else stock_lif)(**params)
         else:
             periodic = {} if period is None else {"reset_interval": period, "reset_offset": 0,
-                                                  "window_steps": window if window and window < period else None}
+                                                  "window_steps": window if window and window < period else None,
+                                                  "count_steps": steps}
             common = dict(shape=shape, vth=spec["threshold"], bias=spec["bias"], decay=spec["decay"], reset=spec["reset"],
                           frac_bits=spec["frac_bits"], state_bits=spec["state_bits"], hold_steps=i + 1,
                           name=spec["name"], **periodic)
@@ -451,7 +453,7 @@ class LavaSimulator:
         window = steps + L
         made: list[tuple[Any, dict]]
         if build == "netx":
-            with _neuron_factory(hdf5, QLIF, self.specs, period=period, window=window) as made:
+            with _neuron_factory(hdf5, QLIF, self.specs, period=period, window=window, steps=steps) as made:
                 network = hdf5.Network(net_config=str(self.netx_path), input_message_bits=self.root["input_message_bits"],
                                        reset_interval=period, reset_offset=1)
             if len(made) != L:
@@ -472,7 +474,7 @@ class LavaSimulator:
             in_shape = tuple(int(s) for s in proto.inp.shape)
             lava_shapes = [tuple(int(s) for s in b.out.shape) for b in proto.layers]
             inp, outs, qlifs, rec_syns = lanes_network(proto, made, self.specs, period, window, lanes, in_shape,
-                                                       lava_shapes, self.root["input_message_bits"])
+                                                       lava_shapes, self.root["input_message_bits"], steps)
         blocks = network.layers if build == "netx" else proto.layers
         for (_, params), spec, block in zip(made, self.specs, blocks):
             if spec["route"] == "stock":

@@ -116,10 +116,11 @@ def check_dense_synapse(syn, expected: np.ndarray, layer: str, what: str) -> Non
 
 
 def lanes_network(proto, made, specs: list[dict], period: int, window: int, lanes: int, in_shape: tuple,
-                  lava_shapes: list[tuple], input_message_bits: int):
+                  lava_shapes: list[tuple], input_message_bits: int, steps: int | None = None):
     """Lava processes for ``lanes`` samples side by side: Sparse synapses (block-diagonal), k-wide LIFReset /
     QLIF / QCUBA neurons, and for a recurrent layer a block-diagonal Sparse from the neurons' ``s_out`` back to
-    their ``a_in`` (netx's ``synapse_rec`` weights: one step later, R·z_{t-1}).
+    their ``a_in`` (netx's ``synapse_rec`` weights: one step later, R·z_{t-1}). Custom layers count clips in
+    their first ``steps`` (T) live steps, the reference's.
 
     Returns (first synapse's input port, per-layer output ports, per-layer custom process or None, per-layer
     recurrent synapse or None).
@@ -168,7 +169,7 @@ def lanes_network(proto, made, specs: list[dict], period: int, window: int, lane
         def tile(a, shape=lava_shapes[i]):
             return np.tile(np.broadcast_to(np.asarray(a, np.int64), shape).reshape(-1), lanes)
         live = dict(hold_steps=i + 1, reset_interval=period, reset_offset=0,
-                    window_steps=window if window < period else None, lanes=lanes, name=spec["name"])
+                    window_steps=window if window < period else None, lanes=lanes, count_steps=steps, name=spec["name"])
         if spec["route"] == "stock":
             neuron = LIFReset(shape=(lanes * n,), vth=params["vth"], du=params["du"], dv=params["dv"],
                               bias_mant=tile(params["bias_mant"]).astype(np.int32), bias_exp=params["bias_exp"],

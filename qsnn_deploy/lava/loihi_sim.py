@@ -185,7 +185,7 @@ class LoihiSimulator:
             if self.pipeline:  # the synapse adds one step
                 j = np.concatenate([np.zeros((1,) + j.shape[1:], np.int64), j[:-1]], axis=0)
             start = i + 1 if self.pipeline else 0
-            s, n_sat = (self._stock if route == "stock" else self._custom)(p, j, start, window)
+            s, n_sat = (self._stock if route == "stock" else self._custom)(p, j, start, window, start + steps)
             h = s
             outs.append(_to_torch_layout(s))
             sats[p.name] = n_sat
@@ -232,23 +232,28 @@ class LoihiSimulator:
         return self._zero_tails[steps]
 
     @staticmethod
-    def _custom(p, j, start, end):
+    def _custom(p, j, start, end, count_end=None):
         """The integer semantics from row ``start`` (at rest and silent before it) to row ``end`` (silent
-        after it, as the QLIF ProcessModel is outside its window): the kind's own reference step."""
+        after it, as the QLIF / QCUBA ProcessModel is outside its window): the kind's own reference step.
+        Clips are counted in rows ``start``..``count_end`` - 1 (the sample's T steps, as the reference;
+        default ``end``)."""
+        count_end = end if count_end is None else count_end
         neuron = p.layer.neuron
         state = neuron.initial_state(j.shape[1:])
         out = np.zeros(j.shape, np.uint8)
         n_sat = 0
         for t in range(start, min(end, j.shape[0])):
             state, out[t], n = neuron.reference_step(state, j[t] + _recurrent(p, out, t))
-            n_sat += n
+            n_sat += n if t < count_end else 0
         return out, n_sat
 
     @staticmethod
-    def _stock(p, j, start, end):
+    def _stock(p, j, start, end, count_end=None):
         """Lava's LIFReset (PyLifResetModelBitAcc) over every row: u = v = 0 at row ``start`` before that
         row's integration (the periodic reset, at the layer's first input), the bias integrated in every
-        row before and after. Clips are counted in rows ``start``..``end`` - 1 (the sample's window)."""
+        row before and after. Clips are counted in rows ``start``..``count_end`` - 1 (the sample's T steps;
+        default ``end``)."""
+        count_end = end if count_end is None else count_end
         neuron = p.layer.neuron
         dv = intmath.DECAY_ONE - int(np.atleast_1d(neuron.decay)[0])
         # "lif": u = a << 6 every step (du = 4095); "cuba": Lava's u decays by 4096 - (du + 1) = the current decay a
@@ -266,7 +271,7 @@ class LoihiSimulator:
             u = _tz(u * (4096 - (du + 1))) + ((j[t] + _recurrent(p, out, t, start)) << 6)
             u = np.where(u > (1 << 23), u - (1 << 24), np.where(u <= -(1 << 23), u + (1 << 24), u))
             v = _tz(v * (4096 - dv)) + u + b
-            if start <= t < end:
+            if start <= t < count_end:
                 n_sat += int(np.count_nonzero(np.abs(v) > lim))
             v = np.clip(v, -lim, lim)
             s = v > (vth << 6)

@@ -62,10 +62,9 @@ def lava_stored_weights(stored: np.ndarray, num_weight_bits: int, mode: str | No
     mixed = int(mode == MIXED)
     if mode == INHIBITORY:
         w = -w
-    w = np.clip(w, -(2 ** 8) * mixed, 2 ** 8 - 1)
-    drop = 8 - int(num_weight_bits) + mixed
-    if drop > 0:
-        w = (w >> drop) << drop
+    w = np.clip(w, -(2 ** 8) * mixed, 2 ** 8 - 1).astype(np.int32)
+    drop = 8 - int(num_weight_bits) + mixed  # negative when netx asked for 9 bits: numpy's shifts then give 0
+    w = ((w >> drop) << drop).astype(np.int64)
     return -w if mode == INHIBITORY else w
 
 

@@ -41,7 +41,9 @@ _SETTINGS_BLOCK = re.compile(r"^# ==== settings:.*?^# ==== end of settings ====$
 def custom_bias_message(layer: str, reasons: list[str], kind: str = "lif") -> str:
     """The text a custom layer's netx ``bias`` holds: stock netx's error message when it loads the file
     (``kind``: the neuron kind, which names the process it needs: QLIF or QCUBA)."""
-    why = "; ".join(r.split(" (")[0] for r in reasons) or "not a stock Loihi 2 neuron"
+    # the first two reasons only: Python's int() quotes at most 200 characters of the text in its error
+    short = [r.split(" (")[0] for r in reasons]
+    why = "; ".join(short[:2]) + (f"; {len(short) - 2} more" if len(short) > 2 else "") or "not a stock Loihi 2 neuron"
     text = (f"layer {layer} is qsnn-deploy's custom route ({why}): it needs the {CUSTOM_PROCESSES[kind]} process, not a stock "
             f"netx/Loihi 2 neuron. Run the file with the run_*.py script qsnn-export wrote beside it, or "
             f"qsnn-verify FILE --backends lava; or train with qsnn-train --profile loihi for a stock net")
@@ -136,5 +138,5 @@ def qlif_netx_build(hdf5, path: str | Path, reset_interval: int, steps: int) -> 
 
     _, specs = read_layer_specs(path)
     window = int(steps) + len(specs)
-    with _neuron_factory(hdf5, QLIF, specs, period=int(reset_interval), window=window) as made:
+    with _neuron_factory(hdf5, QLIF, specs, period=int(reset_interval), window=window, steps=int(steps)) as made:
         yield made

@@ -119,7 +119,7 @@ def read_settings(path: str | os.PathLike, hardware: bool = False) -> dict:
 
     Returns:
         dict: ``file_steps`` (T the file was exported for), ``layers`` (names), ``routes``,
-        ``custom_layers``, ``recurrent_layers`` (names of the ``dense_rec`` blocks), ``clear_recurrent``
+        ``custom_layers``, ``custom_processes`` (QLIF and/or QCUBA), ``recurrent_layers`` (names of the ``dense_rec`` blocks), ``clear_recurrent``
         (indices l of the stock recurrent layers, whose recurrent synapse is cleared after step l + 1 of
         every period), ``input_shape`` ((C, H, W) or (N,)), ``input_message_bits`` [bits],
         ``pipeline_steps`` (R - T [steps]), ``reset_offset``, ``output_shift`` (l + 1 per layer
@@ -164,7 +164,7 @@ def read_settings(path: str | os.PathLike, hardware: bool = False) -> dict:
         if not blocks or "type" not in blocks[0] or _str(blocks[0]["type"]) != "input":
             raise RecipeError(f"{path}: layer/0, field type: must be 'input' (a shape-only input block)")
         in_shape = tuple(int(s) for s in _int(blocks[0], "shape", "layer/0 (input)", 1).reshape(-1))
-        names, routes, custom, recurrent = [], [], [], []
+        names, routes, custom, recurrent, processes = [], [], [], [], set()
         for k, g in zip(keys[1:], blocks[1:]):
             kind = _str(g["type"]) if "type" in g else "?"
             if kind == "flatten":
@@ -207,6 +207,7 @@ def read_settings(path: str | os.PathLike, hardware: bool = False) -> dict:
                                       f"'custom'): stock netx would run it on the wrong neuron; expected "
                                       f"{CUSTOM_NEURON_TYPES[neuron_kind]!r} (re-export with this qsnn-deploy)")
                 custom.append(name)
+                processes.add(CUSTOM_PROCESSES[neuron_kind])
             else:
                 if ntype != "CUBA":
                     raise RecipeError(f"{where}, field neuron/type: {ntype!r}, a stock layer is 'CUBA'")
@@ -265,6 +266,7 @@ def read_settings(path: str | os.PathLike, hardware: bool = False) -> dict:
                 raise RecipeError(f"{path}: field qsnn/reset_interval: {R} steps, but T + {pipeline} = "
                                   f"{steps + pipeline} at the file's T = {steps} (qsnn/num_steps)")
         return {"file_steps": steps, "layers": names, "routes": routes, "custom_layers": custom,
+                "custom_processes": sorted(processes),
                 "recurrent_layers": [names[i] for i in recurrent],
                 # stock recurrent layers (index l): their recurrent synapse's pending output is cleared after
                 # step l + 1 of every period (run_lava), as the periodic reset clears u and v one step later
@@ -463,15 +465,18 @@ def main(argv: list[str] | None = None) -> int:
               "shifted back by l + 1 steps")
         qlif = None
         if s["custom_layers"]:
-            route = (f"custom route: layers {', '.join(s['custom_layers'])} need qsnn-deploy's QLIF / QCUBA processes "
-                     f"(qsnn/route 'custom', neuron type {' / '.join(CUSTOM_NEURON_TYPES.values())}), not stock Loihi 2 neurons")
+            procs = s.get("custom_processes") or ["QLIF"]
+            types = [CUSTOM_NEURON_TYPES[k] for k, v in CUSTOM_PROCESSES.items() if v in procs]
+            route = (f"custom route: layers {', '.join(s['custom_layers'])} need qsnn-deploy's {' / '.join(procs)} "
+                     f"process{'es' if len(procs) > 1 else ''} (qsnn/route 'custom', neuron type {' / '.join(types)}), "
+                     "not a stock Loihi 2 neuron")
             if args.stock_only:
                 raise RecipeError(route + "; refused (--stock-only)")
             try:
                 from qsnn_deploy.lava.recipe import qlif_netx_build as qlif
             except ImportError:
                 raise RecipeError(route + "; stock netx cannot run them and qsnn-deploy is not installed") from None
-            print(route + ": running them with qsnn_deploy.lava.models.QLIF / QCUBA in Lava's CPU simulator "
+            print(route + f": running them with qsnn_deploy.lava.models.{' / '.join(procs)} in Lava's CPU simulator "
                   "(verified there only; no Loihi 2 microcode)")
         x = load_inputs(args.data, args.n, s["input_shape"], s["input_message_bits"])
         t0 = time.perf_counter()
@@ -492,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, ok, detail in rows:
             print(f"  {name}: {'bit-exact' if ok else 'DIFFERS'} ({detail})")
         if all(ok for _, ok, _ in rows):
-            print(f"verdict: bit-exact: Lava (netx{', QLIF / QCUBA for the custom route' if qlif else ''}) equals qsnn-deploy's "
+            print(f"verdict: bit-exact: Lava (netx{', ' + ' / '.join(procs) + ' for the custom route' if qlif else ''}) equals qsnn-deploy's "
                   f"NumPy reference in every layer, step and neuron ({args.n} inputs, T = {steps})")
             return 0
         print(f"verdict: NOT bit-exact in {', '.join(n for n, ok, _ in rows if not ok)}")

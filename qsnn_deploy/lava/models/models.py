@@ -30,20 +30,24 @@ def _tz(x: np.ndarray, k: np.ndarray) -> np.ndarray:
 class _Windowed:
     """The hold / periodic live window shared by QLIF and QCUBA (:mod:`.process`)."""
 
-    def _live(self) -> bool:
-        """True when this step lies in the live window of its period (see :mod:`.process`)."""
+    def _tau(self) -> tuple[int, int]:
+        """(τ, the last live τ): this step within its period, 1-based (see :mod:`.process`)."""
         period = int(self.reset_interval[0])
         if period:
-            tau = (self.time_step - 1 - int(self.reset_offset[0])) % period + 1
-            end = int(self.window_steps[0]) or period
-        else:
-            tau, end = self.time_step, self.time_step
+            return (self.time_step - 1 - int(self.reset_offset[0])) % period + 1, int(self.window_steps[0]) or period
+        return self.time_step, self.time_step
+
+    def _live(self) -> bool:
+        """True when this step lies in the live window of its period (see :mod:`.process`)."""
+        tau, end = self._tau()
         return int(self.hold_steps[0]) < tau <= end
 
     def _clip(self, x: np.ndarray, lim: int) -> np.ndarray:
-        """``clip(x, ±lim)``, each clipped value counted in its lane's ``saturations``."""
-        lanes = self.saturations.shape[0]
-        self.saturations += np.count_nonzero((np.abs(x) > lim).reshape(lanes, -1), axis=1)
+        """``clip(x, ±lim)``, each clipped value counted in its lane's ``saturations`` (within ``count_steps``)."""
+        count = int(self.count_steps[0])
+        if not count or self._tau()[0] <= int(self.hold_steps[0]) + count:
+            lanes = self.saturations.shape[0]
+            self.saturations += np.count_nonzero((np.abs(x) > lim).reshape(lanes, -1), axis=1)
         return np.clip(x, -lim, lim)
 
 
@@ -71,6 +75,7 @@ class PyQLifModelFixed(_Windowed, PyLoihiProcessModel):
     reset_offset: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     window_steps: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     saturations: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    count_steps: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
     def run_spk(self) -> None:
         """One Lava time step: receive W·x, update v (held at 0 outside the live window), send spikes."""
@@ -126,6 +131,7 @@ class PyQCubaModelFixed(_Windowed, PyLoihiProcessModel):
     reset_offset: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     window_steps: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     saturations: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    count_steps: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
     def run_spk(self) -> None:
         """One Lava time step: receive W·x, update i then v (held at 0 outside the live window), send spikes."""

@@ -63,12 +63,14 @@ class QLIF(AbstractProcess):
         reset_offset: phase of the periods: period p starts at step reset_offset + p·R + 1 [steps, ≥ 0].
         window_steps: live steps end after period-local step window_steps [steps]; None = at R.
         lanes: independent neuron copies held side by side (lane-major); clips are counted per lane.
+        count_steps: clips are counted only in the first ``count_steps`` live steps of each period (the
+            sample's T steps; the drain steps after it are not the reference's) [steps]; None = every live step.
     """
 
     def __init__(self, *, shape: ty.Tuple[int, ...], vth, bias=0, decay=4096, reset: str = "subtract",
                  frac_bits: int = 6, state_bits: int = 24, hold_steps: int = 0,
                  reset_interval: ty.Optional[int] = None, reset_offset: int = 0,
-                 window_steps: ty.Optional[int] = None, lanes: int = 1,
+                 window_steps: ty.Optional[int] = None, lanes: int = 1, count_steps: ty.Optional[int] = None,
                  name: ty.Optional[str] = None, **kwargs) -> None:
         if reset not in ("subtract", "zero"):
             raise ValueError(f"QLIF reset must be 'subtract' or 'zero', got {reset!r}")
@@ -84,7 +86,7 @@ class QLIF(AbstractProcess):
         self.subtract = Var(shape=(1,), init=np.array([1 if reset == "subtract" else 0]))
         self.frac_bits = Var(shape=(1,), init=np.array([int(frac_bits)]))
         self.state_limit = Var(shape=(1,), init=np.array([(1 << (int(state_bits) - 1)) - 1], np.int64))
-        _window_vars(self, hold_steps, reset_interval, reset_offset, window_steps, lanes)
+        _window_vars(self, hold_steps, reset_interval, reset_offset, window_steps, lanes, count_steps)
 
 
 #: QCUBA's reset modes, as the integer its ``reset_mode`` Var holds
@@ -118,13 +120,13 @@ class QCUBA(AbstractProcess):
         reset: "subtract", "zero" or "zero_delayed".
         frac_bits: F, the left shift of the synaptic input [bits].
         state_bits, current_bits: B_v and B_i, the signed widths of v and i [bits].
-        hold_steps, reset_interval, reset_offset, window_steps, lanes: as for :class:`QLIF`.
+        hold_steps, reset_interval, reset_offset, window_steps, lanes, count_steps: as for :class:`QLIF`.
     """
 
     def __init__(self, *, shape: ty.Tuple[int, ...], vth, bias=0, decay=4096, current_decay=0, current_bias=0,
                  reset: str = "subtract", frac_bits: int = 6, state_bits: int = 24, current_bits: int = 24,
                  hold_steps: int = 0, reset_interval: ty.Optional[int] = None, reset_offset: int = 0,
-                 window_steps: ty.Optional[int] = None, lanes: int = 1,
+                 window_steps: ty.Optional[int] = None, lanes: int = 1, count_steps: ty.Optional[int] = None,
                  name: ty.Optional[str] = None, **kwargs) -> None:
         if reset not in CUBA_RESETS:
             raise ValueError(f"QCUBA reset must be one of {CUBA_RESETS}, got {reset!r}")
@@ -144,7 +146,7 @@ class QCUBA(AbstractProcess):
         self.frac_bits = Var(shape=(1,), init=np.array([int(frac_bits)]))
         self.state_limit = Var(shape=(1,), init=np.array([(1 << (int(state_bits) - 1)) - 1], np.int64))
         self.current_limit = Var(shape=(1,), init=np.array([(1 << (int(current_bits) - 1)) - 1], np.int64))
-        _window_vars(self, hold_steps, reset_interval, reset_offset, window_steps, lanes)
+        _window_vars(self, hold_steps, reset_interval, reset_offset, window_steps, lanes, count_steps)
 
 
 def _check_window(what: str, shape, hold_steps, reset_interval, reset_offset, window_steps, lanes) -> None:
@@ -161,13 +163,15 @@ def _check_window(what: str, shape, hold_steps, reset_interval, reset_offset, wi
         raise ValueError(f"{what} lanes must divide the {n} neurons, got {lanes}")
 
 
-def _window_vars(proc: AbstractProcess, hold_steps, reset_interval, reset_offset, window_steps, lanes) -> None:
-    """The Vars of the live window (``0`` encodes None) and the per-lane clip counter."""
+def _window_vars(proc: AbstractProcess, hold_steps, reset_interval, reset_offset, window_steps, lanes,
+                 count_steps=None) -> None:
+    """The Vars of the live window (``0`` encodes None), the per-lane clip counter and its window."""
     proc.hold_steps = Var(shape=(1,), init=np.array([int(hold_steps)]))
     proc.reset_interval = Var(shape=(1,), init=np.array([int(reset_interval or 0)]))
     proc.reset_offset = Var(shape=(1,), init=np.array([int(reset_offset)]))
     proc.window_steps = Var(shape=(1,), init=np.array([int(window_steps or 0)]))
     proc.saturations = Var(shape=(int(lanes),), init=np.zeros(int(lanes), np.int64))
+    proc.count_steps = Var(shape=(1,), init=np.array([int(count_steps or 0)]))
 
 
 class StreamSource(AbstractProcess):
