@@ -203,8 +203,8 @@ def read_settings(path: str | os.PathLike, hardware: bool = False) -> dict:
                 raise RecipeError(f"{where}, field {field}: past the {state}-bit state (|value| ≤ {lim})")
             if route == "custom":
                 if ntype != CUSTOM_NEURON_TYPES[neuron_kind]:
-                    raise RecipeError(f"{where}, field neuron/type: {ntype!r} on a custom-route {neuron_kind} layer (qsnn/route "
-                                      f"'custom'): stock netx would run it on the wrong neuron; expected "
+                    raise RecipeError(f"{where}, field neuron/type: {ntype!r} on a custom-route layer (qsnn/route "
+                                      f"'custom', kind {neuron_kind}): stock netx would run it on the wrong neuron; expected "
                                       f"{CUSTOM_NEURON_TYPES[neuron_kind]!r} (re-export with this qsnn-deploy)")
                 custom.append(name)
                 processes.add(CUSTOM_PROCESSES[neuron_kind])
