@@ -184,8 +184,9 @@ class NetFit:
         parts = []
         if custom:
             why = sorted({r.split(" (")[0] for l in custom for r in l.stock_reasons})
-            parts.append(f"not stock Loihi 2 neurons: {', '.join(l.name for l in custom)} need qsnn-deploy's custom {_processes(custom)} "
-                         f"model ({'; '.join(why)}); train with --profile loihi for a model that runs on stock neurons")
+            parts.append(f"not stock Loihi 2 neurons: {', '.join(l.name for l in custom)} need qsnn-deploy's custom "
+                         f"{_processes(custom)} model ({'; '.join(why)}); train with --profile loihi for a model that runs "
+                         "on stock neurons")
         if bad:
             parts.append("over Loihi 2 limits: " + "; ".join(f"{l.name}: {l.detail()}" for l in bad))
         return ". ".join(parts) + f" ({capacity})"
