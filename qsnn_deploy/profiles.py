@@ -205,25 +205,52 @@ def project_to_state_budget(model, max_rounds: int = 30) -> int:
     Works on a :class:`~qsnn_deploy.nn.QSequential` of deploy-faithful blocks; repeats until every
     channel of every layer is provably saturation-free (the per-tensor weight scale moves when the
     largest weight shrinks, and θ·β does not shrink with the weights, so one pass may not suffice).
+
+    Each side of the bound is projected on its own: the positive weights of a channel shrink when
+    its upper bound (J⁺, θ) is over, its negative weights when its lower bound (J⁻) is. Scaling a
+    whole channel cannot lower the bound of the channel that holds the per-tensor largest weight
+    (its integer weights do not change), and a CUBA neuron's current multiplies that pattern by
+    1/(1 − α): shrinking one side changes the integer pattern. A layer whose bound does not come
+    down (θ/σ alone over the limit, or a pattern no shrink can fix) is refused naming the layer
+    instead of shrinking its weights until it never fires.
     """
     shrinks = 0
     for i, block in enumerate(model.blocks):
         weight = block.synapse.weight
         _clamp_bias_to_mantissa(model, i, block)
+        best, stalled = np.inf, 0
         for _ in range(max_rounds):
             frozen = _block_frozen(model, i, block)
             if frozen is None:
                 break
             params, jp, jn = frozen
-            usage = params.channel_usage(jp, jn)   # proven peak / limit per channel, every state of the kind
-            over = usage > PROJECTION_MARGIN
-            if not over.any():
+            zero = np.zeros_like(np.asarray(jp))
+            upper = params.channel_usage(jp, zero)   # proven peak / limit per channel from J⁺ (and θ, b)
+            lower = params.channel_usage(zero, jn)   # ... from J⁻ (and b)
+            over_up, over_down = upper > PROJECTION_MARGIN, lower > PROJECTION_MARGIN
+            if not (over_up.any() or over_down.any()):
                 break
+            peak = float(max(upper.max(), lower.max()))
+            stalled = stalled + 1 if peak >= best * (1.0 - 1e-6) else 0
+            best = min(best, peak)
+            if stalled >= 3:
+                raise FrozenNetError(block.name, "weight", f"the proven state bound reaches {peak:.3g}× its "
+                                     "state limit and shrinking the weights does not lower it (θ/σ or the "
+                                     "integer weight pattern alone is over): lower β, α or θ for this layer")
             # aim a further margin under the target: the rounding to integers moves the sums
-            factor = np.where(over, PROJECTION_MARGIN * PROJECTION_MARGIN / np.maximum(usage, 1e-12), 1.0)
-            f = torch.as_tensor(factor, dtype=weight.dtype, device=weight.device)
-            weight.mul_(f.view((-1,) + (1,) * (weight.dim() - 1)))
-            shrinks += int(over.sum())
+            target = PROJECTION_MARGIN * PROJECTION_MARGIN
+            f_up = np.where(over_up, target / np.maximum(upper, 1e-12), 1.0)
+            f_down = np.where(over_down, target / np.maximum(lower, 1e-12), 1.0)
+            shape = (-1,) + (1,) * (weight.dim() - 1)
+            up_t = torch.as_tensor(f_up, dtype=weight.dtype, device=weight.device).view(shape)
+            down_t = torch.as_tensor(f_down, dtype=weight.dtype, device=weight.device).view(shape)
+            weight.copy_(torch.where(weight > 0, weight * up_t, weight * down_t))
+            shrinks += int((over_up | over_down).sum())
+        else:
+            frozen = _block_frozen(model, i, block)
+            if frozen is not None and float(frozen[0].channel_usage(frozen[1], frozen[2]).max()) > 1.0:
+                raise FrozenNetError(block.name, "weight", f"the proven state bound is still over its state "
+                                     f"limit after {max_rounds} projection rounds: lower β, α or θ for this layer")
     return shrinks
 
 
@@ -289,3 +316,20 @@ def fit_frac_bits(model, max_frac_bits: int = intmath.DEFAULT_FRAC_BITS) -> dict
         neuron.frac_bits = f if proof else old
         changes[block.name] = (old, neuron.frac_bits, proof)
     return changes
+
+
+def frac_bits_of_layers(model) -> dict[str, int]:
+    """``{arch layer name of each deploy-faithful neuron: its F}``: what an arch spec must hold so that the
+    model it builds runs at the F that :func:`fit_frac_bits` chose."""
+    from .nn.neuron import QNeuron
+
+    names = {id(m): n for n, m in model.named_children()}
+    return {names[id(b.neuron)]: int(b.neuron.frac_bits) for b in model.blocks
+            if isinstance(b.neuron, QNeuron) and id(b.neuron) in names}
+
+
+def set_arch_frac_bits(arch: dict[str, Any], frac_bits: dict[str, int]) -> None:
+    """Write ``{layer name: F}`` (:func:`frac_bits_of_layers`) into the spiking layers of an arch spec."""
+    for entry in arch.get("layers") or []:
+        if entry.get("type") == "lif" and entry.get("name") in frac_bits:
+            entry["frac_bits"] = int(frac_bits[entry["name"]])

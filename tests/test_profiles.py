@@ -74,6 +74,35 @@ def test_projection_makes_every_layer_provably_saturation_free():
     assert project_to_state_budget(model) == 0  # idempotent once inside
 
 
+def test_projection_fits_a_cuba_layer_without_silencing_it():
+    """A CUBA layer's current multiplies the proven bound by 1/(1 − α): scaling whole channels cannot fit the
+    channel that holds the per-tensor largest weight (its integer pattern does not change) and, θ being fixed,
+    used to shrink the weights until no layer fired. The projection shrinks the over side of each channel."""
+    arch = preset_arch("mnist", num_steps=8)
+    for entry in arch["layers"]:
+        if entry["type"] == "lif":
+            entry.update(kind="cuba", alpha=0.5, beta=0.5)
+    torch.manual_seed(0)
+    model = init_uniform_fan_in(build_model(apply_profile(arch, "loihi")))
+    project_to_state_budget(model)
+    x = torch.as_tensor(np.random.default_rng(0).integers(0, 256, (16, 1, 28, 28)) / 255.0, dtype=torch.float32)
+    rates = calibrate_initial_firing(model, x, num_steps=8)
+    assert all(r > 0.01 for r in rates), rates
+    net = freeze(model)
+    assert all(b.saturation_free for b in net_state_bounds(net))
+
+
+def test_projection_refuses_a_layer_it_cannot_fit_by_name():
+    """An integer weight pattern over the bound that no shrink changes (every conv1 weight equal and negative: the
+    per-tensor scale follows any shrink, 25 taps × 4 pooled × 8 × 255 stays over the 24-bit state): the layer is
+    named instead of being shrunk until it never fires."""
+    _, model = _loihi_model()
+    with torch.no_grad():
+        model.blocks[0].synapse.weight.fill_(-0.1)
+    with pytest.raises(FrozenNetError, match=f"{model.blocks[0].name}.*weight.*does not lower it"):
+        project_to_state_budget(model)
+
+
 def test_a_briefly_trained_profile_model_runs_on_stock_loihi(tmp_path):
     """A few Adam steps on random digits-shaped data (calibrated, projected as the trainer does):
     the frozen net fits stock Loihi 2 exactly, its reference run never clips, and the model's own

@@ -94,7 +94,10 @@ def _edited(last_pt: Path, tmp_path: Path, edit) -> Path:
 @pytest.mark.parametrize("edit, expected", [
     (lambda ck: ck["arch"]["layers"][3].update(beta=0.5), "layer 'lif1' (layers[3]), field 'beta': 0.5 vs 0.921"),
     (lambda ck: ck["arch"]["layers"][0].update(out_channels=8), "layer 'conv1' (layers[0]), field 'out_channels': 8 vs 16"),
-    (lambda ck: ck["arch"]["layers"][7].update(frac_bits=3), "layer 'lif2' (layers[7]), field 'frac_bits': 3 vs 6"),
+    (lambda ck: (ck["config"].update(fit_frac_bits=False),  # a run with F fixed at 6, one layer's F edited
+                 [e.update(frac_bits=6) for e in ck["arch"]["layers"] if e["type"] == "lif"],
+                 ck["arch"]["layers"][7].update(frac_bits=3)),
+     "layer 'lif2' (layers[7]), field 'frac_bits': 3 vs 6"),
     (lambda ck: ck["arch"]["input"].update(scale=1.0), "field 'input.scale': 1.0 vs"),
     (lambda ck: ck["arch"]["layers"].pop(10), "field 'layers': 11 layers vs 12"),
 ], ids=["beta", "channels", "frac_bits", "input-scale", "layer-count"])
@@ -106,6 +109,20 @@ def test_resume_from_a_checkpoint_of_another_architecture_is_refused(last_pt, tm
     err = capsys.readouterr().err
     assert rc == 2, err
     assert "architecture" in err and expected in err, err
+
+
+def test_a_run_that_fits_f_resumes_at_its_fitted_f(last_pt, tmp_path):
+    """F re-fitted after every epoch (the default profile) is state of the run, like the weights: a resume builds
+    the model at the stored F and goes on fitting it."""
+    stored = load_checkpoint(last_pt)
+    fs = {e["name"]: e["frac_bits"] for e in stored["arch"]["layers"] if e["type"] == "lif"}
+    assert stored["config"]["fit_frac_bits"] and any(f != 6 for f in fs.values()), fs  # the tiny run re-fitted F
+    assert stored["metrics"]["epochs"][-1]["frac_bits"] == {"lif1": fs["lif1"], "lif2": fs["lif2"], "lif3": fs["lif3"]} \
+        or set(stored["metrics"]["epochs"][-1]["frac_bits"].values()) == set(fs.values())
+    out = tmp_path / "run"
+    assert train_main(["--resume", str(last_pt), "--epochs", "1", "--out", str(out), "-q"]) == 0
+    again = load_checkpoint(out / "model.pt")
+    assert {e["name"]: e["frac_bits"] for e in again["arch"]["layers"] if e["type"] == "lif"} == fs
 
 
 def test_resume_may_change_epochs_eval_steps_out_device_and_name(last_pt, tmp_path):

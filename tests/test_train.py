@@ -324,6 +324,52 @@ def test_init_from_starts_from_a_checkpoint_and_refuses_another_arch(tmp_path):
         Trainer(other, log=lambda m: None).fit()
 
 
+def test_a_default_profile_run_fits_f_so_its_deployed_net_cannot_clip(tmp_path):
+    """Issue 24, item 5: the trainer re-fits each layer's F after every epoch, so the model it writes is proven
+    saturation-free in every layer (no neuron-step can clip); the checkpoint rebuilds the same F; and
+    --fixed-frac-bits keeps F = 6 (the old behaviour, whose nets may clip)."""
+    from qsnn_deploy import freeze
+    from qsnn_deploy.statebound import net_state_bounds
+
+    logs: list[str] = []
+    cfg = TrainConfig(**dict(TINY, epochs=1, limit_train=256, limit_test=16), out_dir=str(tmp_path / "fit"), name="m")
+    metrics = Trainer(cfg, log=logs.append).fit()
+    model, ck = model_from_checkpoint(tmp_path / "fit" / "m.pt")
+    fs = {e["name"]: e["frac_bits"] for e in ck["arch"]["layers"] if e["type"] == "lif"}
+    assert any(f != 6 for f in fs.values()) and any("re-fitted" in m for m in logs), (fs, logs)
+    bounds = net_state_bounds(freeze(model))
+    assert all(b.saturation_free for b in bounds), [(b.layer, b) for b in bounds]
+    assert metrics["test_accuracy"] == ck["metrics"]["test_accuracy"]  # evaluated at the fitted F
+    fixed = TrainConfig(**dict(TINY, epochs=1, limit_train=256, limit_test=16), fit_frac_bits=False,
+                        out_dir=str(tmp_path / "fixed"), name="m")
+    Trainer(fixed, log=lambda m: None).fit()
+    _, ck = model_from_checkpoint(tmp_path / "fixed" / "m.pt")
+    assert {e["frac_bits"] for e in ck["arch"]["layers"] if e["type"] == "lif"} == {6}
+
+
+def test_init_from_a_lif_checkpoint_starts_a_cuba_run(tmp_path):
+    """--init-from a LIF model into --neuron cuba: synapses (scaled by 1 − α), biases, θ and β are taken, α comes
+    from the run; the other direction (a CUBA checkpoint's α has nowhere to go) is refused."""
+    base = TrainConfig(**dict(TINY, epochs=1, limit_train=128, limit_test=16), out_dir=str(tmp_path / "a"), name="a")
+    Trainer(base, log=lambda m: None).fit()
+    src, _ = model_from_checkpoint(tmp_path / "a" / "a.pt")
+    logs: list[str] = []
+    tuned = TrainConfig(**dict(TINY, epochs=1, limit_train=128, limit_test=16, lr=0.0), neuron="cuba", alpha=0.25,
+                        init_from=str(tmp_path / "a" / "a.pt"), out_dir=str(tmp_path / "b"), name="b")
+    Trainer(tuned, log=logs.append).fit()
+    assert any("neurons become cuba" in m and "1 − α = 0.75" in m for m in logs), logs
+    out, ck = model_from_checkpoint(tmp_path / "b" / "b.pt")
+    assert {e.get("kind") for e in ck["arch"]["layers"] if e["type"] == "lif"} == {"cuba"}
+    weights = [k for k in src.state_dict() if k.endswith(".weight") and src.state_dict()[k].dim() > 1]
+    assert weights
+    for k in weights:
+        assert torch.allclose(out.state_dict()[k], 0.75 * src.state_dict()[k]), k  # lr 0: only the (1 − α) scale
+    back = TrainConfig(**dict(TINY, epochs=1, limit_train=64, limit_test=8), init_from=str(tmp_path / "b" / "b.pt"),
+                       out_dir=str(tmp_path / "c"))
+    with pytest.raises(CheckpointError, match="unexpected"):
+        Trainer(back, log=lambda m: None).fit()
+
+
 def test_cross_entropy_count_loss_option():
     spikes = torch.zeros(5, 2, 3)
     spikes[:, 0, 1] = 1.0  # sample 0 fires on class 1

@@ -81,6 +81,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="model", help="file stem of the final checkpoint")
     p.add_argument("--loss", default="mse_count", choices=("mse_count", "ce_count"),
                    help="spike-count loss: the papers' MSE to 0.8·T / 0.2·T (default), or cross entropy of the counts")
+    p.add_argument("--fixed-frac-bits", action="store_true",
+                   help="default profile: keep F = 6 in every layer instead of re-fitting it after every epoch to the "
+                        "largest F whose proven state bound cannot clip (a model trained this way may clip when deployed)")
     p.add_argument("--init-from", metavar="CKPT",
                    help="start from the weights of a qsnn checkpoint of the same arch (fine-tuning with a new schedule)")
 
@@ -95,11 +98,12 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         step_epochs=a.step_epochs, loss_patience=a.loss_patience, grad_clip=a.grad_clip, weight_clip=a.weight_clip,
         anneal_alpha=a.anneal_alpha, anneal_initial=a.anneal_initial, anneal_final=a.anneal_final,
         early_stopping=a.early_stopping, val_size=a.val_size, limit_train=a.limit_train, limit_test=a.limit_test,
-        seed=a.seed, loss=a.loss, init_from=a.init_from, data_dir=a.data_dir, device=a.device, out_dir=a.out, name=a.name)
+        seed=a.seed, loss=a.loss, init_from=a.init_from, fit_frac_bits=not a.fixed_frac_bits, data_dir=a.data_dir, device=a.device, out_dir=a.out, name=a.name)
 
 
 #: command-line option (argparse dest) -> the TrainConfig field it sets
-FIELD_OF_DEST = {"steps": "num_steps", "float_neurons": "deploy_faithful", "out": "out_dir"}
+FIELD_OF_DEST = {"steps": "num_steps", "float_neurons": "deploy_faithful", "out": "out_dir",
+                 "fixed_frac_bits": "fit_frac_bits"}
 
 
 def explicit_fields(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:

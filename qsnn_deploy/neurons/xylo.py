@@ -97,9 +97,9 @@ def synaptic_terms(counts: np.ndarray, weight: np.ndarray, cap: int) -> np.ndarr
     return n[..., :, None] * np.asarray(weight, dtype=np.int64).T
 
 
-def fold_terms(isyn: np.ndarray, terms: np.ndarray) -> tuple[np.ndarray, int]:
-    """``isyn`` [..., C] after the saturating adds of ``terms`` [..., K, C] in order (axis -2), and the number
-    of adds that were clipped (each clipped add is one saturation event).
+def fold_terms(isyn: np.ndarray, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``isyn`` [..., C] after the saturating adds of ``terms`` [..., K, C] in order (axis -2), and a bool mask
+    [..., C] of the neurons where some add was clipped.
 
     Fast path, exact: when every partial sum provably stays in int16 (``isyn + Σ positive terms ≤ 32767``
     and ``isyn + Σ negative terms ≥ -32768`` for a neuron), the fold is the plain sum; the remaining
@@ -111,18 +111,20 @@ def fold_terms(isyn: np.ndarray, terms: np.ndarray) -> tuple[np.ndarray, int]:
     neg = np.where(terms < 0, terms, 0).sum(axis=-2)
     safe = (isyn + pos <= I16_MAX) & (isyn + neg >= I16_MIN)
     out = isyn + pos + neg
+    clipped = np.zeros(isyn.shape, dtype=bool)
     if safe.all():
-        return out, 0
+        return out, clipped
     idx = np.nonzero(~safe)
     s = isyn[idx]
+    hit = np.zeros(s.shape, dtype=bool)
     tk = np.moveaxis(terms, -2, 0)  # [K, ..., C]
-    n_sat = 0
     for k in range(tk.shape[0]):
         raw = s + tk[k][idx]
         s = sat16(raw)
-        n_sat += int(np.count_nonzero(s != raw))
+        hit |= s != raw
     out[idx] = s
-    return out, n_sat
+    clipped[idx] = hit
+    return out, clipped
 
 
 def fire(v: np.ndarray, threshold: np.ndarray, max_spikes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,6 +154,8 @@ class XyloNeuron(NeuronParams):
 
     kind = "xylo"
     state_names = ("isyn", "v")
+    #: Xylo only subtracts θ (once per spike); generic code reads ``neuron.reset``
+    reset: ClassVar[str] = "subtract"
     #: every Xylo state is int16; no fractional bits (the generic code reads these)
     state_bits: ClassVar[int] = 16
     current_bits: ClassVar[int] = 16
@@ -216,25 +220,37 @@ class XyloNeuron(NeuronParams):
 
         ``state`` = (isyn, v), int64 ``[..., C]``; ``j`` = ``[..., C]`` (one term) or ``[..., K, C]`` (K
         ordered terms, see the module docstring). Returns ``((isyn, v), spike counts uint8, saturation
-        events)``: every add that was clipped (each term's add, dv + isyn, dv + bias, v + dv) counts one.
+        events)``: the neurons where any add of the step was clipped (a term's add, dv + isyn, dv + bias,
+        v + dv), one event per neuron-step at most.
         """
         isyn, v = (np.asarray(s, dtype=np.int64) for s in state)
         j = np.asarray(j, dtype=np.int64)
         terms = j[..., None, :] if j.ndim == isyn.ndim else j
         if terms.ndim != isyn.ndim + 1 or terms.shape[-1] != isyn.shape[-1]:
             raise ValueError(f"xylo: j must be [..., C] or [..., K, C] for a state of shape {isyn.shape}, got {j.shape}")
-        isyn, n_sat = fold_terms(isyn, terms)
+        isyn, clipped = fold_terms(isyn, terms)
+        (isyn, v), z, _ = self.integrate(isyn, v, clipped)
+        return (isyn, v), z, int(np.count_nonzero(clipped))
+
+    def integrate(self, isyn: np.ndarray, v: np.ndarray, clipped: np.ndarray | None = None
+                  ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, int]:
+        """The step after the input terms are folded into ``isyn`` (module docstring, from the decay of isyn on):
+        ``((isyn, v), spike counts uint8, saturation events)``; int64 ``[..., C]`` in and out. ``clipped``: bool
+        [..., C], the neurons whose fold clipped (updated in place with this part's clips; the events are the
+        neurons clipped anywhere in the step). Every kernel shares the fold's definition and this part."""
+        if clipped is None:
+            clipped = np.zeros(np.shape(isyn), dtype=bool)
         isyn = xylo_decay(isyn, self.dash_syn)
         m = -leak(v, self.dash_mem)
         m = np.where(m == -I16_MIN, I16_MIN, m)  # int16 negation of -32768 wraps (dash_mem = 0 only)
         raw = m + isyn
         dv = sat16(raw)
-        n_sat += int(np.count_nonzero(dv != raw))
+        clipped |= dv != raw
         raw = dv + np.asarray(self.bias, dtype=np.int64)
         dv = sat16(raw)
-        n_sat += int(np.count_nonzero(dv != raw))
+        clipped |= dv != raw
         raw = v + dv
         v = sat16(raw)
-        n_sat += int(np.count_nonzero(v != raw))
+        clipped |= v != raw
         v, z = fire(v, self.threshold, int(self.max_spikes))
-        return (isyn, v), z.astype(np.uint8), n_sat
+        return (isyn, v), z.astype(np.uint8), int(np.count_nonzero(clipped))

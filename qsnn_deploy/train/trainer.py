@@ -30,7 +30,8 @@ from ..errors import CheckpointError
 from ..fileio import write_text_atomic
 from ..log import get_logger, progress_enabled
 from ..models import PRESETS, build_model, init_uniform_fan_in, preset_arch
-from ..profiles import LOIHI_DEFAULT_BETA, LOIHI_DEFAULT_LR, apply_profile, calibrate_initial_firing, check_profile_name, project_to_state_budget
+from ..profiles import (LOIHI_DEFAULT_BETA, LOIHI_DEFAULT_LR, apply_profile, calibrate_initial_firing, check_profile_name,
+                        fit_frac_bits, frac_bits_of_layers, project_to_state_budget, set_arch_frac_bits)
 from ..nn.blocks import is_synapse
 from .annealing import ThresholdAnnealer
 from .datasets import ArrayDataset, load_datasets
@@ -99,6 +100,7 @@ class TrainConfig:
     limit_test: int | None = None
     seed: int = 0
     init_from: str | None = None          # start from this checkpoint's weights (fine-tuning; same arch)
+    fit_frac_bits: bool = True            # default profile: re-fit each layer's F after every epoch (no state can clip)
     data_dir: str | None = None
     device: str = "auto"
     out_dir: str = "runs/qsnn"
@@ -155,7 +157,23 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         """The config stored in a checkpoint (unknown keys from other versions are ignored)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        values = {k: v for k, v in d.items() if k in known}
+        values.setdefault("fit_frac_bits", False)  # runs stored before F was fitted in training continue as started
+        return cls(**values)
+
+
+#: arch fields of a spiking layer that only name its neuron kind (``--init-from`` may change them)
+_KIND_FIELDS = ("kind", "alpha")
+
+
+def _stored_frac_bits(arch: dict[str, Any]) -> dict[str, int]:
+    """``{spiking layer name: F}`` of a stored arch spec."""
+    return {e["name"]: int(e["frac_bits"]) for e in arch.get("layers") or []
+            if isinstance(e, dict) and e.get("type") == "lif" and "frac_bits" in e and "name" in e}
+
+
+def _without_kind(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k not in _KIND_FIELDS}
 
 
 def seed_everything(seed: int) -> None:
@@ -316,6 +334,9 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.out = Path(self.cfg.out_dir)
         self.is_main = self.rank == 0
+        self.fitted_frac_bits: dict[str, int] = {}
+        if resume_arch is not None and (self.cfg.fit_frac_bits or self.cfg.init_from):
+            self.fitted_frac_bits = _stored_frac_bits(resume_arch)  # F is fitted state, like the weights
         if resume_arch is not None:
             diff = arch_difference(resume_arch, self.arch())
             if diff is not None:
@@ -342,7 +363,9 @@ class Trainer:
                 if entry.get("type") == "lif":
                     entry.update(kind="cuba", alpha=c.alpha)
             arch["name"] = f"{arch.get('name', 'net')}-cuba"
-        return apply_profile(arch, c.profile, chip=c.xylo_chip)
+        arch = apply_profile(arch, c.profile, chip=c.xylo_chip)
+        set_arch_frac_bits(arch, getattr(self, "fitted_frac_bits", {}))
+        return arch
 
     def build(self):
         """Seed, build and initialise the model (U(±√(1/fan-in)), paper eq. 7-8) and its Adam optimizer:
@@ -350,6 +373,8 @@ class Trainer:
         """
         c = self.cfg
         seed_everything(c.seed)
+        if c.init_from and self.resume_ckpt is None:  # the F the weights were fitted at come with them
+            self.fitted_frac_bits = _stored_frac_bits(load_checkpoint(c.init_from).get("arch") or {})
         arch = self.arch()
         model = init_uniform_fan_in(build_model(arch)).to(self.device)
         if c.profile == "xylo":
@@ -378,17 +403,39 @@ class Trainer:
             project_xylo(model)
 
     def _load_initial_weights(self, model: nn.Module, arch: dict[str, Any]) -> None:
-        """Weights (and BatchNorm statistics) of ``config.init_from``, whose arch must be this run's."""
+        """Weights (and BatchNorm statistics) of ``config.init_from``, whose arch must be this run's, or
+        differ from it only in the neuron kind (a LIF model's synapses, biases, θ and β start a CUBA
+        one: the neuron parameters the checkpoint lacks, α, come from this run's config)."""
         path = self.cfg.init_from
         ck = load_checkpoint(path)
-        if ck["arch"].get("layers") != arch.get("layers") or ck["arch"].get("input") != arch.get("input"):
+        theirs, ours = ck["arch"].get("layers") or [], arch.get("layers") or []
+        kind_only = (len(theirs) == len(ours) and theirs != ours
+                     and all(_without_kind(a) == _without_kind(b) for a, b in zip(theirs, ours)))
+        if (theirs != ours and not kind_only) or ck["arch"].get("input") != arch.get("input"):
             raise CheckpointError(f"{path}: --init-from needs a checkpoint of the same architecture; its arch "
                                   f"{ck['arch'].get('name')!r} differs from this run's {arch.get('name')!r} "
                                   "(same dataset, precision, profile and neuron settings are needed)")
         try:
-            model.load_state_dict(ck["state_dict"])
+            missing, unexpected = model.load_state_dict(ck["state_dict"], strict=not kind_only)
         except (RuntimeError, KeyError) as exc:
             raise CheckpointError(f"{path}: --init-from: its weights do not fit this run's model: {exc}") from exc
+        if kind_only:
+            neuron_only = {f"{e.get('name')}.{k}" for e in ours if e.get("type") == "lif" for k in _KIND_FIELDS}
+            if unexpected or not set(missing) <= neuron_only:
+                raise CheckpointError(f"{path}: --init-from: its weights do not fit this run's model "
+                                      f"(missing {sorted(set(missing) - neuron_only)}, unexpected {sorted(unexpected)})")
+            if self.cfg.neuron == "cuba":
+                # a constant input J drives a CUBA membrane with J/(1 − α) in the long run: scaling the
+                # synapses by (1 − α) starts the CUBA net where the LIF one was (the projection then
+                # fits the larger proven state bound of the current)
+                with torch.no_grad():
+                    for m in model.modules():
+                        if is_synapse(m):
+                            m.weight.mul_(1.0 - float(self.cfg.alpha))
+            self.log(f"initial weights from {path} (its neurons become {self.cfg.neuron}: synapses, biases, θ "
+                     f"and β taken; {', '.join(sorted(missing)) or 'nothing'} from this run"
+                     + (f"; synapses scaled by 1 − α = {1.0 - float(self.cfg.alpha):g})" if self.cfg.neuron == "cuba" else ")"))
+            return
         self.log(f"initial weights from {path}")
 
     # ------------------------------------------------------------------ training
@@ -440,6 +487,8 @@ class Trainer:
             self.log(f"training {arch['name']} ({c.precision}, {'deploy-faithful' if c.deploy_faithful else 'float neurons'}) "
                      f"on {c.dataset}: {len(train)} samples, T={c.num_steps}, batch {c.batch_size}×{self.world}, "
                      f"{c.schedule} schedule, lr {c.lr:g}, device {self.device}")
+        # the loihi profile pins F = 6 (Lava's shifts) and projects the weights into the bound instead
+        fits_frac_bits = c.fit_frac_bits and c.deploy_faithful and c.profile == "default"
         best_acc, stopped = -1.0, False
         for epoch in range(start_epoch, c.epochs):
             model.train()
@@ -479,6 +528,8 @@ class Trainer:
             sched.step_epoch(mean_loss)
             record = {"epoch": epoch + 1, "train_loss": mean_loss, "lr": sched.lr, "seconds": seconds,
                       "samples_per_s": seen * self.world / seconds if seconds else math.nan}
+            if fits_frac_bits:
+                record["frac_bits"] = self._fit_frac_bits(model, arch)
             if self.is_main:
                 record["test_accuracy"] = evaluate(model, test, c.eval_steps, self.device, progress=True)
                 if val is not None:
@@ -508,6 +559,8 @@ class Trainer:
             restored = stopper is not None and stopper.best_epoch != len(hist.epochs) and stopper.restore_best(model)
             if restored:
                 self.log(f"restored the weights of epoch {stopper.best_epoch}")
+                if fits_frac_bits:  # F was fitted to the last epoch's weights
+                    self._fit_frac_bits(model, arch)
             if hist.epochs and not restored and start_epoch < c.epochs:
                 final_acc = hist.epochs[-1]["test_accuracy"]  # these weights were just evaluated
             else:
@@ -526,6 +579,22 @@ class Trainer:
             dist.barrier()
         self.model = model
         return metrics
+
+    def _fit_frac_bits(self, model, arch: dict[str, Any]) -> dict[str, int]:
+        """Give every layer the largest F whose proven state bound cannot clip (at this epoch's weights and
+        BatchNorm statistics), write it into ``arch`` (so checkpoints rebuild it) and say what changed."""
+        changes = fit_frac_bits(model)
+        fitted = frac_bits_of_layers(model)
+        set_arch_frac_bits(arch, fitted)
+        self.fitted_frac_bits = fitted
+        moved = [f"{name} F {old}→{new}" for name, (old, new, _) in changes.items() if old != new]
+        unproven = [name for name, (_, _, proof) in changes.items() if not proof]
+        if self.is_main and moved:
+            self.log("fractional bits re-fitted (no state can clip): " + ", ".join(moved))
+        if self.is_main and unproven:
+            self.log("no F ≤ 6 proves these layers saturation-free (their worst-case input drives the state past "
+                     "its width at any F); freeze will name them: " + ", ".join(unproven))
+        return {name: int(new) for name, (_, new, _) in changes.items()}
 
     # ------------------------------------------------------------------ persistence
     def _save(self, path: Path, arch, model, opt, sched, hist: History, epoch: int, metrics: dict | None = None) -> None:

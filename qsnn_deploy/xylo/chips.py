@@ -11,7 +11,8 @@ Where each number comes from (``tests/test_xylo.py`` re-reads the installed rock
   hidden neurons' input weights and the LAST 128 hidden neurons' readout weights ("Only the first 128
   will be used"); the mapper's ``le_128_input_expansion_neurons`` rules are empty in 3.1.0, and XyloSim
   simulates all of them, so a spec past 128 runs in xylosim and differs on the chip: we refuse it;
-* int8 weights, int16 thresholds (``weight_dtype="int8"``, ``threshold_dtype="int16"`` in the mapper);
+* int8 weights, int16 thresholds: the mapper's documented ``weight_dtype`` / ``threshold_dtype`` (its
+  defaults are "float" for training), and xylosim's ``XyloSynapse::weight`` (int8_t), ``v_th`` (int16_t);
 * caps 15 / 31 / 1 and the int16 states: xylosim's ``XyloIAFNeuron.h`` (``MAX_NUM_INP_SPIKES``,
   ``MAX_NUM_SPIKES``, ``MAX_NUM_OUT_SPIKES``, ``BITS_STATE``);
 * dash 0..15: 4-bit registers (xylosim: "should be 4 bits"; rockpool's own checks live in samna);
