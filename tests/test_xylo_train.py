@@ -64,21 +64,24 @@ def test_rows_encoding_steps_per_row_and_blank_steps():
 
 # ----------------------------------------------------------------------------- the neuron
 def _reference(params: XyloNeuron, j: np.ndarray):
-    """Every step of the integer kind's reference_step fed the summed current ``j`` [T, N, C] as one term."""
+    """Every step of the integer kind's reference_step fed the summed current ``j`` [T, N, C] as one term:
+    (spikes, isyn, v, saturation events)."""
     state = params.initial_state(j.shape[1:])
-    spikes, isyns, vs = [], [], []
+    spikes, isyns, vs, events = [], [], [], 0
     for t in range(j.shape[0]):
-        state, z, _ = params.reference_step(state, j[t])
+        state, z, n_sat = params.reference_step(state, j[t])
         spikes.append(z)
         isyns.append(state[0])
         vs.append(state[1])
-    return np.stack(spikes), np.stack(isyns), np.stack(vs)
+        events += n_sat
+    return np.stack(spikes), np.stack(isyns), np.stack(vs), events
 
 
 @pytest.mark.parametrize("fused", [False, True])
 def test_training_neuron_equals_reference_on_adversarial_operands(fused, monkeypatch):
     """Thresholds 1..32767, biases at both int16 ends, dashes 0..15, currents far past int16 (every clip of
-    isyn + J, dv, dv + bias and v), θ = 1 under a flood (the 31-spike cap) and the readout's 1-spike cap."""
+    isyn + J, dv, dv + bias and v), θ = 1 under a flood (the 31-spike cap), the readout's 1-spike cap, and
+    dash_mem = 0 at v = -32768 (C's int16 negation of -32768 wraps)."""
     monkeypatch.setattr(X, "USE_FUSED", fused)
     rng = np.random.default_rng(3)
     c, n, steps = 24, 9, 12
@@ -89,6 +92,7 @@ def test_training_neuron_equals_reference_on_adversarial_operands(fused, monkeyp
             neuron.bias.copy_(torch.tensor([-32768, 32767, 0, 7, -5, 1000] * 4, dtype=torch.float32))
             neuron.dash_syn.copy_(torch.tensor(rng.integers(0, 16, c), dtype=torch.float32))
             neuron.dash_mem.copy_(torch.tensor(rng.integers(0, 16, c), dtype=torch.float32))
+            neuron.dash_mem[[0, 2, 4, 8, 14, 22]] = 0.0
         j = rng.choice([0, 1, -1, 7, -300, 40000, -40000, 65535, -65536, 20000], size=(steps, n, c)).astype(np.float64)
         neuron.eval()
         if fused:
@@ -105,8 +109,10 @@ def test_training_neuron_equals_reference_on_adversarial_operands(fused, monkeyp
                 zt, isyn, v = neuron(torch.tensor(j[t], dtype=torch.float64), isyn, v)
                 outs.append((zt.detach().numpy(), isyn.detach().numpy(), v.detach().numpy()))
             z = np.stack([o[0] for o in outs])
-        rz, ri, rv = _reference(neuron.frozen_neuron(), j.astype(np.int64))
+        rz, ri, rv, events = _reference(neuron.frozen_neuron(), j.astype(np.int64))
         assert np.array_equal(z.astype(np.int64), rz.astype(np.int64))
+        assert neuron.saturation_events == events > 0
+        assert (rv[:-1, :, [2, 4, 8, 14, 22]] == -32768).any()
         if not fused:
             assert np.array_equal(np.stack([o[1] for o in outs]).astype(np.int64), ri)
             assert np.array_equal(np.stack([o[2] for o in outs]).astype(np.int64), rv)

@@ -43,11 +43,9 @@ if HAVE_NUMBA:
                 if a > _SMAX:
                     a = _SMAX
                     f |= 1
-                    sat += 1
                 elif a < _SMIN:
                     a = _SMIN
                     f |= 1
-                    sat += 1
                 q = np.floor(a * ps[c])
                 if q == 0.0:
                     q = 1.0 if a > 0 else (-1.0 if a < 0 else 0.0)
@@ -55,33 +53,29 @@ if HAVE_NUMBA:
                 q = np.floor(vprev * pm[c])
                 if q == 0.0:
                     q = 1.0 if vprev > 0 else (-1.0 if vprev < 0 else 0.0)
+                if q == _SMIN:  # C's int16 negation of -32768 wraps (dash_mem = 0 only)
+                    q = -q
                 dv = i_new - q
                 if dv > _SMAX:
                     dv = _SMAX
                     f |= 2
-                    sat += 1
                 elif dv < _SMIN:
                     dv = _SMIN
                     f |= 2
-                    sat += 1
                 dv = dv + b[c]
                 if dv > _SMAX:
                     dv = _SMAX
                     f |= 4
-                    sat += 1
                 elif dv < _SMIN:
                     dv = _SMIN
                     f |= 4
-                    sat += 1
                 vp = vprev + dv
                 if vp > _SMAX:
                     vp = _SMAX
                     f |= 8
-                    sat += 1
                 elif vp < _SMIN:
                     vp = _SMIN
                     f |= 8
-                    sat += 1
                 t = th[c]
                 cnt = 0.0
                 if vp >= t:
@@ -101,6 +95,8 @@ if HAVE_NUMBA:
                 flags_out[n, c] = f
                 isyn[n, c] = i_new
                 v[n, c] = vp - cnt * t
+                if f:
+                    sat += 1
         return sat
 
     @numba.njit(cache=True, nogil=True)

@@ -8,7 +8,7 @@ Per time step, per neuron (integers; xylosim 0.1.3 ``src/v2/cpp/XyloIAFNeuron.cp
                                                               (0..15), z: the layer's own spike counts (recurrent)
     a     = sat16(isyn_{t-1} + J_t)
     isyn_t = a - dec(a, dash_syn)                             the current decays in the step it arrives
-    dv    = sat16(isyn_t - dec(v_{t-1}, dash_mem))
+    dv    = sat16(isyn_t + wrap16(-dec(v_{t-1}, dash_mem)))   C's int16 negation: -(-32768) is -32768 (dash_mem 0)
     dv    = sat16(dv + bias)
     v     = sat16(v_{t-1} + dv)
     n_t   = min(cap, floor(v / θ)) if v ≥ θ else 0            spikes (cap 31 hidden, 1 readout), θ ≥ 1
@@ -147,9 +147,9 @@ def decay_amount(x: torch.Tensor, pow2: torch.Tensor) -> torch.Tensor:
 
 
 def sat16(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(clip(x, -32768, 32767), number of clipped values as a 0-d tensor); clamp's gradient."""
+    """(clip(x, -32768, 32767), bool mask of the clipped values); clamp's gradient."""
     y = x.clamp(float(STATE_MIN), float(STATE_MAX))
-    return y, (y.detach() != x.detach()).sum()
+    return y, y.detach() != x.detach()
 
 
 class QXylo(QNeuron, nn.Module):
@@ -203,7 +203,8 @@ class QXylo(QNeuron, nn.Module):
     # ----------------------------------------------------------------- event counters
     @property
     def saturation_events(self) -> int:
-        """Values clipped to int16 so far (isyn + J, dv, dv + bias, v + dv)."""
+        """Neuron-steps so far where a value was clipped to int16 (isyn + J, dv, dv + bias or v + dv): one event per
+        neuron-step, as :meth:`~qsnn_deploy.neurons.XyloNeuron.reference_step` counts them."""
         if isinstance(self._saturation_events, torch.Tensor):
             self._saturation_events = int(self._saturation_events)
         return self._saturation_events
@@ -282,14 +283,16 @@ class QXylo(QNeuron, nn.Module):
             ordered = ((isyn.detach() + j_pos > STATE_MAX) | (isyn.detach() + j_neg < STATE_MIN)).sum()
         a, n1 = sat16(isyn + j)
         isyn = a - decay_amount(a, p["pow_syn"].to(j.dtype))
-        dv, n2 = sat16(isyn - decay_amount(v, p["pow_mem"].to(j.dtype)))
+        m = -decay_amount(v, p["pow_mem"].to(j.dtype))
+        m = torch.where(m.detach() == -STATE_MIN, m - 65536.0, m)  # C's int16 negation of -32768 wraps (dash_mem 0)
+        dv, n2 = sat16(isyn + m)
         dv, n3 = sat16(dv + p["bias"].to(j.dtype))
         v, n4 = sat16(v + dv)
         th = p["threshold"].to(j.dtype)
         n = _SpikeCount.apply(v, th, self.max_spikes, self.slope, self.unit)
         v = v - n.detach() * th
         if not torch.jit.is_scripting():
-            events = n1 + n2 + n3 + n4
+            events = (n1 | n2 | n3 | n4).sum()  # one per neuron-step clipped anywhere (the kind's count)
             self.saturation_events = events + self.saturation_events  # a tensor until read (no sync per step)
             if j_pos is not None:
                 self.order_events = ordered + self.order_events
