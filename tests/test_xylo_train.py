@@ -19,6 +19,7 @@ from qsnn_deploy.neurons.xylo import XyloNeuron, synaptic_terms
 from qsnn_deploy.nn import xylo as X
 from qsnn_deploy.nn.xylo import QXylo
 from qsnn_deploy.profiles import apply_profile
+from qsnn_deploy.xylo.check import check_net
 from qsnn_deploy.xylo.profile import calibrate_xylo, init_xylo
 
 
@@ -204,7 +205,22 @@ def test_two_hidden_layers_freeze_to_the_same_spikes():
     model.eval()
     with torch.no_grad():
         _, rec = model(xt, record=True)
-    ref = _frozen_reference(freeze(model), seq)
+    from qsnn_deploy.nn.xylo import weight_shift
+
+    with torch.no_grad():  # the matrices of Xylo's one weights_rec need different shifts on their own
+        for b in model.blocks[:2]:
+            b.neuron.recurrent.mul_(0.1)
+        own = [weight_shift(float(p.abs().max()) * 1024.0, 8) for p in
+               (model.blocks[0].neuron.recurrent, model.blocks[1].synapse.weight, model.blocks[1].neuron.recurrent)]
+    assert own[0] == own[2] == 0 < own[1]
+    model.eval()
+    with torch.no_grad():
+        _, rec = model(xt, record=True)
+    net = freeze(model)
+    shifts = {k: check_shift for k, check_shift in check_net(net).shifts.items()}
+    assert shifts["rec"] is not None and shifts["rec"] >= 1  # one shared shift fits every hidden-to-hidden matrix
+    assert (net.layers[0].synapse.recurrent % (1 << shifts["rec"]) == 0).all()
+    ref = _frozen_reference(net, seq)
     assert list(ref) == ["hidden", "hidden2", "readout"]
     for name, spikes in ref.items():
         assert np.array_equal(rec[name].numpy().astype(np.int64), spikes), name

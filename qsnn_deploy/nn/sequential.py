@@ -25,7 +25,7 @@ from .fused_lif import lif_sequence
 from .neuron import QLeaky
 from .synaptic import QSynaptic
 from .ste import round_ste
-from .xylo import QXylo, run_xylo_block
+from .xylo import QXylo, link_shift_groups, run_xylo_block
 
 
 class QSequential(nn.Sequential):
@@ -64,6 +64,7 @@ class QSequential(nn.Sequential):
         self.num_steps = int(num_steps)
         self.input_encoding = dict(input_encoding) if input_encoding else None
         self._blocks = parse_blocks(list(self.named_children()))
+        link_shift_groups(self._blocks)  # Xylo: one shift for every matrix that lands in weights_rec
 
     def _can_fuse(self, neuron: nn.Module) -> bool:
         return (self.fused and isinstance(neuron, (QLeaky, QSynaptic))

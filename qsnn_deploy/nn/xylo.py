@@ -30,6 +30,10 @@ per layer, a constant: 4096 by default). The integers the forward pass uses::
     θ_int  = clip(round(θ·unit), 1, 32767)      bias_int = clip(round(bias·unit), -32768, 32767)
     dash   = clip(round(dash_param), lo, hi)
 
+The matrices Xylo keeps in one ``weights_rec`` (every hidden layer's recurrent weights and the synapses between
+hidden layers) share one shift, the largest any of them needs (:class:`ShiftGroup`, linked by
+:class:`~qsnn_deploy.nn.QSequential`).
+
 Every rounding, floor and clip has a straight-through gradient (the floor of ``x >> d`` the gradient of
 ``x·2**-d``, also towards ``d``); the spike count's gradient is a fast sigmoid around the nearest threshold
 crossing: ``dn/dv = 1 / (k·|v - m·θ| / unit + 1)**2 / unit``, ``m = clip(round(v/θ), 1, cap)``. The forward
@@ -71,17 +75,34 @@ def weight_shift(w_state_absmax: float, bits: int, max_shift: int = MAX_WEIGHT_S
     return int(min(max(math.ceil(math.log2(w_state_absmax / top) - 1e-12), 0), max_shift))
 
 
-def quantize_shifted(w: torch.Tensor, unit: float, bits: int, max_shift: int = MAX_WEIGHT_SHIFT
-                     ) -> tuple[torch.Tensor, torch.Tensor, int]:
+def quantize_shifted(w: torch.Tensor, unit: float, bits: int, max_shift: int = MAX_WEIGHT_SHIFT,
+                     shift: int | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
     """(``w_int << s`` as an integer-valued tensor with STE gradient, ``w_int``, s) of float weights ``w``
-    (model units): the module docstring's rule."""
+    (model units): the module docstring's rule, or the given ``shift`` (a :class:`ShiftGroup`'s)."""
     top = float((1 << (bits - 1)) - 1)
     ws = w * unit
-    s = weight_shift(float(ws.detach().abs().max()) if ws.numel() else 0.0, bits, max_shift)
+    s = weight_shift(float(ws.detach().abs().max()) if ws.numel() else 0.0, bits, max_shift) if shift is None else int(shift)
     step = float(1 << s)
     q = round_ste(ws / step)
     q = q + (q.detach().clamp(-top, top) - q.detach())  # clip, gradient passed (STE)
     return q * step, q.detach(), s
+
+
+class ShiftGroup:
+    """Weight matrices that Xylo stores as ONE matrix with one shift: every hidden-to-hidden matrix (each hidden
+    layer's recurrent weights and the synapses between hidden layers) lives in ``weights_rec``. The group's shift
+    is the largest any member needs, so that every member is ``int8 << shift`` exactly.
+
+    ``members``: ``(weight parameter, unit, bits)`` (a plain list: the parameters stay registered in their own
+    modules)."""
+
+    def __init__(self, members: list[tuple[nn.Parameter, float, int]]):
+        self.members = list(members)
+
+    def shift(self) -> int:
+        """The shared shift (0..7)."""
+        return max((weight_shift(float(p.detach().abs().max()) * unit if p.numel() else 0.0, bits)
+                    for p, unit, bits in self.members), default=0)
 
 
 class XyloLinear(nn.Linear):
@@ -100,10 +121,13 @@ class XyloLinear(nn.Linear):
             raise ValueError(f"XyloLinear weight_bits must be 2..8 (Xylo holds int8 weights), got {weight_bits}")
         self.weight_bits = int(weight_bits)
         self.unit = float(unit)
+        #: the Xylo matrix this one shares its shift with (set by :func:`link_shift_groups`), or None
+        self.shift_group: ShiftGroup | None = None
 
     def shifted_weight(self) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """(``w_int << s`` with STE gradient, ``w_int``, s)."""
-        return quantize_shifted(self.weight, self.unit, self.weight_bits)
+        """(``w_int << s`` with STE gradient, ``w_int``, s); s is the shift group's when there is one."""
+        shift = self.shift_group.shift() if self.shift_group is not None else None
+        return quantize_shifted(self.weight, self.unit, self.weight_bits, shift=shift)
 
     def qsnn_int_weight(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         """The block protocol: (integer weight ``w_int << s``, scale 1/unit, bit width of ``w_int << s``)."""
@@ -197,6 +221,8 @@ class QXylo(QNeuron, nn.Module):
         self.dash_mem = nn.Parameter(vec(dash_mem), requires_grad=bool(learn_dash))
         self.bias = nn.Parameter(torch.zeros(self.size)) if bias else None
         self.recurrent = nn.Parameter(torch.zeros(self.size, self.size)) if recurrent else None
+        #: the Xylo matrix the recurrent weights share their shift with (:func:`link_shift_groups`), or None
+        self.shift_group: ShiftGroup | None = None
         self._saturation_events: int | torch.Tensor = 0
         self._order_events: int | torch.Tensor = 0
 
@@ -248,7 +274,8 @@ class QXylo(QNeuron, nn.Module):
         """(``R_int << s_rec`` with STE gradient, ``R_int``, s_rec), or None without recurrence."""
         if self.recurrent is None:
             return None
-        return quantize_shifted(self.recurrent, self.unit, self.rec_bits)
+        shift = self.shift_group.shift() if self.shift_group is not None else None
+        return quantize_shifted(self.recurrent, self.unit, self.rec_bits, shift=shift)
 
     def frozen_neuron(self, sigma_abs=None, bias=None) -> XyloNeuron:
         """The :class:`~qsnn_deploy.neurons.XyloNeuron` parameters the forward pass uses (freeze stores these;
@@ -297,6 +324,27 @@ class QXylo(QNeuron, nn.Module):
             if j_pos is not None:
                 self.order_events = ordered + self.order_events
         return n, isyn, v
+
+
+def link_shift_groups(blocks) -> ShiftGroup | None:
+    """Tie the shifts of what Xylo holds in ``weights_rec`` (module :class:`ShiftGroup`): given the blocks of a
+    net (``.synapse``, ``.neuron``), the Xylo blocks but the last (the hidden layers; the last is the readout,
+    ``weights_out``) contribute their recurrent weights, and every hidden block after the first its synapse
+    (the first one's is ``weights_in``). Returns the group (None when it holds nothing)."""
+    xylo = [b for b in blocks if isinstance(b.neuron, QXylo) and isinstance(b.synapse, XyloLinear)]
+    hidden = xylo[:-1]
+    members: list[tuple[nn.Module, nn.Parameter, float, int]] = []
+    for k, b in enumerate(hidden):
+        if b.neuron.recurrent is not None:
+            members.append((b.neuron, b.neuron.recurrent, b.neuron.unit, b.neuron.rec_bits))
+        if k:
+            members.append((b.synapse, b.synapse.weight, b.synapse.unit, b.synapse.weight_bits))
+    if not members:
+        return None
+    group = ShiftGroup([(p, unit, bits) for _, p, unit, bits in members])
+    for module, _, _, _ in members:
+        module.shift_group = group
+    return group
 
 
 def _clip_ste(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
