@@ -125,6 +125,7 @@ class TrainConfig:
                 if getattr(c, key) not in (None, steps):
                     raise ValueError(f"dataset {c.dataset}: T is set by the rows encoding (16 rows × {c.steps_per_row} "
                                      f"step(s) + {c.blank_steps} blank = {steps}); {key} = {getattr(c, key)} differs")
+                setattr(c, key, steps)
         if c.profile == "loihi":
             c.reset, c.deploy_faithful = "zero", True
             if c.beta is None:
