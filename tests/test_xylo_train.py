@@ -181,6 +181,8 @@ def test_tiny_training_run_freezes_to_the_same_spikes(tmp_path):
     assert [layer.kind for layer in net.layers] == ["xylo", "xylo"]
     assert net.metadata["input_encoding"] == ckpt["arch"]["input"]["encoding"] and not net.input.static
     assert net.layers[0].synapse.recurrent is not None and net.layers[1].neuron.max_spikes == 1
+    fit = check_net(net)  # what the profile trains passes the Xylo exporter's own fit check
+    assert fit.fits, fit.summary()
     x, _ = _mnist(200)
     seq = encode_rows(x)
     model.eval()
@@ -222,6 +224,7 @@ def test_two_hidden_layers_freeze_to_the_same_spikes():
     assert (net.layers[0].synapse.recurrent % (1 << shifts["rec"]) == 0).all()
     ref = _frozen_reference(net, seq)
     assert list(ref) == ["hidden", "hidden2", "readout"]
+    assert check_net(net).fits and not net.layers[1].neuron.bias.any() and not net.layers[2].neuron.bias.any()
     for name, spikes in ref.items():
         assert np.array_equal(rec[name].numpy().astype(np.int64), spikes), name
     assert all(b.neuron.order_events == 0 for b in model.blocks)
@@ -249,6 +252,8 @@ def test_verify_inputs_apply_the_recorded_encoding():
     (lambda a: a["layers"][0].update(weight_bits=9), "syns63300", "hidden", "weight_bits", "8-bit"),
     (lambda a: a["layers"][3].update(max_spikes=2), "syns63300", "readout_neurons", "max_spikes", "1 spike"),
     (lambda a: a["layers"][1].update(dash_range=[1, 16]), "syns63300", "hidden_neurons", "dash_range", "0..15"),
+    (lambda a: a["layers"][3].update(bias=True), "syns63300", "readout_neurons", "bias", "limit 0"),
+    (lambda a: a["layers"][1].update(max_spikes=8), "syns63300", "hidden_neurons", "max_spikes", "31"),
 ])
 def test_profile_refuses_an_arch_that_does_not_fit(change, chip, layer, field, needle):
     arch = xylo_arch(hidden=64)

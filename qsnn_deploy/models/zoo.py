@@ -55,8 +55,10 @@ def xylo_arch(hidden: int = 128, classes: int = 10, precision: str = "int8", thr
     """A SynSense Xylo net (:mod:`qsnn_deploy.nn.xylo`): 16 input channels (spike counts 0..15, the rows encoding
     of :mod:`qsnn_deploy.data.rows`) -> ``hidden_layers`` layers of ``hidden`` recurrent Xylo neurons (≤ 31
     spikes a step) -> ``classes`` Xylo readout neurons (1 spike a step). int8 (or int4-in-8) weights with one
-    shift per matrix, learned per-neuron thresholds, biases and dashes. Layer names: ``hidden`` (``hidden2``,
-    ...) and ``readout`` (the synapses; the frozen layers carry these names)."""
+    shift per matrix, learned per-neuron thresholds and dashes; a learned bias on the first hidden layer only (on
+    Xylo every later layer runs steps behind the input and would integrate its bias before its first input
+    arrives: those must have none). Layer names: ``hidden`` (``hidden2``, ...) and ``readout`` (the synapses;
+    the frozen layers carry these names)."""
     from ..data.rows import DEFAULT_ENCODING, encoding_steps, input_bits
 
     bits = _bits(precision)
@@ -66,7 +68,7 @@ def xylo_arch(hidden: int = 128, classes: int = 10, precision: str = "int8", thr
         raise ValueError(f"hidden_layers must be at least 1, got {hidden_layers}")
     enc = dict(encoding or DEFAULT_ENCODING)
     (hs, hm), (os_, om) = XYLO_DASHES["hidden"], XYLO_DASHES["readout"]
-    neuron = {"type": "lif", "kind": "xylo", "threshold": threshold, "bias": True, "learn_dash": True,
+    neuron = {"type": "lif", "kind": "xylo", "threshold": threshold, "bias": False, "learn_dash": True,
               "dash_range": [1, 15], "unit": unit, "slope": slope}
     layers: list[dict[str, Any]] = []
     fan_in = enc["size"]
@@ -75,7 +77,7 @@ def xylo_arch(hidden: int = 128, classes: int = 10, precision: str = "int8", thr
         layers += [{"type": "linear", "quant": "xylo", "name": name, "in_features": fan_in, "out_features": hidden,
                     "weight_bits": bits, "unit": unit},
                    dict(neuron, name=f"{name}_neurons", size=hidden, max_spikes=31, recurrent=recurrent, rec_bits=bits,
-                        dash_syn=hs, dash_mem=hm)]
+                        dash_syn=hs, dash_mem=hm, bias=k == 0)]
         fan_in = hidden
     layers += [{"type": "linear", "quant": "xylo", "name": "readout", "in_features": fan_in, "out_features": classes,
                 "weight_bits": bits, "unit": unit},

@@ -6,8 +6,11 @@ and the limit, before anything is trained):
 
 * the input is one vector of at most ``chip.inputs`` (16) channels of spike counts (no image, no conv);
 * it is a chain of ``linear (quant "xylo") -> lif (kind "xylo")`` blocks: int8 (or narrower) weights with one
-  shift per matrix; every block but the last is a hidden layer (≤ 31 spikes a step, recurrent or not),
+  shift per matrix; every block but the last is a hidden layer (31 spikes a step, recurrent or not),
   the last is the readout (1 spike a step, no recurrent weights, at most ``chip.readouts`` neurons);
+* only the first hidden layer has a bias: on Xylo layer ``l`` runs ``l`` steps behind the input (a hidden
+  spike reaches the next layer one step later), and its neurons step from step 0, so a bias would drive them
+  before their first input arrives, which the trained net (and the reference) do not;
 * all hidden layers together hold at most ``chip.hidden`` neurons; on Xylo IMU only the first 128 hidden
   neurons take input and only the last 128 feed the readout, so the first and the last hidden layer
   hold at most 128 each;
@@ -89,9 +92,14 @@ def check_xylo_arch(arch: dict[str, Any], version: str = DEFAULT_VERSION) -> Chi
             raise FrozenNetError(neu.get("name", "?"), "rec_bits", f"{neu.get('rec_bits')}; {where} holds {chip.weight_bits}-bit weights")
         prev = size
     for syn, neu in hidden:
-        if int(neu.get("max_spikes", 31)) > chip.hidden_spikes:
+        if int(neu.get("max_spikes", 31)) != chip.hidden_spikes:
             raise FrozenNetError(neu.get("name", "?"), "max_spikes", f"{neu.get('max_spikes')}; a {where} hidden neuron "
-                                 f"fires at most {chip.hidden_spikes} spikes a step")
+                                 f"fires up to {chip.hidden_spikes} spikes a step (the cap the chip applies)")
+    for k, (syn, neu) in enumerate(blocks[1:], start=1):
+        if neu.get("bias", True):
+            raise FrozenNetError(neu.get("name", "?"), "bias", f"a layer {k} step{'s' if k > 1 else ''} behind the input on "
+                                 f"{where} must have no bias (limit 0): Xylo steps it from step 0, before its first input "
+                                 "arrives; only the first hidden layer may have one")
     if int(ro.get("max_spikes", 1)) != chip.readout_spikes:
         raise FrozenNetError(ro.get("name", "?"), "max_spikes", f"{ro.get('max_spikes')}; a {where} readout neuron fires "
                              f"at most {chip.readout_spikes} spike a step")
