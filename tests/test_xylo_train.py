@@ -230,6 +230,39 @@ def test_two_hidden_layers_freeze_to_the_same_spikes():
     assert all(b.neuron.order_events == 0 for b in model.blocks)
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_partial_sums_past_int16_fold_in_xylos_order(fused, monkeypatch):
+    """Input weights large enough that partial sums of the synaptic terms leave int16 (where Xylo's one-at-a-time
+    saturating adds differ from clipping the sum): the model folds them in Xylo's order, == the reference."""
+    monkeypatch.setattr(X, "USE_FUSED", fused)
+    torch.manual_seed(4)
+    model = init_uniform_fan_in(build_model(apply_profile(xylo_arch(hidden=32), "xylo")))
+    init_xylo(model)
+    with torch.no_grad():
+        model.blocks[0].synapse.weight.mul_(12.0)
+        model.blocks[0].neuron.recurrent.mul_(40.0)
+    x, _ = _mnist(60)
+    seq = encode_rows(x)
+    model.eval()
+    with torch.no_grad():
+        _, rec = model(torch.from_numpy(seq).float(), record=True)
+    ref = _frozen_reference(freeze(model), seq)
+    for name, spikes in ref.items():
+        assert np.array_equal(rec[name].numpy().astype(np.int64), spikes), name
+    assert model.blocks[0].neuron.order_events > 100
+    # the same steps clipped as one sum would differ somewhere: the order matters here
+    net = freeze(model)
+    summed = net.layers[0].neuron
+    state, differs = summed.initial_state((60, 32)), False
+    z = np.zeros((60, 32), np.int64)
+    for t in range(seq.shape[0]):
+        j = seq[t].astype(np.int64) @ net.layers[0].synapse.weight.astype(np.int64).T + z @ net.layers[0].synapse.recurrent.astype(np.int64).T
+        state, zt, _ = summed.reference_step(state, j)
+        z = zt.astype(np.int64)
+        differs |= not np.array_equal(z, ref["hidden"][t])
+    assert differs
+
+
 def test_verify_inputs_apply_the_recorded_encoding():
     """qsnn-verify / qsnn-report read a plain MNIST folder through the encoding the net records."""
     from qsnn_deploy.cli.verify import _inputs

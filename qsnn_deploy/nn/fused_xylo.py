@@ -4,7 +4,8 @@ training fast path on the CPU, as :mod:`qsnn_deploy.nn.fused_cuba` is QSynaptic'
 The forward pass computes what T calls of ``QXylo.forward`` compute (module docstring of
 :mod:`qsnn_deploy.nn.xylo`), in float64 on integer-valued numbers inside a Numba kernel per step (the
 recurrent current ``z_{t-1}·Rᵀ`` is an exact float64 matrix product), so its spike counts and states are
-identical; no autograd graph is recorded. The backward pass runs the recurrence in reverse by hand with
+identical: the synaptic terms are summed where no partial sum can leave int16 and folded one source at a
+time, saturating, in Xylo's order elsewhere. No autograd graph is recorded. The backward pass runs the recurrence in reverse by hand with
 the straight-through gradients of the step-by-step version (with ``m = clip(round(v/θ), 1, cap)`` and
 ``s = 1/(k·|v − m·θ|/unit + 1)²/unit`` the surrogate; ``p_s = 2**-dash_syn``, ``p_m = 2**-dash_mem``)::
 
@@ -14,7 +15,7 @@ the straight-through gradients of the step-by-step version (with ``m = clip(roun
     g_u2  = g_u3·[dv + b not clipped]         g_b += g_u2
     g_u1  = g_u2·[isyn − dec(v) not clipped]
     g_is  = g_isyn + g_u1                     g_pm −= g_u1·v_{t−1};   g_v ← g_u3 − g_u1·p_m
-    g_a   = g_is·(1 − p_s)·[isyn + J not clipped]     g_ps −= g_is·a_t;   g_isyn ← g_a;   g_{j,t} = g_a
+    g_a   = g_is·(1 − p_s)·[no add of the fold clipped]   g_ps −= g_is·a_t;   g_isyn ← g_a;   g_{j,t} = g_a
     g_R  += g_{j,t}ᵀ·z_{t−1}
 
 Gradients reach J (hence the feed-forward weights, through torch), R, θ, the bias and 2**-dash.
@@ -32,20 +33,41 @@ _SMAX, _SMIN = 32767.0, -32768.0
 
 if HAVE_NUMBA:
     @numba.njit(cache=True, nogil=True)
-    def _step_forward(isyn, v, j, th, b, ps, pm, cap, a_out, vprev_out, vp_out, n_out, flags_out):
+    def _step_forward(isyn, v, j, jp, jn, x, w, zprev, r, has_rec, th, b, ps, pm, cap, a_out, vprev_out, vp_out,
+                      n_out, flags_out):
         n_batch, n_ch = j.shape
+        n_in = x.shape[1]
         sat = 0
+        folded = 0
         for n in range(n_batch):
             for c in range(n_ch):
                 vprev = v[n, c]
-                a = isyn[n, c] + j[n, c]
                 f = 0
-                if a > _SMAX:
-                    a = _SMAX
-                    f |= 1
-                elif a < _SMIN:
-                    a = _SMIN
-                    f |= 1
+                i0 = isyn[n, c]
+                if i0 + jp[n, c] <= _SMAX and i0 + jn[n, c] >= _SMIN:
+                    a = i0 + j[n, c]  # no partial sum can leave int16: the fold is the sum
+                else:  # Xylo's order: the inputs, then the layer's own previous spikes, each add saturating
+                    folded += 1
+                    a = i0
+                    for q in range(n_in):
+                        if x[n, q] != 0.0:
+                            a = a + x[n, q] * w[c, q]
+                            if a > _SMAX:
+                                a = _SMAX
+                                f |= 1
+                            elif a < _SMIN:
+                                a = _SMIN
+                                f |= 1
+                    if has_rec:
+                        for q in range(n_ch):
+                            if zprev[n, q] != 0.0:
+                                a = a + zprev[n, q] * r[c, q]
+                                if a > _SMAX:
+                                    a = _SMAX
+                                    f |= 1
+                                elif a < _SMIN:
+                                    a = _SMIN
+                                    f |= 1
                 q = np.floor(a * ps[c])
                 if q == 0.0:
                     q = 1.0 if a > 0 else (-1.0 if a < 0 else 0.0)
@@ -97,7 +119,7 @@ if HAVE_NUMBA:
                 v[n, c] = vp - cnt * t
                 if f:
                     sat += 1
-        return sat
+        return sat, folded
 
     @numba.njit(cache=True, nogil=True)
     def _step_backward(g_n, g_v, g_isyn, a_st, vprev_st, vp_st, n_st, flags, th, ps, pm, cap, slope, unit,
@@ -134,10 +156,10 @@ if HAVE_NUMBA:
 
 class _XyloSequence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, jff, rec, th, b, ps, pm, cap: int, slope: float, unit: float, counter: list, split):
+    def forward(ctx, jff, rec, th, b, ps, pm, cap: int, slope: float, unit: float, counter: list, x, w, x_cap: int):
         steps, n_batch, n_ch = jff.shape
         j_all = jff.detach().to(torch.float64).numpy()
-        r = None if rec is None else rec.detach().to(torch.float64).numpy()
+        r = None if rec is None else np.ascontiguousarray(rec.detach().to(torch.float64).numpy())
         thn, bn, psn, pmn = (np.ascontiguousarray(t.detach().to(torch.float64).numpy()) for t in (th, b, ps, pm))
         isyn = np.zeros((n_batch, n_ch))
         v = np.zeros((n_batch, n_ch))
@@ -148,21 +170,27 @@ class _XyloSequence(torch.autograd.Function):
         flags = np.empty((steps, n_batch, n_ch), dtype=np.uint8)
         sat = 0
         ordered = 0
-        if split is not None:  # order_events: the positive and negative parts of J summed apart
-            jp_all, jn_all = (x.detach().to(torch.float64).numpy() for x in split)
-            rp = None if r is None else np.maximum(r, 0.0).T
-            rn = None if r is None else np.minimum(r, 0.0).T
+        # the synaptic terms' positive and negative parts summed apart (exact float64 products of integers)
+        xn = np.minimum(x.detach().to(torch.float64).numpy(), float(x_cap)).reshape(steps, n_batch, -1)
+        wn = np.ascontiguousarray(w.detach().to(torch.float64).numpy())
+        jp_all = (xn.reshape(steps * n_batch, -1) @ np.maximum(wn, 0.0).T).reshape(steps, n_batch, n_ch)
+        jn_all = (xn.reshape(steps * n_batch, -1) @ np.minimum(wn, 0.0).T).reshape(steps, n_batch, n_ch)
+        rp = None if r is None else np.maximum(r, 0.0).T
+        rn = None if r is None else np.minimum(r, 0.0).T
+        no_rec = np.zeros((1, 1))
+        zero = np.zeros((n_batch, n_ch))
         for t in range(steps):
-            j = j_all[t]
+            j, jp, jn = j_all[t], jp_all[t], jn_all[t]
+            zprev = n_st[t - 1] if t else zero  # counts ≤ max_spikes ≤ 31: Xylo's clip never changes them
             if r is not None and t:
-                j = j + n_st[t - 1] @ r.T  # exact: integers below 2**53
-            if split is not None:
-                jp, jn = jp_all[t], jn_all[t]
-                if r is not None and t:
-                    jp, jn = jp + n_st[t - 1] @ rp, jn + n_st[t - 1] @ rn
-                ordered += int(np.count_nonzero((isyn + jp > _SMAX) | (isyn + jn < _SMIN)))
-            sat += _step_forward(isyn, v, np.ascontiguousarray(j), thn, bn, psn, pmn, float(cap), a_st[t], vprev_st[t],
-                                 vp_st[t], n_st[t], flags[t])
+                j = j + zprev @ r.T  # exact: integers below 2**53
+                jp = jp + zprev @ rp
+                jn = jn + zprev @ rn
+            s_t, f_t = _step_forward(isyn, v, np.ascontiguousarray(j), np.ascontiguousarray(jp), np.ascontiguousarray(jn),
+                                     np.ascontiguousarray(xn[t]), wn, zprev, r if r is not None else no_rec, r is not None,
+                                     thn, bn, psn, pmn, float(cap), a_st[t], vprev_st[t], vp_st[t], n_st[t], flags[t])
+            sat += s_t
+            ordered += f_t
         counter.append((sat, ordered))
         ctx.kernel_data = (a_st, vprev_st, vp_st, n_st, flags, r, thn, psn, pmn)
         ctx.cfg = (float(cap), float(slope), float(unit), rec is not None)
@@ -197,12 +225,12 @@ class _XyloSequence(torch.autograd.Function):
                None if g_r is None else torch.from_numpy(g_r).to(dt[1]),
                torch.from_numpy(g_th).to(dt[2]), torch.from_numpy(g_b).to(dt[3]),
                torch.from_numpy(g_ps).to(dt[4]), torch.from_numpy(g_pm).to(dt[5])]
-        return tuple(o if need[k] else None for k, o in enumerate(out)) + (None,) * 5
+        return tuple(o if need[k] else None for k, o in enumerate(out)) + (None,) * 7
 
 
 def xylo_sequence(jff: torch.Tensor, rec: torch.Tensor | None, params: dict[str, torch.Tensor], cap: int,
-                  slope: float, unit: float, split: tuple[torch.Tensor, torch.Tensor] | None = None
-                  ) -> tuple[torch.Tensor, int, int]:
+                  slope: float, unit: float, x: torch.Tensor | None = None, w: torch.Tensor | None = None,
+                  x_cap: int = 31) -> tuple[torch.Tensor, int, int]:
     """T steps of one Xylo layer (CPU, Numba) as one autograd node.
 
     Args:
@@ -210,13 +238,23 @@ def xylo_sequence(jff: torch.Tensor, rec: torch.Tensor | None, params: dict[str,
         rec: the shifted recurrent weights ``R << s_rec`` [C, C] (integer-valued), or None.
         params: :meth:`QXylo.integer_params` (``threshold``, ``bias``, ``pow_syn``, ``pow_mem``: [C]).
         cap, slope, unit: the layer's spike cap, surrogate slope and state units per model unit.
-        split: the feed-forward currents' positive and negative parts [T, N, C], to count order events, or None.
+        x, w: the input counts [T, N, in] and the shifted integer weights [C, in] behind ``jff`` (clipped to
+            ``x_cap`` as Xylo clips them), for the ordered fold of the synaptic terms where a partial sum could leave
+            int16 (:mod:`qsnn_deploy.nn.xylo`). Without them ``jff`` is taken as one term per step (a [T, N, C]
+            identity input).
 
     Returns:
-        (spike counts float32 [T, N, C], number of values clipped to int16, order events (0 without ``split``)).
+        (spike counts float32 [T, N, C], neuron-steps with a value clipped to int16, neuron-steps folded in order).
     """
     counter: list = []
+    if x is None or w is None:  # one term per neuron, J itself: counts |J| on weight ±1 (one of the two is 0)
+        n_ch = jff.shape[-1]
+        jd = jff.detach().to(torch.float64)
+        x = torch.cat([jd.clamp(min=0), (-jd).clamp(min=0)], dim=-1)
+        eye = torch.eye(n_ch, dtype=torch.float64)
+        w = torch.cat([eye, -eye], dim=1)
+        x_cap = 1 << 40
     n = _XyloSequence.apply(jff, rec, params["threshold"], params["bias"], params["pow_syn"], params["pow_mem"],
-                            int(cap), float(slope), float(unit), counter, split)
+                            int(cap), float(slope), float(unit), counter, x, w, int(x_cap))
     sat, ordered = counter[0] if counter else (0, 0)
     return n, int(sat), int(ordered)

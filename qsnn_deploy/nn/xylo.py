@@ -6,7 +6,7 @@ Per time step, per neuron (integers; xylosim 0.1.3 ``src/v2/cpp/XyloIAFNeuron.cp
 
     J_t   = (W << s_in)·x_t + (R << s_rec)·z_{t-1}            exact integer current; x_t: input spike counts
                                                               (0..15), z: the layer's own spike counts (recurrent)
-    a     = sat16(isyn_{t-1} + J_t)
+    a     = fold(isyn_{t-1}; terms of J_t)                    the synaptic terms added one by one, saturating
     isyn_t = a - dec(a, dash_syn)                             the current decays in the step it arrives
     dv    = sat16(isyn_t + wrap16(-dec(v_{t-1}, dash_mem)))   C's int16 negation: -(-32768) is -32768 (dash_mem 0)
     dv    = sat16(dv + bias)
@@ -17,11 +17,12 @@ Per time step, per neuron (integers; xylosim 0.1.3 ``src/v2/cpp/XyloIAFNeuron.cp
     sat16(x)  = clip(x, -32768, 32767)
 
 ``W``, ``R`` are int8 (or narrower) with one shift per matrix (0..7), θ and the bias int16, dashes 4-bit.
-Xylo delivers each input spike as its own saturating addition; ``sat16(isyn + J)`` equals that whenever no
-partial sum leaves the int16 range. :class:`QXylo` counts the neuron-steps where one could
-(``isyn + J⁺ > 32767`` or ``isyn + J⁻ < -32768``, ``J⁺``/``J⁻`` the sums of the positive/negative terms)
-in ``order_events``, and every clip in ``saturation_events``: a model with none of either on some data
-equals the chip on that data.
+Xylo delivers the spikes one source at a time, each through a saturating 16-bit add: the input channels in
+order (count·w each), then the layer's own previous spikes in order. Where no partial sum can leave int16
+(``isyn + J⁺ ≤ 32767`` and ``isyn + J⁻ ≥ -32768``, ``J⁺``/``J⁻`` the sums of the positive/negative terms)
+the fold is ``isyn + J``; elsewhere the forward pass folds the terms in that order (``order_events`` counts
+those neuron-steps; ``saturation_events`` the neuron-steps with any clip). Its gradient is the sum's where
+nothing clipped, 0 where something did (as a clamp's).
 
 Units: the float parameters are in *model units*; one model unit is ``unit`` integer state units (one
 per layer, a constant: 4096 by default). The integers the forward pass uses::
@@ -241,8 +242,8 @@ class QXylo(QNeuron, nn.Module):
 
     @property
     def order_events(self) -> int:
-        """Neuron-steps (outside training) where a partial sum of the step's synaptic terms could leave int16,
-        so that Xylo's one-at-a-time saturating adds may differ from ``sat16(isyn + J)``."""
+        """Neuron-steps so far where a partial sum of the step's synaptic terms could leave int16, so the forward
+        pass folded the terms one by one in Xylo's order (module docstring)."""
         if isinstance(self._order_events, torch.Tensor):
             self._order_events = int(self._order_events)
         return self._order_events
@@ -288,27 +289,32 @@ class QXylo(QNeuron, nn.Module):
     # ----------------------------------------------------------------- forward
     def forward(self, j: torch.Tensor, isyn: torch.Tensor | None = None, v: torch.Tensor | None = None,
                 prev: torch.Tensor | None = None, *, params: dict | None = None, rec: torch.Tensor | None = None,
-                j_pos: torch.Tensor | None = None, j_neg: torch.Tensor | None = None):
+                x: torch.Tensor | None = None, w: torch.Tensor | None = None, x_cap: int = HIDDEN_MAX_SPIKES):
         """One step. ``j``: the feed-forward integer current [N, size] (``(W << s)·x_t``), ``prev``: this
         layer's spike counts of the previous step (recurrent layers). ``params``/``rec``: the integers of
-        :meth:`integer_params` / :meth:`recurrent_weight` (computed once per sequence by the caller),
-        ``j_pos``/``j_neg``: the sums of the positive / negative feed-forward terms (for ``order_events``).
+        :meth:`integer_params` / :meth:`recurrent_weight` (computed once per sequence by the caller). ``x``, ``w``:
+        the step's input counts [N, in] and the shifted integer weights [size, in] behind ``j``: with them, a
+        neuron-step where a partial sum of the synaptic terms could leave int16 gets Xylo's ordered fold (module
+        docstring; counted in ``order_events``), without them ``sat16(isyn + J)``.
         Returns ``(spike counts, isyn, v)``, integer-valued tensors."""
         p = params if params is not None else self.integer_params()
         if isyn is None:
             isyn = torch.zeros_like(j)
         if v is None:
             v = torch.zeros_like(j)
+        sources = [] if x is None or w is None else [(x.detach().clamp(max=float(x_cap)), w.detach())]
         if self.recurrent is not None and prev is not None:
             r = rec if rec is not None else self.recurrent_weight()[0]
             r = r.to(j.dtype)
             j = j + prev @ r.t()
-            if j_pos is not None:
-                j_pos = j_pos + prev.detach() @ r.detach().clamp(min=0).t()
-                j_neg = j_neg + prev.detach() @ r.detach().clamp(max=0).t()
-        if j_pos is not None:
-            ordered = ((isyn.detach() + j_pos > STATE_MAX) | (isyn.detach() + j_neg < STATE_MIN)).sum()
-        a, n1 = sat16(isyn + j)
+            if sources:
+                sources.append((prev.detach().clamp(max=float(HIDDEN_MAX_SPIKES)), r.detach()))
+        a = isyn + j
+        if sources:
+            folded, n1, ordered = _ordered_fold(isyn.detach(), sources)
+            a = torch.where(n1, folded.to(a.dtype), a)  # where nothing clipped the fold IS the sum
+        else:
+            a, n1 = sat16(a)
         isyn = a - decay_amount(a, p["pow_syn"].to(j.dtype))
         m = -decay_amount(v, p["pow_mem"].to(j.dtype))
         m = torch.where(m.detach() == -STATE_MIN, m - 65536.0, m)  # C's int16 negation of -32768 wraps (dash_mem 0)
@@ -321,9 +327,45 @@ class QXylo(QNeuron, nn.Module):
         if not torch.jit.is_scripting():
             events = (n1 | n2 | n3 | n4).sum()  # one per neuron-step clipped anywhere (the kind's count)
             self.saturation_events = events + self.saturation_events  # a tensor until read (no sync per step)
-            if j_pos is not None:
+            if sources:
                 self.order_events = ordered + self.order_events
         return n, isyn, v
+
+
+def _ordered_fold(isyn: torch.Tensor, sources: list[tuple[torch.Tensor, torch.Tensor]]
+                  ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Xylo's synaptic input of one step: ``isyn`` [N, C] plus every source's term ``count·w``, in order (the
+    sources in the list's order, within one the inputs p = 0, 1, ...), each add saturating to int16.
+    ``sources``: ``(counts [N, P], integer weights [C, P])``. Where no partial sum can leave int16 (the positive
+    and the negative terms summed apart stay inside) this is the plain sum; the other neuron-steps are folded
+    term by term. Returns (result [N, C], bool mask of the neuron-steps where an add clipped, number folded)."""
+    f64 = torch.float64
+    base = isyn.to(f64)
+    pos = base.clone()
+    neg = base.clone()
+    total = base.clone()
+    for counts, w in sources:
+        c, w64 = counts.to(f64), w.to(f64)
+        pos += c @ w64.clamp(min=0).t()
+        neg += c @ w64.clamp(max=0).t()
+        total += c @ w64.t()
+    unsafe = (pos > STATE_MAX) | (neg < STATE_MIN)
+    clipped = torch.zeros_like(unsafe)
+    n_unsafe = int(unsafe.sum())
+    if not n_unsafe:
+        return total, clipped, 0
+    ni, ci = unsafe.nonzero(as_tuple=True)
+    acc = base[ni, ci]
+    hit = torch.zeros_like(acc, dtype=torch.bool)
+    for counts, w in sources:
+        terms = counts.to(f64)[ni] * w.to(f64)[ci]          # [K, P], in source order
+        for q in range(terms.shape[1]):
+            raw = acc + terms[:, q]
+            acc = raw.clamp(float(STATE_MIN), float(STATE_MAX))
+            hit |= acc != raw
+    total[ni, ci] = acc
+    clipped[ni, ci] = hit
+    return total, clipped, n_unsafe
 
 
 def link_shift_groups(blocks) -> ShiftGroup | None:
@@ -364,11 +406,12 @@ USE_FUSED = True
 
 
 def run_xylo_block(synapse: XyloLinear, neuron: QXylo, x: torch.Tensor, x_max: float) -> torch.Tensor:
-    """All T steps of one Xylo layer: ``x`` [T, N, in] integer-valued spike counts (0..x_max) -> spike counts
-    [T, N, size] (float32). With a forward hook on ``neuron`` (verify's per-step capture), on another device
-    than the CPU, without Numba or with ``USE_FUSED = False`` it calls ``neuron`` once per step; otherwise one
-    fused autograd node (:mod:`qsnn_deploy.nn.fused_xylo`) gives the same counts. Outside training both also
-    count ``neuron.order_events`` (the positive and negative parts of J are summed apart)."""
+    """All T steps of one Xylo layer: ``x`` [T, N, in] integer-valued spike counts (0..x_max, also the clip Xylo
+    applies to them: 15 for the net's input, 31 for a layer's spikes) -> spike counts [T, N, size] (float32).
+    With a forward hook on ``neuron`` (verify's per-step capture), on another device than the CPU, without
+    Numba or with ``USE_FUSED = False`` it calls ``neuron`` once per step; otherwise one fused autograd node
+    (:mod:`qsnn_deploy.nn.fused_xylo`) gives the same counts. Both fold the synaptic terms in Xylo's order
+    where a partial sum could leave int16 (``neuron.order_events`` counts those neuron-steps)."""
     from . import fused_xylo
 
     w_eff, _, _ = synapse.shifted_weight()
@@ -378,26 +421,20 @@ def run_xylo_block(synapse: XyloLinear, neuron: QXylo, x: torch.Tensor, x_max: f
     bound = current_bound(w_eff, x_max) + (current_bound(rec, neuron.max_spikes) if rec is not None else 0.0)
     dtype = torch.float32 if bound + 4 * STATE_MAX < _F32_EXACT else torch.float64
     steps, n = x.shape[0], x.shape[1]
-    xs = x.to(dtype).reshape(steps * n, -1)
+    xs = x.to(dtype)
     w = w_eff.to(dtype)
-    j_all = (xs @ w.t()).reshape(steps, n, -1)
-    track = not neuron.training
-    if track:
-        with torch.no_grad():
-            jp_all = (xs @ w.detach().clamp(min=0).t()).reshape(steps, n, -1)
-            jn_all = (xs @ w.detach().clamp(max=0).t()).reshape(steps, n, -1)
+    j_all = (xs.reshape(steps * n, -1) @ w.t()).reshape(steps, n, -1)
     hooked = bool(neuron._forward_hooks or neuron._forward_pre_hooks)
     if USE_FUSED and fused_xylo.HAVE_NUMBA and x.device.type == "cpu" and not hooked and not torch.jit.is_scripting():
         spikes, sat, ordered = fused_xylo.xylo_sequence(j_all, rec, p, neuron.max_spikes, neuron.slope, neuron.unit,
-                                                        split=(jp_all, jn_all) if track else None)
+                                                        x=xs.detach(), w=w.detach(), x_cap=int(x_max))
         neuron.saturation_events = neuron.saturation_events + sat
         neuron.order_events = neuron.order_events + ordered
         return spikes
     isyn = v = prev = None
     outs = []
     for t in range(steps):
-        n_t, isyn, v = neuron(j_all[t], isyn, v, prev, params=p, rec=rec,
-                              j_pos=jp_all[t] if track else None, j_neg=jn_all[t] if track else None)
+        n_t, isyn, v = neuron(j_all[t], isyn, v, prev, params=p, rec=rec, x=xs[t], w=w, x_cap=int(x_max))
         prev = n_t
         outs.append(n_t)
     return torch.stack(outs).to(torch.float32)
