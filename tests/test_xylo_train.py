@@ -63,6 +63,22 @@ def test_rows_encoding_steps_per_row_and_blank_steps():
         encode_rows(np.zeros((2, 1, 32, 32), np.uint8))
 
 
+def test_rows_datasets_load_for_training():
+    """qsnn-train's rows datasets: [N, T, 16] counts fed as counts (scale 1), time first per batch."""
+    from qsnn_deploy.train.datasets import load_datasets
+
+    data = default_data_dir("fashion-mnist")
+    if not data.exists():
+        from conftest import missing_data
+        missing_data("../shared/data/fashion-mnist not present")
+    train, val, test = load_datasets("fashion-mnist-rows", str(data.parent), limit_train=20, limit_test=10,
+                                     encoding=rows_encoding(blank_steps=1))
+    assert train.x.shape == (20, 17, 16) and test.x.shape == (10, 17, 16) and val is None
+    assert not train.static and train.scale == 1.0 and train.x.max() <= 15
+    xb, yb = train.batch(np.arange(4), torch.device("cpu"))
+    assert xb.shape == (17, 4, 16) and yb.shape == (4,)
+
+
 # ----------------------------------------------------------------------------- the neuron
 def _reference(params: XyloNeuron, j: np.ndarray):
     """Every step of the integer kind's reference_step fed the summed current ``j`` [T, N, C] as one term:
