@@ -4,6 +4,7 @@ PIP := $(PYTHON) -m pip install -q --disable-pip-version-check -c requirements/c
 DATA ?= ../shared/data
 MODEL ?= examples/mnist_int4_qsnn.pt
 LOIHI_MODEL ?= examples/mnist_int4_loihi.pt
+CUBA_MODEL ?= examples/mnist_int4_cuba_loihi.pt
 
 .PHONY: setup demo test bench clean
 
@@ -47,7 +48,13 @@ demo: setup
 	qsnn-verify $(LOIHI_MODEL) --data $(DATA)/mnist -n 1000 --steps 100 --backends torch,onnx,nir --strict --json out/verify-loihi.json
 	qsnn-verify out/$(basename $(notdir $(LOIHI_MODEL))).net --data $(DATA)/mnist -n 200 --steps 100 --backends loihi,lava --strict --json out/verify-loihi-lava.json
 	qsnn-report $(LOIHI_MODEL) --data $(DATA)/mnist -n 1000 --target lava --json out/report-loihi.json --html out/report-loihi.html
-	@echo "route 1 ($(MODEL)): custom QLIF in Lava's simulator; route 2 ($(LOIHI_MODEL)): stock Loihi 2 LIF (see out/fit-loihi.json)"
+	@echo "== route 3: $(CUBA_MODEL) (qsnn-train --profile loihi --neuron cuba): current-based, on STOCK Loihi 2 LIF with its own du =="
+	qsnn-export $(CUBA_MODEL) --target lava --strict --check-json out/fit-cuba.json -o out/
+	cd out && $(PYTHON) run_$(basename $(notdir $(CUBA_MODEL))).py --data $(abspath $(DATA))/mnist -n 5 --check
+	qsnn-verify $(CUBA_MODEL) --data $(DATA)/mnist -n 1000 --steps 100 --backends torch,onnx,nir --strict --json out/verify-cuba.json
+	qsnn-verify out/$(basename $(notdir $(CUBA_MODEL))).net --data $(DATA)/mnist -n 200 --steps 100 --backends loihi,lava --strict --json out/verify-cuba-lava.json
+	@echo "route 1 ($(MODEL)): custom QLIF in Lava's simulator; route 2 ($(LOIHI_MODEL)): stock Loihi 2 LIF (see out/fit-loihi.json);"
+	@echo "route 3 ($(CUBA_MODEL)): stock Loihi 2 LIF with a decaying current (see out/fit-cuba.json)"
 
 test: setup
 	$(PYTHON) -m pytest -q -p no:cacheprovider

@@ -74,6 +74,26 @@ def test_recipe_runs_the_stock_model_bit_exact_with_netx_alone(tmp_path):
     assert int(spikes["meta_reset_interval"]) == 103
 
 
+def test_recipe_runs_the_shipped_cuba_model_on_stock_lif_with_its_own_du(tmp_path):
+    """Issue 24: examples/mnist_int4_cuba_loihi.pt (current-based, --profile loihi) is a plain stock-Loihi .net:
+    every layer is netx CUBA with a current decay (iDecay < 4096: the current is kept between steps), and the
+    generated script, with lava-dl alone, is bit-exact in every layer."""
+    data = mnist_dir()
+    script = export_model(EXAMPLES / "mnist_int4_cuba_loihi.pt", tmp_path / "out")
+    with h5py.File(script.parent / "mnist_int4_cuba_loihi.net", "r") as f:
+        layers = [f["layer"][k] for k in sorted(f["layer"], key=int)]
+        decays = [int(np.asarray(g["neuron"]["iDecay"])) for g in layers if "neuron" in g]
+        types = {bytes(np.asarray(g["neuron"]["type"])).decode() if np.asarray(g["neuron"]["type"]).dtype.kind == "S"
+                 else str(np.asarray(g["neuron"]["type"])) for g in layers if "neuron" in g}
+    assert len(decays) == 3 and all(0 < d < 4096 for d in decays), decays
+    assert types == {"CUBA"}, types
+    proc = run_script(script, "--data", relative_data(script.parent, data), "-n", "3", "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for layer in ("conv1", "conv2", "fc"):
+        assert f"  {layer}: bit-exact" in proc.stdout
+    assert "verdict: bit-exact" in proc.stdout and "QLIF" not in proc.stdout
+
+
 def test_recipe_runs_the_custom_route_model_with_qlif_and_says_so(tmp_path):
     """examples/mnist_int4_qsnn.pt (custom route): the script never runs it on stock neurons: it names the
     custom route, runs it with qsnn-deploy's QLIF (bit-exact), and with --stock-only refuses (exit 2)."""

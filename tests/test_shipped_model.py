@@ -1,5 +1,7 @@
-"""The shipped int4 models on their full 10,000-image test sets: the MNIST ones (default profile and
-``--profile loihi``) ≥ 98.5% (the loihi one measures 98.70%), the FashionMNIST one ≥ 89.5% (issue 13),
+"""The shipped int4 models on their full 10,000-image test sets: the MNIST ones (default profile,
+``--profile loihi``) ≥ 98.5% (the loihi one measures 98.70%), the ``--profile loihi --neuron cuba`` one
+≥ 98.3% (98.36%), the
+FashionMNIST one ≥ 89.5% (issue 13),
 each exactly its checkpoint's recorded accuracy; the same prediction for every digit from the PyTorch model and from the
 frozen integer net, no layer whose state can clip (proven, and none clipped on the test set), and
 the loihi one fitting stock Loihi 2 exactly; and the SynSense Xylo one (issue 25) on the same digits read as
@@ -24,7 +26,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SHIPPED = EXAMPLES / "mnist_int4_qsnn.pt"
 LOIHI = EXAMPLES / "mnist_int4_loihi.pt"
 FMNIST = EXAMPLES / "fmnist_int4_qsnn.pt"
-FLOOR = {SHIPPED: 0.985, LOIHI: 0.985, FMNIST: 0.895}
+CUBA = EXAMPLES / "mnist_int4_cuba_loihi.pt"
+#: the CUBA model measures 98.36%: below the 98.5% issue 24 asks (still open; docs/lava.md says why)
+FLOOR = {SHIPPED: 0.985, LOIHI: 0.985, FMNIST: 0.895, CUBA: 0.983}
 
 
 def _test_set(dataset: str):
@@ -37,7 +41,7 @@ def _test_set(dataset: str):
     return load_idx_dataset(folder, split="test")
 
 
-@pytest.mark.parametrize("path", [SHIPPED, LOIHI, FMNIST], ids=["default", "loihi", "fmnist"])
+@pytest.mark.parametrize("path", [SHIPPED, LOIHI, FMNIST, CUBA], ids=["default", "loihi", "fmnist", "cuba"])
 def test_shipped_model_accuracy_identical_on_torch_and_integer_net(path):
     model, ckpt = model_from_checkpoint(path)
     assert ckpt["config"]["precision"] == "int4" and ckpt["config"]["deploy_faithful"] is True
@@ -47,7 +51,10 @@ def test_shipped_model_accuracy_identical_on_torch_and_integer_net(path):
     net = freeze(model)
     assert all(b.saturation_free for b in net_state_bounds(net))
     fit = check_net(net)
-    assert fit.fits == (path == LOIHI), fit.verdict()
+    assert fit.fits == (path in (LOIHI, CUBA)), fit.verdict()
+    if path == CUBA:  # issue 24: every layer current-based, on Lava's stock LIF with its own du
+        assert [layer.kind for layer in net.layers] == ["cuba"] * 3
+        assert all(int(np.max(layer.neuron.current_decay)) > 0 for layer in net.layers)
     sim = create_backend("numpy", net, batch_size=500).run(x, steps)
     assert sum(sim.saturations.values()) == 0
     preds_int = sim.predictions()
