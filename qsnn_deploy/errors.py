@@ -43,6 +43,7 @@ class UnsupportedNeuronError(QSNNError, ValueError):
         self.layer = layer
         self.kind = kind
         self.target = target
+        self.reason = reason
         super().__init__(f"layer {layer!r}: {target} cannot run neuron kind {kind!r}: {reason}")
 
 

@@ -448,3 +448,51 @@ def test_cli_verify_backends_xylo_all_bit_exact(tmp_path, capsys):
     doc = json.loads((tmp_path / "v.json").read_text())
     xylo = next(b for b in doc["backends"] if b["name"].startswith("xylo"))
     assert xylo["bit_exact"] and "Xylo timing" in xylo["note"]
+
+
+# ------------------------------------------------------------------ automatic backend lists (report)
+def _lif_net(rng):
+    return FrozenNet(InputSpec((16,), bits=4, scale=1.0), [
+        Layer("h0", Synapse("dense", rng.integers(-3, 4, (8, 16)), 8), LIF(np.full(8, 50), np.zeros(8, np.int64), np.full(8, 3000))),
+        Layer("out", Synapse("dense", rng.integers(-3, 4, (4, 8)), 8), LIF(np.full(4, 50), np.zeros(4, np.int64), np.full(4, 3000)))]).validate()
+
+
+def test_auto_backends_skip_those_whose_kernels_refuse_the_net():
+    from qsnn_deploy.report import agreement
+    from qsnn_deploy.simulators import create_backend
+    from qsnn_deploy.xylo.backend import XyloSimBackend
+    rng = np.random.default_rng(41)
+    net = random_xylo_net(rng, hidden=(8,), n_out=3)
+    run, skipped = agreement.resolve_backends("auto", "xylo", net)
+    why = {s["name"]: s["reason"] for s in skipped}
+    assert "torch" in run and "onnx" not in run and "nir" not in run
+    assert why["onnx"].startswith("cannot run neuron kind 'xylo' (layer 'h0'): ") and "saturation" in why["onnx"]
+    assert "NIR has no Xylo neuron" in why["nir"]
+    assert ("xylo" in run) == HAVE_XYLOSIM and ("xylo" in why) != HAVE_XYLOSIM
+    # a LIF net: onnx and nir run (when installed), xylo is skipped for its kind
+    run, skipped = agreement.resolve_backends("auto", "xylo", _lif_net(rng))
+    why = {s["name"]: s["reason"] for s in skipped}
+    assert "torch" in run and "cannot run neuron kind 'lif' (layer 'h0')" in why["xylo"] or not HAVE_XYLOSIM
+    assert not any("neuron kind" in why.get(b, "") for b in ("torch", "onnx", "nir"))
+    # named backends are kept as given; building one that refuses the net fails by name
+    assert agreement.resolve_backends("torch,onnx", "xylo", net) == (["torch", "onnx"], [])
+    with pytest.raises(UnsupportedNeuronError, match="layer 'h0': onnx cannot run neuron kind 'xylo'"):
+        create_backend("onnx", net)
+    with pytest.raises(UnsupportedNeuronError, match="layer 'h0': xylo cannot run neuron kind 'lif'"):
+        XyloSimBackend(_lif_net(rng))
+
+
+def test_report_cli_auto_backends_on_a_xylo_net_lists_the_skipped_and_the_fit(tmp_path, capsys):
+    from qsnn_deploy.cli.report import main
+    rc = main(["examples/mnist_rows_xylo.pt", "--random", "-n", "3", "--target", "xylo", "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    doc = json.loads((tmp_path / "r.json").read_text())
+    skipped = {s["name"]: s["reason"] for s in doc["verify"]["skipped"]}
+    assert "neuron kind 'xylo'" in skipped["onnx"] and "neuron kind 'xylo'" in skipped["nir"]
+    names = [b["name"] for b in doc["verify"]["backends"]]
+    assert "torch-cpu" in names and (any(n.startswith("xylo") for n in names) == HAVE_XYLOSIM)
+    assert all(b["bit_exact"] for b in doc["verify"]["backends"])
+    note = doc["target"]["note"]
+    assert doc["target"]["fits"] and "256 hidden + 10 readout neurons" in note and "bytes of weight memory at 8 bits" in note
+    assert "weights_rec 256×256" in note and "256 hidden + 10 readout neurons" in out.replace("\n", " ")

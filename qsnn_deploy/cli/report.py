@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="deployment target whose fit to show (e.g. lava); shows a note while none is registered")
     p.add_argument("--verify-backends", default="auto",
                    help="backends compared with the reference besides the trained model: 'auto' (default: torch, onnx, "
-                        "nir, and the --target's own, e.g. loihi,lava; those that cannot run here are listed as not "
-                        "run), a comma-separated list, or '' for none")
+                        "nir, and the --target's own, e.g. loihi,lava or xylo; those that cannot run here, or "
+                        "whose kernels refuse the net's neuron kinds, are listed as not run), a comma-separated "
+                        "list, or '' for none")
     p.add_argument("--no-verify", action="store_true", help="skip the agreement check against the trained model")
     p.add_argument("--device", default="cpu", help="device of the PyTorch model and torch backend in the agreement check")
     p.add_argument("--json", help="write the report as JSON (schema qsnn-report v4)")
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                                             raster_sample=args.raster_sample, source=source,
                                             progress=lambda k: bar.advance(task, k))
                 if loaded.model is not None and not args.no_verify:
-                    backends, skipped = resolve_backends(args.verify_backends, args.target)
+                    backends, skipped = resolve_backends(args.verify_backends, args.target, net)
                     from ..verify import verify
 
                     tasks: dict[str, int] = {}

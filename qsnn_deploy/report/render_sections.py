@@ -186,11 +186,13 @@ def target_html(report: Report) -> str:
     out = [f'<section id="target"><h2>Target {e(tg["name"])}: per-layer fit</h2>']
     if tg.get("available"):
         out.append(f"<p>{e(tg.get('summary', ''))}</p>")
-        out.append(table(["layer", "runs on stock neurons", "detail"],
+        lava = tg["name"] == "lava"
+        out.append(table(["layer", "runs on stock neurons" if lava else "fits", "detail"],
                          [[lr.name, "yes" if (lr.fit or {}).get("fits") else "no", (lr.fit or {}).get("detail", "")]
                           for lr in report.layers], also_left=(1, 2), wrap=(2,)))
         if tg.get("note"):
-            out.append(f'<p class="note">{e(tg["note"])}. {term("QLIF")}, {term("LIF")}: see the glossary.</p>')
+            tail = f' {term("QLIF")}, {term("LIF")}: see the glossary.' if lava else ""
+            out.append(f'<p class="note">{e(tg["note"])}.{tail}</p>')
     else:
         out.append(f'<p class="note">{e(tg["note"])}</p>')
     out.append("</section>")

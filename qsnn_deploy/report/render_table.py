@@ -203,6 +203,8 @@ def print_report(console: Console, report: Report) -> None:
         tg = report.target
         if tg.get("available"):
             console.print(f"target {tg['name']}: {'[green]' if tg.get('fits') else '[yellow]'}{escape(str(tg.get('summary', '')))}{'[/green]' if tg.get('fits') else '[/yellow]'}")
+            if tg.get("note") and tg["name"] != "lava":  # lava's note explains its table column (shown in the HTML)
+                console.print(f"  {escape(str(tg['note']))}", highlight=False)
         else:
             console.print(f"[yellow]target {tg['name']}: {tg['note']}[/yellow]")
     r = report.resources

@@ -14,11 +14,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..frozen import FrozenNet
-from ..simulators.base import SimResult, prepare_input
+from ..simulators.base import NeuronKernels, SimResult, prepare_input
 from .check import check_net, plan_layers
 from .chips import CHIPS, DEFAULT_VERSION
 from .export import build_spec
 from .rockpool_compat import build_xylosim, check_version
+
+_NOT_XYLO = ("{} is not Xylo's neuron (int16 saturating state, decay x − max(x >> dash, sign x), spikes while "
+             "v ≥ θ): xylosim cannot run it; train with qsnn-train --profile xylo, or use backends numpy, torch")
+#: Neuron kinds xylosim runs: only the Xylo neuron (:mod:`qsnn_deploy.neurons.xylo`), recurrent synapses included.
+XYLO_KERNELS = NeuronKernels("xylo", {"xylo": "XyloSim (xylosim)"}, recurrent=True,
+                             reasons={"lif": _NOT_XYLO.format("a LIF neuron (multiplicative decay)"),
+                                      "cuba": _NOT_XYLO.format("a CUBA neuron (multiplicative decays)")})
 
 
 class XyloSimBackend:
@@ -37,6 +44,7 @@ class XyloSimBackend:
 
     def __init__(self, net: FrozenNet, version: str | None = None, batch_size: int | None = None, **_ignored):
         self.net = net.validate()
+        XYLO_KERNELS.check(self.net)  # a net of other kinds is refused by name before anything is built
         if version is None:
             version = net.metadata.get("xylo_version")
         if version is None:

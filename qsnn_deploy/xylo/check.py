@@ -289,7 +289,10 @@ def fit_check_for_report(net: FrozenNet, report) -> dict[str, Any]:
     fit = check_net(net)
     weights = sum(int(np.count_nonzero(getattr(l.synapse, f))) for l in net.layers for f in ("weight", "recurrent")
                   if getattr(l.synapse, f) is not None)
+    n_in, h, o = int(np.prod(net.input.shape)), fit.hidden, fit.readouts
+    dense = n_in * h + h * h + h * o
     return {"fits": fit.fits, "summary": fit.verdict(),
             "layers": {l.name: {"fits": l.fits, "detail": l.detail()} for l in fit.layers},
             "note": f"{fit.hidden} hidden + {fit.readouts} readout neurons; {weights} non-zero synapses, "
-                    f"{weights} bytes of weight memory at 8 bits"}
+                    f"{weights} bytes of weight memory at 8 bits; the spec's dense matrices (weights_in "
+                    f"{n_in}×{h}, weights_rec {h}×{h}, weights_out {h}×{o}) hold {dense} int8 entries = {dense} bytes"}
