@@ -5,6 +5,7 @@ DATA ?= ../shared/data
 MODEL ?= examples/mnist_int4_qsnn.pt
 LOIHI_MODEL ?= examples/mnist_int4_loihi.pt
 CUBA_MODEL ?= examples/mnist_int4_cuba_loihi.pt
+XYLO_MODEL ?= examples/mnist_rows_xylo.pt
 
 .PHONY: setup demo test bench clean
 
@@ -30,7 +31,8 @@ setup:
 
 # Main job end to end on the shipped examples: freeze + export the int4 MNIST QSNN (numpy, onnx, nir,
 # lava), verify that every backend and Intel Lava agree spike for spike, write the report; then the
-# same for the model trained with --profile loihi, which runs on Lava's stock LIF (stock Loihi 2).
+# same for the model trained with --profile loihi, which runs on Lava's stock LIF (stock Loihi 2), the
+# current-based one (route 3), and the Xylo model (route 4: its .npz spec in SynSense's xylosim).
 demo: setup
 	@echo "== route 1: $(MODEL) (default profile: subtract reset, per-channel θ) =="
 	@echo "   Lava runs it with qsnn-deploy's custom QLIF process: exact in Lava's CPU simulator, NOT stock Loihi 2"
@@ -53,8 +55,13 @@ demo: setup
 	cd out && $(PYTHON) run_$(basename $(notdir $(CUBA_MODEL))).py --data $(abspath $(DATA))/mnist -n 5 --check
 	qsnn-verify $(CUBA_MODEL) --data $(DATA)/mnist -n 1000 --steps 100 --backends torch,onnx,nir --strict --json out/verify-cuba.json
 	qsnn-verify out/$(basename $(notdir $(CUBA_MODEL))).net --data $(DATA)/mnist -n 200 --steps 100 --backends loihi,lava --strict --json out/verify-cuba-lava.json
+	@echo "== route 4: $(XYLO_MODEL) (qsnn-train --profile xylo, MNIST rows over time): SynSense Xylo, run in the vendor's xylosim =="
+	qsnn-export $(XYLO_MODEL) --target xylo --strict --check-json out/fit-xylo.json -o out/
+	qsnn-verify $(XYLO_MODEL) --data $(DATA)/mnist -n 300 --backends torch,xylo --json out/verify-xylo.json
+	qsnn-report $(XYLO_MODEL) --data $(DATA)/mnist -n 300 --target xylo --json out/report-xylo.json --html out/report-xylo.html
 	@echo "route 1 ($(MODEL)): custom QLIF in Lava's simulator; route 2 ($(LOIHI_MODEL)): stock Loihi 2 LIF (see out/fit-loihi.json);"
-	@echo "route 3 ($(CUBA_MODEL)): stock Loihi 2 LIF with a decaying current (see out/fit-cuba.json)"
+	@echo "route 3 ($(CUBA_MODEL)): stock Loihi 2 LIF with a decaying current (see out/fit-cuba.json);"
+	@echo "route 4 ($(XYLO_MODEL)): SynSense Xylo IMU spec out/$(basename $(notdir $(XYLO_MODEL))).npz, equal to xylosim (see out/fit-xylo.json)"
 
 test: setup
 	$(PYTHON) -m pytest -q -p no:cacheprovider
