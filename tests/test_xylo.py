@@ -249,7 +249,7 @@ def test_spec_round_trip_runs_in_rockpool_alone(tmp_path):
     for version in versions:
         [path] = export(net, tmp_path / version, stem="m", version=version)
         assert path.name == "m.npz" and set(np.load(path).files) == set(SPEC_KEYS)
-        assert load_spec(path)["weights_rec"].shape == (28, 28, 1)
+        assert load_spec(path, version)["weights_rec"].shape == (28, 28, 1)
         params = inspect.signature(rockpool_compat.xylosim_class(version).from_specification).parameters
         assert set(params) - set(SPEC_KEYS) - {"args", "kwargs"} == {"aliases", "verify_config", "output_mode"}
         assert set(SPEC_KEYS) <= set(params)
@@ -306,6 +306,25 @@ def test_truncated_or_misshapen_spec_gets_one_clear_line(tmp_path):
     np.savez(tmp_path / "nobias.npz", **spec)
     with pytest.raises(CheckpointError, match="missing bias"):
         load_spec(tmp_path / "nobias.npz")
+    # against a chip: the exported spec passes; a dash or a size past the chip's limit is named
+    good = load_spec(path, "syns63300")
+    assert set(good) == set(SPEC_KEYS)
+    bad = dict(good, dash_mem=np.full(8, 16, np.uint8))
+    np.savez(tmp_path / "dash.npz", **bad)
+    with pytest.raises(CheckpointError, match=r"field dash_mem spans 16\.\.16, limit 0\.\.15 on Xylo IMU"):
+        load_spec(tmp_path / "dash.npz", "syns63300")
+    load_spec(tmp_path / "dash.npz")  # shapes and dtypes alone are fine
+    bad = dict(good, weights_out=np.zeros((8, 9), np.int8), threshold_out=np.ones(9, np.int16), bias_out=np.zeros(9, np.int16),
+               dash_mem_out=np.ones(9, np.uint8), dash_syn_out=np.ones(9, np.uint8))
+    np.savez(tmp_path / "wide.npz", **bad)
+    assert load_spec(tmp_path / "wide.npz", "syns63300")["weights_out"].shape == (8, 9)
+    with pytest.raises(CheckpointError, match="field weights_out: 9 readout neurons, limit 8 on Xylo Audio 2"):
+        load_spec(tmp_path / "wide.npz", "syns61201")
+    # one line, no traceback, through the project's error type (a QSNNError)
+    from qsnn_deploy.errors import QSNNError
+    with pytest.raises(QSNNError) as info:
+        load_spec(tmp_path / "cut.npz", "syns63300")
+    assert "\n" not in str(info.value)
 
 
 # ------------------------------------------------------------------ limits and refusals

@@ -112,9 +112,14 @@ def export(net: FrozenNet, out: str | Path, stem: str = "model", *, version: str
     return [path]
 
 
-def load_spec(path: str | Path) -> dict[str, np.ndarray]:
+def load_spec(path: str | Path, version: str | None = None) -> dict[str, np.ndarray]:
     """Read a spec back (``np.load(path, allow_pickle=False)``), checked (keys, dtypes, shapes); :class:`CheckpointError` in one line
-    naming the file and what is wrong (truncated, not an npz, a key missing, a shape that does not agree)."""
+    naming the file and what is wrong (truncated, not an npz, a key missing, a shape that does not agree).
+
+    With ``version`` (``"syns63300"``, ``"syns61201"``) the spec is also checked against that chip
+    (:data:`~.chips.CHIPS`): sizes (N_in ≤ inputs, H ≤ hidden, O ≤ readouts, synapses per neuron),
+    weights int8 (−128..127), shifts 0..``max_weight_shift``, dashes 0..15, thresholds 0..32767 and
+    biases −32768..32767 (int16); the first miss is named (key, value range, limit)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -141,4 +146,34 @@ def load_spec(path: str | Path) -> dict[str, np.ndarray]:
                                   f"(H = {h} hidden, O = {o} readout neurons)")
         if k != "dt" and spec[k].dtype.kind not in "iu":
             raise CheckpointError(f"{path}: Xylo spec field {k} must be integer, got {spec[k].dtype}")
+    if version is not None:
+        _check_spec_on_chip(path, spec, version)
     return spec
+
+
+def _check_spec_on_chip(path: Path, spec: dict[str, np.ndarray], version: str) -> None:
+    """:class:`CheckpointError` naming the first key of ``spec`` past chip ``version``'s limits."""
+    from .chips import chip as chip_for
+
+    try:
+        c = chip_for(version)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    n_in, h, syn = spec["weights_in"].shape
+    o = spec["weights_out"].shape[1]
+    for key, got, limit in (("weights_in", f"{n_in} inputs", c.inputs), ("weights_rec", f"{h} hidden neurons", c.hidden),
+                            ("weights_out", f"{o} readout neurons", c.readouts),
+                            ("weights_in", f"{syn} synapses per neuron", c.synapses)):
+        if int(got.split()[0]) > limit:
+            raise CheckpointError(f"{path}: Xylo spec field {key}: {got}, limit {limit} on {c.name} ({c.version})")
+    lo_w, hi_w = -(1 << (c.weight_bits - 1)), (1 << (c.weight_bits - 1)) - 1
+    ranges = {"weights_in": (lo_w, hi_w), "weights_rec": (lo_w, hi_w), "weights_out": (lo_w, hi_w),
+              "weight_shift_in": (0, c.max_weight_shift), "weight_shift_rec": (0, c.max_weight_shift),
+              "weight_shift_out": (0, c.max_weight_shift),
+              **{k: (0, c.dash_max) for k in ("dash_mem", "dash_syn", "dash_syn_2", "dash_mem_out", "dash_syn_out")},
+              "threshold": (0, 32767), "threshold_out": (0, 32767), "bias": (-32768, 32767), "bias_out": (-32768, 32767)}
+    for key, (lo, hi) in ranges.items():
+        a = spec[key]
+        if a.size and (int(a.min()) < lo or int(a.max()) > hi):
+            raise CheckpointError(f"{path}: Xylo spec field {key} spans {int(a.min())}..{int(a.max())}, "
+                                  f"limit {lo}..{hi} on {c.name} ({c.version})")
