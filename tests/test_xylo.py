@@ -515,3 +515,27 @@ def test_report_cli_auto_backends_on_a_xylo_net_lists_the_skipped_and_the_fit(tm
     note = doc["target"]["note"]
     assert doc["target"]["fits"] and "256 hidden + 10 readout neurons" in note and "bytes of weight memory at 8 bits" in note
     assert "weights_rec 256×256" in note and "256 hidden + 10 readout neurons" in out.replace("\n", " ")
+
+
+def test_a_decay_not_of_the_form_one_minus_two_to_minus_dash_is_refused_naming_layer_and_field(tmp_path):
+    """A LIF/CUBA layer is refused for its kind; the fit also names each decay that is no bit-shift decay."""
+    from qsnn_deploy.neurons import CubaLIF
+    rng = np.random.default_rng(43)
+    lif = _lif_net(rng)                                   # d = 3000/4096 = 0.732...: no 1 − 2^−dash
+    misses = _fit_miss(lif)
+    assert ("h0", "neuron kind") in misses and ("h0", "decay") in misses and ("out", "decay") in misses
+    check = next(c for c in check_net(lif).layers[0].checks if c.field == "decay")
+    assert str(check.value) == "3000 / 4096" and "1 − 2^−dash" in check.limit and "not a bit-shift decay" in check.why
+    lif.layers[0].neuron.decay[:] = 4096 - (4096 >> 3)  # 1 − 2^−3: the decay fits, the kind still does not
+    assert ("h0", "decay") not in _fit_miss(lif) and ("h0", "neuron kind") in _fit_miss(lif)
+    n = 8
+    cuba = FrozenNet(InputSpec((16,), bits=4, scale=1.0), [
+        Layer("h0", Synapse("dense", rng.integers(-3, 4, (n, 16)), 8),
+              CubaLIF(np.full(n, 50), np.zeros(n, np.int64), np.full(n, 4096 - 256), np.full(n, 3500))),
+        lif.layers[1]]).validate()
+    misses = _fit_miss(cuba)
+    assert ("h0", "current_decay") not in misses and ("h0", "decay") in misses  # 1 − 2^−4 fits; 3500/4096 does not
+    with pytest.raises(FrozenNetError) as info:
+        export(cuba, tmp_path / "o", stem="c")
+    assert info.value.layer == "h0" and "limit" in str(info.value)
+    assert not (tmp_path / "o" / "c.npz").exists()

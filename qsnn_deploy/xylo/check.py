@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..frozen import FrozenNet, Layer
+from ..intmath import DECAY_BITS, DECAY_ONE
 from .chips import CHIPS, DEFAULT_VERSION, Chip, chip as chip_for
 
 
@@ -173,6 +174,26 @@ def plan_layers(net: FrozenNet) -> tuple[list[Layer], Layer, list[int]]:
     return hidden, readout, offsets
 
 
+#: the 12-bit decays (kept fraction d/4096) of the form 1 − 2^−dash: Xylo's bit-shift leak, dash 0..12
+SHIFT_DECAYS = {DECAY_ONE - (DECAY_ONE >> dash): dash for dash in range(DECAY_BITS + 1)}
+
+
+def _decay_checks(layer: Layer) -> list[Check]:
+    """For a LIF or CUBA layer: is each 12-bit decay (``d/4096``, the fraction kept per step) of the form
+    ``1 − 2^−dash``, Xylo's only leak? Informative (the neuron kind refuses the layer anyway: Xylo also
+    leaks at least one unit, saturates at int16 and fires while v ≥ θ), so the fit names every field that misses."""
+    out = []
+    for field in ("current_decay", "decay"):
+        d = getattr(layer.neuron, field, None)
+        if d is None:
+            continue
+        d = np.asarray(d)
+        ok = bool(all(int(v) in SHIFT_DECAYS for v in np.unique(d)))
+        out.append(Check(field, f"{_range(d)} / {DECAY_ONE}", f"1 − 2^−dash (dash 0..{DECAY_BITS}: {DECAY_ONE} − ({DECAY_ONE} >> dash))",
+                         ok, "" if ok else f"{field} {_range(d)}/{DECAY_ONE} is not a bit-shift decay 1 − 2^−dash"))
+    return out
+
+
 def _layer_checks(layer: Layer, chip: Chip, readout: bool, latency: int = 0) -> list[Check]:
     n, syn = layer.neuron, layer.synapse
     checks = [Check("synapse", syn.kind, "dense (Xylo has no convolution)", syn.kind == "dense")]
@@ -181,6 +202,7 @@ def _layer_checks(layer: Layer, chip: Chip, readout: bool, latency: int = 0) -> 
     checks.append(Check("neuron kind", layer.kind, "xylo (train with --profile xylo)", layer.kind == "xylo",
                         "" if layer.kind == "xylo" else "only Xylo's own integer neuron runs on Xylo"))
     if layer.kind != "xylo":
+        checks.extend(_decay_checks(layer))
         return checks
     cap = chip.readout_spikes if readout else chip.hidden_spikes
     checks.append(Check("max_spikes", int(n.max_spikes), f"= {cap} ({'readout' if readout else 'hidden'} neuron)",
