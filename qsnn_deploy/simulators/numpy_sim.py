@@ -19,8 +19,9 @@ Arithmetic (docs/integer-semantics.md §2, docstring of :mod:`qsnn_deploy.frozen
   ``"lif"``, :mod:`.cuba_scan` for ``"cuba"``: one fused pass per step over cache-sized chunks of
   neurons), with the decay rounding toward zero: ``(x + ((x >> 63) & 4095)) >> 12`` equals
   ``sign(x) * (|x| >> 12)``. Each kernel is tested against its kind's ``reference_step``.
-* A recurrent layer (``J_t = W·x_t + R·z_{t-1}``) runs step by step: its recurrent current is an
-  exact float GEMM of the previous step's spikes, then the kind's ``reference_step``.
+* A recurrent layer (``J_t = W·x_t + R·z_{t-1}``) runs through :mod:`.recurrent_scan`: one fused
+  kernel per kind that adds, per step, the recurrent rows of only the neurons that spiked (exact
+  integers) and updates the neurons in the same pass.
 * Without Numba (or with ``use_numba=False``) everything runs as whole-array NumPy operations, bit-identical.
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .base import (NeuronKernels, SimResult, batches, check_saturation_mode, mer
 from .cuba_scan import cuba_scan
 from .event_synapse import MAX_DENSITY, event_conv, event_currents_available, event_dense
 from .lif_scan import scan_lif
+from .recurrent_scan import RecurrentSynapse
 
 #: The NumPy reference's kernel for each neuron kind: ``kernel(neuron, j, static, steps, record, use_numba)
 #: -> (spikes, states, saturations per step)``.
@@ -58,9 +60,8 @@ class _PreparedLayer:
         bound = layer.current_bound(x_bound)
         self.dtype = _gemm_dtype(bound)
         self.recurrent = None
-        if layer.synapse.is_recurrent:  # R^T, exact in the float type its own bound allows (spikes are 0/1)
-            r = layer.synapse.recurrent.astype(np.int64)
-            self.recurrent = np.ascontiguousarray(r.T.astype(_gemm_dtype(intmath.row_abs_sum_max(r))))
+        if layer.synapse.is_recurrent:
+            self.recurrent = RecurrentSynapse(layer.synapse.recurrent)
         if layer.synapse.kind == "conv":
             w, stride = layer.synapse.deployed()
             self.kernel = w.shape[2:]
@@ -136,25 +137,8 @@ class _PreparedLayer:
         """Run the neuron kind's kernel over time. j: int64 [T, B, ..., C] or [B, ..., C] if static.
         Returns (spikes, states or None, saturation events per step)."""
         if self.recurrent is not None:
-            return self._scan_recurrent(j, static, steps, record)
+            return self.recurrent.scan(self.layer.neuron, j, static, steps, record, self.use_numba)
         return self.kernel_fn(self.layer.neuron, j, static, steps, record, self.use_numba)
-
-    def _scan_recurrent(self, j: np.ndarray, static: bool, steps: int, record: bool):
-        """Step by step: ``J_t = j_t + R·z_{t-1}`` (exact float GEMM of 0/1 spikes), then the kind's reference step."""
-        neuron = self.layer.neuron
-        shape = j.shape if static else j.shape[1:]
-        state = neuron.initial_state(shape)
-        spikes = np.zeros((steps,) + shape, dtype=np.uint8)
-        states = np.empty((steps,) + shape, dtype=np.int64) if record else None
-        per_step = np.zeros(steps, dtype=np.int64)
-        for t in range(steps):
-            jt = j if static else j[t]
-            if t:
-                jt = jt + self._to_int(spikes[t - 1].astype(self.recurrent.dtype) @ self.recurrent)
-            state, spikes[t], per_step[t] = neuron.reference_step(state, jt)
-            if record:
-                states[t] = state[-1]
-        return spikes, states, per_step
 
 
 class NumpySimulator:
