@@ -105,19 +105,19 @@ def test_recurrent_scan_all_and_none_spiking(kind, reset, use_numba):
     assert not check(neuron, np.zeros((steps, n, c), np.int64), rec, False, steps, use_numba)[0].any()
 
 
+@pytest.mark.parametrize("c,top,acc", [(4, 8191, np.int16), (300, 7158278, np.int32), (300, (1 << 23) - 1, np.int64)])
 @pytest.mark.parametrize("kind,reset", [("lif", "subtract"), ("cuba", "zero")])
 @pytest.mark.parametrize("use_numba", NUMBA)
-def test_recurrent_sums_past_int32_and_float32(kind, reset, use_numba):
-    """24-bit recurrent weights over 300 neurons: Σ|R| past 2**31 (the fused kernel's int64 path) and past
-    2**24 (the fallback GEMM in float64); every neuron spikes at step 0, so step 1 sees the whole sum."""
+def test_recurrent_sums_at_each_accumulator_edge(c, top, acc, kind, reset, use_numba):
+    """Rows of R whose sum, once every neuron spiked (step 0), is just below 2**15 (int16), just below 2**31
+    (int32; past float32's 2**24: the fallback's GEMM is float64), and past 2**31 (int64)."""
     rng = np.random.default_rng(5)
-    c, n, steps = 300, 2, 4
-    top = (1 << 23) - 1
+    n, steps = 2, 4
     rec = rng.choice([-top, top, top - 1, 1, 0], (c, c))
-    rec[:3] = top  # rows whose sum passes 2**31 when every neuron spiked
+    rec[:3] = top
     rec[3] = -top
     syn = RecurrentSynapse(rec)
-    assert syn.bound > (1 << 31) and syn.rt_int.dtype == np.int64 and syn.rt_gemm.dtype == np.float64
+    assert syn.rt_int.dtype == acc and syn.rt_gemm.dtype == (np.float32 if syn.bound < 1 << 24 else np.float64)
     neuron = make_neuron(kind, reset, rng, c, state_bits=48, current_bits=48, frac_bits=3)
     neuron.threshold[:] = 0
     neuron.bias[:] = 0
@@ -125,14 +125,17 @@ def test_recurrent_sums_past_int32_and_float32(kind, reset, use_numba):
         neuron.current_bias[:] = 0
     j = np.full((n, c), 1)
     want = check(neuron, j, rec, True, steps, use_numba)
-    # the step-1 currents really are past 2**31 (a single float32 or int32 sum would be wrong)
+    assert want[0][0].all()  # every neuron spiked at step 0: step 1 sees the full row sums
     j1 = want[0][0].astype(np.int64) @ rec.astype(np.int64).T
-    assert np.abs(j1).max() > (1 << 31)
+    lo, hi = {np.int16: (1 << 14, 1 << 15), np.int32: (1 << 30, 1 << 31), np.int64: (1 << 31, 1 << 62)}[acc]
+    assert lo < np.abs(j1).max() < hi
 
 
-def test_int32_path_is_chosen_only_under_its_bound():
-    rec = np.full((4, 4), 127)
-    assert RecurrentSynapse(rec).rt_int.dtype == np.int32 and RecurrentSynapse(rec).rt_gemm.dtype == np.float32
+def test_narrow_sums_are_chosen_only_under_their_bound():
+    assert RecurrentSynapse(np.full((4, 4), 127)).rt_int.dtype == np.int16             # 508
+    assert RecurrentSynapse(np.full((4, 4), 8192)).rt_int.dtype == np.int32            # 32768 = 2**15
+    assert RecurrentSynapse(np.full((4, 4), 8191)).rt_int.dtype == np.int16            # 32764
+    assert RecurrentSynapse(np.full((4, 4), 8191)).rt_gemm.dtype == np.float32
     with pytest.raises(ValueError, match="square"):
         RecurrentSynapse(np.ones((3, 4), np.int8))
 

@@ -4,7 +4,7 @@ Arithmetic (docs/integer-semantics.md §2, docstring of :mod:`qsnn_deploy.frozen
 
 * Synaptic currents ``J`` are exact integers. Sparse inputs (spikes after the first layer: at most
   30% non-zero) go through an event-driven integer kernel (:mod:`.event_synapse`: only non-zero
-  inputs are accumulated, int32 where the layer's bound proves every partial sum below 2**31).
+  inputs are accumulated, int16 / int32 where the layer's bound proves every partial sum below 2**15 / 2**31).
   Dense inputs (pixels) use float32 BLAS GEMMs (im2col for convs, channels-last) because every
   partial sum is an integer below 2**24 when the accumulation bound checked here holds; float64
   (2**53) is used beyond it, and NumPy's own int64 matmul (plain loops, exact, ~300x slower) only
@@ -34,7 +34,7 @@ from ..frozen import FrozenNet, Layer
 from .base import (NeuronKernels, SimResult, batches, check_saturation_mode, merge_batches, prepare_input,
                    raise_on_saturation)
 from .cuba_scan import cuba_scan
-from .event_synapse import MAX_DENSITY, event_conv, event_currents_available, event_dense
+from .event_synapse import MAX_DENSITY, accumulator_dtype, event_conv, event_currents_available, event_dense
 from .lif_scan import scan_lif
 from .recurrent_scan import RecurrentSynapse
 
@@ -81,8 +81,8 @@ class _PreparedLayer:
             wint = np.ascontiguousarray(w.T)
             self.wevent = wint
         self.wmat = np.ascontiguousarray(wint.astype(self.dtype))
-        # event kernel: int32 products and sums when every partial sum is provably below 2**31
-        self.wevent = self.wevent.astype(np.int32 if bound < (1 << 31) else np.int64)
+        # event kernel: int16 / int32 products and sums when every partial sum is provably below 2**15 / 2**31
+        self.wevent = self.wevent.astype(accumulator_dtype(bound))
 
     # -------------------------------------------------------------- synaptic current
     def currents(self, x: np.ndarray) -> np.ndarray:

@@ -15,8 +15,9 @@ layer's own 0/1 spikes of the previous step; then the neuron kind's step (``lif`
 * with Numba, one fused kernel per kind (:data:`FUSED_KINDS`): every sample steps through all T steps
   with its states in cache; per step it adds the rows ``Rᵀ[k]`` of only the neurons ``k`` that spiked
   (collected while the previous step's spikes were written), then updates every neuron in the same
-  pass. Integer code only: the recurrent sum is int32 where ``max_o Σ_k |R[o, k]| < 2**31`` proves
-  every partial sum in range, int64 otherwise; the neuron update is the kind's int64 equation.
+  pass. Integer code only: the recurrent sum is int16 / int32 where ``max_o Σ_k |R[o, k]|`` below
+  2**15 / 2**31 proves every partial sum in range (:func:`~.event_synapse.accumulator_dtype`), int64
+  otherwise; the neuron update is the kind's int64 equation.
 * otherwise (``use_numba=False``, Numba missing, or a kind without a fused kernel) step by step
   through whole arrays: ``z_{t-1} @ Rᵀ`` as a float GEMM, exact because its 0/1 operand makes every
   partial sum an integer of magnitude ≤ ``max_o Σ_k |R[o, k]|``, checked below 2**24 (float32) or
@@ -32,6 +33,7 @@ import numpy as np
 
 from .. import intmath
 from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba
+from .event_synapse import accumulator_dtype
 
 #: reset codes of the CUBA kernel (as :mod:`.cuba_scan`)
 _CUBA_RESET = {"subtract": 0, "zero": 1, "zero_delayed": 2}
@@ -51,7 +53,7 @@ class RecurrentSynapse:
         #: max_o Σ_k |R[o, k]|: the largest |recurrent current| (spikes are 0/1)
         self.bound = intmath.row_abs_sum_max(r)
         # Rᵀ: row k = what a spike of neuron k adds to every neuron
-        self.rt_int = np.ascontiguousarray(r.T.astype(np.int32 if self.bound < (1 << 31) else np.int64))
+        self.rt_int = np.ascontiguousarray(r.T.astype(accumulator_dtype(self.bound)))
         self.rt_gemm = np.ascontiguousarray(r.T.astype(_gemm_dtype(self.bound)))
 
     def scan(self, neuron, j: np.ndarray, static: bool, steps: int, record: bool = False,
