@@ -59,9 +59,10 @@ class _PreparedLayer:
         self.out_shape = layer.output_shape((int(np.prod(in_shape)),) if layer.synapse.flatten_input else in_shape)
         bound = layer.current_bound(x_bound)
         self.dtype = _gemm_dtype(bound)
-        self.recurrent = None
-        if layer.synapse.is_recurrent:
-            self.recurrent = RecurrentSynapse(layer.synapse.recurrent)
+        self.recurrent = self.recurrent_synapse = None
+        if layer.synapse.is_recurrent:  # the fused scan's operands; R^T as an exact GEMM operand (the Loihi-style sim's)
+            self.recurrent_synapse = RecurrentSynapse(layer.synapse.recurrent)
+            self.recurrent = self.recurrent_synapse.rt_gemm
         if layer.synapse.kind == "conv":
             w, stride = layer.synapse.deployed()
             self.kernel = w.shape[2:]
@@ -136,8 +137,8 @@ class _PreparedLayer:
     def scan(self, j: np.ndarray, static: bool, steps: int, record: bool):
         """Run the neuron kind's kernel over time. j: int64 [T, B, ..., C] or [B, ..., C] if static.
         Returns (spikes, states or None, saturation events per step)."""
-        if self.recurrent is not None:
-            return self.recurrent.scan(self.layer.neuron, j, static, steps, record, self.use_numba)
+        if self.recurrent_synapse is not None:
+            return self.recurrent_synapse.scan(self.layer.neuron, j, static, steps, record, self.use_numba)
         return self.kernel_fn(self.layer.neuron, j, static, steps, record, self.use_numba)
 
 
