@@ -12,7 +12,11 @@ setup:
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[test]"
 	$(PYTHON) tools/install_lava.py --pip "$(PIP)"
-	@# NIR peers (Norse, Sinabs, Rockpool) and NeuroBench: the peers extra, the four with --no-deps (tools/install_peers.py)
+	@# xylosim (the Xylo target's vendor simulator, in the peers extra) builds from source: it needs a C++ compiler
+	@command -v g++ >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++) >/dev/null 2>&1; } || \
+		{ echo "error: no C++ compiler (g++) to build xylosim; install one (apt-get install g++)"; exit 1; }
+	@# NIR peers (Norse, Sinabs, Rockpool), NeuroBench and xylosim: the peers extra, the first four with --no-deps (tools/install_peers.py)
 	$(PYTHON) tools/install_peers.py --pip "$(PIP)"
 	@# qemu-user runs one exactness test on an emulated AVX2-only CPU (tests/test_exact_paths.py); optional
 	@command -v qemu-x86_64 >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \

@@ -137,12 +137,12 @@ def choose_frac_bits(bound_at: Callable[[int], StateBound], f_max: int = intmath
     return fallback[0], False, fallback[1]
 
 
-def synapse_current_extremes(synapse, x_lo: int, x_hi: int) -> tuple[np.ndarray, np.ndarray]:
+def synapse_current_extremes(synapse, x_lo: int, x_hi: int, z_max: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Per channel (J⁺, J⁻) of a frozen :class:`~qsnn_deploy.frozen.Synapse` fed inputs in ``x_lo..x_hi``;
-    a recurrent synapse adds its own 0/1 spikes' extremes (``R·z`` with z in {0, 1})."""
+    a recurrent synapse adds its own spikes' extremes (``R·z`` with z in 0..z_max: 1, or a multi-spike kind's cap)."""
     jp, jn = current_extremes(synapse.weight, x_lo, x_hi, synapse.pool_area)
     if synapse.is_recurrent:
-        rp, rn = current_extremes(synapse.recurrent, 0, 1)
+        rp, rn = current_extremes(synapse.recurrent, 0, z_max)
         jp, jn = jp + rp, jn + rn
     return jp, jn
 
@@ -150,8 +150,13 @@ def synapse_current_extremes(synapse, x_lo: int, x_hi: int) -> tuple[np.ndarray,
 def layer_state_bound(layer, x_lo: int, x_hi: int) -> StateBound:
     """The proven bound of a frozen :class:`~qsnn_deploy.frozen.Layer` fed inputs in ``x_lo..x_hi``:
     its neuron kind's :meth:`~qsnn_deploy.neurons.NeuronParams.state_bound` of the synapse's extremes."""
-    jp, jn = synapse_current_extremes(layer.synapse, x_lo, x_hi)
+    jp, jn = synapse_current_extremes(layer.synapse, x_lo, x_hi, spike_max(layer))
     return layer.neuron.state_bound(jp, jn)
+
+
+def spike_max(layer) -> int:
+    """The most spikes a layer's neuron emits per step: 1, or a multi-spike kind's ``max_spikes`` (kind ``"xylo"``)."""
+    return int(getattr(layer.neuron, "max_spikes", 1))
 
 
 def net_state_bounds(net) -> list[StateBound]:
@@ -160,7 +165,7 @@ def net_state_bounds(net) -> list[StateBound]:
     out = []
     for layer in net.layers:
         out.append(layer_state_bound(layer, lo, hi))
-        lo, hi = 0, 1
+        lo, hi = 0, spike_max(layer)
     return out
 
 
@@ -170,9 +175,9 @@ def net_peak_currents(net) -> list[int]:
     lo, hi = net.input.value_range
     out = []
     for layer in net.layers:
-        jp, jn = synapse_current_extremes(layer.synapse, lo, hi)
+        jp, jn = synapse_current_extremes(layer.synapse, lo, hi, spike_max(layer))
         out.append(int(max(jp.max(initial=0), jn.max(initial=0))))
-        lo, hi = 0, 1
+        lo, hi = 0, spike_max(layer)
     return out
 
 

@@ -407,18 +407,24 @@ SATURATION_FIX = ("re-fit F per layer (qsnn_deploy.profiles.fit_frac_bits for a 
                   "for a float one), or train with --profile loihi")
 
 
-def saturation_warnings(ref: "SimResult | _RunSummary") -> list[str]:
+def saturation_warnings(ref: "SimResult | _RunSummary", net: FrozenNet | None = None) -> list[str]:
     """One sentence per layer whose membrane state was clipped to B_v bits in ``ref``: the layer, the
     fraction of neuron-steps clipped and the fix. Clips are exact in every backend (each clips the
     same way), but a target with another state width would not reproduce them."""
     summary = ref if isinstance(ref, _RunSummary) else _RunSummary.of(ref)
     kinds = {} if isinstance(ref, _RunSummary) else dict(ref.info.get("kinds", {}))
+    if net is not None:
+        kinds.update({layer.name: layer.kind for layer in net.layers})
     out = []
     for name, n_sat in summary.saturations.items():
         if not n_sat:
             continue
         total = summary.neuron_steps.get(name, 0)
         frac = f"{100.0 * n_sat / total:.3g}% of {total:,} neuron-steps" if total else "some neuron-steps"
+        if kinds.get(name) == "xylo":
+            out.append(f"layer {name!r}: Xylo's int16 states saturated in {frac}; that is the chip's own arithmetic "
+                       f"(xylosim saturates the same way); fewer clips need smaller weights or shifts in training")
+            continue
         both = " (current and membrane clips together: a two-state kind can pass 100%)" if kinds.get(name) == "cuba" else ""
         out.append(f"layer {name!r}: the state clipped in {frac} ({n_sat:,} events){both}; fix: {SATURATION_FIX}")
     return out
@@ -513,6 +519,9 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
                 if res.info.get("timing") == "lava-pipeline":
                     raws[i] = SimResult(res.info["raw_spikes"], res.saturations, backend=res.backend)
                     notes[i] = "Lava timing: layer l is l+1 steps late; compared after that documented shift"
+                elif res.info.get("timing") == "xylo-latency":
+                    notes[i] = ("Xylo timing: hidden layer l runs l steps late, the readout L (L hidden layers); "
+                                "compared after that documented shift")
             cb(k)
         # Backends with Lava's pipeline timing are also compared with each other as they come, unshifted.
         if raw_tallies is None:
@@ -523,7 +532,7 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
 
     report = VerifyReport(model_name, n, steps, REFERENCE, ref_seconds, None if labels is None or not n else ref_correct / n,
                           reference_saturations=dict(summary.saturations), warnings=evidence_warnings(summary, labels),
-                          saturation_warnings=saturation_warnings(summary))
+                          saturation_warnings=saturation_warnings(summary, net))
     for i, (label, backend, _) in enumerate(others):
         layers_cmp = tallies[i].layer_results()
         if backend is None:

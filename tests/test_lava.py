@@ -481,12 +481,20 @@ def test_cuba_layers_run_on_stock_lava_bit_exact(tmp_path):
     assert any(not np.array_equal(lif.spikes[n], ref.spikes[n]) for n in ref.spikes)
 
 
-def test_cuba_layer_that_does_not_fit_stock_is_refused_by_name(tmp_path):
-    """No custom CUBA process exists: a CUBA layer off the stock route (subtract reset) is refused naming it."""
-    from qsnn_deploy.errors import UnsupportedNeuronError
+def test_cuba_layer_off_the_stock_route_runs_on_qcuba(tmp_path):
+    """A CUBA layer that does not fit Lava's stock LIF (subtract reset) takes the custom route: qsnn-deploy's
+    QCUBA process (neuron type QSNN_QCUBA in the file, which stock netx refuses), bit-exact in Lava's simulator
+    (more cases: tests/test_lava_recurrent.py)."""
+    import h5py
 
     net = cuba_stock_net()
     net.layers[1].neuron.reset = "subtract"
-    with pytest.raises(UnsupportedNeuronError, match="'fc'.*cuba.*stock LIF only.*subtract reset"):
-        write_netx(net, tmp_path / "bad.net")
-    assert not (tmp_path / "bad.net").exists()
+    fit = check_net(net)
+    assert [lf.route for lf in fit.layers] == ["stock", "custom"] and fit.layers[1].process == "QCUBA"
+    assert "subtract reset" in fit.layers[1].detail() and "QCUBA" in fit.verdict()
+    path = write_netx(net, tmp_path / "cuba.net")
+    with h5py.File(path) as f:
+        assert f["layer/3/neuron/type"][()].decode() == "QSNN_QCUBA"
+    x = np.random.default_rng(1).integers(0, 256, (3, 1, 10, 10))
+    ref, _ = assert_lava_matches(net, x, 20, LavaSimulator(netx_path=path))
+    assert all(ref.spikes[name].sum() > 0 for name in ref.spikes)

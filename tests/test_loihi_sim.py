@@ -148,8 +148,8 @@ def test_without_the_reset_a_stock_bias_is_not_exact():
     the spikes then differ from the reference. The periodic reset is what makes the stock bias exact."""
     class NoReset(LoihiSimulator):
         @staticmethod
-        def _stock(p, j, start, end):
-            return LoihiSimulator._stock(p, j, -1, end)
+        def _stock(p, j, start, end, *count_end):
+            return LoihiSimulator._stock(p, j, -1, end, *count_end)
 
     net = _biased_stock_net()
     x = np.random.default_rng(3).integers(0, 256, (4, 20))

@@ -279,7 +279,7 @@ def test_json_validates_and_broken_json_does_not(tiny_report):
 
 # ------------------------------------------------------------------------------ target hook
 def test_target_without_fit_check_is_a_note_not_columns():
-    rep = compute_report(tiny_net(), target="xylo")
+    rep = compute_report(tiny_net(), target="speck")
     assert rep.target["available"] is False and "no fit check" in rep.target["note"]
     assert all(lr.fit is None for lr in rep.layers)
     validate(to_dict(rep))

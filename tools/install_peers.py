@@ -1,4 +1,8 @@
-"""Install the NIR peers (snnTorch's neighbours: Norse, Sinabs, Rockpool) and NeuroBench for qsnn-deploy.
+"""Install the NIR peers (snnTorch's neighbours: Norse, Sinabs, Rockpool), NeuroBench and xylosim for qsnn-deploy.
+
+xylosim (SynSense's Xylo simulator, what Rockpool's XyloSim runs) has no wheel: pip builds it from its
+source package with pybind11 and the machine's C++ compiler (``make setup`` installs g++ first when
+none is there); it installs with its dependencies like the extra's other requirements.
 
 They are the ``peers`` extra of pyproject.toml (versions pinned in requirements/constraints.txt).
 A plain ``pip install "qsnn-deploy[peers]"`` works, but also installs three packages their
@@ -35,7 +39,7 @@ from extras import extra_requirements  # noqa: E402
 NO_DEPS = ("norse", "sinabs", "rockpool", "neurobench")
 #: What must import afterwards: each peer's NIR importer, NeuroBench's metrics.
 IMPORTS = ("norse.torch", "sinabs", "rockpool.nn.modules.torch.nir", "neurobench.metrics.static",
-           "neurobench.metrics.workload", "neurobench.benchmarks")
+           "neurobench.metrics.workload", "neurobench.benchmarks", "xylosim.v2")
 
 
 def peers_extra_requirements() -> list[str]:

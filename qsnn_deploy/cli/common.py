@@ -92,9 +92,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     nir.add_argument("--tau-rule", choices=("euler", "exp"), default="euler",
                      help="how tau gives the decay: euler, beta = 1 - dt/tau (snnTorch, Norse; default) or exp, "
                           "beta = exp(-dt/tau) (Sinabs, Rockpool)")
-    nir.add_argument("--cuba-input-gain", choices=("nir", "w_in"), default="nir",
+    nir.add_argument("--cuba-input-gain", choices=("nir", "w_in", "rockpool"), default="nir",
                      help="how a CubaLIF's current takes its input: nir, gain w_in*dt/tau_syn (NIR's equation; snnTorch; "
-                          "default) or w_in (Norse's LIFCell, whose to_nir writes w_in = 1 and adds the input with gain 1)")
+                          "default), w_in (Norse's LIFCell, whose to_nir writes w_in = 1 and adds the input with gain 1) "
+                          "or rockpool (Rockpool's LIFTorch: I = alpha*(I + w_in*S), v = beta*v + I; with --tau-rule exp "
+                          "and Rockpool's --dt, which the file's r is checked against)")
 
 
 def load_model(args: argparse.Namespace) -> LoadedModel:

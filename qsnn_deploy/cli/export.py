@@ -7,6 +7,8 @@
     qsnn-export model.pt --target lava --check             # Loihi 2 constraint check only, writes nothing
     qsnn-export model.pt --target lava --strict -o out/    # exit 1, write nothing, unless stock Loihi fits
     qsnn-export model.pt --target lava --strict --margin-bits 1 -o out/   # ... and every field 1 bit under its limit
+    qsnn-export model.pt --target xylo --strict -o out/    # -> out/model.npz: the keyword arguments of XyloSim.from_specification
+    qsnn-export model.pt --target xylo --chip syns61201 --check   # the fit on Xylo Audio 2 (default syns63300, Xylo IMU)
 
 Exit status: 0 on success; 1 when --check/--strict find a layer that does not fit the target
 (hardware limits, or a neuron the stock hardware cannot run); 2 on bad input.
@@ -51,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--margin-bits", type=int, default=None, metavar="N",
                    help="with --check or --strict (target lava): also refuse when a field (weight, threshold or bias "
                         "mantissa, state, current) is less than N bits under its limit; the margins table shows each")
+    p.add_argument("--chip", default=None, metavar="VERSION",
+                   help="target xylo: the chip version, syns63300 (Xylo IMU, default, or the model's recorded one) "
+                        "or syns61201 (Xylo Audio 2); syns65302 (Xylo Audio 3) is refused: it needs samna")
     add_logging_arguments(p)
     return p
 
@@ -58,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 def fit_table(fit, target: str) -> Table:
     """Per-layer result of a target's constraint check."""
     t = Table(title=f"{target}: per-layer fit ({fit.summary()})", show_lines=True)
-    for col in ("layer", "route", "cores", "fits stock", "detail"):
+    for col in ("layer", "route", getattr(fit, "capacity_label", "cores"), "fits stock", "detail"):
         t.add_column(col, overflow="fold")
     for lf in fit.layers:
         t.add_row(lf.name, lf.route, str(lf.cores), "[green]yes[/green]" if lf.fits else "[red]no[/red]", lf.detail())
@@ -74,7 +79,7 @@ def layer_table(net: FrozenNet, title: str) -> Table:
     for layer, (i, o) in zip(net.layers, net.layer_shapes()):
         t.add_row(layer.name, f"{layer.synapse.kind} int{layer.synapse.weight_bits} {'×'.join(map(str, layer.synapse.weight.shape))}",
                   f"{'×'.join(map(str, i))} → {'×'.join(map(str, o))}", "×".join(map(str, layer.synapse.pool)) if layer.synapse.pool else "-",
-                  layer.neuron.reset, f"{layer.neuron.frac_bits}/{layer.neuron.state_bits}",
+                  getattr(layer.neuron, "reset", "-"), f"{layer.neuron.frac_bits}/{layer.neuron.state_bits}",
                   f"{int(layer.neuron.threshold.min())}..{int(layer.neuron.threshold.max())}")
     return t
 
@@ -94,6 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         console = Console()
         exporter = get_exporter(args.target)
+        target_options = {}
+        if args.chip is not None:
+            if args.target != "xylo":
+                raise QSNNError(f"--chip {args.chip}: only for --target xylo")
+            from ..xylo.chips import chip
+            try:
+                chip(args.chip)
+            except ValueError as exc:
+                raise QSNNError(str(exc)) from None
+            target_options["version"] = args.chip
         checking = args.check or args.strict or args.check_json
         if checking and args.target not in CHECKS.names():
             raise QSNNError(f"target {args.target!r} has no constraint check (targets with one: {', '.join(CHECKS.names())})")
@@ -113,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             loaded = load_model(args)
         if not args.check and suffix and not out_is_file:
             check_output_path(Path(args.output) / f"{loaded.name}{suffix}", "file")
-        fit = CHECKS.get(args.target)(loaded.net) if args.target in CHECKS.names() else None
+        fit = CHECKS.get(args.target)(loaded.net, **target_options) if args.target in CHECKS.names() else None
         if fit is not None:
             console.print(fit_table(fit, args.target))
         margins, short = None, []
@@ -136,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
                           f"[red]fits, but {len(short)} field(s) under the {args.margin_bits}-bit margin[/red]")
             return 0 if fit.fits and not short else 1
         clip_warnings = state_warnings(loaded.net)
+        if clip_warnings and getattr(fit, "saturation_exact", False):
+            # the target's saturating arithmetic IS the neuron kind (Xylo's int16 states): exact, not a risk
+            console.print(f"saturation: {len(clip_warnings)} layer(s) may saturate their int16 states; that is "
+                          f"{args.target}'s own arithmetic, reproduced exactly by every backend that runs it")
+            clip_warnings = []
         for w in clip_warnings:
             console.print(f"[yellow]warning: {escape(w)}[/yellow]")
         if args.strict and not fit.fits:
@@ -150,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[red]--strict: not exported[/red] ({len(short)} field(s) less than --margin-bits "
                           f"{args.margin_bits} under their limit; listed above)")
             return 1
-        paths = exporter(loaded.net, args.output, stem=loaded.name)
+        paths = exporter(loaded.net, args.output, stem=loaded.name, **target_options)
         faithful = loaded.net.metadata.get("deploy_faithful")
         console.print(layer_table(loaded.net, f"{loaded.name}: frozen, {'deploy-faithful' if faithful else 'rounded from a float model'}"))
         for p in paths:

@@ -13,6 +13,7 @@ TARGETS = Registry("target", {
     "nir": "qsnn_deploy.exporters.nir_export:export",
     "onnx": "qsnn_deploy.exporters.onnx_export:export",
     "lava": "qsnn_deploy.lava.export:export",
+    "xylo": "qsnn_deploy.xylo.export:export",
 })
 
 
@@ -21,6 +22,7 @@ TARGETS = Registry("target", {
 # ``.route``, ``.fits``, ``.cores``, ``.detail()``). ``qsnn-export --check/--strict`` uses them.
 CHECKS = Registry("constraint check", {
     "lava": "qsnn_deploy.lava.check:check_net",
+    "xylo": "qsnn_deploy.xylo.check:check_net",
 })
 
 
@@ -30,7 +32,7 @@ def register_exporter(name: str, func: Callable[..., list[Path]]) -> None:
 
 
 def available_targets() -> list[str]:
-    """Every export target name, sorted (``lava``, ``nir``, ``numpy``, ``onnx`` and any registered)."""
+    """Every export target name, sorted (``lava``, ``nir``, ``numpy``, ``onnx``, ``xylo`` and any registered)."""
     return TARGETS.names()
 
 

@@ -70,7 +70,10 @@ SEMANTICS = ("qsnn-deploy integer LIF (docs/integer-semantics.md): J = sumpool(W
 
 # ====================================================================================== export
 #: Neuron kinds our NIR graphs write (and read back for the ``nir`` round-trip backend).
-NIR_KERNELS = NeuronKernels("nir", {"lif": "LIF", "cuba": "CubaLIF"}, recurrent=True)
+NIR_KERNELS = NeuronKernels("nir", {"lif": "LIF", "cuba": "CubaLIF"}, recurrent=True,
+                            reasons={"xylo": "NIR has no Xylo neuron (int16 saturation, bit-shift decay with a minimum "
+                                             "leak of 1, up to 31 spikes per step, ordered saturating synaptic adds); "
+                                             "export it with --target xylo"})
 
 
 def export(net: FrozenNet, out: str | Path, stem: str = "model", *, pool: str = "avg",

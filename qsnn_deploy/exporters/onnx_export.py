@@ -276,7 +276,11 @@ def _cuba_update(b: _Builder, p: str, layer: Layer, ndim: int, j_shifted: str, p
 
 #: Neuron kinds the per-step ONNX graph builds: kind -> the builder of its update as ONNX integer ops.
 #: Recurrent synapses (dense, ``J_t = W·x_t + R·z_{t-1}``) run for every kind.
-ONNX_KERNELS = NeuronKernels("onnx", {"lif": _lif_update, "cuba": _cuba_update})
+ONNX_KERNELS = NeuronKernels("onnx", {"lif": _lif_update, "cuba": _cuba_update},
+                             reasons={"xylo": "a Xylo neuron's synaptic current adds its terms one source at a time, each "
+                                              "with int16 saturation, in a data-dependent order the per-step ONNX graph "
+                                              "does not build (a summed current is not exact); use backends numpy, torch "
+                                              "or xylo"})
 
 
 def _safe_states(layer: Layer, bound: StateBound) -> dict[str, bool]:

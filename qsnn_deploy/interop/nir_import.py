@@ -13,7 +13,8 @@ Per time step, with one Euler step of ``dt`` (``tau_rule="euler"``; ``"exp"``: �
 
 * ``LIF``: ``v ← β·v + (1 − β)·v_leak + g·I``, β = 1 − dt/τ, g = r·dt/τ;
 * ``CubaLIF``: ``I ← α·I + g_i·S``, ``v ← β·v + g_v·I`` (the new current), α = 1 − dt/τ_syn,
-  g_i = w_in·dt/τ_syn (``cuba_input_gain="w_in"``: g_i = w_in, Norse's ``LIFCell``), g_v = r·dt/τ_mem;
+  g_i = w_in·dt/τ_syn (``cuba_input_gain="w_in"``: g_i = w_in, Norse's ``LIFCell``; ``"rockpool"``:
+  g_i = w_in·α and g_v = 1, Rockpool's ``LIFTorch``, ``I ← α·(I + S)``), g_v = r·dt/τ_mem;
 * spike ``v > v_threshold``, then ``v = 0``; gains are folded into the synapse, so the frozen integer
   net (:mod:`qsnn_deploy.neurons`) computes ``J << F`` on the synapse's integer grid.
 """
@@ -101,10 +102,49 @@ def _channelwise(node_name: str, field: str, values, out_shape: tuple[int, ...])
 
 
 #: How a foreign CubaLIF's current takes its input S: ``"nir"`` (NIR's equation, one Euler step of
-#: ``τ_syn dI/dt = −I + w_in·S``: gain ``w_in·dt/τ_syn``; snnTorch's export writes ``w_in = τ_syn/dt``, gain 1)
-#: or ``"w_in"`` (gain ``w_in``: Norse 1.1's ``LIFCell`` adds its input to the current with gain 1 and
-#: ``to_nir`` writes ``w_in = 1``).
-CUBA_INPUT_GAINS = ("nir", "w_in")
+#: ``τ_syn dI/dt = −I + w_in·S``: gain ``w_in·dt/τ_syn``; snnTorch's export writes ``w_in = τ_syn/dt``, gain 1),
+#: ``"w_in"`` (gain ``w_in``: Norse 1.1's ``LIFCell`` adds its input to the current with gain 1 and
+#: ``to_nir`` writes ``w_in = 1``) or ``"rockpool"`` (Rockpool 3.1's ``LIFTorch``: the input joins the current
+#: before it decays and the membrane takes the current with gain 1, ``I ← α·(I + w_in·S)``, ``v ← β·v + I``:
+#: gains ``g_i = w_in·α``, ``g_v = 1``; ``r`` must be what Rockpool writes, ``τ_mem·exp(−dt/τ_mem)/dt``, which
+#: checks ``dt``; needs ``tau_rule="exp"``).
+CUBA_INPUT_GAINS = ("nir", "w_in", "rockpool")
+
+#: Relative tolerance of the check that a CubaLIF read with ``cuba_input_gain="rockpool"`` has Rockpool's ``r``
+#: (Rockpool writes float32).
+ROCKPOOL_R_RTOL = 1e-5
+
+
+def _rockpool_dt(tau: float, r: float) -> float:
+    """The dt for which Rockpool's ``r = τ·exp(−dt/τ)/dt`` holds (x = dt/τ solves x·eˣ = 1/r; Newton steps)."""
+    x = min(1.0 / r, 1.0)
+    for _ in range(60):
+        x -= (x * np.exp(x) - 1.0 / r) / (np.exp(x) * (1.0 + x))
+    return float(x * tau)
+
+
+def _rockpool_gains(name: str, f: dict[str, np.ndarray], alpha: np.ndarray, dt: float, tau_rule: str):
+    """(g_i, g_v) of a CubaLIF written by Rockpool 3.1's ``to_nir`` (``LIFTorch``: ``I ← α·(I + w_in·S)``,
+    ``v ← β·v + I``): ``g_i = w_in·α``, ``g_v = 1``. Refuses, naming the node and field, a graph whose ``r`` is
+    not Rockpool's ``τ_mem·exp(−dt/τ_mem)/dt`` for this ``dt`` (a wrong ``dt``, or not Rockpool's convention)."""
+    if tau_rule != "exp":
+        raise UnsupportedLayerError(f"NIR node {name!r} (CubaLIF): cuba_input_gain 'rockpool' reads Rockpool's LIFTorch, "
+                                    "which decays by exp(−dt/τ): pass tau_rule 'exp' (--tau-rule exp)")
+    tau, r = f["tau_mem"], f["r"]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        want = np.where(np.isinf(tau), np.inf, tau * np.exp(-dt / tau) / dt)
+    ok = np.isclose(r, want, rtol=ROCKPOOL_R_RTOL, atol=0.0) | (np.isinf(r) & np.isinf(want))
+    if not np.all(ok):
+        c = int(np.flatnonzero(~ok)[0])
+        hint = ""
+        if np.isfinite(tau[c]) and np.isfinite(r[c]) and r[c] > 0:
+            hint = f"; this r is Rockpool's for dt = {_rockpool_dt(float(tau[c]), float(r[c])):.6g}"
+        raise UnsupportedLayerError(f"NIR node {name!r} (CubaLIF): field 'r' = {r[c]:.7g} (channel {c}) is not Rockpool's "
+                                    f"τ_mem·exp(−dt/τ_mem)/dt = {want[c]:.7g} for dt = {dt:g} (cuba_input_gain 'rockpool')"
+                                    f"{hint}")
+    if np.any(~np.isfinite(f["w_in"])) or np.any(f["w_in"] <= 0):
+        raise UnsupportedLayerError(f"NIR node {name!r}: w_in must be finite and > 0")
+    return f["w_in"] * alpha, np.ones_like(alpha)
 
 
 def _decay_gain(name: str, field: str, tau: np.ndarray, r: np.ndarray, dt: float, tau_rule: str,
@@ -165,7 +205,8 @@ def _cuba_params(name: str, node, out_shape: tuple[int, ...], dt: float, tau_rul
     ``τ_mem dv/dt = (v_leak − v) + R·I``), one step: ``I ← α·I + g_i·S``, ``v ← β·v + g_v·I`` (current
     first, the membrane takes the new current: snnTorch's ``Synaptic`` and Norse's ``LIFCell`` order).
     α, g_i from τ_syn and w_in, β, g_v from τ_mem and r (:func:`_decay_gain`; ``input_gain="w_in"``:
-    g_i = w_in, Norse's :data:`CUBA_INPUT_GAINS`). Scaling the current by g_v gives
+    g_i = w_in, Norse's; ``"rockpool"``: g_i = w_in·α, g_v = 1, Rockpool's ``LIFTorch``, whose input joins the
+    current before the decay: :data:`CUBA_INPUT_GAINS`). Scaling the current by g_v gives
     ``I' ← α·I' + g_i·g_v·S``, ``v ← β·v + I'``: ``gain = g_i·g_v`` goes into the synapse. ``v_leak ≠ 0``
     is refused (snnTorch's ``Synaptic``, the float model rebuilt here, has no membrane bias)."""
     if input_gain not in CUBA_INPUT_GAINS:
@@ -176,12 +217,16 @@ def _cuba_params(name: str, node, out_shape: tuple[int, ...], dt: float, tau_rul
     if np.any(f["v_leak"] != 0):
         raise UnsupportedLayerError(f"NIR node {name!r} (CubaLIF): v_leak ≠ 0 is not supported (a constant drive on the "
                                     "membrane; snnTorch's Synaptic has none)")
+    if input_gain == "rockpool":  # tau_rule and r first: a wrong dt is named before the decays are read with it
+        _rockpool_gains(name, f, np.ones_like(f["tau_mem"]), dt, tau_rule)
     alpha, g_i = _decay_gain(name, "tau_syn", f["tau_syn"], f["w_in"], dt, tau_rule, r_field="w_in")
     if input_gain == "w_in":
         if np.any(~np.isfinite(f["w_in"])) or np.any(f["w_in"] <= 0):
             raise UnsupportedLayerError(f"NIR node {name!r}: w_in must be finite and > 0")
         g_i = f["w_in"]
     beta, g_v = _decay_gain(name, "tau_mem", f["tau_mem"], f["r"], dt, tau_rule)
+    if input_gain == "rockpool":
+        g_i, g_v = _rockpool_gains(name, f, alpha, dt, tau_rule)
     gain = g_i * g_v
     gain = np.where(np.abs(gain - 1.0) <= GAIN_SNAP, 1.0, gain)
     return alpha, beta, gain, f["v_threshold"]
@@ -388,8 +433,9 @@ def nir_graph_to_frozen(graph, *, weight_bits: int = 8, frac_bits: int = intmath
             time steps (dt = 1); Norse 1.1's ``to_nir`` writes τ = dt_norse/``tau_mem_inv``, i.e. τ·dt_norse,
             so its graphs read right with dt = dt_norse² (1e-6 for its default 1e-3).
         tau_rule: ``"euler"`` (β = 1 − dt/τ: snnTorch, Norse) or ``"exp"`` (β = exp(−dt/τ): Sinabs, Rockpool).
-        cuba_input_gain: ``"nir"`` (a CubaLIF's current gain w_in·dt/τ_syn: snnTorch) or ``"w_in"`` (Norse's
-            ``LIFCell``), :data:`CUBA_INPUT_GAINS`.
+        cuba_input_gain: ``"nir"`` (a CubaLIF's current gain w_in·dt/τ_syn: snnTorch), ``"w_in"`` (Norse's
+            ``LIFCell``) or ``"rockpool"`` (Rockpool's ``LIFTorch``, with ``tau_rule="exp"`` and Rockpool's dt),
+            :data:`CUBA_INPUT_GAINS`.
         return_model: also return the float QSequential (for a measured float-vs-integer check).
     """
     from ..freeze import freeze

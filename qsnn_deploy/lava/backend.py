@@ -3,8 +3,11 @@
 The network Lava runs comes from ``lava.lib.dl.netx.hdf5.Network`` reading the ``.net`` file that
 ``qsnn-export --target lava`` writes (or a temporary one written from the frozen net). Every layer
 whose ``qsnn/route`` is ``stock`` runs on Lava's own LIF (``LIFReset``, ``PyLifResetModelBitAcc``);
-every ``custom`` layer runs on qsnn-deploy's :class:`~qsnn_deploy.lava.models.QLIF`
-process (``PyQLifModelFixed``), substituted for netx's LIF while netx builds that block.
+every ``custom`` layer runs on qsnn-deploy's :class:`~qsnn_deploy.lava.models.QLIF` process
+(``PyQLifModelFixed``), or :class:`~qsnn_deploy.lava.models.QCUBA` (``PyQCubaModelFixed``) for a
+current-based layer, substituted for netx's LIF while netx builds that block. A recurrent dense layer
+is netx's ``dense_rec`` block (``RecurrentDense``): a Lava ``Dense`` from the neuron's ``s_out`` back to
+its ``a_in``, whose one-step delay is the reference's ``R·z_{t-1}``.
 
 **Timing.** Lava's synapses add one step each, so layer l (0-based) sees input column k at step
 k + l + 2 (1-based). One sample needs T + L steps (its T columns, then L zero columns that drain
@@ -41,6 +44,12 @@ memory-mapped files (:class:`~qsnn_deploy.lava.models.StreamSource` /
   zero steps (P = the longest run of stock layers right after a custom layer) in which the QLIF
   layers are held silent and the stock layers after them drain (QLIF ``window_steps = T + L``).
 
+* a stock recurrent layer's loop keeps running through its rows before the window (the previous sample
+  continued, or a biased warm-up), so a spike of τ = l + 1 would reach the sample's first step through
+  the recurrent synapse: each period's run pauses after τ = l + 1 and clears that synapse's output in
+  flight (``a_buff``, Lava's ``Var.set``), the recurrent counterpart of the reset one step later. A
+  custom recurrent layer needs nothing: it is silent before its window.
+
 So every period reproduces one independent per-sample run of T + L steps exactly (the window of
 each layer; the rows before it show the lane's previous sample where a stock layer has a bias);
 QLIF counts clips only in its live window, per lane, so saturation counts equal the reference's.
@@ -54,7 +63,9 @@ QLIF counts clips only in its live window, per lane, so saturation counts equal 
   8-bit mantissas / exponent chosen by netx's ``optimize_weight_bits`` and checked to reproduce the
   kernel exactly through Lava's clip and truncation and, on a probe input, Lava's own conv; a dense
   layer keeps netx's weights, exponent and bit count, its columns permuted for netx's (c, y, x)
-  flatten), every neuron a k-times wider ``LIFReset`` / QLIF with the same per-neuron parameters.
+  flatten), every neuron a k-times wider ``LIFReset`` / QLIF / QCUBA with the same per-neuron
+  parameters, and a recurrent layer's ``synapse_rec`` a block-diagonal Sparse from the neurons back
+  to themselves (netx's recurrent weights, exponent and bit count, checked exact at build time).
   No synapse connects two lanes, so each lane computes exactly what a one-sample network computes.
   Spike-fed synapses take the 0/1 spikes as 1-valued graded messages (``num_message_bits = 1``):
   Lava's Sparse then computes W·s as a sparse matrix-vector product instead of summing the columns
@@ -73,7 +84,7 @@ same 10 processes, one neuron each) is 1-2 ms. With 12 lanes a step takes 8.3-9.
 samples (conv2's Sparse product ≈ 5.8 ms of compute, the other processes ≈ 3.5 ms together, over 2
 cores): 11-13 samples/s end to end over 200 samples, start-up (0.6-0.9 s) included.
 
-Saturation events: a ``custom`` (QLIF) layer counts its clips, equal to the reference's; Lava's
+Saturation events: a ``custom`` (QLIF / QCUBA) layer counts its clips, equal to the reference's; Lava's
 stock LIF does not count them, so a ``stock`` layer reports 0 (its spikes are still compared).
 """
 from __future__ import annotations
@@ -90,7 +101,7 @@ import numpy as np
 
 from ..errors import QSNNError
 from .check import stock_pad
-from .lanes import NotExact, check_stock_params, conv_as_sparse
+from .lanes import NotExact, check_dense_synapse, check_stock_params, lanes_network
 from ..frozen import FrozenNet
 from ..log import get_logger
 from ..simulators.base import SimResult, check_saturation_mode, prepare_input
@@ -162,10 +173,13 @@ def import_lava():
 
 @contextlib.contextmanager
 def _neuron_factory(hdf5, qlif_cls, specs: list[dict], period: int | None = None,
-                    window: int | None = None) -> Iterator[list[tuple[Any, dict]]]:
-    """While netx builds the network, make its CUBA neurons ``QLIF`` for ``custom`` layers (with the
-    periodic hold when ``period`` is given) and record the stock parameters netx chose for each layer
-    as ``(process, params)``."""
+                    window: int | None = None, steps: int | None = None) -> Iterator[list[tuple[Any, dict]]]:
+    """While netx builds the network, make its CUBA neurons ``QLIF`` (``QCUBA`` for a ``cuba`` layer) for
+    ``custom`` layers (with the periodic hold when ``period`` is given) and record the stock parameters
+    netx chose for each layer as ``(process, params)``. ``steps``: T, the live steps in which a custom layer
+    counts its clips (the reference's)."""
+    from .models import QCUBA
+
     stock_lif, stock_reset = hdf5.LIF, hdf5.LIFReset
     made: list[tuple[Any, dict]] = []
 
@@ -180,10 +194,17 @@ def _neuron_factory(hdf5, qlif_cls, specs: list[dict], period: int | None = None
             proc = (stock_reset if "reset_interval" in kwargs else stock_lif)(**params)
         else:
             periodic = {} if period is None else {"reset_interval": period, "reset_offset": 0,
-                                                  "window_steps": window if window and window < period else None}
-            proc = qlif_cls(shape=shape, vth=spec["threshold"], bias=spec["bias"], decay=spec["decay"],
-                            reset=spec["reset"], frac_bits=spec["frac_bits"], state_bits=spec["state_bits"],
-                            hold_steps=i + 1, name=spec["name"], **periodic)
+                                                  "window_steps": window if window and window < period else None,
+                                                  "count_steps": steps}
+            common = dict(shape=shape, vth=spec["threshold"], bias=spec["bias"], decay=spec["decay"], reset=spec["reset"],
+                          frac_bits=spec["frac_bits"], state_bits=spec["state_bits"], hold_steps=i + 1,
+                          name=spec["name"], **periodic)
+            if spec.get("kind") == "cuba":
+                cb = spec.get("current_bias")
+                proc = QCUBA(current_decay=spec["current_decay"], current_bias=0 if cb is None else cb,
+                             current_bits=spec.get("current_bits") or spec["state_bits"], **common)
+            else:
+                proc = qlif_cls(**common)
         made.append((proc, params))
         return proc
 
@@ -240,10 +261,22 @@ class _Stream:
     src: np.memmap                 # int32 [period, lanes, n_in]
     recs: list[np.memmap]          # uint8 [period, lanes, n_l], one per layer
     lava_shapes: list[tuple]       # per layer, one sample's Lava shape ((x, y, c) or (n,))
-    qlifs: list                    # per layer the QLIF process, None for stock layers
+    qlifs: list                    # per layer the QLIF / QCUBA process, None for stock layers
     sat_seen: list[np.ndarray]     # per layer the last per-lane clip counts read
     tmp: tempfile.TemporaryDirectory
     note: str = ""
+    #: where a period's run pauses: (step τ, recurrent synapses whose output in flight is cleared there);
+    #: a stock recurrent layer l pauses at τ = l + 1 (its reset comes at τ = l + 2); the last entry is (R, [])
+    stops: list = dataclasses.field(default_factory=list)
+
+    def run_period(self, RunSteps, cfg) -> None:
+        """Run one period of R steps; clear each stock recurrent layer's recurrent synapse after its τ = l + 1."""
+        done = 0
+        for stop, synapses in self.stops or [(self.period, [])]:
+            self.root.run(condition=RunSteps(num_steps=stop - done), run_cfg=cfg)
+            done = stop
+            for syn in synapses:
+                syn.a_buff.set(np.zeros(syn.a_buff.shape, np.int32))
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -351,7 +384,7 @@ class LavaSimulator:
             stream.src[:] = 0
             stream.src[:steps, :m] = _to_lava_flat(np.asarray(xs))
             try:
-                stream.root.run(condition=RunSteps(num_steps=stream.period), run_cfg=cfg)
+                stream.run_period(RunSteps, cfg)
                 for i, (layer, rec) in enumerate(zip(self.net.layers, stream.recs)):
                     raw[layer.name][:, start:start + m] = _from_lava_flat(rec[:window, :m], stream.lava_shapes[i])
                     if stream.qlifs[i] is not None:
@@ -390,9 +423,10 @@ class LavaSimulator:
                 stream = self._build(period, steps, lanes, "lanes")
             except NotExact as exc:
                 note = f"lanes build not exact for this net ({exc}); ran netx's network, one sample per step"
-                if any(r == "stock" and np.any(np.asarray(sp["bias"]) != 0) for r, sp in zip(self.routes, self.specs)):
-                    note += (" (one lane: the raw rows before a biased stock layer's window follow LoihiSimulator("
-                             "lanes=1), not the default 12 lanes)")
+                if any(r == "stock" and (np.any(np.asarray(sp["bias"]) != 0) or sp.get("recurrent") is not None)
+                       for r, sp in zip(self.routes, self.specs)):
+                    note += (" (one lane: the raw rows before a biased or recurrent stock layer's window follow "
+                             "LoihiSimulator(lanes=1), not the default 12 lanes)")
                 logger.info("lava: %s", note)
         if stream is None:
             stream = self._build(period, steps, 1, "netx")
@@ -419,7 +453,7 @@ class LavaSimulator:
         window = steps + L
         made: list[tuple[Any, dict]]
         if build == "netx":
-            with _neuron_factory(hdf5, QLIF, self.specs, period=period, window=window) as made:
+            with _neuron_factory(hdf5, QLIF, self.specs, period=period, window=window, steps=steps) as made:
                 network = hdf5.Network(net_config=str(self.netx_path), input_message_bits=self.root["input_message_bits"],
                                        reset_interval=period, reset_offset=1)
             if len(made) != L:
@@ -428,6 +462,7 @@ class LavaSimulator:
             lava_shapes = [tuple(int(s) for s in b.out.shape) for b in network.layers]
             outs = [b.out for b in network.layers]
             qlifs = [p if s["route"] == "custom" else None for (p, _), s in zip(made, self.specs)]
+            rec_syns = [getattr(b, "synapse_rec", None) for b in network.layers]
             for i, ((_, params), spec) in enumerate(zip(made, self.specs)):
                 if spec["route"] == "stock" and int(params.get("reset_offset", -1)) != i + 2:
                     raise QSNNError(f"netx gave layer {spec['name']} reset_offset {params.get('reset_offset')}, "
@@ -438,10 +473,21 @@ class LavaSimulator:
             proto, made = self._prototype()
             in_shape = tuple(int(s) for s in proto.inp.shape)
             lava_shapes = [tuple(int(s) for s in b.out.shape) for b in proto.layers]
-            inp, outs, qlifs = self._lanes_network(proto, made, period, window, lanes, in_shape, lava_shapes)
-        for (_, params), spec in zip(made, self.specs):
+            inp, outs, qlifs, rec_syns = lanes_network(proto, made, self.specs, period, window, lanes, in_shape,
+                                                       lava_shapes, self.root["input_message_bits"], steps)
+        blocks = network.layers if build == "netx" else proto.layers
+        for (_, params), spec, block in zip(made, self.specs, blocks):
             if spec["route"] == "stock":
                 check_stock_params(spec, params)
+            if spec.get("recurrent") is not None:  # netx's dense_rec: both synapses exactly the frozen integers
+                check_dense_synapse(block.synapse, np.asarray(spec["weight"]).reshape(len(spec["recurrent"]), -1),
+                                    spec["name"], "feed-forward")  # netx's own weights: the flatten is in the connection
+                check_dense_synapse(block.synapse_rec, spec["recurrent"], spec["name"], "recurrent")
+        stops = {}
+        for i, (spec, syn) in enumerate(zip(self.specs, rec_syns)):
+            if syn is not None and spec["route"] == "stock":  # custom layers are silent before their window anyway
+                stops.setdefault(i + 1, []).append(syn)
+        stops = sorted(stops.items()) + [(period, [])]
 
         tmp = tempfile.TemporaryDirectory(prefix="qsnn-lava-stream-")
         n_in = int(np.prod(in_shape))
@@ -466,67 +512,4 @@ class LavaSimulator:
             tmp.cleanup()
             raise QSNNError(f"Lava could not compile {self.netx_path}: {detail}") from None
         sat_seen = [np.zeros(lanes, np.int64) for _ in range(L)]
-        return _Stream(source, build, lanes, steps, period, src, recs, lava_shapes, qlifs, sat_seen, tmp)
-
-    def _lanes_network(self, proto, made, period: int, window: int, lanes: int, in_shape: tuple,
-                       lava_shapes: list[tuple]):
-        """Lava processes for ``lanes`` samples side by side: Sparse synapses (block-diagonal), k-wide
-        LIFReset / QLIF neurons. Returns (first synapse's input port, per-layer output ports, QLIFs)."""
-        import scipy.sparse as sp
-        from lava.proc.lif.process import LIFReset
-        from lava.proc.sparse.process import Sparse
-
-        QLIF = self.lava[-1]
-        in_max = (1 << 8) - 1 if self.root["input_message_bits"] > 0 else 1
-        first_in, outs, qlifs = None, [], []
-        prev_out, prev_shape = None, in_shape
-        for i, (block, (_, params), spec) in enumerate(zip(proto.layers, made, self.specs)):
-            syn = block.synapse
-            if type(block).__name__ == "Conv":
-                try:
-                    w, weight_exp, weight_bits, sign = conv_as_sparse(syn, in_max if i == 0 else 1)
-                except NotExact as exc:
-                    raise NotExact(f"{spec['name']}: {exc}") from None
-            elif type(block).__name__ != "Dense":
-                raise NotExact(f"{spec['name']}: netx block {type(block).__name__} has no lanes mapping")
-            else:  # netx Dense: its weights / exponent / bits as netx chose them, Lava's sign rule
-                from lava.utils.weightutils import determine_sign_mode
-
-                dense = np.asarray(syn.weights.init)
-                weight_exp = int(syn.proc_params["weight_exp"])
-                weight_bits = int(syn.proc_params["num_weight_bits"])
-                sign = determine_sign_mode(dense)
-                if spec["after_flatten"] and len(prev_shape) == 3:  # netx: out.transpose([2, 1, 0]).flatten()
-                    x_, y_, c_ = prev_shape
-                    dense = dense[:, np.arange(x_ * y_ * c_).reshape(c_, y_, x_).transpose(2, 1, 0).reshape(-1)]
-                w = sp.csr_matrix(dense)
-            # A spike-fed synapse takes the neurons' 0/1 spikes as 1-valued graded messages: Lava's Sparse then
-            # computes W·s as a sparse matrix-vector product instead of summing the columns of the spiking
-            # inputs (same integers; ≈ 3× faster for the shipped conv2). The input layer keeps netx's setting.
-            msg_bits = int(np.asarray(syn.num_message_bits.init).item())
-            synapse = Sparse(weights=sp.block_diag([w] * lanes, format="csr"), weight_exp=weight_exp,
-                             num_weight_bits=weight_bits, sign_mode=sign,
-                             num_message_bits=msg_bits if i == 0 else max(1, msg_bits), name=f"{spec['name']}_syn")
-            n = int(np.prod(lava_shapes[i]))
-
-            def tile(a, shape=lava_shapes[i]):
-                return np.tile(np.broadcast_to(np.asarray(a, np.int64), shape).reshape(-1), lanes)
-            if spec["route"] == "stock":
-                neuron = LIFReset(shape=(lanes * n,), vth=params["vth"], du=params["du"], dv=params["dv"],
-                                  bias_mant=tile(params["bias_mant"]).astype(np.int32), bias_exp=params["bias_exp"],
-                                  reset_interval=period, reset_offset=(i + 2) % period, name=spec["name"])
-                qlifs.append(None)
-            else:
-                neuron = QLIF(shape=(lanes * n,), vth=tile(spec["threshold"]), bias=tile(spec["bias"]),
-                              decay=tile(spec["decay"]), reset=spec["reset"], frac_bits=spec["frac_bits"],
-                              state_bits=spec["state_bits"], hold_steps=i + 1, reset_interval=period, reset_offset=0,
-                              window_steps=window if window < period else None, lanes=lanes, name=spec["name"])
-                qlifs.append(neuron)
-            if prev_out is None:
-                first_in = synapse.s_in
-            else:
-                prev_out.connect(synapse.s_in)
-            synapse.a_out.connect(neuron.a_in)
-            outs.append(neuron.s_out)
-            prev_out, prev_shape = neuron.s_out, lava_shapes[i]
-        return first_in, outs, qlifs
+        return _Stream(source, build, lanes, steps, period, src, recs, lava_shapes, qlifs, sat_seen, tmp, stops=stops)

@@ -7,7 +7,11 @@ Mapping (docs/integer-semantics.md §2, docs/lava.md), per LIF layer:
 * ``F = 6`` is Lava's fixed shift of the synaptic input and of the threshold: ``vThMant = θ >> 6``;
 * a bias b is ``bias_mant << 6`` (netx fixes ``bias_exp = 6``);
 * conv + sum-pool is one strided conv (:func:`~qsnn_deploy.intmath.fold_sum_pool`), since netx
-  has no pooling layer.
+  has no pooling layer;
+* a recurrent dense layer is netx's ``dense_rec`` block (lava-dl 0.6.0 ``RecurrentDense``): the
+  feed-forward and the recurrent weights side by side share ONE weight exponent, bit count and sign
+  mode (netx optimizes them together, :mod:`.netx_weights`), and its recurrent ``Dense`` adds one
+  step, the reference's ``R·z_{t-1}``.
 
 A layer takes one of two routes:
 
@@ -39,6 +43,8 @@ import numpy as np
 from .. import intmath
 from ..frozen import FrozenNet, Layer
 from ..statebound import StateBound, layer_state_bound, net_peak_currents, net_state_bounds
+from .netx_weights import netx_dense_error
+from .recipe_script import CUSTOM_PROCESSES
 
 LAVA_SHIFT = 6  # act_shift = vth_shift = 6 in lava/proc/lif/models.py (AbstractPyLifModelFixed)
 NETX_BIAS_EXP = 6  # netx hdf5.get_neuron_params: 'bias_exp': 6
@@ -103,6 +109,12 @@ class LayerFit:
     checks: list[Check] = field(default_factory=list)
     cores: int = 1
     mapping: dict[str, Any] = field(default_factory=dict)
+    kind: str = "lif"          # the neuron kind: which custom process the custom route needs
+
+    @property
+    def process(self) -> str:
+        """The custom Lava process the layer needs off the stock route: ``QLIF`` (lif) or ``QCUBA`` (cuba)."""
+        return CUSTOM_PROCESSES.get(self.kind, "QLIF")
 
     @property
     def fits(self) -> bool:
@@ -115,7 +127,7 @@ class LayerFit:
                   for c in self.checks if c.blocking and not c.ok]
         parts = [f"{self.cores} core{'s' if self.cores != 1 else ''}"]
         if self.route == "custom":
-            parts.append("needs the custom QLIF model (not stock Loihi): " + "; ".join(self.stock_reasons))
+            parts.append(f"needs the custom {self.process} model (not stock Loihi): " + "; ".join(self.stock_reasons))
         if misses:
             parts.append("does not fit: " + "; ".join(misses))
         notes = [f"{c.field}: {c.why}" for c in self.checks if not c.blocking and not c.ok]
@@ -156,7 +168,7 @@ class NetFit:
         if bad:
             s += f"; over Loihi 2 limits: {', '.join(bad)}"
         if custom:
-            s += f"; custom QLIF model (not stock Loihi) for: {', '.join(custom)}"
+            s += f"; custom {_processes(self.layers)} model (not stock Loihi) for: {', '.join(custom)}"
         if not bad and not custom:
             s += "; every layer maps to Lava's stock LIF exactly"
         return s
@@ -172,8 +184,9 @@ class NetFit:
         parts = []
         if custom:
             why = sorted({r.split(" (")[0] for l in custom for r in l.stock_reasons})
-            parts.append(f"not stock Loihi 2 neurons: {', '.join(l.name for l in custom)} need qsnn-deploy's custom QLIF "
-                         f"model ({'; '.join(why)}); train with --profile loihi for a model that runs on stock neurons")
+            parts.append(f"not stock Loihi 2 neurons: {', '.join(l.name for l in custom)} need qsnn-deploy's custom "
+                         f"{_processes(custom)} model ({'; '.join(why)}); train with --profile loihi for a model that runs "
+                         "on stock neurons")
         if bad:
             parts.append("over Loihi 2 limits: " + "; ".join(f"{l.name}: {l.detail()}" for l in bad))
         return ". ".join(parts) + f" ({capacity})"
@@ -183,7 +196,12 @@ class NetFit:
         return {"profile": asdict(self.profile), "fits": self.fits, "fits_hardware": self.fits_hardware,
                 "cores": self.cores, "summary": self.summary(), "verdict": self.verdict(),
                 "input": [asdict(c) for c in self.input_checks],
-                "layers": [{**asdict(l), "fits": l.fits, "detail": l.detail()} for l in self.layers]}
+                "layers": [{**asdict(l), "fits": l.fits, "process": l.process, "detail": l.detail()} for l in self.layers]}
+
+
+def _processes(layers: list[LayerFit]) -> str:
+    """``QLIF``, ``QCUBA`` or ``QLIF / QCUBA``: the custom processes the custom-route layers among ``layers`` need."""
+    return " / ".join(sorted({l.process for l in layers if l.route == "custom"})) or "QLIF"
 
 
 def deploy_weight(layer: Layer) -> np.ndarray:
@@ -194,6 +212,25 @@ def deploy_weight(layer: Layer) -> np.ndarray:
 def deploy_stride_padding(layer: Layer) -> tuple[tuple[int, int], tuple[int, int]]:
     """(stride, padding) of the conv Lava runs (the folded one when the layer has a sum pool)."""
     return tuple(layer.synapse.deployed()[1]), tuple(layer.synapse.padding)
+
+
+def netx_dense_weights(layer: Layer) -> np.ndarray:
+    """The integer matrix netx encodes with one exponent for a dense layer: ``weight`` (C, fan-in), and for a
+    recurrent layer ``np.hstack((weight, recurrent))`` (C, fan-in + C), as netx's ``dense_rec`` block does."""
+    w = np.asarray(layer.synapse.weight, dtype=np.int64).reshape(layer.out_channels, -1)
+    if layer.synapse.is_recurrent:
+        w = np.hstack((w, np.asarray(layer.synapse.recurrent, dtype=np.int64)))
+    return w
+
+
+def recurrent_weight_error(layer: Layer, input_max: int = 1) -> str | None:
+    """None when netx's ``dense_rec`` encoding of this recurrent layer's weights (feed-forward and recurrent
+    together, one exponent), run by Lava's bit-accurate Dense, gives exactly ``W·x`` and ``R·z``; else the
+    reason (:func:`~.netx_weights.netx_dense_error`)."""
+    if not layer.synapse.is_recurrent:
+        return None
+    return netx_dense_error(netx_dense_weights(layer), input_max, "feed-forward and recurrent weights",
+                            split=int(np.prod(layer.synapse.weight.shape[1:])))
 
 
 def weight_mantissa(w: np.ndarray) -> tuple[int, int, bool]:
@@ -309,8 +346,9 @@ def _stock_current_reasons(layer: Layer, current_bound: int) -> list[str]:
 
 
 def layer_fit(layer: Layer, in_shape: tuple[int, ...], current_bound: int,
-              profile: LoihiProfile = LOIHI2, state: StateBound | None = None) -> LayerFit:
-    """Mapping and every constraint for one layer (see the module docstring)."""
+              profile: LoihiProfile = LOIHI2, state: StateBound | None = None, in_max: int = 1) -> LayerFit:
+    """Mapping and every constraint for one layer (see the module docstring); ``in_max`` the largest input
+    value the layer's synapse takes (255 for 8-bit pixels, 1 for spikes)."""
     w = deploy_weight(layer)
     bits, exp, mixed = weight_mantissa(w)
     out_shape = layer.output_shape(in_shape)
@@ -331,6 +369,19 @@ def layer_fit(layer: Layer, in_shape: tuple[int, ...], current_bound: int,
         Check("state width", f"{layer.neuron.state_bits} bits", f"≤ {profile.state_bits} bits", layer.neuron.state_bits <= profile.state_bits),
         Check("fan-in", fan_in, f"≤ {profile.synapses_per_core} synapses per core", fan_in <= profile.synapses_per_core),
     ]
+    if layer.synapse.is_recurrent:  # netx's dense_rec: W and R under one exponent (netx_dense_weights)
+        joint = netx_dense_weights(layer)
+        rbits, rexp, rmixed = weight_mantissa(joint)
+        r_max = int(np.abs(np.asarray(layer.synapse.recurrent, dtype=np.int64)).max(initial=0))
+        ok = rbits <= profile.weight_mantissa_bits and profile.weight_exp_min <= rexp <= profile.weight_exp_max
+        checks.append(Check("recurrent weight mantissa", f"{rbits} bits, exponent {rexp} with the feed-forward weights "
+                            f"({'mixed sign' if rmixed else 'one sign'}, |r| ≤ {r_max})",
+                            f"{profile.weight_mantissa_bits} bits under one exponent (netx dense_rec)", ok,
+                            "" if ok else "the recurrent and feed-forward weights together need more mantissa bits than "
+                            "a Loihi synapse holds under netx's one exponent"))
+        netx_err = recurrent_weight_error(layer, in_max)
+        checks.append(Check("netx dense_rec encoding", "exact" if netx_err is None else "not exact",
+                            "W·x and R·z exactly in Lava's Dense", netx_err is None, netx_err or ""))
     if state is None:
         state = layer_state_bound(layer, 0, 1)  # callers without a bound: 0/1 spike input
     lim = layer.state_limit
@@ -347,7 +398,9 @@ def layer_fit(layer: Layer, in_shape: tuple[int, ...], current_bound: int,
     mapping = {"iDecay": i_decay, "vDecay": _fmt(4096 - layer.neuron.decay), "vThMant": _fmt(layer.neuron.threshold >> LAVA_SHIFT),
                "bias_mant": _fmt(layer.neuron.bias >> NETX_BIAS_EXP), "weight_exp": exp, "kernel": list(w.shape[2:]),
                "stride": list(deploy_stride_padding(layer)[0])}
-    return LayerFit(layer.name, "stock" if not reasons else "custom", hw_ok, reasons, checks, cores, mapping)
+    if layer.synapse.is_recurrent:
+        mapping["block"] = "dense_rec"
+    return LayerFit(layer.name, "stock" if not reasons else "custom", hw_ok, reasons, checks, cores, mapping, layer.kind)
 
 
 def check_net(net: FrozenNet, profile: LoihiProfile = LOIHI2) -> NetFit:
@@ -355,8 +408,9 @@ def check_net(net: FrozenNet, profile: LoihiProfile = LOIHI2) -> NetFit:
     net.validate()
     bounds = net_peak_currents(net)  # |a| Lava's current u must hold (J⁺ and J⁻ of the input range)
     states = net_state_bounds(net)
-    layers = [layer_fit(layer, in_shape, bound, profile, state)
-              for layer, (in_shape, _), bound, state in zip(net.layers, net.layer_shapes(), bounds, states)]
+    in_maxes = [int(net.input.max_abs)] + [1] * (len(net.layers) - 1)
+    layers = [layer_fit(layer, in_shape, bound, profile, state, in_max)
+              for layer, (in_shape, _), bound, state, in_max in zip(net.layers, net.layer_shapes(), bounds, states, in_maxes)]
     in_bits = max(int(net.input.max_abs).bit_length(), 1) + (1 if net.input.signed else 0)
     inputs = [Check("input message", f"{in_bits} bits", f"≤ {profile.graded_spike_bits} bits (graded spikes)",
                     in_bits <= profile.graded_spike_bits)]

@@ -10,6 +10,10 @@ File layout (netx's, lava-dl 0.6.0 ``netx/hdf5.py``), one group per block under 
   folded in, ``stride``/``padding``/``dilation`` in (H, W) order, ``groups``, ``neuron``.
 * ``flatten`` before a dense layer whose input is a (C, H, W) map (netx flattens in torch's order).
 * ``dense``: ``shape`` (N,), ``weight`` (N, fan-in), ``neuron``.
+* ``dense_rec`` (a recurrent dense layer): as ``dense`` plus ``weight_rec`` (N, N), the recurrent weights R
+  (row = receiving neuron). lava-dl 0.6.0's netx reads it as its ``RecurrentDense`` block (one exponent
+  for ``weight`` and ``weight_rec`` together: :mod:`.netx_weights`), whose recurrent ``Dense`` from the
+  neuron's ``s_out`` back to its ``a_in`` delivers R·z one step later, the reference's ``R·z_{t-1}``.
 * ``neuron``: ``type = "CUBA"``, ``iDecay = 4096`` (the current is fully decayed each step: a
   single-state LIF), ``vDecay = 4096 - d``, ``vThMant = θ >> 6``, ``refDelay = 1``,
   ``gradedSpike = False``; ``bias`` (= b >> 6 per channel, netx's bias exponent is 6) only when
@@ -21,7 +25,8 @@ File layout (netx's, lava-dl 0.6.0 ``netx/hdf5.py``), one group per block under 
   layer that reset is required for exactness, since Lava's LIF integrates the bias from step 1,
   before the layer's first input arrives (docs/lava.md, "Bias on the stock route").
 
-A ``custom`` layer's ``neuron/type`` is ``"QSNN_QLIF"`` and its netx ``bias`` is a text naming the route
+A ``custom`` layer's ``neuron/type`` is ``"QSNN_QLIF"`` (``"QSNN_QCUBA"`` for a current-based one) and its
+netx ``bias`` is a text naming the route
 and what to do: stock netx's integer read of it fails with that text, so such a file never runs
 silently on stock neurons (:mod:`.recipe`); ``qsnn/pipeline_steps`` (R - T) gives the reset interval
 for any T. :func:`read_layer_specs` checks every field netx would run (:func:`.recipe_script.read_settings`).
@@ -29,9 +34,10 @@ for any T. :func:`read_layer_specs` checks every field netx would run (:func:`.r
 
 Extension (ignored by netx, read by the runner and :func:`read_netx`): a ``qsnn`` group per layer
 with the exact integer semantics, ``route`` (``stock``: Lava's LIF computes this layer exactly;
-``custom``: only qsnn-deploy's QLIF ProcessModel does: subtract reset, per-channel θ / b / d, F or
-B_v other than Lava's), ``threshold``/``bias``/``decay`` per channel (state units, int64),
-``reset``, ``frac_bits``, ``state_bits``; and a root ``qsnn`` group with the input description,
+``custom``: only qsnn-deploy's QLIF / QCUBA ProcessModels do: subtract reset, per-channel θ / b / d, F or
+B_v other than Lava's), ``kind`` (``lif`` or ``cuba``), ``threshold``/``bias``/``decay`` per channel
+(state units, int64), ``reset``, ``frac_bits``, ``state_bits``; for a ``cuba`` layer also
+``current_decay``, ``current_bits`` and, when nonzero, ``current_bias``; and a root ``qsnn`` group with the input description,
 T, the layer names and the original frozen manifest (JSON) so that the round trip is lossless.
 For a ``custom`` layer the netx ``neuron`` fields vThMant / vDecay are Lava's closest stock reading
 (first channel's θ), for reference only: stock netx refuses the layer (its type and text bias), and
@@ -52,8 +58,8 @@ from ..frozen import FrozenNet, InputSpec, Layer, LIFLayer
 from ..neurons import CubaLIF
 from ..simulators.base import NeuronKernels
 from .check import (LAVA_SHIFT, NETX_RESET_OFFSET, NetFit, biased_stock_layers, check_net, deploy_stride_padding,
-                         deploy_weight, period_steps)
-from .recipe_script import CUSTOM_NEURON_TYPE, RecipeError, read_settings
+                    deploy_weight, period_steps, recurrent_weight_error)
+from .recipe_script import CUSTOM_NEURON_TYPES, RecipeError, read_settings
 
 SUFFIX = ".net"
 FORMAT_NAME = "qsnn-netx"
@@ -61,9 +67,16 @@ VERSION = 1
 MAX_WEIGHT_BITS = 16  # the frozen format's widest weight (FrozenNet.validate)
 
 
-#: Neuron kinds the netx export writes (and the ``lava`` backend runs).
-LAVA_KERNELS = NeuronKernels("lava", {"lif": "LIF", "cuba": "LIF (stock route only)"},
-                             recurrent="recurrent layers are not exported to Lava yet")
+#: Neuron kinds the netx export writes (and the ``lava`` backend runs): each on Lava's stock LIF where it maps
+#: exactly (the stock route), else on qsnn-deploy's custom process in Lava's CPU simulator. Recurrent dense
+#: layers run as netx's ``dense_rec`` block; what remains refused, by name, is a recurrent layer whose weights
+#: netx's one-exponent encoding cannot hold exactly (:func:`write_netx`, :func:`~.check.recurrent_weight_error`).
+#: (A conv recurrent synapse does not exist in the frozen format: ``Synapse.recurrent`` is dense only.)
+LAVA_KERNELS = NeuronKernels("lava", {"lif": "LIF (stock) / QLIF (custom)", "cuba": "LIF (stock) / QCUBA (custom)"},
+                             recurrent=True,
+                             reasons={"xylo": "Loihi 2's neurons have no Xylo neuron: int16 saturating bit-shift decay with "
+                                              "a minimum leak of 1, up to 31 spikes per step, synaptic terms added in order "
+                                              "with saturation; export it with --target xylo"})
 
 
 def _h5py():
@@ -87,7 +100,7 @@ def _str(group, key: str, value: str) -> None:
 
 def _neuron(group, layer: Layer, route: str = "stock") -> None:
     n = group.create_group("neuron")
-    _str(n, "type", CUSTOM_NEURON_TYPE if route == "custom" else "CUBA")  # stock netx refuses the custom type
+    _str(n, "type", CUSTOM_NEURON_TYPES[layer.kind] if route == "custom" else "CUBA")  # stock netx refuses the custom types
     # netx: du = iDecay - 1 and Lava decays u by 4096 - (du + 1) = 4096 - iDecay: a one-state LIF has
     # iDecay = 4096 (u = a << 6 every step); a CUBA layer's current decay a gives iDecay = 4096 - a
     current_decay = int(layer.neuron.current_decay[0]) if layer.kind == "cuba" else 0
@@ -108,6 +121,10 @@ def _extension(group, layer: Layer, route: str) -> None:
         q.create_dataset(key, data=np.asarray(getattr(layer.neuron, key), dtype=np.int64))
     q.create_dataset("frac_bits", data=np.int64(layer.neuron.frac_bits))
     q.create_dataset("state_bits", data=np.int64(layer.neuron.state_bits))
+    if layer.kind == "cuba":
+        q.create_dataset("current_bits", data=np.int64(layer.neuron.current_bits))
+        if layer.neuron.current_bias is not None and np.any(layer.neuron.current_bias != 0):
+            q.create_dataset("current_bias", data=np.asarray(layer.neuron.current_bias, dtype=np.int64))
     if layer.neuron.sigma is not None:
         q.create_dataset("sigma", data=np.asarray(layer.neuron.sigma, dtype=np.float64))
 
@@ -127,8 +144,15 @@ def run_note(net: FrozenNet, routes: list[str]) -> str:
                  "integrates from step 1; only that reset wipes what it integrated before the layer's first input "
                  "(a netx load without reset_interval runs those layers differently from the reference).")
     if any(r == "custom" for r in routes):
-        note += (" Layers whose qsnn/route is 'custom' (neuron type QSNN_QLIF) need qsnn-deploy's QLIF ProcessModel "
-                 "(qsnn_deploy.lava.backend and the run_*.py recipe do the substitution); stock netx refuses them.")
+        note += (" Layers whose qsnn/route is 'custom' (neuron type QSNN_QLIF / QSNN_QCUBA) need qsnn-deploy's QLIF / "
+                 "QCUBA ProcessModels (qsnn_deploy.lava.backend and the run_*.py recipe do the substitution); stock netx "
+                 "refuses them.")
+    rec_stock = [(i, l.name) for i, (l, r) in enumerate(zip(net.layers, routes)) if r == "stock" and l.synapse.is_recurrent]
+    if rec_stock:
+        note += (" REQUIRED for exactness of the recurrent stock layers " + ", ".join(f"{n} (l = {i})" for i, n in rec_stock)
+                 + ": pause after step l + 1 of each period and clear the block's recurrent synapse output in flight "
+                 "(network.layers[l].synapse_rec.a_buff.set(0)); otherwise a spike of the step before the layer's reset "
+                 "(the previous sample's last step, or the warm-up) reaches the sample's first step.")
     note += (" The run_<stem>.py script qsnn-export writes beside this file does all of this with netx and Lava's "
              "RingBuffers (--check compares every layer with the reference).")
     return note
@@ -139,10 +163,13 @@ def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> P
     LAVA_KERNELS.check(net)
     h5py = _h5py()
     fit = fit or check_net(net)
-    for layer, lf in zip(net.layers, fit.layers):
-        if layer.kind == "cuba" and lf.route != "stock":  # Lava's own LIF is CUBA; the custom QLIF process is not
-            raise UnsupportedNeuronError(layer.name, "cuba", "lava", "a current-based layer runs on Lava's stock LIF "
-                                         "only (no custom CUBA process): " + "; ".join(lf.stock_reasons))
+    in_max = int(net.input.max_abs)
+    for i, layer in enumerate(net.layers):  # netx's dense_rec encodes W and R under one exponent: exactly, or refused
+        why = recurrent_weight_error(layer, in_max if i == 0 else 1)
+        if why:
+            raise UnsupportedNeuronError(layer.name, f"recurrent {layer.kind}", "lava",
+                                         f"netx's dense_rec block cannot carry its weights exactly ({why}); "
+                                         "Lava would run other integers than the reference")
     path = Path(path)
     manifest, _ = net.to_manifest()
     with atomic_path(path) as tmp:
@@ -187,16 +214,18 @@ def write_netx(net: FrozenNet, path: str | Path, fit: NetFit | None = None) -> P
                         if not layer.synapse.flatten_input:
                             raise UnsupportedLayerError(f"layer {layer.name}: dense on a {in_shape} map without flatten_input")
                         block("flatten")
-                    g = block("dense")
+                    g = block("dense_rec" if layer.synapse.is_recurrent else "dense")
                     g.create_dataset("shape", data=np.asarray(out_shape, dtype=np.int64))
                     g.create_dataset("weight", data=layer.synapse.weight.astype(np.int64).reshape(layer.synapse.weight.shape[0], -1))
+                    if layer.synapse.is_recurrent:  # netx's RecurrentDense: R (receiving neuron, sending neuron)
+                        g.create_dataset("weight_rec", data=np.asarray(layer.synapse.recurrent, dtype=np.int64))
                 else:  # pragma: no cover - validate() refuses other synapses
                     raise UnsupportedLayerError(f"layer {layer.name}: synapse {layer.synapse.kind!r} has no netx block")
                 _neuron(g, layer, lf.route)
                 if lf.route == "custom":  # text: stock netx's int conversion fails with it (lava/recipe.py)
                     from .recipe import custom_bias_message
 
-                    _str(g, "bias", custom_bias_message(layer.name, lf.stock_reasons))
+                    _str(g, "bias", custom_bias_message(layer.name, lf.stock_reasons, layer.kind))
                 elif np.any(layer.neuron.bias != 0):
                     g.create_dataset("bias", data=(layer.neuron.bias >> LAVA_SHIFT).astype(np.int64))
                 _extension(g, layer, lf.route)
@@ -210,7 +239,9 @@ def _read_str(ds) -> str:
 
 def read_layer_specs(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The ``qsnn`` extension of a file written by :func:`write_netx`: (root info, one dict per
-    LIF layer in order with name, route, reset, threshold, bias, decay, frac_bits, state_bits).
+    layer in order with name, route, reset, kind, threshold, bias, decay, frac_bits, state_bits, the
+    cuba fields (current_decay, current_bias, current_bits; None for lif), weight, recurrent
+    (``weight_rec`` of a ``dense_rec`` block, else None), ``type`` (conv or dense)).
 
     Raises:
         CheckpointError: not a file, not HDF5, not written by qsnn-deploy, incomplete, or a dataset
@@ -248,9 +279,13 @@ def read_layer_specs(path: str | Path) -> tuple[dict[str, Any], list[dict[str, A
                 specs.append({"name": _read_str(q["name"]), "route": _read_str(q["route"]), "reset": _read_str(q["reset"]),
                               "threshold": q["threshold"][()], "bias": q["bias"][()], "decay": q["decay"][()],
                               "frac_bits": int(q["frac_bits"][()]), "state_bits": int(q["state_bits"][()]),
-                              "sigma": q["sigma"][()] if "sigma" in q else None, "type": _read_str(g["type"]),
+                              "sigma": q["sigma"][()] if "sigma" in q else None,
+                              "type": {"dense_rec": "dense"}.get(_read_str(g["type"]), _read_str(g["type"])),
+                              "recurrent": g["weight_rec"][()] if _read_str(g["type"]) == "dense_rec" else None,
                               "kind": _read_str(q["kind"]) if "kind" in q else "lif",
                               "current_decay": q["current_decay"][()] if "current_decay" in q else None,
+                              "current_bias": q["current_bias"][()] if "current_bias" in q else None,
+                              "current_bits": int(q["current_bits"][()]) if "current_bits" in q else None,
                               "weight": g["weight"][()], "shape": tuple(int(s) for s in g["shape"][()]),
                               "stride": tuple(int(s) for s in g["stride"][()]) if "stride" in g else (1, 1),
                               "padding": tuple(int(s) for s in g["padding"][()]) if "padding" in g else (0, 0),
@@ -302,12 +337,16 @@ def read_netx(path: str | Path) -> FrozenNet:
                 kw.update(stride=s["stride"], padding=s["padding"])
             else:
                 kw.update(flatten_input=s["after_flatten"])
+            if s.get("recurrent") is not None:
+                rec = _int_array(name, "weight_rec", s["recurrent"])
+                kw.update(recurrent=rec, recurrent_bits=max(int(np.abs(rec).max(initial=0)).bit_length() + 1, 2))
             layer = LIFLayer(**kw)
-            if s.get("kind", "lif") == "cuba":  # the current decay a is in the extension; Lava's u has no bias
+            if s.get("kind", "lif") == "cuba":  # the current's fields are in the extension (older files: 24 bits, no bias)
                 lif = layer.neuron
+                cb = None if s.get("current_bias") is None else _int_array(name, "current_bias", s["current_bias"])
                 layer = dataclasses.replace(layer, neuron=CubaLIF(
-                    lif.threshold, lif.bias, _int_array(name, "current_decay", s["current_decay"]), lif.decay, None,
-                    lif.reset, lif.frac_bits, lif.state_bits, lif.state_bits, lif.sigma))
+                    lif.threshold, lif.bias, _int_array(name, "current_decay", s["current_decay"]), lif.decay, cb,
+                    lif.reset, lif.frac_bits, lif.state_bits, s.get("current_bits") or lif.state_bits, lif.sigma))
             elif s.get("kind", "lif") != "lif":
                 raise FrozenNetError(name, "qsnn/kind", f"unknown neuron kind {s.get('kind')!r} (lif, cuba)")
             layers.append(layer)

@@ -32,7 +32,13 @@ by a partial last group). This simulator mirrors that stream (``lanes``, default
 ``lanes=1`` or ``build="netx"`` for the netx build; ``lanes=None``: every sample fresh), keeping
 each lane's last rows between ``run`` calls (``reset_stream()`` forgets them, as a new Lava network
 does), so Lava's own runs of the same net (backend ``lava``) equal ``info["raw_spikes"]`` bit for
-bit. That state is kept only for nets with a biased stock layer.
+bit. That state is kept only for nets with a biased or recurrent stock layer.
+
+**Recurrent layers** add ``R·z`` of the layer's own spikes one Lava step later (netx's ``dense_rec``
+block). A stock recurrent layer's loop runs through its rows before the window too (the previous sample
+continued, which may keep firing on its own); the Lava runner clears the recurrent synapse's output in
+flight after row τ = l + 1, so at its first step the layer gets no recurrent input, as the reference's
+``z_{-1} = 0``: the simulator does the same (``_recurrent(..., start)``).
 """
 from __future__ import annotations
 
@@ -51,16 +57,21 @@ LAVA_BATCH = LavaSimulator.preferred_batch_size
 #: Kinds the Loihi-style simulator runs: a custom layer steps the kind's own ``reference_step`` (what a
 #: custom Lava ProcessModel runs); a stock layer Lava's CUBA LIF (a ``"lif"`` layer with du = 4095, a
 #: ``"cuba"`` one with its own du).
-LOIHI_KERNELS = NeuronKernels("loihi", {"lif": "reference_step", "cuba": "reference_step"})
+LOIHI_KERNELS = NeuronKernels("loihi", {"lif": "reference_step", "cuba": "reference_step"},
+                              reasons={"xylo": "a Xylo neuron (int16 saturating bit-shift decay, up to 31 spikes per step, "
+                                               "ordered saturating synaptic terms) is no Loihi neuron; run it with backend "
+                                               "xylo (the vendor simulator), numpy or torch"})
 
 
 def _tz(x: np.ndarray) -> np.ndarray:
     return (x + ((x >> 63) & (intmath.DECAY_ONE - 1))) >> intmath.DECAY_BITS
 
 
-def _recurrent(p, out: np.ndarray, t: int):
-    """``R·z_{t-1}`` of a recurrent layer (its own spikes one Lava step earlier: a synapse adds one step), else 0."""
-    if p.recurrent is None or t == 0:
+def _recurrent(p, out: np.ndarray, t: int, start: int = 0):
+    """``R·z_{t-1}`` of a recurrent layer (its own spikes one Lava step earlier: a synapse adds one step), else 0.
+    0 at the layer's first step ``start`` too: the Lava runner clears the recurrent synapse's output in flight
+    after the step before it (a custom layer is silent there anyway)."""
+    if p.recurrent is None or t == 0 or t == start:
         return 0
     return p._to_int(out[t - 1].astype(p.recurrent.dtype) @ p.recurrent)
 
@@ -122,9 +133,11 @@ class LoihiSimulator:
             self.routes = [route] * len(net.layers)
         self.lanes = None if lanes is None else (1 if build == "netx" else int(lanes))
         self.pad = stock_pad(self.routes) if self.pipeline else 0
-        # Only a stock layer with a bias can be active before its window; otherwise those rows are provably
-        # silent whatever ran before, and no stream state is kept.
-        self.biased_stock = [l.name for l, r in zip(net.layers, self.routes) if r == "stock" and np.any(l.neuron.bias != 0)]
+        # Only a stock layer with a bias, or a recurrent stock layer (its loop may keep firing after the input ends),
+        # can be active before its window; otherwise those rows are provably silent whatever ran before, and no
+        # stream state is kept.
+        self.biased_stock = [l.name for l, r in zip(net.layers, self.routes)
+                             if r == "stock" and (np.any(l.neuron.bias != 0) or l.synapse.is_recurrent)]
         self.streamed = self.pipeline and self.lanes is not None and bool(self.biased_stock)
         if self.streamed:  # verify then hands both backends the same chunks (LavaSimulator's lanes restart per run)
             self.preferred_batch_size = LAVA_BATCH
@@ -175,7 +188,7 @@ class LoihiSimulator:
             if self.pipeline:  # the synapse adds one step
                 j = np.concatenate([np.zeros((1,) + j.shape[1:], np.int64), j[:-1]], axis=0)
             start = i + 1 if self.pipeline else 0
-            s, n_sat = (self._stock if route == "stock" else self._custom)(p, j, start, window)
+            s, n_sat = (self._stock if route == "stock" else self._custom)(p, j, start, window, start + steps)
             h = s
             outs.append(_to_torch_layout(s))
             sats[p.name] = n_sat
@@ -222,23 +235,28 @@ class LoihiSimulator:
         return self._zero_tails[steps]
 
     @staticmethod
-    def _custom(p, j, start, end):
+    def _custom(p, j, start, end, count_end=None):
         """The integer semantics from row ``start`` (at rest and silent before it) to row ``end`` (silent
-        after it, as the QLIF ProcessModel is outside its window): the kind's own reference step."""
+        after it, as the QLIF / QCUBA ProcessModel is outside its window): the kind's own reference step.
+        Clips are counted in rows ``start``..``count_end`` - 1 (the sample's T steps, as the reference;
+        default ``end``)."""
+        count_end = end if count_end is None else count_end
         neuron = p.layer.neuron
         state = neuron.initial_state(j.shape[1:])
         out = np.zeros(j.shape, np.uint8)
         n_sat = 0
         for t in range(start, min(end, j.shape[0])):
             state, out[t], n = neuron.reference_step(state, j[t] + _recurrent(p, out, t))
-            n_sat += n
+            n_sat += n if t < count_end else 0
         return out, n_sat
 
     @staticmethod
-    def _stock(p, j, start, end):
+    def _stock(p, j, start, end, count_end=None):
         """Lava's LIFReset (PyLifResetModelBitAcc) over every row: u = v = 0 at row ``start`` before that
         row's integration (the periodic reset, at the layer's first input), the bias integrated in every
-        row before and after. Clips are counted in rows ``start``..``end`` - 1 (the sample's window)."""
+        row before and after. Clips are counted in rows ``start``..``count_end`` - 1 (the sample's T steps;
+        default ``end``)."""
+        count_end = end if count_end is None else count_end
         neuron = p.layer.neuron
         dv = intmath.DECAY_ONE - int(np.atleast_1d(neuron.decay)[0])
         # "lif": u = a << 6 every step (du = 4095); "cuba": Lava's u decays by 4096 - (du + 1) = the current decay a
@@ -253,10 +271,10 @@ class LoihiSimulator:
             if t == start:  # LIFReset: reset first, then this step's integration
                 u[...] = 0
                 v[...] = 0
-            u = _tz(u * (4096 - (du + 1))) + ((j[t] + _recurrent(p, out, t)) << 6)
+            u = _tz(u * (4096 - (du + 1))) + ((j[t] + _recurrent(p, out, t, start)) << 6)
             u = np.where(u > (1 << 23), u - (1 << 24), np.where(u <= -(1 << 23), u + (1 << 24), u))
             v = _tz(v * (4096 - dv)) + u + b
-            if start <= t < end:
+            if start <= t < count_end:
                 n_sat += int(np.count_nonzero(np.abs(v) > lim))
             v = np.clip(v, -lim, lim)
             s = v > (vth << 6)

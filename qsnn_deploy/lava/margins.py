@@ -26,7 +26,8 @@ import numpy as np
 
 from ..frozen import FrozenNet
 from ..statebound import net_peak_currents, net_state_bounds
-from .check import LAVA_SHIFT, LOIHI2, NETX_BIAS_EXP, LoihiProfile, NetFit, check_net, deploy_weight, weight_mantissa
+from .check import (LAVA_SHIFT, LOIHI2, NETX_BIAS_EXP, LoihiProfile, NetFit, check_net, deploy_weight, netx_dense_weights,
+                    weight_mantissa)
 
 
 @dataclass
@@ -87,6 +88,10 @@ def net_margins(net: FrozenNet, fit: NetFit | None = None, profile: LoihiProfile
         out.append(Margin(name, f"weight exponent (range {profile.weight_exp_min}..{profile.weight_exp_max})", exp,
                           profile.weight_exp_max,
                           float(min(exp - profile.weight_exp_min, profile.weight_exp_max - exp)), False, "exponent"))
+        if layer.synapse.is_recurrent:  # netx's dense_rec: W and R under one exponent
+            rbits, _, _ = weight_mantissa(netx_dense_weights(layer))
+            out.append(Margin(name, "recurrent weight mantissa (with W, one exponent)", rbits, profile.weight_mantissa_bits,
+                              float(profile.weight_mantissa_bits - rbits), unit="bits"))
         theta = int(np.max(layer.neuron.threshold))
         bias = np.asarray(layer.neuron.bias, dtype=np.int64)
         limit_v = (1 << (layer.neuron.state_bits - 1)) - 1
@@ -108,9 +113,9 @@ def net_margins(net: FrozenNet, fit: NetFit | None = None, profile: LoihiProfile
             out.append(Margin(name, "current |a| << 6 (u, wraps)", a, (1 << (profile.state_bits - 1)) - 1,
                               margin_bits(a, (1 << (profile.state_bits - 1)) - 1), unit="state units"))
         else:
-            out.append(Margin(name, "threshold (QLIF)", theta, limit_v, margin_bits(theta, limit_v), unit="state units"))
+            out.append(Margin(name, f"threshold ({lf.process})", theta, limit_v, margin_bits(theta, limit_v), unit="state units"))
             b = int(np.abs(bias).max(initial=0))
-            out.append(Margin(name, "bias (QLIF)", b, limit_v, margin_bits(b, limit_v), unit="state units"))
+            out.append(Margin(name, f"bias ({lf.process})", b, limit_v, margin_bits(b, limit_v), unit="state units"))
         peak = state.peak
         out.append(Margin(name, f"state |v| ({layer.neuron.state_bits}-bit)", peak, limit_v,
                           margin_bits(peak, limit_v) if math.isfinite(peak) else None, unit="state units"))

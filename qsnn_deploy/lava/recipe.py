@@ -5,8 +5,9 @@ custom-route layer is kept from running silently on stock netx.
   block filled from the file (:func:`~.recipe_script.read_settings`). The script loads the file with
   lava-dl's ``netx.hdf5.Network`` and runs it with Lava's own ``RingBuffer`` source and sinks
   (docs/lava.md, "Running the .net on Loihi 2").
-* **Custom route.** A ``custom`` layer (qsnn-deploy's ``QLIF``: subtract reset, per-channel θ, any F)
-  is written with ``neuron/type = "QSNN_QLIF"`` (:data:`CUSTOM_NEURON_TYPE`) and a ``bias`` dataset
+* **Custom route.** A ``custom`` layer (qsnn-deploy's ``QLIF``: subtract reset, per-channel θ, any F;
+  ``QCUBA`` for a current-based layer) is written with ``neuron/type = "QSNN_QLIF"`` (``"QSNN_QCUBA"``;
+  :data:`CUSTOM_NEURON_TYPES`) and a ``bias`` dataset
   that holds, as text, the reason and what to do. lava-dl 0.6.0's ``hdf5.Network`` reads a block's
   ``bias`` with ``astype(int)`` (``netx/utils.py`` ``NetDict``, ``copy_keys``) before it builds the
   neuron, so stock netx stops with ``ValueError: invalid literal for int() with base 10: b"layer conv1
@@ -29,18 +30,21 @@ from typing import Any, Iterator
 from ..errors import QSNNError
 from ..fileio import write_text_atomic
 from . import recipe_script
-from .recipe_script import CUSTOM_NEURON_TYPE, RecipeError, read_settings
+from .recipe_script import CUSTOM_NEURON_TYPE, CUSTOM_NEURON_TYPES, CUSTOM_PROCESSES, RecipeError, read_settings
 
-__all__ = ["CUSTOM_NEURON_TYPE", "custom_bias_message", "netx_reads_custom_layers", "qlif_netx_build",
+__all__ = ["CUSTOM_NEURON_TYPE", "CUSTOM_NEURON_TYPES", "custom_bias_message", "netx_reads_custom_layers", "qlif_netx_build",
            "recipe_path", "write_recipe", "check_netx_file"]
 
 _SETTINGS_BLOCK = re.compile(r"^# ==== settings:.*?^# ==== end of settings ====$", re.S | re.M)
 
 
-def custom_bias_message(layer: str, reasons: list[str]) -> str:
-    """The text a custom layer's netx ``bias`` holds: stock netx's error message when it loads the file."""
-    why = "; ".join(r.split(" (")[0] for r in reasons) or "not a stock Loihi 2 neuron"
-    text = (f"layer {layer} is qsnn-deploy's custom route ({why}): it needs the QLIF process, not a stock "
+def custom_bias_message(layer: str, reasons: list[str], kind: str = "lif") -> str:
+    """The text a custom layer's netx ``bias`` holds: stock netx's error message when it loads the file
+    (``kind``: the neuron kind, which names the process it needs: QLIF or QCUBA)."""
+    # the first two reasons only: Python's int() quotes at most 200 characters of the text in its error
+    short = [r.split(" (")[0] for r in reasons]
+    why = "; ".join(short[:2]) + (f"; {len(short) - 2} more" if len(short) > 2 else "") or "not a stock Loihi 2 neuron"
+    text = (f"layer {layer} is qsnn-deploy's custom route ({why}): it needs the {CUSTOM_PROCESSES[kind]} process, not a stock "
             f"netx/Loihi 2 neuron. Run the file with the run_*.py script qsnn-export wrote beside it, or "
             f"qsnn-verify FILE --backends lava; or train with qsnn-train --profile loihi for a stock net")
     for a, b in (("≥", ">="), ("≤", "<="), ("×", "x"), ("θ", "theta"), ("β", "beta"), ("−", "-"), ("…", "...")):
@@ -104,7 +108,7 @@ def netx_reads_custom_layers(hdf5) -> Iterator[None]:
     stock_getitem = NetDict.__getitem__
 
     def get_neuron_params(neuron_config, *args, **kwargs):
-        if neuron_config["type"] == CUSTOM_NEURON_TYPE:
+        if neuron_config["type"] in CUSTOM_NEURON_TYPES.values():
             neuron_config = {"type": "CUBA", **{k: neuron_config[k] for k in ("iDecay", "vDecay", "vThMant")}}
         return stock_params.__func__(neuron_config, *args, **kwargs)
 
@@ -134,5 +138,5 @@ def qlif_netx_build(hdf5, path: str | Path, reset_interval: int, steps: int) -> 
 
     _, specs = read_layer_specs(path)
     window = int(steps) + len(specs)
-    with _neuron_factory(hdf5, QLIF, specs, period=int(reset_interval), window=window) as made:
+    with _neuron_factory(hdf5, QLIF, specs, period=int(reset_interval), window=window, steps=int(steps)) as made:
         yield made

@@ -20,15 +20,21 @@ What it does (every setting comes from the ``.net`` file, read and checked by :f
   Lava's (x, y, c) order (the file's ``layer/0/shape`` is (C, H, W)), then R - T zero columns;
 * records every layer with a Lava ``RingBuffer`` sink and runs n·R steps with
   ``Loihi2SimCfg(select_tag="fixed_pt")`` (Lava's bit-accurate CPU models);
+* a recurrent layer is netx's own ``dense_rec`` block (``RecurrentDense``: its ``synapse_rec``, a Lava
+  ``Dense`` from the neuron's ``s_out`` back to its ``a_in``, delivers R·z one step later, the
+  reference's ``R·z_{t-1}``); for a stock-route one the run pauses after step l + 1 of every period
+  and clears that synapse's pending output (``synapse_rec.a_buff.set(0)``), so the sample starts with
+  no recurrent spike in flight, as the periodic reset starts it with u = v = 0 one step later;
 * aligns: layer l's spike for the sample's step t is sink column k·R + t + l + 1 (each Lava
   synapse adds one step), and writes ``{layer: uint8 [T, n, C, H, W] or [T, n, N]}`` to ``--out``;
 * ``--check``: computes the NumPy reference with qsnn-deploy (the only import of qsnn-deploy
   besides the import-time patch Lava 0.10 needs on Python 3.11 / numpy 2), prints a verdict per
   layer and exits 0 only if every spike of every layer, step and sample is equal.
 
-Layers whose ``qsnn/route`` is ``custom`` (neuron type ``QSNN_QLIF``) are not stock Loihi 2 neurons:
+Layers whose ``qsnn/route`` is ``custom`` (neuron type ``QSNN_QLIF``, or ``QSNN_QCUBA`` for a
+current-based layer) are not stock Loihi 2 neurons:
 stock netx refuses them (its ``bias`` read fails with a message naming the route). This script runs
-them with qsnn-deploy's ``QLIF`` process in Lava's CPU simulator and says so, or exits 2 naming the
+them with qsnn-deploy's ``QLIF`` / ``QCUBA`` processes in Lava's CPU simulator and says so, or exits 2 naming the
 custom route when qsnn-deploy is not installed or ``--stock-only`` is given.
 
 Exit status: 0 ran (and, with --check, every spike equal); 1 --check found a difference;
@@ -53,6 +59,8 @@ SETTINGS = None   # what read_settings(NET_FILE) returned when the script was wr
 
 FORMAT_NAME = "qsnn-netx"
 CUSTOM_NEURON_TYPE = "QSNN_QLIF"  # neuron/type of a custom-route layer: no netx branch takes it
+CUSTOM_NEURON_TYPES = {"lif": CUSTOM_NEURON_TYPE, "cuba": "QSNN_QCUBA"}   # per neuron kind (qsnn/kind)
+CUSTOM_PROCESSES = {"lif": "QLIF", "cuba": "QCUBA"}                       # qsnn_deploy.lava.models
 LAVA_SHIFT = 6                    # Lava's LIF: input and threshold shifted by 6 bits; netx's bias_exp = 6
 LIMITS = {                        # lava-nc 0.10.0 lava/proc/lif/models.py, lava/proc/dense (docs/lava.md, limits)
     "vThMant": (0, (1 << 17) - 1),          # unsigned 17 bits
@@ -111,7 +119,9 @@ def read_settings(path: str | os.PathLike, hardware: bool = False) -> dict:
 
     Returns:
         dict: ``file_steps`` (T the file was exported for), ``layers`` (names), ``routes``,
-        ``custom_layers``, ``input_shape`` ((C, H, W) or (N,)), ``input_message_bits`` [bits],
+        ``custom_layers``, ``custom_processes`` (QLIF and/or QCUBA), ``recurrent_layers`` (names of the ``dense_rec`` blocks), ``clear_recurrent``
+        (indices l of the stock recurrent layers, whose recurrent synapse is cleared after step l + 1 of
+        every period), ``input_shape`` ((C, H, W) or (N,)), ``input_message_bits`` [bits],
         ``pipeline_steps`` (R - T [steps]), ``reset_offset``, ``output_shift`` (l + 1 per layer
         [steps]), ``needs_periodic_reset``.
     """
@@ -154,13 +164,14 @@ def read_settings(path: str | os.PathLike, hardware: bool = False) -> dict:
         if not blocks or "type" not in blocks[0] or _str(blocks[0]["type"]) != "input":
             raise RecipeError(f"{path}: layer/0, field type: must be 'input' (a shape-only input block)")
         in_shape = tuple(int(s) for s in _int(blocks[0], "shape", "layer/0 (input)", 1).reshape(-1))
-        names, routes, custom = [], [], []
+        names, routes, custom, recurrent, processes = [], [], [], [], set()
         for k, g in zip(keys[1:], blocks[1:]):
             kind = _str(g["type"]) if "type" in g else "?"
             if kind == "flatten":
                 continue
-            if kind not in ("conv", "dense"):
-                raise RecipeError(f"{path}: layer/{k}, field type: {kind!r}; a qsnn file holds input, conv, flatten, dense")
+            if kind not in ("conv", "dense", "dense_rec"):
+                raise RecipeError(f"{path}: layer/{k}, field type: {kind!r}; a qsnn file holds input, conv, flatten, "
+                                  "dense, dense_rec")
             if "qsnn" not in g or "neuron" not in g:
                 raise RecipeError(f"{path}: layer/{k} ({kind}), group {'qsnn' if 'qsnn' not in g else 'neuron'}: missing")
             q, n = g["qsnn"], g["neuron"]
@@ -171,6 +182,16 @@ def read_settings(path: str | os.PathLike, hardware: bool = False) -> dict:
             if route not in ("stock", "custom"):
                 raise RecipeError(f"{where}, field qsnn/route: {route!r}, expected 'stock' or 'custom'")
             w = _int(g, "weight", where)
+            if kind == "dense_rec":  # netx's recurrent block: weight_rec (C, C), one exponent with weight
+                w_rec = _int(g, "weight_rec", where)
+                if w_rec.shape != (w.shape[0], w.shape[0]):
+                    raise RecipeError(f"{where}, field weight_rec: shape {w_rec.shape}, expected {(w.shape[0], w.shape[0])} "
+                                      "(the layer's own neurons)")
+                w = np.hstack((w.reshape(w.shape[0], -1), w_rec))
+                recurrent.append(len(names))
+            neuron_kind = _str(q["kind"]) if "kind" in q else "lif"
+            if neuron_kind not in CUSTOM_NEURON_TYPES:
+                raise RecipeError(f"{where}, field qsnn/kind: {neuron_kind!r}, expected one of {', '.join(CUSTOM_NEURON_TYPES)}")
             thr = _int(q, "threshold", where, 0)
             bias = _int(q, "bias", where)
             decay = _int(q, "decay", where, 0, 4096)
@@ -181,17 +202,20 @@ def read_settings(path: str | os.PathLike, hardware: bool = False) -> dict:
                 field = "qsnn/threshold" if thr.max(initial=0) > lim else "qsnn/bias"
                 raise RecipeError(f"{where}, field {field}: past the {state}-bit state (|value| ≤ {lim})")
             if route == "custom":
-                if ntype != CUSTOM_NEURON_TYPE:
+                if ntype != CUSTOM_NEURON_TYPES[neuron_kind]:
                     raise RecipeError(f"{where}, field neuron/type: {ntype!r} on a custom-route layer (qsnn/route "
-                                      f"'custom'): stock netx would run it on the wrong neuron; expected "
-                                      f"{CUSTOM_NEURON_TYPE!r} (re-export with this qsnn-deploy)")
+                                      f"'custom', kind {neuron_kind}): stock netx would run it on the wrong neuron; expected "
+                                      f"{CUSTOM_NEURON_TYPES[neuron_kind]!r} (re-export with this qsnn-deploy)")
                 custom.append(name)
+                processes.add(CUSTOM_PROCESSES[neuron_kind])
             else:
                 if ntype != "CUBA":
                     raise RecipeError(f"{where}, field neuron/type: {ntype!r}, a stock layer is 'CUBA'")
                 # a one-state LIF: iDecay 4096 (u = a << 6); a cuba layer: iDecay = 4096 - its current decay
-                kind = q["kind"][()].decode() if "kind" in q else "lif"
-                a_cur = int(_int(q, "current_decay", where, 0, 4095).reshape(-1)[0]) if kind == "cuba" else 0
+                a_cur = int(_int(q, "current_decay", where, 0, 4095).reshape(-1)[0]) if neuron_kind == "cuba" else 0
+                if neuron_kind == "cuba" and "current_bias" in q and _int(q, "current_bias", where).any():
+                    raise RecipeError(f"{where}, field qsnn/current_bias: nonzero on a stock layer (Lava's LIF adds its "
+                                      "bias to v only)")
                 _int(n, "iDecay", where, 4096 - a_cur, 4096 - a_cur)
                 vth = _int(n, "vThMant", where, *LIMITS["vThMant"])
                 dv = _int(n, "vDecay", where, *LIMITS["vDecay"])
@@ -242,6 +266,11 @@ def read_settings(path: str | os.PathLike, hardware: bool = False) -> dict:
                 raise RecipeError(f"{path}: field qsnn/reset_interval: {R} steps, but T + {pipeline} = "
                                   f"{steps + pipeline} at the file's T = {steps} (qsnn/num_steps)")
         return {"file_steps": steps, "layers": names, "routes": routes, "custom_layers": custom,
+                "custom_processes": sorted(processes),
+                "recurrent_layers": [names[i] for i in recurrent],
+                # stock recurrent layers (index l): their recurrent synapse's pending output is cleared after
+                # step l + 1 of every period (run_lava), as the periodic reset clears u and v one step later
+                "clear_recurrent": [i for i in recurrent if routes[i] == "stock"],
                 "input_shape": list(in_shape), "input_message_bits": bits, "pipeline_steps": pipeline,
                 "reset_offset": offset, "output_shift": [i + 1 for i in range(len(names))],
                 "needs_periodic_reset": bool(root["needs_periodic_reset"][()]) if "needs_periodic_reset" in root else False}
@@ -327,7 +356,7 @@ def import_lava():
 def run_lava(path: Path, s: dict, x: np.ndarray, steps: int, qlif=None) -> dict[str, np.ndarray]:
     """Run ``x`` [n, *input shape] through the netx network of ``path`` for ``steps`` steps each; return
     each layer's spikes aligned to the reference, uint8 [T, n, C, H, W] or [T, n, N]. ``qlif``: a
-    context manager factory that lets netx build the custom-route layers as qsnn-deploy's QLIF."""
+    context manager factory that lets netx build the custom-route layers as qsnn-deploy's QLIF / QCUBA."""
     hdf5, Source, Sink, RunSteps, Loihi2SimCfg = import_lava()
     n, R = len(x), steps + s["pipeline_steps"]            # one sample per reset period of R steps
     data = np.zeros(tuple(s["input_shape"][::-1]) + (n * R,), np.int32)   # Lava's (x, y, c) order, time last
@@ -345,8 +374,19 @@ def run_lava(path: Path, s: dict, x: np.ndarray, steps: int, qlif=None) -> dict[
     sinks = [Sink(shape=block.out.shape, buffer=n * R) for block in net.layers]
     for block, sink in zip(net.layers, sinks):
         block.out.connect(sink.a_in)
+    cfg = Loihi2SimCfg(select_tag="fixed_pt")
+    # stock recurrent layer l: pause after step l + 1 of each period, clear its recurrent synapse's output in flight
+    clear = sorted(s.get("clear_recurrent", []))
+    stops = sorted({k * R + l + 1 for k in range(n) for l in clear} | {n * R})
     try:
-        net.run(condition=RunSteps(num_steps=n * R), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        done = 0
+        for stop in stops:
+            net.run(condition=RunSteps(num_steps=stop - done), run_cfg=cfg)
+            done = stop
+            for l in clear:
+                if stop % R == l + 1:
+                    syn = net.layers[l].synapse_rec
+                    syn.a_buff.set(np.zeros(syn.a_buff.shape, np.int32))
         raw = [np.asarray(sink.data.get()) for sink in sinks]    # [(x, y, c) or (n,), n·R]
     finally:
         net.stop()
@@ -402,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="spikes .npz (default: <net stem>.lava_spikes.npz beside the .net)")
     p.add_argument("--check", action="store_true", help="compare every layer with qsnn-deploy's NumPy reference")
     p.add_argument("--stock-only", action="store_true",
-                   help="refuse (exit 2) a file with custom-route layers instead of running them with QLIF")
+                   help="refuse (exit 2) a file with custom-route layers instead of running them with QLIF / QCUBA")
     args = p.parse_args(argv)
     try:
         if not args.net:
@@ -425,15 +465,18 @@ def main(argv: list[str] | None = None) -> int:
               "shifted back by l + 1 steps")
         qlif = None
         if s["custom_layers"]:
-            route = (f"custom route: layers {', '.join(s['custom_layers'])} need qsnn-deploy's QLIF process (qsnn/route "
-                     f"'custom', neuron type {CUSTOM_NEURON_TYPE}), not a stock Loihi 2 neuron")
+            procs = s.get("custom_processes") or ["QLIF"]
+            types = [CUSTOM_NEURON_TYPES[k] for k, v in CUSTOM_PROCESSES.items() if v in procs]
+            route = (f"custom route: layers {', '.join(s['custom_layers'])} need qsnn-deploy's {' / '.join(procs)} "
+                     f"process{'es' if len(procs) > 1 else ''} (qsnn/route 'custom', neuron type {' / '.join(types)}), "
+                     "not a stock Loihi 2 neuron")
             if args.stock_only:
                 raise RecipeError(route + "; refused (--stock-only)")
             try:
                 from qsnn_deploy.lava.recipe import qlif_netx_build as qlif
             except ImportError:
                 raise RecipeError(route + "; stock netx cannot run them and qsnn-deploy is not installed") from None
-            print(route + ": running them with qsnn_deploy.lava.models.QLIF in Lava's CPU simulator "
+            print(route + f": running them with qsnn_deploy.lava.models.{' / '.join(procs)} in Lava's CPU simulator "
                   "(verified there only; no Loihi 2 microcode)")
         x = load_inputs(args.data, args.n, s["input_shape"], s["input_message_bits"])
         t0 = time.perf_counter()
@@ -454,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, ok, detail in rows:
             print(f"  {name}: {'bit-exact' if ok else 'DIFFERS'} ({detail})")
         if all(ok for _, ok, _ in rows):
-            print(f"verdict: bit-exact: Lava (netx{', QLIF for the custom route' if qlif else ''}) equals qsnn-deploy's "
+            print(f"verdict: bit-exact: Lava (netx{', ' + ' / '.join(procs) + ' for the custom route' if qlif else ''}) equals qsnn-deploy's "
                   f"NumPy reference in every layer, step and neuron ({args.n} inputs, T = {steps})")
             return 0
         print(f"verdict: NOT bit-exact in {', '.join(n for n, ok, _ in rows if not ok)}")

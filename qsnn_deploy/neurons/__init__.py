@@ -14,9 +14,10 @@ from ..errors import FrozenNetError
 from .base import NeuronParams, decay_toward_zero, saturate
 from .cuba import CubaLIF
 from .lif import LIF
+from .xylo import XyloNeuron, xylo_decay
 
 #: kind name -> parameter class
-NEURON_KINDS: dict[str, type[NeuronParams]] = {cls.kind: cls for cls in (LIF, CubaLIF)}
+NEURON_KINDS: dict[str, type[NeuronParams]] = {cls.kind: cls for cls in (LIF, CubaLIF, XyloNeuron)}
 
 
 def neuron_class(kind: str, layer: str = "") -> type[NeuronParams]:
@@ -28,4 +29,4 @@ def neuron_class(kind: str, layer: str = "") -> type[NeuronParams]:
                              f"{', '.join(sorted(NEURON_KINDS))}") from None
 
 
-__all__ = ["NeuronParams", "LIF", "CubaLIF", "NEURON_KINDS", "neuron_class", "decay_toward_zero", "saturate"]
+__all__ = ["NeuronParams", "LIF", "CubaLIF", "XyloNeuron", "xylo_decay", "NEURON_KINDS", "neuron_class", "decay_toward_zero", "saturate"]

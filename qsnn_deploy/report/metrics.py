@@ -205,7 +205,9 @@ def static_figures(net: FrozenNet) -> tuple[InputStatic, list[LayerStatic], list
         c_out = layer.out_channels
         neurons = int(np.prod(o))
         n_w = int(layer.synapse.weight.size)
-        tb, bb, db = threshold_bits(layer.neuron.threshold), bias_bits(layer.neuron.bias), decay_bits(layer.neuron.decay)
+        # kind "xylo" has two 4-bit dashes per neuron instead of a 12-bit decay
+        db = decay_bits(layer.neuron.decay) if hasattr(layer.neuron, "decay") else 8
+        tb, bb = threshold_bits(layer.neuron.threshold), bias_bits(layer.neuron.bias)
         w_bytes = _nbytes(n_w, layer.synapse.weight_bits)
         state_bytes = _nbytes(neurons, layer.neuron.state_bits)
         t_bytes, b_bytes, d_bytes = _nbytes(c_out, tb), _nbytes(c_out, bb), _nbytes(c_out, db)
@@ -568,7 +570,8 @@ class Report:
 # Fit checks per deployment target: ``check(net, report) -> {"fits": bool, "summary": str,
 # "layers": {layer name: {"fits": bool, "detail": str}}}``, registered by the target's exporter;
 # the report then adds its columns. No fit figures are made up here.
-FIT_CHECKS = Registry("fit check", {"lava": "qsnn_deploy.lava.check:fit_check_for_report"})
+FIT_CHECKS = Registry("fit check", {"lava": "qsnn_deploy.lava.check:fit_check_for_report",
+                                    "xylo": "qsnn_deploy.xylo.check:fit_check_for_report"})
 
 
 def register_fit_check(target: str, check: Callable[[FrozenNet, Report], dict[str, Any]]) -> None:

@@ -19,6 +19,7 @@ BACKENDS = Registry("backend", {
     "nir": "qsnn_deploy.exporters.nir_export:NirRoundTripBackend",
     "loihi": "qsnn_deploy.lava.loihi_sim:LoihiSimulator",
     "lava": "qsnn_deploy.lava.backend:LavaSimulator",
+    "xylo": "qsnn_deploy.xylo.backend:XyloSimBackend",
 })
 
 
@@ -28,7 +29,7 @@ def register_backend(name: str, factory: Callable[..., Any]) -> None:
 
 
 def available_backends() -> list[str]:
-    """Every backend name, sorted (``lava``, ``loihi``, ``nir``, ``numpy``, ``onnx``, ``torch`` and any registered)."""
+    """Every backend name, sorted (``lava``, ``loihi``, ``nir``, ``numpy``, ``onnx``, ``torch``, ``xylo`` and any registered)."""
     return BACKENDS.names()
 
 

@@ -19,6 +19,8 @@ Arithmetic (docs/integer-semantics.md §2, docstring of :mod:`qsnn_deploy.frozen
   ``"lif"``, :mod:`.cuba_scan` for ``"cuba"``: one fused pass per step over cache-sized chunks of
   neurons), with the decay rounding toward zero: ``(x + ((x >> 63) & 4095)) >> 12`` equals
   ``sign(x) * (|x| >> 12)``. Each kernel is tested against its kind's ``reference_step``.
+* Kind ``"xylo"`` takes the layer's input spike counts rather than J (:mod:`.xylo_scan`: its saturating
+  adds depend on the order of the synaptic terms), so its layer runs through that kernel whole.
 * A recurrent layer (``J_t = W·x_t + R·z_{t-1}``) runs through :mod:`.recurrent_scan`: one fused
   kernel per kind that adds, per step, the recurrent rows of only the neurons that spiked (exact
   integers) and updates the neurons in the same pass.
@@ -37,10 +39,11 @@ from .cuba_scan import cuba_scan
 from .event_synapse import MAX_DENSITY, accumulator_dtype, event_conv, event_currents_available, event_dense
 from .lif_scan import scan_lif
 from .recurrent_scan import RecurrentSynapse
+from .xylo_scan import HIDDEN_CAP, INPUT_CAP, xylo_layer_scan
 
 #: The NumPy reference's kernel for each neuron kind: ``kernel(neuron, j, static, steps, record, use_numba)
 #: -> (spikes, states, saturations per step)``.
-NUMPY_KERNELS = NeuronKernels("numpy", {"lif": scan_lif, "cuba": cuba_scan})
+NUMPY_KERNELS = NeuronKernels("numpy", {"lif": scan_lif, "cuba": cuba_scan, "xylo": xylo_layer_scan})
 
 #: Rows per im2col chunk (bounds the temporary patch matrix to ~100-300 MB).
 _MAX_PATCH_ELEMS = 1 << 25
@@ -54,6 +57,8 @@ class _PreparedLayer:
     def __init__(self, layer: Layer, in_shape: tuple[int, ...], x_bound: int, use_numba: bool | None = None):
         self.layer = layer
         self.kernel_fn = NUMPY_KERNELS.for_layer(layer)
+        #: the kind's kernel takes the layer's input counts, not J (kind "xylo")
+        self.takes_inputs = bool(getattr(self.kernel_fn, "takes_inputs", False))
         self.use_numba = event_currents_available() if use_numba is None else bool(use_numba)
         self.name = layer.name
         self.out_shape = layer.output_shape((int(np.prod(in_shape)),) if layer.synapse.flatten_input else in_shape)
@@ -181,7 +186,17 @@ class NumpySimulator:
         else:
             h = x
         spikes, states, sats = {}, {}, {}
-        for p in self.layers:
+        for i, p in enumerate(self.layers):
+            if p.takes_inputs:
+                hin = np.moveaxis(h, -1, -3) if h.ndim >= (4 if static else 5) else h  # torch's (C, H, W) flatten order
+                s, v, per_step = p.kernel_fn(p.layer, hin, static, steps, record, INPUT_CAP if i == 0 else HIDDEN_CAP)
+                static = False
+                h = s
+                spikes[p.name] = s
+                sats[p.name] = raise_on_saturation(per_step, p.layer, self.saturation)
+                if record:
+                    states[p.name] = v
+                continue
             if static:
                 j = p.currents(h)
             else:

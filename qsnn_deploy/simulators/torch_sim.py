@@ -16,6 +16,8 @@ Same arithmetic as :mod:`qsnn_deploy.simulators.numpy_sim`, exact by constructio
   in place on the device (no host sync per step), or on the CPU the NumPy reference's fused kernel
   for that kind (``scan="auto"``/``"fused"``, :data:`~.numpy_sim.NUMPY_KERNELS`). Each is tested
   against its kind's ``reference_step``.
+* Kind ``"xylo"`` runs its whole layer from the input spike counts (:mod:`.xylo_torch`: ordered
+  saturating synaptic terms), never the fused CPU kernel.
 * A recurrent layer adds ``R·z_{t-1}`` (an exact float GEMM of the previous step's spikes) to J
   every step, on the device.
 """
@@ -35,6 +37,8 @@ from .base import (NeuronKernels, SimResult, batches, check_saturation_mode, mer
                    raise_on_saturation)
 from .lif_scan import HAVE_NUMBA
 from .numpy_sim import NUMPY_KERNELS
+from .xylo_scan import HIDDEN_CAP, INPUT_CAP
+from .xylo_torch import TorchXylo
 
 
 def _precision_switches() -> list:
@@ -176,7 +180,7 @@ class _TorchCuba(_TorchLIF):
 
 
 #: The torch backend's kernel class for each neuron kind.
-TORCH_KERNELS = NeuronKernels("torch", {"lif": _TorchLIF, "cuba": _TorchCuba})
+TORCH_KERNELS = NeuronKernels("torch", {"lif": _TorchLIF, "cuba": _TorchCuba, "xylo": TorchXylo})
 
 
 #: ``scan``: "torch" (int64 torch ops on the device), "fused" (the NumPy reference's Numba kernel on
@@ -212,8 +216,13 @@ class TorchSimulator:
         self._layers = []
         x_bound = net.input.max_abs
         x_signed = net.input.signed
-        for layer in net.layers:
+        for index, layer in enumerate(net.layers):
             kernel = TORCH_KERNELS.for_layer(layer)
+            if getattr(kernel, "takes_inputs", False):  # kind "xylo": the layer runs whole from its input counts
+                self._layers.append(dict(layer=layer, recurrent=None,
+                                         kernel=kernel(layer, self.device, INPUT_CAP if index == 0 else HIDDEN_CAP)))
+                x_bound, x_signed = 1, False
+                continue
             bound = layer.current_bound(x_bound)
             dtype = torch.float32 if bound < intmath.FLOAT32_EXACT else torch.float64
             w, stride = layer.synapse.deployed()
@@ -318,13 +327,17 @@ class TorchSimulator:
         h = x
         for entry in self._layers:
             layer = entry["layer"]
-            if static:
+            if getattr(entry["kernel"], "takes_inputs", False):
+                out, rec, per_step = entry["kernel"].run(h, static, steps, record)
+            elif static:
                 j = self.currents(entry, h)
             else:
                 t_, b_ = h.shape[:2]
                 j = self.currents(entry, h.reshape((t_ * b_,) + tuple(h.shape[2:])))
                 j = j.reshape((t_, b_) + tuple(j.shape[1:]))
-            if self._fused and entry["recurrent"] is None:
+            if getattr(entry["kernel"], "takes_inputs", False):
+                pass
+            elif self._fused and entry["recurrent"] is None:
                 out, rec, per_step = self._scan_fused(entry, j, static, steps, record)
             else:
                 out, rec, per_step = self._scan_torch(entry, j, static, steps, record)
