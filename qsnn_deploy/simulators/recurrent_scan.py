@@ -14,8 +14,8 @@ layer's own 0/1 spikes of the previous step; then the neuron kind's step (``lif`
 
 * with Numba, one fused kernel per kind (:data:`FUSED_KINDS`): every sample steps through all T steps
   with its states in cache; per step it adds the rows ``Rᵀ[k]`` of only the neurons ``k`` that spiked
-  (collected while the previous step's spikes were written), then updates every neuron in the same
-  pass. Integer code only: the recurrent sum is int16 / int32 where ``max_o Σ_k |R[o, k]|`` below
+  at the previous step (their indices gathered right after that step's update), then updates every
+  neuron in one unit-stride loop. Integer code only: the recurrent sum is int16 / int32 where ``max_o Σ_k |R[o, k]|`` below
   2**15 / 2**31 proves every partial sum in range (:func:`~.event_synapse.accumulator_dtype`), int64
   otherwise; the neuron update is the kind's int64 equation.
 * otherwise (``use_numba=False``, Numba missing, or a kind without a fused kernel) step by step
@@ -116,7 +116,7 @@ def _per_channel(values, c: int) -> np.ndarray:
 def _scan_fused(neuron, j, rt, static, steps, record):
     shape = j.shape if static else j.shape[1:]
     n, c = shape
-    spikes = np.zeros((steps, n, c), dtype=np.uint8)
+    spikes = np.empty((steps, n, c), dtype=np.uint8)
     states = np.empty((steps, n, c), dtype=np.int64) if record else np.empty((1, 1, 1), dtype=np.int64)
     sat = np.zeros((max(n, 1), steps), dtype=np.int64)
     jj = j.reshape(1 if static else steps, n, c)
@@ -149,6 +149,15 @@ if HAVE_NUMBA:
             for o in range(c):
                 acc[o] += row[o]
 
+    @numba.njit(inline="always")
+    def _gather_fired(sp, fired):
+        """The indices of the neurons that spiked (``sp`` 0/1) into ``fired``, branch-free; returns their number."""
+        m = 0
+        for ch in range(sp.shape[0]):
+            fired[m] = ch
+            m += sp[ch]
+        return m
+
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _lif_kernel(j, steps, frac_bits, th, b, d, subtract, vmax, rt, record, spikes, states, sat):
         # j: [T (or 1: static), N, C] int64; rt: Rᵀ [C, C]; spikes, states: [T, N, C]; sat: [N, T]
@@ -163,7 +172,6 @@ if HAVE_NUMBA:
                 _recurrent_current(acc, rt, fired, n_fired)
                 jn = j[0 if static else t, n]
                 sp = spikes[t, n]
-                n_fired = 0
                 n_sat = 0
                 for ch in range(c):
                     vi = v[ch]
@@ -182,10 +190,8 @@ if HAVE_NUMBA:
                         vi = -vmax
                         n_sat += 1
                     v[ch] = vi
-                    if vi > theta:
-                        sp[ch] = 1
-                        fired[n_fired] = ch
-                        n_fired += 1
+                    sp[ch] = vi > theta
+                n_fired = _gather_fired(sp, fired)
                 if record:
                     states[t, n] = v
                 sat[n, t] = n_sat
@@ -205,7 +211,6 @@ if HAVE_NUMBA:
                 _recurrent_current(acc, rt, fired, n_fired)
                 jn = j[0 if static else t, n]
                 sp = spikes[t, n]
-                n_fired = 0
                 n_sat = 0
                 for ch in range(c):
                     x = cur[ch] * a[ch]
@@ -236,10 +241,8 @@ if HAVE_NUMBA:
                         vi = -vmax
                         n_sat += 1
                     v[ch] = vi
-                    if vi > theta:
-                        sp[ch] = 1
-                        fired[n_fired] = ch
-                        n_fired += 1
+                    sp[ch] = vi > theta
+                n_fired = _gather_fired(sp, fired)
                 if record:
                     states[t, n] = v
                 sat[n, t] = n_sat
