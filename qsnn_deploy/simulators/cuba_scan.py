@@ -77,13 +77,18 @@ if HAVE_NUMBA:
             hi = min(n, lo + chunk)
             cur = np.zeros(hi - lo, dtype=np.int64)
             mem = np.zeros(hi - lo, dtype=np.int64)
+            # the current's per-step increment (J << F) + bi, once for a static input
+            inc = np.empty(hi - lo if static else 0, dtype=np.int64)
+            if static:
+                for q in range(hi - lo):
+                    inc[q] = (j[0, lo + q] << frac_bits) + bi[q]
             for t in range(steps):
                 jr = j[0 if static else t, lo:hi]
                 sp = spikes[t, lo:hi]
                 n_sat = 0
                 for q in range(hi - lo):
                     x = cur[q] * a[q]
-                    ii = ((x + ((x >> 63) & 4095)) >> 12) + (jr[q] << frac_bits) + bi[q]
+                    ii = ((x + ((x >> 63) & 4095)) >> 12) + (inc[q] if static else (jr[q] << frac_bits) + bi[q])
                     if ii > imax:
                         ii = imax
                         n_sat += 1

@@ -148,6 +148,11 @@ if HAVE_NUMBA:
             lo = k * chunk
             hi = min(n, lo + chunk)
             v = np.zeros(hi - lo, dtype=np.int64)
+            # the per-step increment (J << F) + b, once for a static input
+            inc = np.empty(hi - lo if static else 0, dtype=np.int64)
+            if static:
+                for i in range(hi - lo):
+                    inc[i] = (j[0, lo + i] << frac_bits) + b[i]
             for t in range(steps):
                 jr = j[0 if static else t, lo:hi]
                 sp = spikes[t, lo:hi]
@@ -159,7 +164,7 @@ if HAVE_NUMBA:
                     if fired and not subtract:
                         vi = 0
                     x = vi * d[i]
-                    vi = ((x + ((x >> 63) & 4095)) >> 12) + (jr[i] << frac_bits) + b[i]
+                    vi = ((x + ((x >> 63) & 4095)) >> 12) + (inc[i] if static else (jr[i] << frac_bits) + b[i])
                     if fired and subtract:
                         vi -= theta
                     if vi > vmax:
