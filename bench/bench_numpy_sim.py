@@ -10,8 +10,9 @@ real MNIST digits. Prints samples/s (median of repeats) and the ratio, and the d
 CPU's float32 GEMM rate, measured in the same run, applied to the synaptic MACs the net needs (the
 static first layer once per sample, every other layer at every step, sum pools folded into the
 convs) — the speed of a perfect dense simulator. The NumPy simulator may pass it: after the first
-layer it accumulates only the inputs that spiked. Machines here are noisy (±25%): compare ratios
-within one run, never absolute times across runs.
+layer it accumulates only the inputs that spiked. Machines here are noisy (±25%): the contenders run
+in turn in every round (medians reported), so compare ratios within one run, never absolute times
+across runs.
 """
 from __future__ import annotations
 
@@ -97,14 +98,18 @@ def gemm_flops(seconds: float = 1.0) -> float:
     return 2.0 * a.shape[0] * a.shape[1] * b.shape[1] * n / (time.perf_counter() - t0)
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def timed(*fns, repeats: int) -> list[float]:
+    """Median wall time of each of ``fns`` over ``repeats`` rounds, after one warm-up call each; every
+    round runs all of them in turn, so a burst of load on this shared machine hits the contenders alike."""
+    for fn in fns:
+        fn()  # warm-up
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
 
 
 def main() -> None:
@@ -135,10 +140,9 @@ def main() -> None:
     sim = NumpySimulator(net, batch_size=args.batch)
     tsim = TorchSimulator(net, batch_size=args.batch)
     with torch.no_grad():
-        t_snn = timed(lambda: snntorch_loop(float_model, xf, args.steps), args.repeats)
-        t_faithful = timed(lambda: model(xf, num_steps=args.steps), args.repeats)
-    t_np = timed(lambda: sim.run(x, args.steps), args.repeats)
-    t_torch = timed(lambda: tsim.run(x, args.steps), args.repeats)
+        t_snn, t_faithful, t_np, t_torch = timed(lambda: snntorch_loop(float_model, xf, args.steps),
+                                                 lambda: model(xf, num_steps=args.steps), lambda: sim.run(x, args.steps),
+                                                 lambda: tsim.run(x, args.steps), repeats=args.repeats)
     res = sim.run(x, args.steps)
 
     n = args.batch
@@ -272,8 +276,7 @@ def bench_kinds(model, x: np.ndarray, args) -> None:
     for label, net, modules in cases:
         sim = NumpySimulator(net, batch_size=n)
         with torch.no_grad():
-            t_snn = timed(lambda: explicit_loop(modules, xf, steps), args.repeats)
-        t_np = timed(lambda: sim.run(x, steps), args.repeats)
+            t_snn, t_np = timed(lambda: explicit_loop(modules, xf, steps), lambda: sim.run(x, steps), repeats=args.repeats)
         kinds = ", ".join(f"{layer.name}: {layer.kind}{' recurrent' if layer.synapse.is_recurrent else ''}" for layer in net.layers)
         print(f"{label}\n  ({kinds}), T={steps}, batch {n}; deployed spike rates {spike_rates(sim.run(x, steps))}")
         print(f"  snnTorch float forward (explicit loop)     {n / t_snn:9.1f} samples/s")

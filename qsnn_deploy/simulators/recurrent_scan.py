@@ -15,9 +15,10 @@ layer's own 0/1 spikes of the previous step; then the neuron kind's step (``lif`
 * with Numba, one fused kernel per kind (:data:`FUSED_KINDS`): every sample steps through all T steps
   with its states in cache; per step it adds the rows ``Rᵀ[k]`` of only the neurons ``k`` that spiked
   at the previous step (their indices gathered right after that step's update), then updates every
-  neuron in one unit-stride loop. Integer code only: the recurrent sum is int16 / int32 where ``max_o Σ_k |R[o, k]|`` below
-  2**15 / 2**31 proves every partial sum in range (:func:`~.event_synapse.accumulator_dtype`), int64
-  otherwise; the neuron update is the kind's int64 equation.
+  neuron in one unit-stride loop. Integer code only: the recurrent sum is int16 / int32 where
+  ``max_o Σ_k |R[o, k]|`` below 2**15 / 2**31 proves every partial sum in range
+  (:func:`~.event_synapse.accumulator_dtype`), int64 otherwise; the neuron update is the kind's
+  int64 equation.
 * otherwise (``use_numba=False``, Numba missing, or a kind without a fused kernel) step by step
   through whole arrays: ``z_{t-1} @ Rᵀ`` as a float GEMM, exact because its 0/1 operand makes every
   partial sum an integer of magnitude ≤ ``max_o Σ_k |R[o, k]|``, checked below 2**24 (float32) or
@@ -33,10 +34,8 @@ import numpy as np
 
 from .. import intmath
 from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba
+from .cuba_scan import _RESET_CODE as _CUBA_RESET
 from .event_synapse import accumulator_dtype
-
-#: reset codes of the CUBA kernel (as :mod:`.cuba_scan`)
-_CUBA_RESET = {"subtract": 0, "zero": 1, "zero_delayed": 2}
 
 
 class RecurrentSynapse:
