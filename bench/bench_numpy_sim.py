@@ -6,18 +6,17 @@
 
 The snnTorch side is the canonical explicit time loop over the seeds' MNIST net (Brevitas int4
 QuantConv2d -> avg-pool -> BatchNorm -> snntorch.Leaky, x3), float32, torch.no_grad, on the same
-real MNIST digits. Prints samples/s (median of repeats) and the ratio, and the dense floor: this
+real MNIST digits. Prints samples/s (fastest of the repeats) and the ratio, and the dense floor: this
 CPU's float32 GEMM rate, measured in the same run, applied to the synaptic MACs the net needs (the
 static first layer once per sample, every other layer at every step, sum pools folded into the
 convs) — the speed of a perfect dense simulator. The NumPy simulator may pass it: after the first
 layer it accumulates only the inputs that spiked. Machines here are noisy (±25%): the contenders run
-in turn in every round (medians reported), so compare ratios within one run, never absolute times
-across runs.
+in turn in every round and the fastest round counts (:func:`timed`); compare ratios within one run,
+never absolute times across runs.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 import warnings
@@ -99,8 +98,9 @@ def gemm_flops(seconds: float = 1.0) -> float:
 
 
 def timed(*fns, repeats: int) -> list[float]:
-    """Median wall time of each of ``fns`` over ``repeats`` rounds, after one warm-up call each; every
-    round runs all of them in turn, so a burst of load on this shared machine hits the contenders alike."""
+    """Fastest wall time of each of ``fns`` over ``repeats`` rounds, after one warm-up call each. Every
+    round runs all of them in turn, and the fastest round counts: load from others on this shared
+    machine only ever slows a run down, in bursts that would otherwise land on one contender."""
     for fn in fns:
         fn()  # warm-up
     times = [[] for _ in fns]
@@ -109,7 +109,7 @@ def timed(*fns, repeats: int) -> list[float]:
             t0 = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t0)
-    return [statistics.median(ts) for ts in times]
+    return [min(ts) for ts in times]
 
 
 def main() -> None:
