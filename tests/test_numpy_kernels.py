@@ -107,30 +107,49 @@ def _conv_int64(x, w, stride, out_hw):
     return out
 
 
-@pytest.mark.parametrize("wdtype", [np.int32, np.int64])
+@pytest.mark.parametrize("wdtype", [np.int16, np.int32, np.int64])
 def test_event_conv_is_exact_on_adversarial_operands(wdtype):
     rng = np.random.default_rng(3)
     # graded signed inputs (int16) with most values zero, extreme weights; with int64 the sums pass 2**31
     x = rng.integers(-32768, 32767, size=(5, 9, 8, 3)).astype(np.int16)
+    if wdtype is np.int16:  # Σ|x·w| over the 18-input window below 2**15, products up to 1800
+        x = np.clip(x, -100, 100)
     x[rng.random(x.shape) < 0.7] = 0
     hi = (1 << 15) - 1 if wdtype is np.int32 else (1 << 40)
     w = rng.choice([-hi, -1, 0, 1, hi], size=(3, 2, 3, 7)).astype(wdtype)
     if wdtype is np.int32:
         w = np.clip(w, -(1 << 13), 1 << 13)  # Σ|x·w| over the 18-input window stays below 2**31
+    if wdtype is np.int16:
+        w = np.clip(w, -18, 18)
+        w[..., 0] = 18
+        x[0, :3, :2, :] = 100  # output (0, 0, 0, 0) = 18 · 100 · 18 = 32400, just below 2**15
     stride = (2, 3)
     out_hw = ((9 - 3) // 2 + 1, (8 - 2) // 3 + 1)
     got = event_synapse.event_conv(x, w, stride, out_hw)
     want = _conv_int64(x, w, stride, out_hw)
     assert got.dtype == np.int64 and np.array_equal(got, want)
+    if wdtype is np.int16:
+        assert np.abs(want).max() > 1 << 14 and event_synapse.accumulator_dtype(18 * 100 * 18) is np.int16
     if wdtype is np.int64:
         assert np.abs(want).max() > (1 << 53)  # exact where float64 would not be
 
 
-def test_event_dense_equals_integer_matmul():
+@pytest.mark.parametrize("wdtype", [np.int16, np.int32, np.int64])
+def test_event_dense_equals_integer_matmul(wdtype):
+    """Spikes and graded signed inputs, rows all silent and all active, more rows than one chunk."""
     rng = np.random.default_rng(4)
-    x = (rng.random((33, 70)) < 0.1).astype(np.uint8)
-    w = rng.integers(-128, 128, size=(70, 6)).astype(np.int32)
+    n = event_synapse.DENSE_ROWS * 2 + 7
+    x = (rng.random((n, 70)) < 0.1).astype(np.uint8)
+    x[0] = 0
+    x[1] = 1
+    top = {np.int16: 468, np.int32: 1 << 24, np.int64: 1 << 40}[wdtype]  # 70 · 468 = 32760 < 2**15
+    w = rng.choice([-top, -1, 0, 1, top], size=(70, 6)).astype(wdtype)
+    w[:, 0] = top
     assert np.array_equal(event_synapse.event_dense(x, w), x.astype(np.int64) @ w.astype(np.int64))
+    graded = np.where(rng.random((n, 70)) < 0.2, rng.integers(-3, 4, (n, 70)), 0).astype(np.int8)
+    if wdtype is np.int16:
+        w = np.clip(w, -156, 156)  # 70 · 3 · 156 = 32760
+    assert np.array_equal(event_synapse.event_dense(graded, w), graded.astype(np.int64) @ w.astype(np.int64))
 
 
 def test_kernels_leave_multiprocessing_start_method_unset():

@@ -63,7 +63,12 @@ def batches(arr: np.ndarray, static: bool, batch_size: int) -> Iterator[np.ndarr
 
 
 def merge_batches(parts: list[tuple[dict, dict, dict | None]], names: list[str], record: bool) -> tuple[dict, dict, dict | None]:
-    """(spikes, saturations, states) of consecutive batches joined along the sample axis (axis 1)."""
+    """(spikes, saturations, states) of consecutive batches joined along the sample axis (axis 1); one
+    batch is returned as it is (no copy)."""
+    if len(parts) == 1:
+        spikes, sats, states = parts[0]
+        return ({k: spikes[k] for k in names}, {k: int(sats[k]) for k in names},
+                {k: states[k] for k in names} if record else None)
     spikes = {k: np.concatenate([p[0][k] for p in parts], axis=1) for k in names}
     sats = {k: int(sum(p[1][k] for p in parts)) for k in names}
     states = {k: np.concatenate([p[2][k] for p in parts], axis=1) for k in names} if record else None

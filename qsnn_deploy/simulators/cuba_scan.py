@@ -3,8 +3,9 @@ kernel and its NumPy twin.
 
 The equation is :class:`qsnn_deploy.neurons.CubaLIF`'s (two int64 states per neuron, current ``i``
 and membrane ``v``, each saturating at its own width; three resets). :func:`cuba_scan` runs it
-with channels-last arrays: every neuron ``p`` (batch × pixels) of channel ``c`` steps through all
-T steps while its two states stay in registers, chunks of neurons spread over the cores. Integer
+with channels-last arrays: chunks of neurons (batch × pixels × channels, the per-channel parameters
+tiled to a chunk: :func:`~.lif_scan.tiled_chunks`) spread over the cores, each stepping through all T
+steps while its two states stay in cache. Integer
 code only: no CPU-specific instruction can change a result. Without Numba (or
 ``use_numba=False``) the same steps run through :meth:`~qsnn_deploy.neurons.CubaLIF.reference_step`
 itself; the tests hold both equal to it on adversarial operands (all resets, both saturations,
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..neurons import CubaLIF
 from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba
-from .lif_scan import CHUNK
+from .lif_scan import tiled_chunks
 
 #: reset codes of the kernel
 _RESET_CODE = {"subtract": 0, "zero": 1, "zero_delayed": 2}
@@ -67,75 +68,71 @@ def _params(neuron: CubaLIF, c: int) -> list[np.ndarray]:
 
 if HAVE_NUMBA:
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _kernel(j, static, steps, frac_bits, th, b, a, d, bi, reset, imax, vmax, record, spikes, states, sat,
-                rows_per_chunk):
-        # j, spikes, states: [T (or 1), P, C]: P positions (batch x pixels) of C channels
-        p_total = spikes.shape[1]
-        c = spikes.shape[2]
+    def _kernel(j, static, steps, frac_bits, th, b, a, d, bi, reset, imax, vmax, record, spikes, states, sat, chunk):
+        # j: [T (or 1), n] flat channels-last; spikes, states: [T, n]; parameters per channel, tiled to a chunk
+        n = spikes.shape[1]
         n_chunks = sat.shape[0]
         for k in numba.prange(n_chunks):
-            lo = k * rows_per_chunk
-            hi = min(p_total, lo + rows_per_chunk)
-            cur = np.zeros((hi - lo, c), dtype=np.int64)
-            mem = np.zeros((hi - lo, c), dtype=np.int64)
+            lo = k * chunk
+            hi = min(n, lo + chunk)
+            cur = np.zeros(hi - lo, dtype=np.int64)
+            mem = np.zeros(hi - lo, dtype=np.int64)
+            # the current's per-step increment (J << F) + bi, once for a static input
+            inc = np.empty(hi - lo if static else 0, dtype=np.int64)
+            if static:
+                for q in range(hi - lo):
+                    inc[q] = (j[0, lo + q] << frac_bits) + bi[q]
             for t in range(steps):
-                row = 0 if static else t
+                jr = j[0 if static else t, lo:hi]
+                sp = spikes[t, lo:hi]
                 n_sat = 0
-                for p in range(lo, hi):
-                    ip = cur[p - lo]
-                    vp = mem[p - lo]
-                    jp = j[row, p]
-                    sp = spikes[t, p]
-                    for ch in range(c):
-                        x = ip[ch] * a[ch]
-                        ii = ((x + ((x >> 63) & 4095)) >> 12) + (jp[ch] << frac_bits) + bi[ch]
-                        if ii > imax:
-                            ii = imax
-                            n_sat += 1
-                        elif ii < -imax:
-                            ii = -imax
-                            n_sat += 1
-                        ip[ch] = ii
-                        vi = vp[ch]
-                        theta = th[ch]
-                        fired = vi > theta
-                        if fired and reset == 1:
+                for q in range(hi - lo):
+                    x = cur[q] * a[q]
+                    ii = ((x + ((x >> 63) & 4095)) >> 12) + (inc[q] if static else (jr[q] << frac_bits) + bi[q])
+                    if ii > imax:
+                        ii = imax
+                        n_sat += 1
+                    elif ii < -imax:
+                        ii = -imax
+                        n_sat += 1
+                    cur[q] = ii
+                    vi = mem[q]
+                    theta = th[q]
+                    fired = vi > theta
+                    if fired and reset == 1:
+                        vi = 0
+                    y = vi * d[q]
+                    vi = ((y + ((y >> 63) & 4095)) >> 12) + ii + b[q]
+                    if fired:
+                        if reset == 0:
+                            vi -= theta
+                        elif reset == 2:
                             vi = 0
-                        y = vi * d[ch]
-                        vi = ((y + ((y >> 63) & 4095)) >> 12) + ii + b[ch]
-                        if fired:
-                            if reset == 0:
-                                vi -= theta
-                            elif reset == 2:
-                                vi = 0
-                        if vi > vmax:
-                            vi = vmax
-                            n_sat += 1
-                        elif vi < -vmax:
-                            vi = -vmax
-                            n_sat += 1
-                        vp[ch] = vi
-                        sp[ch] = vi > theta
-                    if record:
-                        states[t, p] = vp
+                    if vi > vmax:
+                        vi = vmax
+                        n_sat += 1
+                    elif vi < -vmax:
+                        vi = -vmax
+                        n_sat += 1
+                    mem[q] = vi
+                    sp[q] = vi > theta
+                if record:
+                    states[t, lo:hi] = mem
                 sat[k, t] = n_sat
 
     def _scan_numba(neuron: CubaLIF, j, static, steps, record):
         shape = j.shape if static else j.shape[1:]
         c = int(np.shape(neuron.threshold)[0])
         n = int(np.prod(shape, dtype=np.int64))
-        p_total = n // c if c else 0
         spikes = np.empty((steps,) + shape, dtype=np.uint8)
-        states = np.empty((steps,) + shape, dtype=np.int64) if record else np.empty((1, 1, 1), dtype=np.int64)
-        rows = max(1, CHUNK // max(c, 1))
-        n_chunks = max(1, -(-p_total // rows))
+        states = np.empty((steps,) + shape, dtype=np.int64) if record else np.empty((1, 1), dtype=np.int64)
+        chunk, n_chunks, (th, b, a, d, bi) = tiled_chunks(c, n, _params(neuron, c))
         sat = np.zeros((n_chunks, steps), dtype=np.int64)
         if n and steps:
-            th, b, a, d, bi = _params(neuron, c)
             with leave_start_method_unset():
-                _kernel(j.reshape(1 if static else steps, p_total, c), static, steps, int(neuron.frac_bits), th, b, a, d,
-                        bi, _RESET_CODE[neuron.reset], neuron.current_limit, neuron.state_limit, record,
-                        spikes.reshape(steps, p_total, c), states.reshape(steps, p_total, c) if record else states, sat, rows)
+                _kernel(j.reshape(1 if static else steps, n), static, steps, int(neuron.frac_bits), th, b, a, d, bi,
+                        _RESET_CODE[neuron.reset], neuron.current_limit, neuron.state_limit, record,
+                        spikes.reshape(steps, n), states.reshape(steps, n) if record else states, sat, chunk)
         return spikes, (states if record else None), sat.sum(axis=0)
 else:  # pragma: no cover
     _scan_numba = None

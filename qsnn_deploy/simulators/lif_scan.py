@@ -16,7 +16,8 @@ and |J << F| < 2**62 are checked by ``FrozenNet.validate``.
 
 :func:`lif_scan` runs a Numba kernel when Numba is installed: one pass over memory per step,
 neurons in cache-sized chunks spread over the CPU's cores, each chunk stepping through all T
-steps while its states stay in cache. It is integer code only (no float, no CPU-specific
+steps while its states stay in cache, one unit-stride loop over the chunk's neurons with the
+per-channel parameters tiled to it (:func:`tiled_chunks`). It is integer code only (no float, no CPU-specific
 instruction can change a result). :func:`lif_scan_numpy` is the same recurrence as whole-array
 NumPy operations; the tests hold the two equal on adversarial operands (both resets, saturation,
 per-channel parameters), and it is the fallback where Numba is missing.
@@ -124,61 +125,72 @@ def _scan_numpy(j, static, steps, frac_bits, th, b, d, subtract, vmax, record):
 
 
 # ------------------------------------------------------------------ Numba (fused, chunked, parallel)
+def tiled_chunks(c: int, n: int, params: list[np.ndarray]) -> tuple[int, int, list[np.ndarray]]:
+    """Chunking of ``n`` channels-last neurons (``c`` channels) for the fused kernels: ``(chunk, n_chunks,
+    params tiled to one chunk)``. A chunk is a whole number of positions (a multiple of ``c``, about
+    :data:`CHUNK` neurons), so neuron ``i`` of any chunk has channel ``i mod c`` and the per-channel
+    parameters repeat with period ``c``: tiled to the chunk's length, one long unit-stride loop runs over
+    all its neurons (SIMD-friendly even when ``c`` is small, e.g. 16)."""
+    rows = max(1, CHUNK // max(c, 1))
+    chunk = rows * max(c, 1)
+    n_chunks = max(1, -(-n // chunk))
+    reps = min(rows, max(1, -(-n // max(c, 1))))
+    return chunk, n_chunks, [np.ascontiguousarray(np.tile(p, reps)) for p in params]
+
+
 if HAVE_NUMBA:
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _kernel(j, static, steps, frac_bits, th, b, d, subtract, vmax, record, spikes, states, sat, rows_per_chunk):
-        # j, spikes, states: [T (or 1), P, C]: P positions (batch x pixels) of C channels
-        p_total = spikes.shape[1]
-        c = spikes.shape[2]
+    def _kernel(j, static, steps, frac_bits, th, b, d, subtract, vmax, record, spikes, states, sat, chunk):
+        # j: [T (or 1), n] flat channels-last; spikes, states: [T, n]; th, b, d: per channel, tiled to a chunk
+        n = spikes.shape[1]
         n_chunks = sat.shape[0]
         for k in numba.prange(n_chunks):
-            lo = k * rows_per_chunk
-            hi = min(p_total, lo + rows_per_chunk)
-            v = np.zeros((hi - lo, c), dtype=np.int64)
+            lo = k * chunk
+            hi = min(n, lo + chunk)
+            v = np.zeros(hi - lo, dtype=np.int64)
+            # the per-step increment (J << F) + b, once for a static input
+            inc = np.empty(hi - lo if static else 0, dtype=np.int64)
+            if static:
+                for i in range(hi - lo):
+                    inc[i] = (j[0, lo + i] << frac_bits) + b[i]
             for t in range(steps):
-                row = 0 if static else t
+                jr = j[0 if static else t, lo:hi]
+                sp = spikes[t, lo:hi]
                 n_sat = 0
-                for p in range(lo, hi):
-                    vp = v[p - lo]
-                    jp = j[row, p]
-                    sp = spikes[t, p]
-                    for ch in range(c):
-                        vi = vp[ch]
-                        theta = th[ch]
-                        fired = vi > theta
-                        if fired and not subtract:
-                            vi = 0
-                        x = vi * d[ch]
-                        vi = ((x + ((x >> 63) & 4095)) >> 12) + (jp[ch] << frac_bits) + b[ch]
-                        if fired and subtract:
-                            vi -= theta
-                        if vi > vmax:
-                            vi = vmax
-                            n_sat += 1
-                        elif vi < -vmax:
-                            vi = -vmax
-                            n_sat += 1
-                        vp[ch] = vi
-                        sp[ch] = vi > theta
-                    if record:
-                        states[t, p] = vp
+                for i in range(hi - lo):
+                    vi = v[i]
+                    theta = th[i]
+                    fired = vi > theta
+                    if fired and not subtract:
+                        vi = 0
+                    x = vi * d[i]
+                    vi = ((x + ((x >> 63) & 4095)) >> 12) + (inc[i] if static else (jr[i] << frac_bits) + b[i])
+                    if fired and subtract:
+                        vi -= theta
+                    if vi > vmax:
+                        vi = vmax
+                        n_sat += 1
+                    elif vi < -vmax:
+                        vi = -vmax
+                        n_sat += 1
+                    v[i] = vi
+                    sp[i] = vi > theta
+                if record:
+                    states[t, lo:hi] = v
                 sat[k, t] = n_sat
 
     def _scan_numba(j, static, steps, frac_bits, th, b, d, subtract, vmax, record):
         shape = j.shape if static else j.shape[1:]
         c = th.shape[0]
         n = int(np.prod(shape, dtype=np.int64))
-        p_total = n // c if c else 0
         spikes = np.empty((steps,) + shape, dtype=np.uint8)
-        states = np.empty((steps,) + shape, dtype=np.int64) if record else np.empty((1, 1, 1), dtype=np.int64)
-        rows = max(1, CHUNK // max(c, 1))
-        n_chunks = max(1, -(-p_total // rows))
+        states = np.empty((steps,) + shape, dtype=np.int64) if record else np.empty((1, 1), dtype=np.int64)
+        chunk, n_chunks, (th, b, d) = tiled_chunks(c, n, [th, b, d])
         sat = np.zeros((n_chunks, steps), dtype=np.int64)
         if n and steps:
             with leave_start_method_unset():
-                _kernel(j.reshape(1 if static else steps, p_total, c), static, steps, frac_bits, th, b, d, subtract,
-                        vmax, record, spikes.reshape(steps, p_total, c),
-                        states.reshape(steps, p_total, c) if record else states, sat, rows)
+                _kernel(j.reshape(1 if static else steps, n), static, steps, frac_bits, th, b, d, subtract,
+                        vmax, record, spikes.reshape(steps, n), states.reshape(steps, n) if record else states, sat, chunk)
         return spikes, (states if record else None), sat.sum(axis=0)
 else:  # pragma: no cover
     _scan_numba = None

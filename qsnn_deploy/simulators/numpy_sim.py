@@ -4,7 +4,7 @@ Arithmetic (docs/integer-semantics.md §2, docstring of :mod:`qsnn_deploy.frozen
 
 * Synaptic currents ``J`` are exact integers. Sparse inputs (spikes after the first layer: at most
   30% non-zero) go through an event-driven integer kernel (:mod:`.event_synapse`: only non-zero
-  inputs are accumulated, int32 where the layer's bound proves every partial sum below 2**31).
+  inputs are accumulated, int16 / int32 where the layer's bound proves every partial sum below 2**15 / 2**31).
   Dense inputs (pixels) use float32 BLAS GEMMs (im2col for convs, channels-last) because every
   partial sum is an integer below 2**24 when the accumulation bound checked here holds; float64
   (2**53) is used beyond it, and NumPy's own int64 matmul (plain loops, exact, ~300x slower) only
@@ -21,8 +21,9 @@ Arithmetic (docs/integer-semantics.md §2, docstring of :mod:`qsnn_deploy.frozen
   ``sign(x) * (|x| >> 12)``. Each kernel is tested against its kind's ``reference_step``.
 * Kind ``"xylo"`` takes the layer's input spike counts rather than J (:mod:`.xylo_scan`: its saturating
   adds depend on the order of the synaptic terms), so its layer runs through that kernel whole.
-* A recurrent layer (``J_t = W·x_t + R·z_{t-1}``) runs step by step: its recurrent current is an
-  exact float GEMM of the previous step's spikes, then the kind's ``reference_step``.
+* A recurrent layer (``J_t = W·x_t + R·z_{t-1}``) runs through :mod:`.recurrent_scan`: one fused
+  kernel per kind that adds, per step, the recurrent rows of only the neurons that spiked (exact
+  integers) and updates the neurons in the same pass.
 * Without Numba (or with ``use_numba=False``) everything runs as whole-array NumPy operations, bit-identical.
 """
 from __future__ import annotations
@@ -35,8 +36,9 @@ from ..frozen import FrozenNet, Layer
 from .base import (NeuronKernels, SimResult, batches, check_saturation_mode, merge_batches, prepare_input,
                    raise_on_saturation)
 from .cuba_scan import cuba_scan
-from .event_synapse import MAX_DENSITY, event_conv, event_currents_available, event_dense
+from .event_synapse import MAX_DENSITY, accumulator_dtype, event_conv, event_currents_available, event_dense
 from .lif_scan import scan_lif
+from .recurrent_scan import RecurrentSynapse
 from .xylo_scan import HIDDEN_CAP, INPUT_CAP, xylo_layer_scan
 
 #: The NumPy reference's kernel for each neuron kind: ``kernel(neuron, j, static, steps, record, use_numba)
@@ -62,10 +64,10 @@ class _PreparedLayer:
         self.out_shape = layer.output_shape((int(np.prod(in_shape)),) if layer.synapse.flatten_input else in_shape)
         bound = layer.current_bound(x_bound)
         self.dtype = _gemm_dtype(bound)
-        self.recurrent = None
-        if layer.synapse.is_recurrent:  # R^T, exact in the float type its own bound allows (spikes are 0/1)
-            r = layer.synapse.recurrent.astype(np.int64)
-            self.recurrent = np.ascontiguousarray(r.T.astype(_gemm_dtype(intmath.row_abs_sum_max(r))))
+        self.recurrent = self.recurrent_synapse = None
+        if layer.synapse.is_recurrent:  # the fused scan's operands; R^T as an exact GEMM operand (the Loihi-style sim's)
+            self.recurrent_synapse = RecurrentSynapse(layer.synapse.recurrent)
+            self.recurrent = self.recurrent_synapse.rt_gemm
         if layer.synapse.kind == "conv":
             w, stride = layer.synapse.deployed()
             self.kernel = w.shape[2:]
@@ -85,8 +87,8 @@ class _PreparedLayer:
             wint = np.ascontiguousarray(w.T)
             self.wevent = wint
         self.wmat = np.ascontiguousarray(wint.astype(self.dtype))
-        # event kernel: int32 products and sums when every partial sum is provably below 2**31
-        self.wevent = self.wevent.astype(np.int32 if bound < (1 << 31) else np.int64)
+        # event kernel: int16 / int32 products and sums when every partial sum is provably below 2**15 / 2**31
+        self.wevent = self.wevent.astype(accumulator_dtype(bound))
 
     # -------------------------------------------------------------- synaptic current
     def currents(self, x: np.ndarray) -> np.ndarray:
@@ -140,26 +142,9 @@ class _PreparedLayer:
     def scan(self, j: np.ndarray, static: bool, steps: int, record: bool):
         """Run the neuron kind's kernel over time. j: int64 [T, B, ..., C] or [B, ..., C] if static.
         Returns (spikes, states or None, saturation events per step)."""
-        if self.recurrent is not None:
-            return self._scan_recurrent(j, static, steps, record)
+        if self.recurrent_synapse is not None:
+            return self.recurrent_synapse.scan(self.layer.neuron, j, static, steps, record, self.use_numba)
         return self.kernel_fn(self.layer.neuron, j, static, steps, record, self.use_numba)
-
-    def _scan_recurrent(self, j: np.ndarray, static: bool, steps: int, record: bool):
-        """Step by step: ``J_t = j_t + R·z_{t-1}`` (exact float GEMM of 0/1 spikes), then the kind's reference step."""
-        neuron = self.layer.neuron
-        shape = j.shape if static else j.shape[1:]
-        state = neuron.initial_state(shape)
-        spikes = np.zeros((steps,) + shape, dtype=np.uint8)
-        states = np.empty((steps,) + shape, dtype=np.int64) if record else None
-        per_step = np.zeros(steps, dtype=np.int64)
-        for t in range(steps):
-            jt = j if static else j[t]
-            if t:
-                jt = jt + self._to_int(spikes[t - 1].astype(self.recurrent.dtype) @ self.recurrent)
-            state, spikes[t], per_step[t] = neuron.reference_step(state, jt)
-            if record:
-                states[t] = state[-1]
-        return spikes, states, per_step
 
 
 class NumpySimulator:
