@@ -314,7 +314,14 @@ IMG = "t10k-images-idx3-ubyte.gz"
 TRAIN_IMG = "train-images-idx3-ubyte.gz"
 HUGE_IDX = gzip.compress(idx_bytes(np.zeros((2, 28, 28), np.uint8), dims=(10**9, 28, 28)))
 
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+
 CASES = [
+    # ---- a model for one target exported to another (issue 25: the Xylo kind, a conv net on Xylo)
+    Case("xylo-model-to-lava", "export", lambda e: [str(EXAMPLES_DIR / "mnist_rows_xylo.pt"), "--target", "lava",
+                                                    "-o", str(e.p("out"))], ("hidden", "lava", "xylo")),
+    Case("conv-model-to-xylo", "export", lambda e: [str(EXAMPLES_DIR / "mnist_int4_qsnn.pt"), "--target", "xylo",
+                                                    "-o", str(e.p("out"))], ("conv1", "synapse", "convolution")),
     # ---- .pt qsnn checkpoints (read by export, verify, report; train --resume)
     Case("pt-empty", "export", lambda e: [str(e.write("empty.pt", b"")), "-o", str(e.p("out"))], ("empty.pt", "corrupt")),
     Case("pt-truncated", "verify", lambda e: [str(e.truncated("pt", "cut.pt"))] + RAND, ("cut.pt", "corrupt")),

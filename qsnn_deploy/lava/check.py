@@ -404,8 +404,12 @@ def layer_fit(layer: Layer, in_shape: tuple[int, ...], current_bound: int,
 
 
 def check_net(net: FrozenNet, profile: LoihiProfile = LOIHI2) -> NetFit:
-    """Per-layer Loihi 2 fit of ``net`` (validated first)."""
+    """Per-layer Loihi 2 fit of ``net`` (validated first; a neuron kind Lava does not run, e.g. ``xylo``, is
+    refused by name with :class:`~qsnn_deploy.errors.UnsupportedNeuronError`)."""
+    from .export import LAVA_KERNELS  # export imports this module
+
     net.validate()
+    LAVA_KERNELS.check(net)
     bounds = net_peak_currents(net)  # |a| Lava's current u must hold (J⁺ and J⁻ of the input range)
     states = net_state_bounds(net)
     in_maxes = [int(net.input.max_abs)] + [1] * (len(net.layers) - 1)
