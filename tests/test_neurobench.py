@@ -133,6 +133,7 @@ def test_report_cli_neurobench_in_json_and_html_on_the_shipped_model(tmp_path, c
     """qsnn-report examples/mnist_int4_qsnn.pt --data <mnist> -n 20 --neurobench --json r.json --html r.html:
     the comparison is in the report's JSON (schema v4, validated) and in its HTML page, and still on the terminal."""
     from conftest import missing_data
+    from qsnn_deploy.checkpoint import load_checkpoint
     from qsnn_deploy.cli import report as report_cli
     from qsnn_deploy.data import default_data_dir
     from test_report import check_page
@@ -150,7 +151,8 @@ def test_report_cli_neurobench_in_json_and_html_on_the_shipped_model(tmp_path, c
     validate(d)
     assert d["version"] == 4
     nb = d["neurobench"]
-    assert nb["n_samples"] == 20 and nb["num_steps"] == d["num_steps"] == 25 and nb["spikes_identical"] is True
+    default_steps = load_checkpoint(REPO / "examples" / "mnist_int4_qsnn.pt")["arch"]["num_steps"]  # 100 (issue 28)
+    assert nb["n_samples"] == 20 and nb["num_steps"] == d["num_steps"] == default_steps and nb["spikes_identical"] is True
     assert nb["neurobench_version"].startswith("2.")
     rows = _rows(nb)
     assert set(rows) == {"footprint", "connection sparsity", "activation sparsity", "synaptic ops, dense",

@@ -10,7 +10,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 RUN=${1:-/work/runs/mnist_paper}
 OUT=${2:-/work/runs/mnist_paper_T100}
 CKPT=${3:-$RUN/last.pt}
-DATA=${DATA:-/work/shared/data/mnist}
+DATA=${DATA:-$REPO/../shared/data/mnist}
 export PYTHONPATH=$REPO OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} NUMBA_NUM_THREADS=${NUMBA_NUM_THREADS:-2}
 EPOCHS=$(python -c "import torch,sys; print(torch.load(sys.argv[1], weights_only=True)['train_state']['epoch'])" "$CKPT")
 echo "== $(date -u +%H:%M:%S) deploying $CKPT (epoch $EPOCHS) at T=100 into $OUT"
