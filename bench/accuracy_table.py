@@ -122,6 +122,7 @@ def run_one(dataset: str, precision: str, seed: int, args, out_dir: str, schedul
            "train_seconds": round(sum(e["seconds"] for e in history), 1), "wall_seconds_this_call": round(train_s, 1),
            "pytorch_acc_T_train": 100 * metrics["test_accuracy"], "n_test": metrics["n_test"],
            "per_epoch_acc_T_train": [round(100 * e["test_accuracy"], 2) for e in history],
+           "per_epoch_lr": [e["lr"] for e in history], "per_epoch_train_loss": [e["train_loss"] for e in history],
            "final_lr": history[-1]["lr"] if history else None}
     x, y = load_idx_dataset(default_data_dir(dataset), split="test", limit=args.limit_test)
     if precision == "float":
@@ -181,6 +182,49 @@ def table(rows: list[dict], args) -> str:
     return "\n".join(lines)
 
 
+def plot_rows(rows: list[dict], path: str | Path) -> Path:
+    """Write a PNG of every row's per-epoch curves, one line per row (dataset, weights, schedule, seed): test
+    accuracy of the PyTorch model at the training T, the LR at each epoch's end (log scale) and the epoch's mean
+    training loss; the deployed accuracy (T_eval) is a marker after the last epoch. Rows written before the LR
+    and loss were recorded show the accuracy panel only. Written atomically; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for i, r in enumerate(rows):
+        color = f"C{i % 10}"
+        label = f"{LABEL[r['dataset']]} {LABEL[r['precision']]} {schedule_label(r)}, seed {r['seed']}"
+        acc = r["per_epoch_acc_T_train"]
+        ep = list(range(1, len(acc) + 1))
+        axes[0].plot(ep, acc, marker=".", color=color, label=label)
+        axes[0].plot([len(acc) + 0.5], [r["deployed_acc"]], marker="*", ms=11, color=color, ls="none")
+        if r.get("per_epoch_lr"):
+            axes[1].plot(ep, r["per_epoch_lr"], marker=".", color=color)
+        if r.get("per_epoch_train_loss"):
+            axes[2].plot(ep, r["per_epoch_train_loss"], marker=".", color=color)
+    t_train, t_eval = rows[0]["T_train"], rows[0]["T_eval"]
+    axes[0].set(xlabel="epoch", ylabel=f"test accuracy (%), PyTorch @T={t_train}",
+                title=f"test accuracy per epoch (★ deployed @T={t_eval})")
+    axes[1].set(xlabel="epoch", ylabel="learning rate after the epoch", yscale="log", title="learning rate")
+    axes[2].set(xlabel="epoch", ylabel="mean training loss", title="training loss")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Reduced Table II: {rows[0].get('n_train', 60000):,} training images per epoch, "
+                 f"T = {t_train} while training, {rows[0].get('loss', 'mse_count')} loss", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"], choices=["mnist", "fashion-mnist"])
@@ -203,6 +247,7 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", help="write every run's row here")
     p.add_argument("--markdown", help="write the table here")
+    p.add_argument("--plot", help="write a PNG of every row's per-epoch accuracy, LR and training loss here")
     p.add_argument("--from-json", help="print the table of the rows in this --json file (no training)")
     args = p.parse_args()
     if args.from_json:
@@ -215,6 +260,8 @@ def main() -> None:
         args.datasets = [d for d in ("mnist", "fashion-mnist") if any(r["dataset"] == d for r in rows)]
         args.precisions = [q for q in ("int4", "float") if any(r["precision"] == q for r in rows)]
         print(table(rows, args))
+        if args.plot:
+            print(f"wrote {plot_rows(rows, args.plot)}")
         return
     from qsnn_deploy.errors import CheckpointError
     from qsnn_deploy.log import set_progress
@@ -243,6 +290,8 @@ def main() -> None:
     print("\n" + md)
     if args.markdown:
         Path(args.markdown).write_text(md + "\n")
+    if args.plot:
+        print(f"wrote {plot_rows(rows, args.plot)}")
 
 
 if __name__ == "__main__":
