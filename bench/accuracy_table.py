@@ -146,6 +146,14 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def _spread(values: list[float]) -> str:
+    """``mean ± σ`` over seeds; one seed has no spread, so it is written as ``value (1 seed)``."""
+    if len(values) == 1:
+        return f"{values[0]:.2f} (1 seed)"
+    m, s = _mean_sd(values)
+    return f"{m:.2f} ± {s:.2f}"
+
+
 def _clipped(rows: list[dict]) -> str:
     """Mean fraction of (neuron, step) pairs of the deployed runs whose 24-bit state clipped."""
     if any("neurons" not in r for r in rows):
@@ -164,21 +172,22 @@ def table(rows: list[dict], args) -> str:
              f"accuracy on the {rows[0]['n_test'] if rows else 10000:,} test images.",
              "",
              f"| dataset | weights | schedule | PyTorch @T={args.steps} (mean ± σ) | deployed @T={args.eval_steps} (mean ± σ) "
-             f"| best deployed | clipped neuron-steps | paper @T=100, ~65 epochs |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"| best deployed | LR after the last epoch | clipped neuron-steps | paper @T=100, ~65 epochs |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for ds in args.datasets:
         for prec in args.precisions:
             for sched in schedules:
                 sel = [r for r in rows if r["dataset"] == ds and r["precision"] == prec and r.get("schedule", "cosine") == sched]
                 if not sel:
                     continue
-                pt_m, pt_s = _mean_sd([r["pytorch_acc_T_train"] for r in sel])
-                dp_m, dp_s = _mean_sd([r["deployed_acc"] for r in sel])
                 best = max(r["deployed_acc"] for r in sel)
                 tag = " (float)" if prec == "float" else ""
                 paper = "{:.2f} ± {:.2f}".format(*PAPER[(ds, prec, sched)]) if (ds, prec, sched) in PAPER else "—"
-                lines.append(f"| {LABEL[ds]} | {LABEL[prec]} | {schedule_label(sel[0])} | {pt_m:.2f} ± {pt_s:.2f} "
-                             f"| {dp_m:.2f} ± {dp_s:.2f}{tag} | {best:.2f} | {_clipped(sel)} | {paper} |")
+                lrs = sorted({f"{r['final_lr']:.3g}" for r in sel if r.get("final_lr") is not None})
+                lines.append(f"| {LABEL[ds]} | {LABEL[prec]} | {schedule_label(sel[0])} "
+                             f"| {_spread([r['pytorch_acc_T_train'] for r in sel])} "
+                             f"| {_spread([r['deployed_acc'] for r in sel])}{tag} | {best:.2f} "
+                             f"| {', '.join(lrs) or '—'} | {_clipped(sel)} | {paper} |")
     return "\n".join(lines)
 
 

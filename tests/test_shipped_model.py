@@ -65,7 +65,7 @@ def test_shipped_model_accuracy_identical_on_torch_and_integer_net(path):
     preds_torch = np.concatenate(preds_torch)
     assert np.array_equal(preds_torch, preds_int)
     acc = float(np.mean(preds_int == y))
-    # default: 99.23% at T = 100 (issue 28; the paper: 99.31%); loihi (stock-Loihi profile, no BatchNorm, one bias per channel): 98.70% at
+    # default: 99.30% at T = 100 (issue 28; the paper: 99.31%); loihi (stock-Loihi profile, no BatchNorm, one bias per channel): 98.70% at
     # T = 100 (issue 12 asks for 98.5%; docs/lava.md, "Which route"); FashionMNIST: issue 13 asks for 89.5%
     assert acc >= FLOOR[path], acc
     assert acc == ckpt["metrics"]["test_accuracy"]
