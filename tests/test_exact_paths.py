@@ -48,6 +48,7 @@ from qsnn_deploy.neurons import CubaLIF
 from qsnn_deploy.simulators import create_backend
 from qsnn_deploy.simulators.numpy_sim import NumpySimulator
 from qsnn_deploy.simulators.torch_sim import TorchSimulator, exact_float_math
+from qsnn_deploy.lava.loihi_sim import LOIHI_KERNELS
 from test_nir import random_frozen_net, random_input
 
 BACKENDS = ("torch", "onnx", "nir", "loihi")
@@ -166,7 +167,7 @@ def _assert_all_backends_equal(net: FrozenNet, x: np.ndarray, steps: int | None 
         try:
             backend = create_backend(name, net)
         except UnsupportedNeuronError as exc:
-            table = {"onnx": oe.ONNX_KERNELS, "nir": ne.NIR_KERNELS}.get(name)
+            table = {"onnx": oe.ONNX_KERNELS, "nir": ne.NIR_KERNELS, "loihi": LOIHI_KERNELS}.get(name)
             layer = next(la for la in net.layers if la.name == exc.layer)
             assert table is not None and (layer.kind not in table.kernels or
                                           (layer.synapse.is_recurrent and table.recurrent is not True)), str(exc)
@@ -396,6 +397,46 @@ def test_property_random_nets_every_backend_equals_numpy():
     assert checked["nets"] == PROPERTY_NETS
     assert checked["binary"] and checked["split"] and checked["adversarial"] and checked["subtract"] and checked["zero"] and checked["saturated"]
     assert checked["cuba"] and checked["recurrent"] and checked["zero_delayed"]
+
+
+def test_property_random_xylo_nets_every_backend_equals_numpy():
+    """The Xylo kind (issue 25) over random nets: 1-2 hidden layers of 3-64 neurons (recurrent or not) and a
+    readout, int8 weights << one shift per matrix (0..8), input and per-layer densities, θ from 0 to 32767, a
+    saturating bias, dashes 0..15, 1-30 steps of 4-bit counts. The torch backend and the vendor's xylosim
+    (through rockpool's XyloSim, when installed) equal the NumPy reference in every spike and state of every
+    layer, saturation counts included; onnx, nir and loihi refuse the kind by name (their tables lack it)."""
+    from test_xylo import HAVE_XYLOSIM, random_xylo_net
+
+    rng = np.random.default_rng(20261206)
+    nets = max(2, PROPERTY_NETS // 5)
+    checked = {"nets": 0, "recurrent": 0, "two_hidden": 0, "saturated": 0, "capped": 0, "xylosim": 0}
+    refused: dict[str, int] = {}
+    for _ in range(nets):
+        hidden = tuple(int(h) for h in rng.integers(3, 65, int(rng.integers(1, 3))))
+        n_in, n_out = int(rng.integers(1, 17)), int(rng.integers(3, 17))
+        net = random_xylo_net(rng, hidden=hidden, n_in=n_in, n_out=n_out, shifts=tuple(int(s) for s in rng.integers(0, 9, 3)),
+                              strong=bool(rng.random() < 0.5), recurrent=bool(rng.random() < 0.6),
+                              density=float(rng.uniform(0.1, 1.0)))
+        steps, n = int(rng.integers(1, 31)), int(rng.integers(1, 5))
+        x = rng.integers(0, int(rng.integers(1, 17)), (steps, n, n_in))
+        ref = _assert_all_backends_equal(net, x, None, refused)
+        if HAVE_XYLOSIM:
+            from qsnn_deploy.xylo.backend import XyloSimBackend
+
+            got = XyloSimBackend(net).run(x, record_states=True)
+            for layer in ref.spikes:
+                assert np.array_equal(got.spikes[layer], ref.spikes[layer]), f"xylosim: spikes of {layer!r} differ"
+                assert np.array_equal(got.states[layer], ref.states[layer]), f"xylosim: states of {layer!r} differ"
+            checked["xylosim"] += 1
+        checked["nets"] += 1
+        checked["recurrent"] += any(layer.synapse.is_recurrent for layer in net.layers)
+        checked["two_hidden"] += len(hidden) == 2
+        checked["saturated"] += sum(ref.saturations.values()) > 0
+        checked["capped"] += int(ref.spikes["h0"].max()) == 31
+    print(f"xylo property test: {checked}; refused by name: {refused}")
+    assert checked["nets"] == nets and checked["recurrent"] and checked["saturated"] and checked["capped"]
+    assert refused == {"onnx": nets, "nir": nets, "loihi": nets}
+    assert checked["xylosim"] == (nets if HAVE_XYLOSIM else 0)
 
 
 def test_deploy_faithful_forward_refuses_currents_past_2_53():
