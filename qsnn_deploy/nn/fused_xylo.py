@@ -32,11 +32,25 @@ __all__ = ["HAVE_NUMBA", "xylo_sequence"]
 _SMAX, _SMIN = 32767.0, -32768.0
 
 if HAVE_NUMBA:
+    @numba.njit(inline="always")
+    def _fold_saturating(a, counts, weights, flag):
+        """Add ``counts[q]·weights[q]`` to ``a`` source by source (silent sources skipped), saturating at the
+        int16 limits after each add, as Xylo does; ``flag | 1`` when any add clipped."""
+        for q in range(counts.shape[0]):
+            if counts[q] != 0.0:
+                a = a + counts[q] * weights[q]
+                if a > _SMAX:
+                    a = _SMAX
+                    flag |= 1
+                elif a < _SMIN:
+                    a = _SMIN
+                    flag |= 1
+        return a, flag
+
     @numba.njit(cache=True, nogil=True)
     def _step_forward(isyn, v, j, jp, jn, x, w, zprev, r, has_rec, th, b, ps, pm, cap, a_out, vprev_out, vp_out,
                       n_out, flags_out):
         n_batch, n_ch = j.shape
-        n_in = x.shape[1]
         sat = 0
         folded = 0
         for n in range(n_batch):
@@ -48,26 +62,9 @@ if HAVE_NUMBA:
                     a = i0 + j[n, c]  # no partial sum can leave int16: the fold is the sum
                 else:  # Xylo's order: the inputs, then the layer's own previous spikes, each add saturating
                     folded += 1
-                    a = i0
-                    for q in range(n_in):
-                        if x[n, q] != 0.0:
-                            a = a + x[n, q] * w[c, q]
-                            if a > _SMAX:
-                                a = _SMAX
-                                f |= 1
-                            elif a < _SMIN:
-                                a = _SMIN
-                                f |= 1
+                    a, f = _fold_saturating(i0, x[n], w[c], 0)
                     if has_rec:
-                        for q in range(n_ch):
-                            if zprev[n, q] != 0.0:
-                                a = a + zprev[n, q] * r[c, q]
-                                if a > _SMAX:
-                                    a = _SMAX
-                                    f |= 1
-                                elif a < _SMIN:
-                                    a = _SMIN
-                                    f |= 1
+                        a, f = _fold_saturating(a, zprev[n], r[c], f)
                 q = np.floor(a * ps[c])
                 if q == 0.0:
                     q = 1.0 if a > 0 else (-1.0 if a < 0 else 0.0)
