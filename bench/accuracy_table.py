@@ -193,7 +193,7 @@ def table(rows: list[dict], args) -> str:
 
 def plot_rows(rows: list[dict], path: str | Path) -> Path:
     """Write a PNG of every row's per-epoch curves, one line per row (dataset, weights, schedule, seed): test
-    accuracy of the PyTorch model at the training T, the LR at each epoch's end (log scale) and the epoch's mean
+    accuracy of the PyTorch model at the training T, the LR after each epoch (log scale) and the epoch's mean
     training loss; the deployed accuracy (T_eval) is a marker after the last epoch. Rows written before the LR
     and loss were recorded show the accuracy panel only. Written atomically; returns the path."""
     import matplotlib
