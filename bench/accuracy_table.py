@@ -21,7 +21,10 @@ With ``--work-dir DIR`` every run keeps its folder there (``DIR/<dataset>-<preci
 interrupted one from its ``last.pt`` (the same weights as an uninterrupted run). Without it, runs live in
 a temporary folder.
 
-Columns (all on the full 10,000-image test set):
+Columns (all on the full 10,000-image test set unless ``--limit-test`` / ``--limit-deployed`` say otherwise:
+``--limit-test N`` shortens the per-epoch curve and the PyTorch column, ``--limit-deployed M`` the deployed
+column, which defaults to the ``--limit-test`` images; each row records both counts, ``n_test`` and
+``n_deployed``):
 
 * ``PyTorch @T_train``: the trained model's accuracy at the training T (what the Trainer logs).
 * ``deployed @T_eval``: int4 — the frozen integer network run by the NumPy reference (the network
@@ -124,7 +127,9 @@ def run_one(dataset: str, precision: str, seed: int, args, out_dir: str, schedul
            "per_epoch_acc_T_train": [round(100 * e["test_accuracy"], 2) for e in history],
            "per_epoch_lr": [e["lr"] for e in history], "per_epoch_train_loss": [e["train_loss"] for e in history],
            "final_lr": history[-1]["lr"] if history else None}
-    x, y = load_idx_dataset(default_data_dir(dataset), split="test", limit=args.limit_test)
+    n_deployed = args.limit_deployed if args.limit_deployed is not None else args.limit_test
+    x, y = load_idx_dataset(default_data_dir(dataset), split="test", limit=n_deployed)
+    row["n_deployed"] = int(len(y))
     if precision == "float":
         test = ArrayDataset(x, y, 1.0 / 255.0, True)
         row["deployed_acc"] = 100 * evaluate(saved_model, test, args.eval_steps, pick_device(args.device))
@@ -158,8 +163,15 @@ def _clipped(rows: list[dict]) -> str:
     """Mean fraction of (neuron, step) pairs of the deployed runs whose 24-bit state clipped."""
     if any("neurons" not in r for r in rows):
         return "n/a (float)"
-    fractions = [r["saturation_events"] / (r["neurons"] * r["T_eval"] * r["n_test"]) for r in rows]
+    fractions = [r["saturation_events"] / (r["neurons"] * r["T_eval"] * r.get("n_deployed", r["n_test"])) for r in rows]
     return f"{100 * statistics.mean(fractions):.2f}%"
+
+
+def _deployed_count(rows: list[dict]) -> str:
+    """The caption's note on the deployed column's test images, when they are not the per-epoch curve's."""
+    if not rows or rows[0].get("n_deployed", rows[0]["n_test"]) == rows[0]["n_test"]:
+        return ""
+    return f" (deployed column: {rows[0]['n_deployed']:,} test images)"
 
 
 def table(rows: list[dict], args) -> str:
@@ -169,7 +181,8 @@ def table(rows: list[dict], args) -> str:
     what = "cosine-annealed LR" if schedules == ["cosine"] else f"LR schedules {', '.join(schedules)}"
     lines = [f"Reduced Table II: {what}, {args.epochs} epoch(s) on {rows[0].get('n_train', 60000) if rows else 60000:,} training images, "
              f"T = {args.steps} while training, {args.loss} loss; seeds {', '.join(map(str, args.seeds))}; "
-             f"accuracy on the {rows[0]['n_test'] if rows else 10000:,} test images.",
+             f"accuracy on the {rows[0]['n_test'] if rows else 10000:,} test images"
+             f"{_deployed_count(rows)}.",
              "",
              f"| dataset | weights | schedule | PyTorch @T={args.steps} (mean ± σ) | deployed @T={args.eval_steps} (mean ± σ) "
              f"| best deployed | LR after the last epoch | clipped neuron-steps | paper @T=100, ~65 epochs |",
@@ -252,7 +265,10 @@ def main() -> None:
     p.add_argument("--eval-steps", type=int, default=100, help="T of the deployed network (paper: 100)")
     p.add_argument("--loss", default="mse_count", choices=["mse_count", "ce_count"])
     p.add_argument("--limit-train", type=int, default=None)
-    p.add_argument("--limit-test", type=int, default=None)
+    p.add_argument("--limit-test", type=int, default=None,
+                   help="test images of the per-epoch curve and the PyTorch column (default: all 10,000)")
+    p.add_argument("--limit-deployed", type=int, default=None,
+                   help="test images of the deployed column (default: those of --limit-test)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", help="write every run's row here")
     p.add_argument("--markdown", help="write the table here")
@@ -261,7 +277,7 @@ def main() -> None:
     args = p.parse_args()
     if args.from_json:
         rows = json.loads(Path(args.from_json).read_text())
-        for key in ("epochs", "T_train", "T_eval"):
+        for key in ("epochs", "T_train", "T_eval", "n_test"):
             assert len({r[key] for r in rows}) == 1, f"rows differ in {key}"
         args.epochs, args.steps, args.eval_steps = rows[0]["epochs"], rows[0]["T_train"], rows[0]["T_eval"]
         args.seeds = sorted({r["seed"] for r in rows})

@@ -29,7 +29,7 @@ def table_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("table2")
     args = ["--datasets", "mnist", "--precisions", "int4", "--schedules", "none", "lrstep", "--epochs", "2",
             "--step-epochs", "1", "--seeds", "0", "--steps", "3", "--eval-steps", "4", "--limit-train", "256",
-            "--limit-test", "64", "--device", "cpu", "--work-dir", str(work / "runs"), "--json", str(work / "rows.json"),
+            "--limit-test", "64", "--limit-deployed", "32", "--device", "cpu", "--work-dir", str(work / "runs"), "--json", str(work / "rows.json"),
             "--markdown", str(work / "table.md"), "--plot", str(work / "curves.png")]
     first = _run(args)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -42,6 +42,7 @@ def test_each_schedule_is_a_row_with_the_lr_it_gave(table_run):
     assert set(rows) == {"none", "lrstep"}
     for r in rows.values():
         assert r["epochs"] == 2 and r["n_train"] == 256 and r["n_test"] == 64 and r["T_eval"] == 4
+        assert r["n_deployed"] == 32 and abs(r["deployed_acc"] * 32 / 100 - round(r["deployed_acc"] * 32 / 100)) < 1e-9  # measured on 32, not 64
         assert len(r["per_epoch_acc_T_train"]) == len(r["per_epoch_lr"]) == len(r["per_epoch_train_loss"]) == 2
         assert 0 <= r["deployed_acc"] <= 100 and r["deployed_by"] == "frozen integer net, NumPy reference"
     lr0 = rows["none"]["per_epoch_lr"][0]
@@ -49,6 +50,7 @@ def test_each_schedule_is_a_row_with_the_lr_it_gave(table_run):
     assert rows["lrstep"]["per_epoch_lr"] == pytest.approx([lr0 / 2, lr0 / 4])  # halved after every epoch (N = 1)
     md = (work / "table.md").read_text()
     assert "| none |" in md and "LRStep (halve every 1 ep)" in md and "256 training images" in md
+    assert "64 test images (deployed column: 32 test images)" in md
     assert md in first.stdout
     png = (work / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
