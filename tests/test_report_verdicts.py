@@ -97,3 +97,35 @@ def test_workload_equals_the_neurobench_definition_counts():
     # zero weights (arange(24) % 15 - 7 is 0 at 7 and 22), so its effective ACs are fewer than its SOPs
     assert w["effective_macs"] == pytest.approx(_report().input_activity["ops_mean"])
     assert w["effective_acs"] < _report().totals["sops_mean"]
+
+
+def test_resources_name_the_custom_process_of_each_layer():
+    """Off the stock route a lif layer runs on QLIF and a cuba layer on QCUBA: the resources rows record the
+    process (schema field ``layers[].process``) and the HTML table names it, instead of calling both QLIF."""
+    import dataclasses
+
+    import numpy as np
+
+    from qsnn_deploy.frozen import FrozenNet
+    from qsnn_deploy.neurons import CubaLIF
+
+    net = tiny_net()
+    fc = net.layers[1]
+    cuba = CubaLIF(fc.neuron.threshold, fc.neuron.bias, np.full(3, 2048), fc.neuron.decay, reset="subtract",
+                   frac_bits=6, state_bits=16, current_bits=16)
+    net = FrozenNet(net.input, [net.layers[0], dataclasses.replace(fc, neuron=cuba)], num_steps=T).validate()
+    x, y, res = tiny_data()
+    rep = compute_report(net, activity_from_result(net, res, x, y, source="hand"), None, model_name="tiny-cuba",
+                         target="lava")
+    conv, dense = rep.resources["layers"]
+    assert (conv["route"], conv["process"]) == ("custom", "QLIF")
+    assert (dense["route"], dense["process"]) == ("custom", "QCUBA")
+    validate(to_dict(rep))
+    html = render_html(rep)
+    res_html = html[html.index('id="resources"'):html.index('id="workload"')]
+    assert '<td class="l">custom QCUBA</td>' in res_html and '<td class="l">custom QLIF</td>' in res_html
+    # a report written before the field existed still validates and reads as before
+    old = to_dict(rep)
+    for layer in old["resources"]["layers"]:
+        del layer["process"]
+    validate(old)

@@ -30,6 +30,9 @@ GLOSSARY: dict[str, str] = {
     "saturation": "a (neuron, step) where v reached ±(2^(B_v−1) − 1) and was clipped",
     "QLIF": "qsnn-deploy's custom Lava neuron process: subtract reset and a threshold per neuron, bit-exact in Lava's "
             "simulator, but not a stock Loihi 2 neuron",
+    "QCUBA": "qsnn-deploy's custom Lava process for a current-based (cuba) layer off the stock route: a decaying "
+             "current i feeds the membrane v, subtract or zero reset, a threshold per neuron; bit-exact in Lava's "
+             "simulator, not a stock Loihi 2 neuron",
     "LIF": "leaky integrate-and-fire neuron; Lava's stock LIF is the neuron Loihi 2 runs natively",
     "vThMant": "Loihi threshold mantissa: θ = vThMant × 2^6 (17 bits unsigned)",
     "bias_mant": "Loihi bias mantissa: b = bias_mant × 2^6 (13 bits signed)",

@@ -12,11 +12,19 @@ from .render_util import e, n, pct, table
 _STATUS = {"ok": "ok", "near": "near limit", "over": "OVER limit"}
 
 
+def _route_label(layer: dict[str, Any]) -> str:
+    """``stock LIF`` or ``custom <process>`` (QLIF, QCUBA); reports written before ``process`` was recorded
+    carried only QLIF layers off the stock route."""
+    if layer["route"] == "stock":
+        return "stock LIF"
+    return f"custom {layer.get('process', 'QLIF')}"
+
+
 def resources_html(r: dict[str, Any]) -> str:
     """Per-layer, per-core resources of the target chip and the headroom of every fitted field."""
     rows, classes = [], []
     for lr in r["layers"]:
-        rows.append([lr["name"], "stock LIF" if lr["route"] == "stock" else "custom QLIF", n(lr["cores"]),
+        rows.append([lr["name"], _route_label(lr), n(lr["cores"]),
                      f"{lr['cores_by']}: {lr['cores_rule']}",
                      f"{n(lr['neurons_per_core'])} of {n(lr['neurons_limit'])}",
                      f"{n(lr['synapse_bytes_per_core'])}\u00a0B", f"{n(lr['state_bytes_per_core'])}\u00a0B ({', '.join(lr['state_vars'])})",

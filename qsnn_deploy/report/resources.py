@@ -85,7 +85,8 @@ def lava_resources(net: FrozenNet, report) -> dict[str, Any]:
         state_bytes = per_core_neurons * state_vars * STATE_VAR_BITS // 8
         mem = syn_bytes + state_bytes
         layers.append({
-            "name": s.name, "route": lf.route, "cores": cores, "cores_by": basis,
+            "name": s.name, "route": lf.route, "process": "LIF" if lf.route == "stock" else lf.process,
+            "cores": cores, "cores_by": basis,
             "cores_rule": (f"max(⌈{neurons:,} neurons / {prof.neurons_per_core:,}⌉ = {by_neurons}, "
                            f"⌈{synapses:,} synapses / {syn_core:,}⌉ = {by_synapses}, 1) = {cores}"),
             "neurons_per_core": per_core_neurons, "neurons_limit": prof.neurons_per_core,
