@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from qsnn_deploy.models import build_model, init_uniform_fan_in, preset_arch  # noqa: E402
 from qsnn_deploy.train import spike_count_loss  # noqa: E402
-from qsnn_deploy.train.trainer import CUBA_DEFAULT_ALPHA  # noqa: E402
+from qsnn_deploy.train.config import CUBA_DEFAULT_ALPHA  # noqa: E402
 
 
 def snntorch_forward(m, x, steps):

@@ -1,4 +1,4 @@
-"""The papers' QAT recipe as one trainer.
+"""The papers' QAT recipe as one trainer (its config: :mod:`.config`; what a resume may change: :mod:`.resume`).
 
 Per minibatch: forward over T steps (raw input at every step), spike-count MSE loss, backward,
 gradient-norm clip, Adam step, weight clip (synaptic weights into [-c, c]), learning-rate schedule
@@ -15,7 +15,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,138 +29,20 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError
 from ..fileio import write_text_atomic
 from ..log import get_logger, progress_enabled
-from ..models import PRESETS, build_model, init_uniform_fan_in, preset_arch
-from ..profiles import (LOIHI_DEFAULT_BETA, LOIHI_DEFAULT_LR, apply_profile, calibrate_initial_firing, check_profile_name,
-                        fit_frac_bits, frac_bits_of_layers, project_to_state_budget, set_arch_frac_bits)
+from ..models import build_model, init_uniform_fan_in, preset_arch
+from ..profiles import (apply_profile, calibrate_initial_firing, fit_frac_bits, frac_bits_of_layers,
+                        project_to_state_budget, set_arch_frac_bits)
 from ..nn.blocks import is_synapse
 from .annealing import ThresholdAnnealer
+from .config import (CUBA_DEFAULT_ALPHA, NEURON_CHOICES, PRESET_OF, ROW_DATASETS, XYLO_DEFAULT_HIDDEN,  # noqa: F401
+                     TrainConfig)
 from .datasets import ArrayDataset, load_datasets
 from .early_stopping import EarlyStopping
 from .losses import predict, spike_count_loss
+from .resume import RESUME_KEYS, RESUME_MAY_CHANGE, arch_difference, resume_config_differences
 from .schedules import LRSchedule
 
 logger = get_logger(__name__)
-
-
-PRESET_OF = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "dvs128": "dvs128", "synthetic-dvs": "dvs128",
-             "mnist-rows": "mnist-rows", "fashion-mnist-rows": "fashion-mnist-rows"}
-#: the datasets read as rows over time (qsnn_deploy.data.rows): 16-channel nets, the xylo profile
-ROW_DATASETS = ("mnist-rows", "fashion-mnist-rows")
-#: hidden Xylo neurons when --hidden is not given (Xylo IMU: at most 128 take input and feed the readout)
-XYLO_DEFAULT_HIDDEN = 128
-
-
-#: neuron kinds qsnn-train builds (``--neuron``)
-NEURON_CHOICES = ("lif", "cuba")
-#: the current decay α of ``--neuron cuba`` when none is given (one step halves the current)
-CUBA_DEFAULT_ALPHA = 0.5
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on (stored in every checkpoint). ``None`` = the dataset's preset."""
-
-    dataset: str = "mnist"
-    precision: str = "int4"
-    schedule: str = "cosine"
-    epochs: int = 1
-    num_steps: int | None = None          # T while training
-    eval_steps: int | None = None         # T for test accuracy and the deployed model (default: num_steps)
-    batch_size: int | None = None
-    lr: float | None = None
-    beta: float | None = None
-    threshold: float | None = None
-    slope: float | None = None
-    dropout: float | None = None
-    reset: str = "subtract"
-    neuron: str = "lif"                   # neuron kind of every spiking layer: "lif" (Leaky) or "cuba" (Synaptic)
-    alpha: float | None = None            # cuba: current decay α (default CUBA_DEFAULT_ALPHA)
-    deploy_faithful: bool = True
-    profile: str = "default"              # hardware profile (qsnn_deploy.profiles): "default", "loihi" or "xylo"
-    xylo_chip: str = "syns63300"          # xylo profile: the chip version the net must fit (qsnn_deploy.xylo.chips)
-    hidden: int | None = None             # rows datasets: hidden Xylo neurons per layer (default XYLO_DEFAULT_HIDDEN)
-    hidden_layers: int = 1                # rows datasets: recurrent hidden Xylo layers
-    steps_per_row: int = 1                # rows datasets: steps each image row is shown for
-    blank_steps: int = 0                  # rows datasets: steps of silence after the last row
-    period_epochs: float | None = None    # cosine period
-    step_epochs: int = 10                 # lrstep
-    loss_patience: int = 3                # lossstep
-    eta_min: float = 0.0
-    grad_clip: float | None = None        # max gradient norm; 0 = off
-    weight_clip: float | None = None      # |w| bound for synaptic weights; 0 = off
-    correct_rate: float = 0.8
-    incorrect_rate: float = 0.2
-    loss: str = "mse_count"               # "mse_count" (the papers') or "ce_count" (cross entropy of spike counts)
-    anneal_alpha: float | None = None     # threshold annealing: fraction per step
-    anneal_initial: float | None = None   # θ_0 (default: the preset threshold)
-    anneal_final: float | None = None     # θ_final
-    early_stopping: int | None = None     # patience in epochs (validation accuracy)
-    val_size: int = 0
-    limit_train: int | None = None
-    limit_test: int | None = None
-    seed: int = 0
-    init_from: str | None = None          # start from this checkpoint's weights (fine-tuning; same arch)
-    fit_frac_bits: bool = True            # default profile: re-fit each layer's F after every epoch (no state can clip)
-    data_dir: str | None = None
-    device: str = "auto"
-    out_dir: str = "runs/qsnn"
-    name: str = "model"
-
-    def resolved(self) -> "TrainConfig":
-        """A copy with every preset-dependent ``None`` filled in."""
-        p = PRESETS[PRESET_OF[self.dataset]]
-        c = TrainConfig(**asdict(self))
-        if c.dataset in ROW_DATASETS and c.profile == "default":
-            c.profile = "xylo"  # the 16-channel rows datasets train Xylo nets
-        check_profile_name(c.profile)
-        if c.dataset in ROW_DATASETS:
-            from ..data.rows import encoding_steps
-
-            if c.profile != "xylo":
-                raise ValueError(f"dataset {c.dataset}: the rows datasets train SynSense Xylo nets (--profile xylo), "
-                                 f"not --profile {c.profile}")
-            c.hidden = XYLO_DEFAULT_HIDDEN if c.hidden is None else int(c.hidden)
-            steps = encoding_steps(self.encoding())
-            for key in ("num_steps", "eval_steps"):
-                if getattr(c, key) not in (None, steps):
-                    raise ValueError(f"dataset {c.dataset}: T is set by the rows encoding (16 rows × {c.steps_per_row} "
-                                     f"step(s) + {c.blank_steps} blank = {steps}); {key} = {getattr(c, key)} differs")
-                setattr(c, key, steps)
-        if c.profile == "loihi":
-            c.reset, c.deploy_faithful = "zero", True
-            if c.beta is None:
-                c.beta = LOIHI_DEFAULT_BETA
-            if c.lr is None:
-                c.lr = LOIHI_DEFAULT_LR
-        for key in ("batch_size", "lr", "beta", "threshold", "slope", "dropout", "grad_clip", "weight_clip", "period_epochs"):
-            if getattr(c, key) is None:
-                setattr(c, key, p[key])
-        if c.neuron not in NEURON_CHOICES:
-            raise ValueError(f"neuron must be one of {NEURON_CHOICES}, got {c.neuron!r}")
-        if c.neuron == "cuba" and c.alpha is None:
-            c.alpha = CUBA_DEFAULT_ALPHA
-        if c.period_epochs is None:  # a preset without a period (the rows datasets): one cosine over the run
-            c.period_epochs = float(max(c.epochs, 1))
-        c.num_steps = c.num_steps or p["num_steps"]
-        c.eval_steps = c.eval_steps or c.num_steps
-        if c.early_stopping and not c.val_size:
-            c.val_size = 5000 if c.dataset in ("mnist", "fashion-mnist") else 0
-        return c
-
-    def encoding(self) -> dict[str, Any]:
-        """The rows encoding (:mod:`qsnn_deploy.data.rows`) of a rows dataset: 16×16, counts 0..15,
-        ``steps_per_row`` steps a row, ``blank_steps`` blank steps."""
-        from ..data.rows import rows_encoding
-
-        return rows_encoding(steps_per_row=self.steps_per_row, blank_steps=self.blank_steps)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        """The config stored in a checkpoint (unknown keys from other versions are ignored)."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in d.items() if k in known}
-        values.setdefault("fit_frac_bits", False)  # runs stored before F was fitted in training continue as started
-        return cls(**values)
 
 
 #: arch fields of a spiking layer that only name its neuron kind (``--init-from`` may change them)
@@ -214,66 +96,6 @@ class History:
     """
     steps: list[dict[str, float]] = field(default_factory=list)
     epochs: list[dict[str, float]] = field(default_factory=list)
-
-
-RESUME_KEYS = ("epoch", "optimizer", "schedule", "rng", "history")
-#: what a resume may change: how far to go, the T the model is evaluated and saved at, and where things are.
-#: Every other field of the stored config must match, or the resume is refused naming the field.
-RESUME_MAY_CHANGE = ("epochs", "eval_steps", "out_dir", "device", "data_dir", "name")
-#: the fields a differing resume names first (what makes a checkpoint another run entirely)
-_RESUME_FIRST = ("dataset", "profile", "precision", "deploy_faithful", "reset")
-
-
-def resume_config_differences(stored: TrainConfig, requested: TrainConfig) -> list[tuple[str, Any, Any]]:
-    """``(field, stored value, requested value)`` for every field (preset values filled in on both sides)
-    that a resume of ``stored`` may not change but ``requested`` does; dataset, profile and precision first.
-    """
-    a, b = asdict(stored.resolved()), asdict(requested.resolved())
-    names = [f.name for f in fields(TrainConfig) if f.name not in RESUME_MAY_CHANGE]
-    names.sort(key=lambda n: _RESUME_FIRST.index(n) if n in _RESUME_FIRST else len(_RESUME_FIRST))
-    return [(n, a[n], b[n]) for n in names if a[n] != b[n]]
-
-
-def arch_difference(stored: Any, built: Any, where: str = "") -> str | None:
-    """Where two arch specs first differ, ignoring the top-level ``num_steps`` (the evaluation T, which a
-    resume may change), e.g. ``"layer 'lif1' (layers[3]), field 'beta': 0.921 vs 0.5"``; ``None`` when equal.
-    """
-    if isinstance(stored, dict) and isinstance(built, dict):
-        for key in list(stored) + [k for k in built if k not in stored]:
-            if not where and key == "num_steps":
-                continue
-            if key not in stored or key not in built:
-                return f"field {where + str(key)!r}: {stored.get(key, '(absent)')!r} vs {built.get(key, '(absent)')!r}"
-            if not where and key == "layers" and isinstance(stored[key], list) and isinstance(built[key], list):
-                d = _layers_difference(stored[key], built[key])
-            else:
-                d = arch_difference(stored[key], built[key], f"{where}{key}.")
-            if d is not None:
-                return d
-        return None
-    if isinstance(stored, (list, tuple)) and isinstance(built, (list, tuple)):
-        if len(stored) != len(built):
-            return f"field {where.rstrip('.')!r}: {len(stored)} entries vs {len(built)}"
-        for i, (u, v) in enumerate(zip(stored, built)):
-            d = arch_difference(u, v, f"{where.rstrip('.')}[{i}].")
-            if d is not None:
-                return d
-        return None
-    if stored != built:
-        return f"field {where.rstrip('.')!r}: {stored!r} vs {built!r}"
-    return None
-
-
-def _layers_difference(stored: list, built: list) -> str | None:
-    """:func:`arch_difference` of two ``layers`` lists, naming the layer."""
-    if len(stored) != len(built):
-        return f"field 'layers': {len(stored)} layers vs {len(built)}"
-    for i, (u, v) in enumerate(zip(stored, built)):
-        d = arch_difference(u, v, "" if isinstance(u, dict) and isinstance(v, dict) else f"layers[{i}].")
-        if d is not None:
-            name = u.get("name", i) if isinstance(u, dict) else i
-            return f"layer {name!r} (layers[{i}]), {d}"
-    return None
 
 
 class Trainer:
