@@ -15,7 +15,7 @@ from .base import SimResult, prepare_input
 BACKENDS = Registry("backend", {
     "numpy": "qsnn_deploy.simulators.numpy_sim:NumpySimulator",
     "torch": "qsnn_deploy.simulators.torch_sim:TorchSimulator",
-    "onnx": "qsnn_deploy.exporters.onnx_export:OnnxRuntimeBackend",
+    "onnx": "qsnn_deploy.exporters.onnx_runtime:OnnxRuntimeBackend",
     "nir": "qsnn_deploy.exporters.nir_export:NirRoundTripBackend",
     "loihi": "qsnn_deploy.lava.loihi_sim:LoihiSimulator",
     "lava": "qsnn_deploy.lava.backend:LavaSimulator",
