@@ -33,18 +33,21 @@ _SMAX, _SMIN = 32767.0, -32768.0
 
 if HAVE_NUMBA:
     @numba.njit(inline="always")
+    def _sat16(x, flag, bit):
+        """``x`` clipped to the int16 limits (as a float), and ``flag | bit`` when it was clipped."""
+        if x > _SMAX:
+            return _SMAX, flag | bit
+        if x < _SMIN:
+            return _SMIN, flag | bit
+        return x, flag
+
+    @numba.njit(inline="always")
     def _fold_saturating(a, counts, weights, flag):
         """Add ``counts[q]·weights[q]`` to ``a`` source by source (silent sources skipped), saturating at the
         int16 limits after each add, as Xylo does; ``flag | 1`` when any add clipped."""
         for q in range(counts.shape[0]):
             if counts[q] != 0.0:
-                a = a + counts[q] * weights[q]
-                if a > _SMAX:
-                    a = _SMAX
-                    flag |= 1
-                elif a < _SMIN:
-                    a = _SMIN
-                    flag |= 1
+                a, flag = _sat16(a + counts[q] * weights[q], flag, 1)
         return a, flag
 
     @numba.njit(cache=True, nogil=True)
@@ -74,27 +77,9 @@ if HAVE_NUMBA:
                     q = 1.0 if vprev > 0 else (-1.0 if vprev < 0 else 0.0)
                 if q == _SMIN:  # C's int16 negation of -32768 wraps (dash_mem = 0 only)
                     q = -q
-                dv = i_new - q
-                if dv > _SMAX:
-                    dv = _SMAX
-                    f |= 2
-                elif dv < _SMIN:
-                    dv = _SMIN
-                    f |= 2
-                dv = dv + b[c]
-                if dv > _SMAX:
-                    dv = _SMAX
-                    f |= 4
-                elif dv < _SMIN:
-                    dv = _SMIN
-                    f |= 4
-                vp = vprev + dv
-                if vp > _SMAX:
-                    vp = _SMAX
-                    f |= 8
-                elif vp < _SMIN:
-                    vp = _SMIN
-                    f |= 8
+                dv, f = _sat16(i_new - q, f, 2)
+                dv, f = _sat16(dv + b[c], f, 4)
+                vp, f = _sat16(vprev + dv, f, 8)
                 t = th[c]
                 cnt = 0.0
                 if vp >= t:
