@@ -251,3 +251,110 @@ def test_resume_of_a_fine_tuning_run_does_not_need_its_init_from_file(last_pt, t
     init.unlink()
     assert train_main(["--resume", str(tmp_path / "ft" / "last.pt"), "--epochs", "2", "--out", str(tmp_path / "ft2"), "-q"]) == 0
     assert load_checkpoint(tmp_path / "ft2" / "model.pt")["train_state"]["epoch"] == 2
+
+
+# ------------------------------------------------------------------ early stopping across a resume
+#: validation accuracy per epoch, scripted so that the best epoch (2) comes before the interruption
+#: (in epoch 4) and patience 2 stops the run after epoch 4; the training and test evaluations are real.
+_VAL_SCRIPT = (0.50, 0.90, 0.60, 0.70, 0.80)
+_VAL_SIZE = 48
+
+
+def _script_validation(monkeypatch, first_epoch: int) -> None:
+    real = trainer_module.evaluate
+    epoch = [first_epoch]
+
+    def scripted(model, data, num_steps, device, **kw):
+        if len(data) != _VAL_SIZE:
+            return real(model, data, num_steps, device, **kw)
+        epoch[0] += 1
+        return _VAL_SCRIPT[epoch[0] - 2]
+
+    monkeypatch.setattr(trainer_module, "evaluate", scripted)
+
+
+def _early_stopping_cfg(out: Path) -> TrainConfig:
+    return TrainConfig(**dict(TINY, epochs=5, limit_train=128), val_size=_VAL_SIZE, early_stopping=2,
+                       out_dir=str(out))
+
+
+def test_early_stopping_survives_a_resume_after_its_best_epoch(tmp_path, monkeypatch):
+    """Best validation epoch 2, interrupted in epoch 4 (last.pt holds epoch 3, one epoch without
+    improvement), resumed: the run stops after epoch 4 as the uninterrupted one does (patience 2 counted
+    across the resume) and restores epoch 2's weights, which only last.pt could carry over."""
+    torch.set_num_threads(1)
+    try:
+        _script_validation(monkeypatch, 1)
+        Trainer(_early_stopping_cfg(tmp_path / "straight"), log=_quiet).fit()
+        straight = load_checkpoint(tmp_path / "straight" / "model.pt")
+
+        real = trainer_module.LRSchedule
+        per_epoch = 2  # 128 samples / batch 64
+
+        class Crashing(real):
+            def step_batch(self):
+                super().step_batch()
+                if self.iteration == 3 * per_epoch + 1:  # one batch into epoch 4
+                    raise _Interrupted
+
+        _script_validation(monkeypatch, 1)
+        monkeypatch.setattr(trainer_module, "LRSchedule", Crashing)
+        part = _early_stopping_cfg(tmp_path / "part")
+        with pytest.raises(_Interrupted):
+            Trainer(part, log=_quiet).fit()
+        monkeypatch.setattr(trainer_module, "LRSchedule", real)
+        last = tmp_path / "part" / "last.pt"
+        stored = load_checkpoint(last)["train_state"]
+        assert stored["epoch"] == 3
+        assert (stored["early_stopping"]["best_epoch"], stored["early_stopping"]["bad_epochs"]) == (2, 1)
+        _script_validation(monkeypatch, 4)
+        Trainer(part, resume=last, log=_quiet).fit()
+        resumed = load_checkpoint(tmp_path / "part" / "model.pt")
+    finally:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    for ck in (straight, resumed):
+        m = ck["metrics"]
+        assert (m["early_stopped"], m["epochs_run"], m["best_epoch"], m["weights_epoch"]) == (True, 4, 2, 2), m
+    _assert_same_run(straight, resumed)
+    # the restored weights are epoch 2's, not the last epoch's
+    epoch4 = load_checkpoint(tmp_path / "straight" / "last.pt")["state_dict"]
+    assert any(not torch.equal(epoch4[k], straight["state_dict"][k]) for k in epoch4)
+
+
+@pytest.mark.parametrize("interrupt_after, best_kept", [(2, True), (3, False)], ids=["best-is-last", "best-earlier"])
+def test_resume_from_a_checkpoint_without_early_stopping_state(tmp_path, monkeypatch, interrupt_after, best_kept):
+    """A last.pt written before the stopper's state was stored: the counters are rebuilt from the history
+    (so patience still stops after epoch 4). When the best epoch is the checkpoint's own epoch its weights
+    are restored; when it came earlier they are gone: a warning says so and ``weights_epoch`` names the
+    epoch whose weights the file holds, never claiming epoch 2's."""
+    torch.set_num_threads(1)
+    try:
+        real = trainer_module.LRSchedule
+        per_epoch = 2
+
+        class Crashing(real):
+            def step_batch(self):
+                super().step_batch()
+                if self.iteration == interrupt_after * per_epoch + 1:
+                    raise _Interrupted
+
+        _script_validation(monkeypatch, 1)
+        monkeypatch.setattr(trainer_module, "LRSchedule", Crashing)
+        cfg = _early_stopping_cfg(tmp_path / "part")
+        with pytest.raises(_Interrupted):
+            Trainer(cfg, log=_quiet).fit()
+        monkeypatch.setattr(trainer_module, "LRSchedule", real)
+        legacy = _edited(tmp_path / "part" / "last.pt", tmp_path, lambda ck: ck["train_state"].pop("early_stopping"))
+        _script_validation(monkeypatch, interrupt_after + 1)
+        lines: list[str] = []
+        Trainer(cfg, resume=legacy, log=lines.append).fit()
+        m = load_checkpoint(tmp_path / "part" / "model.pt")["metrics"]
+    finally:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    assert (m["early_stopped"], m["epochs_run"], m["best_epoch"]) == (True, 4, 2), m
+    warned = [line for line in lines if line.startswith("warning:")]
+    if best_kept:
+        assert m["weights_epoch"] == 2 and not warned, (m, warned)
+    else:
+        assert m["weights_epoch"] == 4, m
+        assert len(warned) == 2 and "best epoch 2" in warned[0] and "(2)" in warned[1], warned

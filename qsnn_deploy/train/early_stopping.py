@@ -1,9 +1,16 @@
-"""Early stopping on a validation score (higher is better) that restores the best weights."""
+"""Early stopping on a validation score (higher is better) that restores the best weights.
+
+Its whole state (best score and epoch, epochs without improvement, the best epoch's weights) goes into
+every ``last.pt`` (:meth:`EarlyStopping.state_dict`), so a run interrupted after its best epoch resumes
+to the same decision and the same restored weights as an uninterrupted one (issue 28).
+"""
 from __future__ import annotations
 
 import copy
 import math
+from typing import Any, Iterable
 
+import torch
 import torch.nn as nn
 
 
@@ -18,7 +25,7 @@ class EarlyStopping:
         self.min_delta = float(min_delta)
         self.best_score = -math.inf
         self.best_epoch = -1
-        self.best_state: dict | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
         self.bad_epochs = 0
 
     def update(self, score: float, model: nn.Module, epoch: int) -> bool:
@@ -31,8 +38,38 @@ class EarlyStopping:
         return self.bad_epochs >= self.patience
 
     def restore_best(self, model: nn.Module) -> bool:
-        """Load the best weights; False if no epoch was recorded."""
+        """Load the best weights; False if no epoch was recorded (or its weights are not held)."""
         if self.best_state is None:
             return False
         model.load_state_dict(self.best_state)
         return True
+
+    # ------------------------------------------------------------------ persistence (resume)
+    def state_dict(self) -> dict[str, Any]:
+        """Plain data + tensors for a checkpoint's ``train_state``: what :meth:`load_state_dict` restores."""
+        return {"patience": self.patience, "min_delta": self.min_delta, "best_score": self.best_score,
+                "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (the patience of this run is kept: a resume may not change it)."""
+        self.best_score = float(state["best_score"])
+        self.best_epoch = int(state["best_epoch"])
+        self.bad_epochs = int(state["bad_epochs"])
+        best = state.get("best_state")
+        self.best_state = None if best is None else {k: v.detach().cpu().clone() for k, v in best.items()}
+
+    def replay(self, scores: Iterable[tuple[int, float]], model: nn.Module, last_epoch: int) -> bool:
+        """Rebuild the counters from a run's per-epoch ``(epoch, score)`` history, for a checkpoint written
+        before the stopper's state was stored. ``model`` holds the weights of ``last_epoch``: they are the
+        best weights when that epoch is the best one; otherwise the best epoch's weights are not known and
+        this returns False (:meth:`restore_best` will then refuse)."""
+        for epoch, score in scores:
+            if score > self.best_score + self.min_delta:
+                self.best_score, self.best_epoch, self.bad_epochs = float(score), int(epoch), 0
+            else:
+                self.bad_epochs += 1
+        if self.best_epoch == last_epoch:
+            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            return True
+        self.best_state = None
+        return self.best_epoch < 0

@@ -98,6 +98,11 @@ class History:
     epochs: list[dict[str, float]] = field(default_factory=list)
 
 
+def _stopping_score(record: dict[str, Any]) -> float:
+    """The score early stopping ranks an epoch by: validation accuracy, else test accuracy, else −loss."""
+    return float(record.get("val_accuracy", record.get("test_accuracy", -record["train_loss"])))
+
+
 class Trainer:
     """Train one model from a :class:`TrainConfig`; :meth:`fit` returns the metrics dict."""
 
@@ -285,7 +290,7 @@ class Trainer:
         hist = History()
         start_epoch = 0
         if self.resume_ckpt is not None:
-            start_epoch = self._restore(model, opt, sched, hist)
+            start_epoch = self._restore(model, opt, sched, hist, stopper)
         elif not c.init_from and c.profile == "xylo":
             from ..xylo.profile import calibrate_xylo
 
@@ -364,14 +369,16 @@ class Trainer:
                          + (f", val acc {100 * record['val_accuracy']:.2f}%" if val is not None else "")
                          + f", {record['samples_per_s']:.0f} samples/s")
                 best_acc = max(best_acc, record["test_accuracy"])
-                self._save(self.out / "last.pt", arch, model, opt, sched, hist, epoch + 1)
             if stopper is not None:
-                score = record.get("val_accuracy", record.get("test_accuracy", -mean_loss)) if self.is_main else 0.0
+                score = _stopping_score(record) if self.is_main else 0.0
                 stop = stopper.update(score, model, epoch + 1)
                 if self.distributed:
                     flag = torch.tensor([int(stop)])
                     dist.broadcast(flag, 0)
                     stop = bool(flag.item())
+            if self.is_main:  # after the stopper's update: last.pt holds its state for this epoch
+                self._save(self.out / "last.pt", arch, model, opt, sched, hist, epoch + 1, stopper=stopper)
+            if stopper is not None:
                 if stop:
                     stopped = True
                     if self.is_main:
@@ -379,11 +386,16 @@ class Trainer:
                     break
         metrics: dict[str, Any] = {}
         if self.is_main:
-            restored = stopper is not None and stopper.best_epoch != len(hist.epochs) and stopper.restore_best(model)
+            wants_best = stopper is not None and stopper.best_epoch not in (-1, len(hist.epochs))
+            restored = wants_best and stopper.restore_best(model)
             if restored:
                 self.log(f"restored the weights of epoch {stopper.best_epoch}")
                 if fits_frac_bits:  # F was fitted to the last epoch's weights
                     self._fit_frac_bits(model, arch)
+            elif wants_best:
+                self.log(f"warning: the best epoch ({stopper.best_epoch}) came before a resume from a checkpoint "
+                         "written by an older qsnn-train, which did not store its weights: the last epoch's "
+                         "weights are kept (see 'weights_epoch' in metrics.json)")
             if hist.epochs and not restored and start_epoch < c.epochs:
                 final_acc = hist.epochs[-1]["test_accuracy"]  # these weights were just evaluated
             else:
@@ -391,10 +403,12 @@ class Trainer:
             metrics = {"test_accuracy": final_acc, "n_test": len(test), "eval_steps": c.eval_steps,
                        "epochs_run": len(hist.epochs), "early_stopped": stopped,
                        "best_epoch": stopper.best_epoch if stopper else None,
+                       "weights_epoch": stopper.best_epoch if restored else len(hist.epochs),
                        "samples_per_s": float(np.mean([e["samples_per_s"] for e in hist.epochs])) if hist.epochs else None}
             if val is not None:
                 metrics["best_val_accuracy"] = max(e["val_accuracy"] for e in hist.epochs) if hist.epochs else None
-            self._save(self.out / f"{c.name}.pt", arch, model, opt, sched, hist, len(hist.epochs), metrics=metrics)
+            self._save(self.out / f"{c.name}.pt", arch, model, opt, sched, hist, len(hist.epochs), metrics=metrics,
+                       stopper=stopper)
             self._write_logs(hist, metrics)
             self.log(f"test accuracy {100 * final_acc:.2f}% on {len(test)} samples at T={c.eval_steps}; "
                      f"wrote {self.out / (c.name + '.pt')}")
@@ -420,14 +434,17 @@ class Trainer:
         return {name: int(new) for name, (_, new, _) in changes.items()}
 
     # ------------------------------------------------------------------ persistence
-    def _save(self, path: Path, arch, model, opt, sched, hist: History, epoch: int, metrics: dict | None = None) -> None:
+    def _save(self, path: Path, arch, model, opt, sched, hist: History, epoch: int, metrics: dict | None = None,
+              stopper: EarlyStopping | None = None) -> None:
         train_state = {"epoch": epoch, "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
                        "rng": torch.get_rng_state(), "history": {"steps": hist.steps, "epochs": hist.epochs}}
+        if stopper is not None:  # best score/epoch, patience count and the best epoch's weights
+            train_state["early_stopping"] = stopper.state_dict()
         config = asdict(self.cfg)
         save_checkpoint(path, model, arch, config=config, metrics=metrics or {"epochs": hist.epochs[-1:] or []},
                         train_state=train_state)
 
-    def _restore(self, model, opt, sched, hist: History) -> int:
+    def _restore(self, model, opt, sched, hist: History, stopper: EarlyStopping | None = None) -> int:
         ck = self.resume_ckpt
         model.load_state_dict(ck["state_dict"])
         ts = ck.get("train_state")
@@ -438,6 +455,14 @@ class Trainer:
         torch.set_rng_state(ts["rng"])
         hist.steps = list(ts["history"]["steps"])
         hist.epochs = list(ts["history"]["epochs"])
+        if stopper is not None:
+            if isinstance(ts.get("early_stopping"), dict):
+                stopper.load_state_dict(ts["early_stopping"])
+            elif not stopper.replay(((e["epoch"], _stopping_score(e)) for e in hist.epochs), model, int(ts["epoch"])):
+                self.log("warning: this checkpoint was written by an older qsnn-train that did not store early "
+                         f"stopping's state: its counters are rebuilt from the history (best epoch "
+                         f"{stopper.best_epoch}), but that epoch's weights are not in the checkpoint, so only a "
+                         "later, better epoch can be restored at the end")
         self.log(f"resumed after epoch {ts['epoch']}")
         return int(ts["epoch"])
 
