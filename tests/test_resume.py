@@ -159,6 +159,20 @@ class _Interrupted(Exception):
     pass
 
 
+def _schedule_crashing_at(iteration: int):
+    """An LRSchedule that raises :class:`_Interrupted` right after optimizer step ``iteration`` (an
+    interruption mid-epoch: last.pt then holds the epoch before)."""
+    real = trainer_module.LRSchedule
+
+    class Crashing(real):
+        def step_batch(self):
+            super().step_batch()
+            if self.iteration == iteration:
+                raise _Interrupted
+
+    return Crashing
+
+
 @pytest.mark.parametrize("schedule", ["cosine", "lossstep"])
 def test_run_interrupted_mid_epoch_resumes_to_the_same_weights(tmp_path, monkeypatch, schedule):
     """Three epochs straight vs the same run stopped in the middle of epoch 2 (its last.pt holds epoch 1)
@@ -172,14 +186,7 @@ def test_run_interrupted_mid_epoch_resumes_to_the_same_weights(tmp_path, monkeyp
 
         per_epoch = 3  # 192 samples / batch 64
         real = trainer_module.LRSchedule
-
-        class Crashing(real):
-            def step_batch(self):
-                super().step_batch()
-                if self.iteration == per_epoch + 2:  # two batches into epoch 2
-                    raise _Interrupted
-
-        monkeypatch.setattr(trainer_module, "LRSchedule", Crashing)
+        monkeypatch.setattr(trainer_module, "LRSchedule", _schedule_crashing_at(per_epoch + 2))  # two batches into epoch 2
         part = replace(cfg, out_dir=str(tmp_path / "part"))
         with pytest.raises(_Interrupted):
             Trainer(part, log=_quiet).fit()
@@ -290,15 +297,8 @@ def test_early_stopping_survives_a_resume_after_its_best_epoch(tmp_path, monkeyp
 
         real = trainer_module.LRSchedule
         per_epoch = 2  # 128 samples / batch 64
-
-        class Crashing(real):
-            def step_batch(self):
-                super().step_batch()
-                if self.iteration == 3 * per_epoch + 1:  # one batch into epoch 4
-                    raise _Interrupted
-
         _script_validation(monkeypatch, 1)
-        monkeypatch.setattr(trainer_module, "LRSchedule", Crashing)
+        monkeypatch.setattr(trainer_module, "LRSchedule", _schedule_crashing_at(3 * per_epoch + 1))  # one batch into epoch 4
         part = _early_stopping_cfg(tmp_path / "part")
         with pytest.raises(_Interrupted):
             Trainer(part, log=_quiet).fit()
@@ -331,15 +331,8 @@ def test_resume_from_a_checkpoint_without_early_stopping_state(tmp_path, monkeyp
     try:
         real = trainer_module.LRSchedule
         per_epoch = 2
-
-        class Crashing(real):
-            def step_batch(self):
-                super().step_batch()
-                if self.iteration == interrupt_after * per_epoch + 1:
-                    raise _Interrupted
-
         _script_validation(monkeypatch, 1)
-        monkeypatch.setattr(trainer_module, "LRSchedule", Crashing)
+        monkeypatch.setattr(trainer_module, "LRSchedule", _schedule_crashing_at(interrupt_after * per_epoch + 1))
         cfg = _early_stopping_cfg(tmp_path / "part")
         with pytest.raises(_Interrupted):
             Trainer(cfg, log=_quiet).fit()
