@@ -307,6 +307,9 @@ def test_early_stopping_survives_a_resume_after_its_best_epoch(tmp_path, monkeyp
         stored = load_checkpoint(last)["train_state"]
         assert stored["epoch"] == 3
         assert (stored["early_stopping"]["best_epoch"], stored["early_stopping"]["bad_epochs"]) == (2, 1)
+        # the best epoch so far as a model, training nothing (--resume last.pt --epochs <done>)
+        Trainer(replace(part, epochs=3, out_dir=str(tmp_path / "best_so_far")), resume=last, log=_quiet).fit()
+        best_so_far = load_checkpoint(tmp_path / "best_so_far" / "model.pt")
         _script_validation(monkeypatch, 4)
         Trainer(part, resume=last, log=_quiet).fit()
         resumed = load_checkpoint(tmp_path / "part" / "model.pt")
@@ -316,6 +319,8 @@ def test_early_stopping_survives_a_resume_after_its_best_epoch(tmp_path, monkeyp
         m = ck["metrics"]
         assert (m["early_stopped"], m["epochs_run"], m["best_epoch"], m["weights_epoch"]) == (True, 4, 2, 2), m
     _assert_same_run(straight, resumed)
+    assert best_so_far["metrics"]["weights_epoch"] == 2
+    assert all(torch.equal(v, straight["state_dict"][k]) for k, v in best_so_far["state_dict"].items())
     # the restored weights are epoch 2's, not the last epoch's
     epoch4 = load_checkpoint(tmp_path / "straight" / "last.pt")["state_dict"]
     assert any(not torch.equal(epoch4[k], straight["state_dict"][k]) for k in epoch4)
