@@ -356,3 +356,33 @@ def test_resume_from_a_checkpoint_without_early_stopping_state(tmp_path, monkeyp
     else:
         assert m["weights_epoch"] == 4, m
         assert len(warned) == 2 and "best epoch 2" in warned[0] and "(2)" in warned[1], warned
+
+
+def test_a_resume_may_change_the_patience_and_keeps_the_counters(tmp_path, monkeypatch):
+    """Patience 2, best epoch 2, interrupted in epoch 4 (one epoch without improvement stored): resumed
+    with patience 5 the run goes on to its last epoch instead of stopping after epoch 4, and still
+    restores epoch 2's weights (the counters and best weights carried over). Turning early stopping on in
+    a run without a validation split is refused by val_size."""
+    torch.set_num_threads(1)
+    try:
+        _script_validation(monkeypatch, 1)
+        monkeypatch.setattr(trainer_module, "LRSchedule", _schedule_crashing_at(3 * 2 + 1))
+        part = _early_stopping_cfg(tmp_path / "part")
+        with pytest.raises(_Interrupted):
+            Trainer(part, log=_quiet).fit()
+        monkeypatch.undo()
+        _script_validation(monkeypatch, 4)
+        last = tmp_path / "part" / "last.pt"
+        assert train_main(["--resume", str(last), "--early-stopping", "5", "--out", str(tmp_path / "longer"), "-q"]) == 0
+        ck = load_checkpoint(tmp_path / "longer" / "model.pt")
+    finally:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    m = ck["metrics"]
+    assert (m["early_stopped"], m["epochs_run"], m["best_epoch"], m["weights_epoch"]) == (False, 5, 2, 2), m
+    assert ck["config"]["early_stopping"] == 5 and ck["train_state"]["early_stopping"]["bad_epochs"] == 3
+
+
+def test_turning_early_stopping_on_without_a_validation_split_is_refused(last_pt, tmp_path, capsys):
+    rc = train_main(["--resume", str(last_pt), "--epochs", "2", "--early-stopping", "3", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "field 'val_size'" in err and "0" in err and "5000" in err, err

@@ -12,9 +12,12 @@ from typing import Any
 from .config import TrainConfig
 
 RESUME_KEYS = ("epoch", "optimizer", "schedule", "rng", "history")
-#: what a resume may change: how far to go, the T the model is evaluated and saved at, and where things are.
-#: Every other field of the stored config must match, or the resume is refused naming the field.
-RESUME_MAY_CHANGE = ("epochs", "eval_steps", "out_dir", "device", "data_dir", "name")
+#: what a resume may change: how far to go (the epoch count, early stopping's patience: neither changes a
+#: weight of the epochs both runs train), the T the model is evaluated and saved at, and where things are.
+#: Every other field of the stored config must match, or the resume is refused naming the field (turning
+#: early stopping on where the run held out no validation set is refused by ``val_size``: that would change
+#: the training data).
+RESUME_MAY_CHANGE = ("epochs", "early_stopping", "eval_steps", "out_dir", "device", "data_dir", "name")
 #: the fields a differing resume names first (what makes a checkpoint another run entirely)
 _RESUME_FIRST = ("dataset", "profile", "precision", "deploy_faithful", "reset")
 

@@ -109,8 +109,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, resume: str | os.PathLike | None = None,
                  log: Callable[[str], None] | None = None, explicit: set[str] | frozenset[str] | None = None):
         """``resume``: a ``last.pt`` (or final checkpoint) of a qsnn-train run to continue. The run continues
-        with the stored config; ``config`` may change only :data:`RESUME_MAY_CHANGE` (epochs, eval_steps,
-        out_dir, device, data_dir, name), and a resume whose ``config`` differs in any other field (dataset,
+        with the stored config; ``config`` may change only :data:`RESUME_MAY_CHANGE` (epochs, early_stopping,
+        eval_steps, out_dir, device, data_dir, name), and a resume whose ``config`` differs in any other field (dataset,
         profile, precision, lr, ...; ``None`` = the preset on both sides), or whose checkpoint holds another
         architecture than the stored config builds, is refused with a :class:`CheckpointError` naming the
         field. ``explicit``: the config fields the user actually gave (the CLI passes the options on its
@@ -139,6 +139,8 @@ class Trainer:
                     "settings use --init-from")
             if explicit is None or "epochs" in explicit:  # what a resume may change: how far to go (default: as planned),
                 stored.epochs = config.epochs
+            if explicit is None or "early_stopping" in explicit:  # and when to stop (the counters carry over)
+                stored.early_stopping = config.early_stopping
             if config.eval_steps is not None:  # and the T the model is evaluated and saved at
                 stored.eval_steps = config.eval_steps
             stored.out_dir, stored.device = config.out_dir, config.device
@@ -394,7 +396,7 @@ class Trainer:
                     self._fit_frac_bits(model, arch)
             elif wants_best:
                 self.log(f"warning: the best epoch ({stopper.best_epoch}) came before a resume from a checkpoint "
-                         "written by an older qsnn-train, which did not store its weights: the last epoch's "
+                         "that did not store its weights (no early stopping state in it): the last epoch's "
                          "weights are kept (see 'weights_epoch' in metrics.json)")
             if hist.epochs and not restored and start_epoch < c.epochs:
                 final_acc = hist.epochs[-1]["test_accuracy"]  # these weights were just evaluated
@@ -459,8 +461,8 @@ class Trainer:
             if isinstance(ts.get("early_stopping"), dict):
                 stopper.load_state_dict(ts["early_stopping"])
             elif not stopper.replay(((e["epoch"], _stopping_score(e)) for e in hist.epochs), model, int(ts["epoch"])):
-                self.log("warning: this checkpoint was written by an older qsnn-train that did not store early "
-                         f"stopping's state: its counters are rebuilt from the history (best epoch "
+                self.log("warning: this checkpoint holds no early stopping state (written by an older qsnn-train, "
+                         f"or by a run without --early-stopping): its counters are rebuilt from the history (best epoch "
                          f"{stopper.best_epoch}), but that epoch's weights are not in the checkpoint, so only a "
                          "later, better epoch can be restored at the end")
         self.log(f"resumed after epoch {ts['epoch']}")
