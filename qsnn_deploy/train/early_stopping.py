@@ -6,7 +6,6 @@ to the same decision and the same restored weights as an uninterrupted one (issu
 """
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, Iterable
 
@@ -30,12 +29,17 @@ class EarlyStopping:
 
     def update(self, score: float, model: nn.Module, epoch: int) -> bool:
         """Record an epoch's score; True when training should stop."""
+        if self._count(score, epoch):
+            self.best_state = _copy_weights(model)
+        return self.bad_epochs >= self.patience
+
+    def _count(self, score: float, epoch: int) -> bool:
+        """Advance the counters by one epoch's score; True when it is a new best."""
         if score > self.best_score + self.min_delta:
             self.best_score, self.best_epoch, self.bad_epochs = float(score), int(epoch), 0
-            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        else:
-            self.bad_epochs += 1
-        return self.bad_epochs >= self.patience
+            return True
+        self.bad_epochs += 1
+        return False
 
     def restore_best(self, model: nn.Module) -> bool:
         """Load the best weights; False if no epoch was recorded (or its weights are not held)."""
@@ -47,16 +51,17 @@ class EarlyStopping:
     # ------------------------------------------------------------------ persistence (resume)
     def state_dict(self) -> dict[str, Any]:
         """Plain data + tensors for a checkpoint's ``train_state``: what :meth:`load_state_dict` restores."""
-        return {"patience": self.patience, "min_delta": self.min_delta, "best_score": self.best_score,
-                "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "best_state": self.best_state}
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                "best_state": self.best_state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved (the patience of this run is kept: a resume may not change it)."""
+        """Restore what :meth:`state_dict` saved. The patience is this stopper's own: a resume may change it
+        (``--early-stopping``), and the epochs already counted without improvement count against it."""
         self.best_score = float(state["best_score"])
         self.best_epoch = int(state["best_epoch"])
         self.bad_epochs = int(state["bad_epochs"])
         best = state.get("best_state")
-        self.best_state = None if best is None else {k: v.detach().cpu().clone() for k, v in best.items()}
+        self.best_state = None if best is None else dict(best)  # tensors read from the checkpoint: already a copy
 
     def replay(self, scores: Iterable[tuple[int, float]], model: nn.Module, last_epoch: int) -> bool:
         """Rebuild the counters from a run's per-epoch ``(epoch, score)`` history, for a checkpoint written
@@ -64,12 +69,14 @@ class EarlyStopping:
         best weights when that epoch is the best one; otherwise the best epoch's weights are not known and
         this returns False (:meth:`restore_best` will then refuse)."""
         for epoch, score in scores:
-            if score > self.best_score + self.min_delta:
-                self.best_score, self.best_epoch, self.bad_epochs = float(score), int(epoch), 0
-            else:
-                self.bad_epochs += 1
+            self._count(score, epoch)
         if self.best_epoch == last_epoch:
-            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            self.best_state = _copy_weights(model)
             return True
         self.best_state = None
         return self.best_epoch < 0
+
+
+def _copy_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of ``model``'s state dict (weights and BatchNorm statistics), detached from training."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
