@@ -136,3 +136,43 @@ def test_eval_forward_is_bit_exact_to_the_frozen_net():
     ref = create_backend("numpy", freeze(m)).run(x, 5)
     for name, spikes in rec.items():
         assert np.array_equal(spikes.numpy().astype(np.uint8), ref.spikes[name]), name
+
+
+@pytest.mark.parametrize("use_numba", [True, False], ids=["numba", "torch-ops"])
+@pytest.mark.parametrize("static", [True, False], ids=["static", "per-step"])
+@pytest.mark.parametrize("direct", [False, True], ids=["scaled", "direct"])
+def test_state_landing_exactly_on_the_limit_keeps_its_gradient(monkeypatch, use_numba, static, direct):
+    """The backward pass decides "was v_t clipped?" only where |v_t| reached the limit: a state that
+    lands exactly on ±(2**(B_v-1) - 1) passes its gradient, one pushed past it is clipped and does not.
+    Neurons 0/1 land on +limit / -limit, neurons 2/3 are pushed one unit past them, neuron 4 stays inside."""
+    monkeypatch.setattr(fused_lif, "USE_NUMBA", use_numba)
+    state_bits, frac_bits, steps = 12, 0, 3
+    vmax = 2 ** (state_bits - 1) - 1
+    c = 5
+    sigma = torch.full((c,), 0.5, dtype=torch.float64, requires_grad=True)
+    bias = torch.full((c,), 0.25, dtype=torch.float64, requires_grad=True)
+    j = torch.tensor([vmax, -vmax, vmax + 1, -vmax - 1, 100], dtype=torch.float64)
+    current = (j if direct else j * 0.5 + 0.25).reshape(1, c)
+    if not static:
+        current = current.expand(steps, 1, c).contiguous()
+    current.requires_grad_()
+    theta = torch.full((c,), 3000.0, dtype=torch.float64, requires_grad=True)  # above the limit: never fires
+    b_int = torch.zeros(c, dtype=torch.float64, requires_grad=True)
+    d = torch.zeros(c, dtype=torch.float64, requires_grad=True)  # no carry: v_t = J_t
+    kw = dict(frac_bits=frac_bits, state_bits=state_bits, zero_reset=False, slope=5.0, static=static, steps=steps)
+    spikes, clipped = lif_sequence(current, sigma, bias, theta, b_int, d, direct=direct, **kw)
+    assert clipped == 2 * steps
+    weights = torch.linspace(0.5, 1.5, spikes.numel(), dtype=torch.float32).reshape(spikes.shape)
+    (spikes * weights).sum().backward()
+    g = current.grad.reshape(-1, c).abs().sum(0)
+    assert (g[[0, 1, 4]] > 0).all(), g
+    assert (g[[2, 3]] == 0).all(), g
+    assert b_int.grad[[0, 1, 4]].abs().min() > 0 and (b_int.grad[[2, 3]] == 0).all()
+    if not direct:
+        ref_inputs = [t.detach().clone().requires_grad_() for t in (current, sigma, bias, theta, b_int, d)]
+        ref_spikes, ref_clipped = stepwise(*ref_inputs, **kw)
+        assert torch.equal(spikes, ref_spikes) and clipped == ref_clipped
+        (ref_spikes * weights).sum().backward()
+        for name, a, b in zip(("current", "sigma", "bias", "theta", "b", "d"),
+                              (current, sigma, bias, theta, b_int, d), ref_inputs):
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-9, msg=f"gradient of {name}")
