@@ -243,3 +243,43 @@ def test_eval_forward_is_bit_exact_to_the_frozen_net(reset):
     for name, spikes in rec.items():
         assert spikes.sum() > 0, name
         assert np.array_equal(spikes.numpy().astype(np.uint8), ref.spikes[name]), name
+
+
+@pytest.mark.parametrize("use_numba", [True, False], ids=["numba", "torch-ops"])
+@pytest.mark.parametrize("static", [True, False], ids=["static", "per-step"])
+def test_states_landing_exactly_on_their_limits_keep_their_gradients(monkeypatch, use_numba, static):
+    """The backward pass decides "was i_t / v_t clipped?" only where the state reached its limit: a state
+    landing exactly on ±(2**(B-1) - 1) passes its gradient, one pushed past it does not. With no decay
+    (a = d = 0) and a threshold above the limits, i_t = J and v_t = i_t + b, per channel:
+    0: both land on +limit; 1: i clipped, v lands; 2: v lands through b; 3: v clipped;
+    4: both land on -limit; 5: inside."""
+    monkeypatch.setattr(fused_cuba, "USE_NUMBA", use_numba)
+    bits, steps = 12, 3
+    lim = 2 ** (bits - 1) - 1
+    j = torch.tensor([lim, lim + 1, 1000, 1000, -lim, 100], dtype=torch.float64)
+    b_values = torch.tensor([0, 0, lim - 1000, lim - 1000 + 1, 0, 0], dtype=torch.float64)
+    c = j.numel()
+    sigma = torch.full((c,), 0.5, dtype=torch.float64, requires_grad=True)
+    bias = torch.full((c,), 0.25, dtype=torch.float64, requires_grad=True)
+    current = (j * 0.5 + 0.25).reshape(1, c)
+    if not static:
+        current = current.expand(steps, 1, c).contiguous()
+    inputs = [current.requires_grad_(), sigma, bias,
+              torch.full((c,), 5000.0, dtype=torch.float64, requires_grad=True),  # theta: never fires
+              b_values.clone().requires_grad_(), torch.zeros(c, dtype=torch.float64, requires_grad=True),
+              torch.zeros(c, dtype=torch.float64, requires_grad=True)]
+    ref_inputs = [t.detach().clone().requires_grad_() for t in inputs]
+    kw = dict(frac_bits=0, state_bits=bits, current_bits=bits, zero_reset=False, slope=5.0, static=static, steps=steps)
+    spikes, clipped = cuba_sequence(*inputs, **kw)
+    ref_spikes, ref_clipped, _, _ = stepwise(*ref_inputs, **kw)
+    assert clipped == ref_clipped == 2 * steps
+    assert torch.equal(spikes, ref_spikes)
+    weights = torch.linspace(0.5, 1.5, spikes.numel(), dtype=torch.float32).reshape(spikes.shape)
+    (spikes * weights).sum().backward()
+    (ref_spikes * weights).sum().backward()
+    g_current = inputs[0].grad.reshape(-1, c).abs().sum(0)
+    assert (g_current[[0, 2, 4, 5]] > 0).all() and (g_current[[1, 3]] == 0).all(), g_current
+    g_b = inputs[4].grad
+    assert (g_b[[0, 1, 2, 4, 5]].abs() > 0).all() and g_b[3] == 0, g_b
+    for name, a, b in zip(NAMES, inputs, ref_inputs):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-9, msg=f"gradient of {name}")

@@ -1,20 +1,24 @@
 """Numba kernels for :mod:`qsnn_deploy.nn.fused_cuba` on the CPU: the CUBA forward recurrence (current
-``i`` and membrane ``v``) and its hand-written backward pass, one (sample, channel) plane at a time
-through all T steps (its states stay in cache), planes spread over the cores.
+``i`` and membrane ``v``) and its hand-written backward pass, one sample at a time through all T steps
+(its states stay in cache, each step reads and writes contiguous ``[C, S]`` blocks), samples spread
+over the cores, laid out and vectorised as :mod:`qsnn_deploy.nn.fused_lif_cpu`.
 
 Arrays are laid out ``[T or 1, N, C, S]`` (S = pixels per channel, 1 for dense layers), float64
 except the spikes (float32) and the stored states (float32 when both B_i and B_v are ≤ 25, so every
 state is an integer below 2**24 that float32 holds exactly; else float64). The forward pass does the
 very float64 operations of the step-by-step ``QSynaptic.forward`` on integer-valued numbers (IEEE
-arithmetic, no fastmath, ``rint`` = round half to even, ``trunc``), so its spikes and states are
-identical to it; the backward pass sums the same gradient terms in another order (equal to rounding
-error). See :mod:`qsnn_deploy.nn.fused_cuba` for the equations.
+arithmetic, no fastmath, ``rint`` = round half to even, ``trunc``; ``u·2**-F`` for ``u / 2**F`` is
+exact), so its spikes and states are identical to it. The backward pass sums the same gradient terms
+in another order and multiplies by ``1/sigma`` where the graph divides (equal to rounding error); it
+looks at the pre-clip ``v_t`` / ``i_t`` only where the state sits at its limit. See
+:mod:`qsnn_deploy.nn.fused_cuba` for the equations.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba
+from .fused_lif_cpu import _integer_current, _threads
 
 __all__ = ["HAVE_NUMBA", "forward", "backward", "N_PARAMS"]
 
@@ -25,148 +29,157 @@ if HAVE_NUMBA:
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _forward(cur, static, direct, steps, scale, sig, bia, th, bv, av, dv, zero_reset, imax, vmax, spikes,
                  istates, vstates, sat):
+        # one sample at a time (samples spread over the cores), as fused_lif_cpu._forward
         n_batch, n_ch, n_pix = spikes.shape[1], spikes.shape[2], spikes.shape[3]
-        for k in numba.prange(n_batch * n_ch):
-            n = k // n_ch
-            c = k % n_ch
-            sg = sig[c]
-            bb = bia[c]
-            tt = th[c]
-            b0 = bv[c]
-            aa = av[c]
-            dd = dv[c]
+        inv_scale = 1.0 / scale  # scale = 2**F: u·2**-F is u / 2**F exactly
+        for n in numba.prange(n_batch):
             count = 0
-            i = np.zeros(n_pix, dtype=np.float64)
-            v = np.zeros(n_pix, dtype=np.float64)
-            j_static = np.empty(n_pix, dtype=np.float64)
-            if static:
-                for s in range(n_pix):
-                    j_static[s] = np.rint(cur[0, n, c, s]) if direct else np.rint((cur[0, n, c, s] - bb) / sg)
-            for s in range(n_pix):
-                istates[0, n, c, s] = 0.0
-                vstates[0, n, c, s] = 0.0
+            i = np.zeros((n_ch, n_pix), dtype=np.float64)
+            v = np.zeros((n_ch, n_pix), dtype=np.float64)
+            j = np.empty((n_ch, n_pix), dtype=np.float64)
+            istates[0, n] = 0.0
+            vstates[0, n] = 0.0
             for t in range(steps):
-                for s in range(n_pix):
-                    if static:
-                        j = j_static[s]
-                    elif direct:
-                        j = np.rint(cur[t, n, c, s])
-                    else:
-                        j = np.rint((cur[t, n, c, s] - bb) / sg)
-                    y = np.trunc(i[s] * aa / 4096.0) + j * scale
-                    if y > imax:
-                        y = imax
-                        count += 1
-                    elif y < -imax:
-                        y = -imax
-                        count += 1
-                    i[s] = y
-                    istates[t + 1, n, c, s] = y
-                    x = v[s]
-                    r = 1.0 if x > tt else 0.0
-                    if zero_reset:
-                        x = np.trunc((1.0 - r) * x * dd / 4096.0) + y + b0
-                    else:
-                        x = np.trunc(x * dd / 4096.0) + y + b0 - r * tt
-                    if x > vmax:
-                        x = vmax
-                        count += 1
-                    elif x < -vmax:
-                        x = -vmax
-                        count += 1
-                    v[s] = x
-                    vstates[t + 1, n, c, s] = x
-                    spikes[t, n, c, s] = 1.0 if (x - tt) * sg / scale > 0.0 else 0.0
-            sat[k] = count
+                if t == 0 or not static:
+                    xr = cur[0 if static else t, n]
+                    for c in range(n_ch):
+                        _integer_current(xr[c], direct, bia[c], sig[c], j[c])
+                for c in range(n_ch):
+                    sg = sig[c]
+                    tt = th[c]
+                    b0 = bv[c]
+                    aa = av[c]
+                    dd = dv[c]
+                    ic = i[c]
+                    vc = v[c]
+                    jc = j[c]
+                    ist = istates[t + 1, n, c]
+                    vst = vstates[t + 1, n, c]
+                    sp = spikes[t, n, c]
+                    for s in range(n_pix):
+                        y = np.trunc(ic[s] * aa / 4096.0) + jc[s] * scale
+                        count += (y > imax) + (y < -imax)
+                        y = imax if y > imax else y
+                        y = -imax if y < -imax else y
+                        ic[s] = y
+                        ist[s] = y
+                        x = vc[s]
+                        r = 1.0 if x > tt else 0.0
+                        if zero_reset:
+                            x = np.trunc((1.0 - r) * x * dd / 4096.0) + y + b0
+                        else:
+                            x = np.trunc(x * dd / 4096.0) + y + b0 - r * tt
+                        count += (x > vmax) + (x < -vmax)
+                        x = vmax if x > vmax else x
+                        x = -vmax if x < -vmax else x
+                        vc[s] = x
+                        vst[s] = x
+                        sp[s] = 1.0 if (x - tt) * sg * inv_scale > 0.0 else 0.0
+            sat[n] = count
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _backward(cur, static, direct, steps, scale, sig, bia, th, bv, av, dv, zero_reset, imax, vmax, slope,
                   istates, vstates, gspk, gcur, gpar_nc):
+        # one sample at a time; per-pixel partial sums of the parameter gradients (summed over each plane
+        # at the end), as fused_lif_cpu._backward
         n_batch, n_ch, n_pix = gspk.shape[1], gspk.shape[2], gspk.shape[3]
-        for k in numba.prange(n_batch * n_ch):
-            n = k // n_ch
-            c = k % n_ch
-            sg = sig[c]
-            bb = bia[c]
-            tt = th[c]
-            b0 = bv[c]
-            aa = av[c]
-            dd = dv[c]
-            g_sig = 0.0
-            g_bias = 0.0
-            g_th = 0.0
-            g_b = 0.0
-            g_a = 0.0
-            g_d = 0.0
-            gv = np.zeros(n_pix, dtype=np.float64)  # dL/dv_t arriving from step t+1
-            gi = np.zeros(n_pix, dtype=np.float64)  # dL/di_t arriving from step t+1
-            gj_static = np.zeros(n_pix, dtype=np.float64)
+        inv_scale = 1.0 / scale
+        for n in numba.prange(n_batch):
+            acc = np.zeros((n_ch, N_PARAMS, n_pix), dtype=np.float64)  # sigma, bias, theta, b, a, d
+            gv = np.zeros((n_ch, n_pix), dtype=np.float64)  # dL/dv_t arriving from step t+1
+            gi = np.zeros((n_ch, n_pix), dtype=np.float64)  # dL/di_t arriving from step t+1
+            gj_static = np.zeros((n_ch, n_pix), dtype=np.float64)
             for t in range(steps - 1, -1, -1):
-                for s in range(n_pix):
-                    vt = np.float64(vstates[t + 1, n, c, s])
-                    vp = np.float64(vstates[t, n, c, s])
-                    it = np.float64(istates[t + 1, n, c, s])
-                    ip = np.float64(istates[t, n, c, s])
-                    # z_t = H(u_t), u_t = (v_t - theta)·sigma/2**F: fast sigmoid
-                    u = (vt - tt) * sg / scale
-                    gu = np.float64(gspk[t, n, c, s]) / (slope * abs(u) + 1.0) ** 2
-                    gvt = gv[s] + gu * sg / scale
-                    g_sig += gu * (vt - tt) / scale
-                    g_th -= gu * sg / scale
-                    # v_t = clip(trunc(kept·d/4096) + i_t + b - r·theta)
-                    r = 1.0 if vp > tt else 0.0
-                    kept = (1.0 - r) * vp if zero_reset else vp
-                    pre = np.trunc(kept * dd / 4096.0) + it + b0
-                    if not zero_reset:
-                        pre -= r * tt
-                    gpre = gvt if abs(pre) <= vmax else 0.0
-                    g_b += gpre
-                    g_d += gpre * kept / 4096.0
-                    if zero_reset:
-                        gv[s] = gpre * dd / 4096.0 * (1.0 - r)
-                    else:
-                        g_th -= gpre * r
-                        gv[s] = gpre * dd / 4096.0
-                    # i_t = clip(trunc(i_{t-1}·a/4096) + J_t·2**F)
-                    git = gi[s] + gpre
-                    x = cur[0, n, c, s] if static else cur[t, n, c, s]
-                    j = np.rint(x) if direct else np.rint((x - bb) / sg)
-                    pre_i = np.trunc(ip * aa / 4096.0) + j * scale
-                    gpi = git if abs(pre_i) <= imax else 0.0
-                    g_a += gpi * ip / 4096.0
-                    gi[s] = gpi * aa / 4096.0
-                    gj = gpi * scale
-                    if static:
-                        gj_static[s] += gj
-                    elif direct:
-                        gcur[t, n, c, s] = gj
-                    else:
-                        g_in = gj / sg
-                        gcur[t, n, c, s] = g_in
-                        g_bias -= g_in
-                        g_sig -= g_in * (x - bb) / sg
-            if static:
-                for s in range(n_pix):
-                    if direct:
-                        gcur[0, n, c, s] = gj_static[s]
-                    else:
-                        g_in = gj_static[s] / sg
-                        gcur[0, n, c, s] = g_in
-                        g_bias -= g_in
-                        g_sig -= g_in * (cur[0, n, c, s] - bb) / sg
-            gpar_nc[n, 0, c] = g_sig
-            gpar_nc[n, 1, c] = g_bias
-            gpar_nc[n, 2, c] = g_th
-            gpar_nc[n, 3, c] = g_b
-            gpar_nc[n, 4, c] = g_a
-            gpar_nc[n, 5, c] = g_d
-
-
-def _threads() -> int:
-    """As many Numba threads as torch uses (``torch.set_num_threads`` / OMP_NUM_THREADS govern both)."""
-    import torch
-
-    return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+                xr = cur[0 if static else t, n]
+                for c in range(n_ch):
+                    sg = sig[c]
+                    bb = bia[c]
+                    tt = th[c]
+                    b0 = bv[c]
+                    aa = av[c]
+                    dd = dv[c]
+                    inv_sg = 1.0 / sg
+                    a_sig = acc[c, 0]
+                    a_bias = acc[c, 1]
+                    a_th = acc[c, 2]
+                    a_b = acc[c, 3]
+                    a_a = acc[c, 4]
+                    a_d = acc[c, 5]
+                    gvc = gv[c]
+                    gic = gi[c]
+                    gjs = gj_static[c]
+                    xc = xr[c]
+                    v1 = vstates[t + 1, n, c]
+                    v0 = vstates[t, n, c]
+                    i1 = istates[t + 1, n, c]
+                    i0 = istates[t, n, c]
+                    gs = gspk[t, n, c]
+                    gc = gcur[0 if static else t, n, c]
+                    for s in range(n_pix):
+                        vt = np.float64(v1[s])
+                        vp = np.float64(v0[s])
+                        it = np.float64(i1[s])
+                        ip = np.float64(i0[s])
+                        # z_t = H(u_t), u_t = (v_t - theta)·sigma/2**F: fast sigmoid
+                        u = (vt - tt) * sg * inv_scale
+                        w = slope * abs(u) + 1.0
+                        gu = np.float64(gs[s]) / (w * w)
+                        gvt = gvc[s] + gu * sg * inv_scale
+                        a_sig[s] += gu * (vt - tt) * inv_scale
+                        a_th[s] -= gu * sg * inv_scale
+                        # v_t = clip(trunc(kept·d/4096) + i_t + b - r·theta)
+                        r = 1.0 if vp > tt else 0.0
+                        kept = (1.0 - r) * vp if zero_reset else vp
+                        gpre = gvt
+                        if not abs(vt) < vmax:  # at the limit (or NaN): was v_t clipped?
+                            pre = np.trunc(kept * dd / 4096.0) + it + b0
+                            if not zero_reset:
+                                pre -= r * tt
+                            gpre = gvt if abs(pre) <= vmax else 0.0
+                        a_b[s] += gpre
+                        a_d[s] += gpre * kept / 4096.0
+                        if zero_reset:
+                            gvc[s] = gpre * dd / 4096.0 * (1.0 - r)
+                        else:
+                            a_th[s] -= gpre * r
+                            gvc[s] = gpre * dd / 4096.0
+                        # i_t = clip(trunc(i_{t-1}·a/4096) + J_t·2**F)
+                        git = gic[s] + gpre
+                        gpi = git
+                        if not abs(it) < imax:  # at the limit (or NaN): was i_t clipped? (J only here)
+                            jj = np.rint(xc[s]) if direct else np.rint((xc[s] - bb) / sg)
+                            pre_i = np.trunc(ip * aa / 4096.0) + jj * scale
+                            gpi = git if abs(pre_i) <= imax else 0.0
+                        a_a[s] += gpi * ip / 4096.0
+                        gic[s] = gpi * aa / 4096.0
+                        gj = gpi * scale
+                        if static:
+                            gjs[s] += gj
+                        elif direct:
+                            gc[s] = gj
+                        else:
+                            g_in = gj * inv_sg
+                            gc[s] = g_in
+                            a_bias[s] -= g_in
+                            a_sig[s] -= g_in * (xc[s] - bb) * inv_sg
+            for c in range(n_ch):
+                if static:
+                    sg = sig[c]
+                    bb = bia[c]
+                    gc = gcur[0, n, c]
+                    xc = cur[0, n, c]
+                    for s in range(n_pix):
+                        if direct:
+                            gc[s] = gj_static[c, s]
+                        else:
+                            g_in = gj_static[c, s] / sg
+                            gc[s] = g_in
+                            acc[c, 1, s] -= g_in
+                            acc[c, 0, s] -= g_in * (xc[s] - bb) / sg
+                for p in range(N_PARAMS):
+                    gpar_nc[n, p, c] = acc[c, p].sum()
+else:  # pragma: no cover - without Numba the torch-ops path runs
+    _forward = _backward = None
 
 
 def forward(cur: np.ndarray, static: bool, direct: bool, steps: int, scale: float, params: tuple, zero_reset: bool,
@@ -179,7 +192,7 @@ def forward(cur: np.ndarray, static: bool, direct: bool, steps: int, scale: floa
     spikes = np.empty((steps, n, c, s), dtype=np.float32)
     istates = np.empty((steps + 1, n, c, s), dtype=state_dtype)
     vstates = np.empty((steps + 1, n, c, s), dtype=state_dtype)
-    sat = np.zeros(n * c, dtype=np.int64)
+    sat = np.zeros(n, dtype=np.int64)
     with leave_start_method_unset():
         numba.set_num_threads(_threads())
         _forward(cur, static, direct, steps, scale, *params, zero_reset, imax, vmax, spikes, istates, vstates, sat)

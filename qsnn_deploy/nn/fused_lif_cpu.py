@@ -157,6 +157,9 @@ if HAVE_NUMBA:
                             acc[c, 0, s] -= gi * (xc[s] - bb) / sg
                 for p in range(5):
                     gpar_nc[n, p, c] = acc[c, p].sum()
+else:  # pragma: no cover - without Numba the torch-ops path runs
+    _forward = _backward = _integer_current = None
+
 
 def _threads() -> int:
     """As many Numba threads as torch uses (``torch.set_num_threads`` / OMP_NUM_THREADS govern both)."""
