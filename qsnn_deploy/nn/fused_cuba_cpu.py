@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba
-from .fused_lif_cpu import _integer_current, _threads
+from .fused_lif_cpu import (_clip, _integer_current, _into_current, _into_membrane, _membrane, _spike,
+                            _static_current_grads, _threads, _through_spike)
 
 __all__ = ["HAVE_NUMBA", "forward", "backward", "N_PARAMS"]
 
@@ -26,6 +27,11 @@ __all__ = ["HAVE_NUMBA", "forward", "backward", "N_PARAMS"]
 N_PARAMS = 6
 
 if HAVE_NUMBA:
+    @numba.njit(inline="always")
+    def _current(y, inp, aa):
+        """i_t before its clip, from i_{t-1} = ``y`` and J_t·2**F = ``inp``."""
+        return np.trunc(y * aa / 4096.0) + inp
+
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _forward(cur, static, direct, steps, scale, sig, bia, th, bv, av, dv, zero_reset, imax, vmax, spikes,
                  istates, vstates, sat):
@@ -45,36 +51,18 @@ if HAVE_NUMBA:
                     for c in range(n_ch):
                         _integer_current(xr[c], direct, bia[c], sig[c], j[c])
                 for c in range(n_ch):
-                    sg = sig[c]
-                    tt = th[c]
-                    b0 = bv[c]
-                    aa = av[c]
-                    dd = dv[c]
-                    ic = i[c]
-                    vc = v[c]
-                    jc = j[c]
-                    ist = istates[t + 1, n, c]
-                    vst = vstates[t + 1, n, c]
-                    sp = spikes[t, n, c]
+                    sg, tt, b0, aa, dd = sig[c], th[c], bv[c], av[c], dv[c]
+                    ic, vc, jc = i[c], v[c], j[c]
+                    ist, vst, sp = istates[t + 1, n, c], vstates[t + 1, n, c], spikes[t, n, c]
                     for s in range(n_pix):
-                        y = np.trunc(ic[s] * aa / 4096.0) + jc[s] * scale
-                        count += (y > imax) + (y < -imax)
-                        y = imax if y > imax else y
-                        y = -imax if y < -imax else y
+                        y, over_i = _clip(_current(ic[s], jc[s] * scale, aa), imax)
+                        x, over_v = _clip(_membrane(vc[s], y, tt, b0, dd, zero_reset), vmax)
+                        count += over_i + over_v
                         ic[s] = y
                         ist[s] = y
-                        x = vc[s]
-                        r = 1.0 if x > tt else 0.0
-                        if zero_reset:
-                            x = np.trunc((1.0 - r) * x * dd / 4096.0) + y + b0
-                        else:
-                            x = np.trunc(x * dd / 4096.0) + y + b0 - r * tt
-                        count += (x > vmax) + (x < -vmax)
-                        x = vmax if x > vmax else x
-                        x = -vmax if x < -vmax else x
                         vc[s] = x
                         vst[s] = x
-                        sp[s] = 1.0 if (x - tt) * sg * inv_scale > 0.0 else 0.0
+                        sp[s] = _spike(x, tt, sg, inv_scale)
             sat[n] = count
 
     @numba.njit(parallel=True, cache=True, nogil=True)
@@ -92,27 +80,12 @@ if HAVE_NUMBA:
             for t in range(steps - 1, -1, -1):
                 xr = cur[0 if static else t, n]
                 for c in range(n_ch):
-                    sg = sig[c]
-                    bb = bia[c]
-                    tt = th[c]
-                    b0 = bv[c]
-                    aa = av[c]
-                    dd = dv[c]
+                    sg, bb, tt, b0, aa, dd = sig[c], bia[c], th[c], bv[c], av[c], dv[c]
                     inv_sg = 1.0 / sg
-                    a_sig = acc[c, 0]
-                    a_bias = acc[c, 1]
-                    a_th = acc[c, 2]
-                    a_b = acc[c, 3]
-                    a_a = acc[c, 4]
-                    a_d = acc[c, 5]
-                    gvc = gv[c]
-                    gic = gi[c]
-                    gjs = gj_static[c]
-                    xc = xr[c]
-                    v1 = vstates[t + 1, n, c]
-                    v0 = vstates[t, n, c]
-                    i1 = istates[t + 1, n, c]
-                    i0 = istates[t, n, c]
+                    a_sig, a_bias, a_th, a_b, a_a, a_d = (acc[c, 0], acc[c, 1], acc[c, 2], acc[c, 3], acc[c, 4],
+                                                          acc[c, 5])
+                    gvc, gic, gjs, xc = gv[c], gi[c], gj_static[c], xr[c]
+                    v1, v0, i1, i0 = vstates[t + 1, n, c], vstates[t, n, c], istates[t + 1, n, c], istates[t, n, c]
                     gs = gspk[t, n, c]
                     gc = gcur[0 if static else t, n, c]
                     for s in range(n_pix):
@@ -120,66 +93,26 @@ if HAVE_NUMBA:
                         vp = np.float64(v0[s])
                         it = np.float64(i1[s])
                         ip = np.float64(i0[s])
-                        # z_t = H(u_t), u_t = (v_t - theta)·sigma/2**F: fast sigmoid
-                        u = (vt - tt) * sg * inv_scale
-                        w = slope * abs(u) + 1.0
-                        gu = np.float64(gs[s]) / (w * w)
-                        gvt = gvc[s] + gu * sg * inv_scale
-                        a_sig[s] += gu * (vt - tt) * inv_scale
-                        a_th[s] -= gu * sg * inv_scale
-                        # v_t = clip(trunc(kept·d/4096) + i_t + b - r·theta)
-                        r = 1.0 if vp > tt else 0.0
-                        kept = (1.0 - r) * vp if zero_reset else vp
-                        gpre = gvt
+                        gpre = _through_spike(s, np.float64(gs[s]), vt, tt, sg, inv_scale, slope, gvc, a_sig, a_th)
                         if not abs(vt) < vmax:  # at the limit (or NaN): was v_t clipped?
-                            pre = np.trunc(kept * dd / 4096.0) + it + b0
-                            if not zero_reset:
-                                pre -= r * tt
-                            gpre = gvt if abs(pre) <= vmax else 0.0
-                        a_b[s] += gpre
-                        a_d[s] += gpre * kept / 4096.0
-                        if zero_reset:
-                            gvc[s] = gpre * dd / 4096.0 * (1.0 - r)
-                        else:
-                            a_th[s] -= gpre * r
-                            gvc[s] = gpre * dd / 4096.0
-                        # i_t = clip(trunc(i_{t-1}·a/4096) + J_t·2**F)
-                        git = gic[s] + gpre
-                        gpi = git
+                            gpre = gpre if abs(_membrane(vp, it, tt, b0, dd, zero_reset)) <= vmax else 0.0
+                        _into_membrane(s, gpre, vp, tt, dd, zero_reset, gvc, a_th, a_b, a_d)
+                        # i_t = clip(trunc(i_{t-1}·a/4096) + J_t·2**F): gradient from step t+1 and from v_t
+                        gpi = gic[s] + gpre
                         if not abs(it) < imax:  # at the limit (or NaN): was i_t clipped? (J only here)
                             jj = np.rint(xc[s]) if direct else np.rint((xc[s] - bb) / sg)
-                            pre_i = np.trunc(ip * aa / 4096.0) + jj * scale
-                            gpi = git if abs(pre_i) <= imax else 0.0
+                            gpi = gpi if abs(_current(ip, jj * scale, aa)) <= imax else 0.0
                         a_a[s] += gpi * ip / 4096.0
                         gic[s] = gpi * aa / 4096.0
-                        gj = gpi * scale
-                        if static:
-                            gjs[s] += gj
-                        elif direct:
-                            gc[s] = gj
-                        else:
-                            g_in = gj * inv_sg
-                            gc[s] = g_in
-                            a_bias[s] -= g_in
-                            a_sig[s] -= g_in * (xc[s] - bb) * inv_sg
+                        _into_current(s, gpi * scale, xc[s], static, direct, bb, inv_sg, gjs, gc, a_bias, a_sig)
             for c in range(n_ch):
                 if static:
-                    sg = sig[c]
-                    bb = bia[c]
-                    gc = gcur[0, n, c]
-                    xc = cur[0, n, c]
-                    for s in range(n_pix):
-                        if direct:
-                            gc[s] = gj_static[c, s]
-                        else:
-                            g_in = gj_static[c, s] / sg
-                            gc[s] = g_in
-                            acc[c, 1, s] -= g_in
-                            acc[c, 0, s] -= g_in * (xc[s] - bb) / sg
+                    _static_current_grads(direct, bia[c], sig[c], cur[0, n, c], gj_static[c], gcur[0, n, c],
+                                          acc[c, 1], acc[c, 0])
                 for p in range(N_PARAMS):
                     gpar_nc[n, p, c] = acc[c, p].sum()
 else:  # pragma: no cover - without Numba the torch-ops path runs
-    _forward = _backward = None
+    _forward = _backward = _current = None
 
 
 def forward(cur: np.ndarray, static: bool, direct: bool, steps: int, scale: float, params: tuple, zero_reset: bool,

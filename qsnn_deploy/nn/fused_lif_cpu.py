@@ -23,6 +23,7 @@ from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba
 __all__ = ["HAVE_NUMBA", "forward", "backward"]
 
 if HAVE_NUMBA:
+    # ---------------------------------------------- per-neuron pieces (inlined; fused_cuba_cpu uses them too)
     @numba.njit(inline="always")
     def _integer_current(row, direct, bb, sg, j):
         """j = round(I) (``direct``) or round((I - bias) / sigma), half to even, for one plane's pixels."""
@@ -33,6 +34,77 @@ if HAVE_NUMBA:
             for s in range(j.shape[0]):
                 j[s] = np.rint((row[s] - bb) / sg)
 
+    @numba.njit(inline="always")
+    def _membrane(x, inp, tt, b0, dd, zero_reset):
+        """v_t before its clip, from v_{t-1} = ``x`` and the input ``inp`` (J·2**F; CUBA: i_t)."""
+        r = 1.0 if x > tt else 0.0
+        if zero_reset:
+            return np.trunc((1.0 - r) * x * dd / 4096.0) + inp + b0
+        return np.trunc(x * dd / 4096.0) + inp + b0 - r * tt
+
+    @numba.njit(inline="always")
+    def _clip(x, lim):
+        """(``x`` clipped to ±``lim``, 1 if it was clipped else 0), as selects (SIMD-friendly)."""
+        over = (x > lim) + (x < -lim)
+        x = lim if x > lim else x
+        return (-lim if x < -lim else x), over
+
+    @numba.njit(inline="always")
+    def _spike(x, tt, sg, inv_scale):
+        """z_t = [u_t > 0], u_t = (v_t - theta)·sigma·2**-F."""
+        return 1.0 if (x - tt) * sg * inv_scale > 0.0 else 0.0
+
+    @numba.njit(inline="always")
+    def _through_spike(s, g_spike, vt, tt, sg, inv_scale, slope, gvc, a_sig, a_th):
+        """Gradient reaching v_t: from step t+1 (``gvc[s]``) plus the spike's, through the fast sigmoid
+        dz/du = 1 / (k·|u| + 1)**2; adds the spike's terms to sigma's and theta's partial sums."""
+        u = (vt - tt) * sg * inv_scale
+        w = slope * abs(u) + 1.0
+        gu = g_spike / (w * w)
+        a_sig[s] += gu * (vt - tt) * inv_scale
+        a_th[s] -= gu * sg * inv_scale
+        return gvc[s] + gu * sg * inv_scale
+
+    @numba.njit(inline="always")
+    def _into_membrane(s, gpre, vp, tt, dd, zero_reset, gvc, a_th, a_b, a_d):
+        """Pass the gradient of the pre-clip v_t to v_{t-1} (into ``gvc[s]``), b, d and theta."""
+        r = 1.0 if vp > tt else 0.0
+        kept = (1.0 - r) * vp if zero_reset else vp
+        a_b[s] += gpre
+        a_d[s] += gpre * kept / 4096.0
+        if zero_reset:
+            gvc[s] = gpre * dd / 4096.0 * (1.0 - r)
+        else:
+            a_th[s] -= gpre * r
+            gvc[s] = gpre * dd / 4096.0
+
+    @numba.njit(inline="always")
+    def _into_current(s, gj, x, static, direct, bb, inv_sg, gjs, gc, a_bias, a_sig):
+        """Pass the gradient of J_t to the input current: summed over the steps (``static``, see
+        :func:`_static_current_grads`), as is (``direct``) or through J = (I - bias)/sigma."""
+        if static:
+            gjs[s] += gj
+        elif direct:
+            gc[s] = gj
+        else:
+            gi = gj * inv_sg
+            gc[s] = gi
+            a_bias[s] -= gi
+            a_sig[s] -= gi * (x - bb) * inv_sg
+
+    @numba.njit(inline="always")
+    def _static_current_grads(direct, bb, sg, xc, gjs, gc, a_bias, a_sig):
+        """A static input's gradient, once its J gradients are summed over all T steps."""
+        for s in range(gc.shape[0]):
+            if direct:
+                gc[s] = gjs[s]
+            else:
+                gi = gjs[s] / sg
+                gc[s] = gi
+                a_bias[s] -= gi
+                a_sig[s] -= gi * (xc[s] - bb) / sg
+
+    # ---------------------------------------------- the LIF kernels
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _forward(cur, static, direct, steps, scale, sig, bia, th, bv, dv, zero_reset, vmax, spikes, states, sat):
         # one sample at a time (samples spread over the cores): its C·S states stay in cache through all
@@ -51,27 +123,14 @@ if HAVE_NUMBA:
                     for c in range(n_ch):
                         _integer_current(xr[c], direct, bia[c], sig[c], j[c])
                 for c in range(n_ch):
-                    sg = sig[c]
-                    tt = th[c]
-                    b0 = bv[c]
-                    dd = dv[c]
-                    vc = v[c]
-                    jc = j[c]
-                    st = states[t + 1, n, c]
-                    sp = spikes[t, n, c]
+                    sg, tt, b0, dd = sig[c], th[c], bv[c], dv[c]
+                    vc, jc, st, sp = v[c], j[c], states[t + 1, n, c], spikes[t, n, c]
                     for s in range(n_pix):
-                        x = vc[s]
-                        r = 1.0 if x > tt else 0.0
-                        if zero_reset:
-                            x = np.trunc((1.0 - r) * x * dd / 4096.0) + jc[s] * scale + b0
-                        else:
-                            x = np.trunc(x * dd / 4096.0) + jc[s] * scale + b0 - r * tt
-                        count += (x > vmax) + (x < -vmax)
-                        x = vmax if x > vmax else x
-                        x = -vmax if x < -vmax else x
+                        x, over = _clip(_membrane(vc[s], jc[s] * scale, tt, b0, dd, zero_reset), vmax)
+                        count += over
                         vc[s] = x
                         st[s] = x
-                        sp[s] = 1.0 if (x - tt) * sg * inv_scale > 0.0 else 0.0
+                        sp[s] = _spike(x, tt, sg, inv_scale)
             sat[n] = count
 
     @numba.njit(parallel=True, cache=True, nogil=True)
@@ -83,82 +142,35 @@ if HAVE_NUMBA:
         inv_scale = 1.0 / scale
         for n in numba.prange(n_batch):
             acc = np.zeros((n_ch, 5, n_pix), dtype=np.float64)  # sigma, bias, theta, b, d
-            gv = np.zeros((n_ch, n_pix), dtype=np.float64)
+            gv = np.zeros((n_ch, n_pix), dtype=np.float64)  # dL/dv_t arriving from step t+1
             gj_static = np.zeros((n_ch, n_pix), dtype=np.float64)
             for t in range(steps - 1, -1, -1):
                 xr = cur[0 if static else t, n]
                 for c in range(n_ch):
-                    sg = sig[c]
-                    bb = bia[c]
-                    tt = th[c]
-                    b0 = bv[c]
-                    dd = dv[c]
+                    sg, bb, tt, b0, dd = sig[c], bia[c], th[c], bv[c], dv[c]
                     inv_sg = 1.0 / sg
-                    a_sig = acc[c, 0]
-                    a_bias = acc[c, 1]
-                    a_th = acc[c, 2]
-                    a_b = acc[c, 3]
-                    a_d = acc[c, 4]
-                    gvc = gv[c]
-                    gjs = gj_static[c]
-                    xc = xr[c]
-                    st1 = states[t + 1, n, c]
-                    st0 = states[t, n, c]
-                    gs = gspk[t, n, c]
+                    a_sig, a_bias, a_th, a_b, a_d = acc[c, 0], acc[c, 1], acc[c, 2], acc[c, 3], acc[c, 4]
+                    gvc, gjs, xc = gv[c], gj_static[c], xr[c]
+                    st1, st0, gs = states[t + 1, n, c], states[t, n, c], gspk[t, n, c]
                     gc = gcur[0 if static else t, n, c]
                     for s in range(n_pix):
                         vt = np.float64(st1[s])
                         vp = np.float64(st0[s])
-                        u = (vt - tt) * sg * inv_scale
-                        w = slope * abs(u) + 1.0
-                        gu = np.float64(gs[s]) / (w * w)
-                        gvt = gvc[s] + gu * sg * inv_scale
-                        a_sig[s] += gu * (vt - tt) * inv_scale
-                        a_th[s] -= gu * sg * inv_scale
-                        r = 1.0 if vp > tt else 0.0
-                        kept = (1.0 - r) * vp if zero_reset else vp
-                        gpre = gvt
-                        if not abs(vt) < vmax:  # at the limit (or NaN): was v_t clipped? (rare: J only here)
+                        gpre = _through_spike(s, np.float64(gs[s]), vt, tt, sg, inv_scale, slope, gvc, a_sig, a_th)
+                        if not abs(vt) < vmax:  # at the limit (or NaN): was v_t clipped? (J only here)
                             jj = np.rint(xc[s]) if direct else np.rint((xc[s] - bb) / sg)
-                            pre = np.trunc(kept * dd / 4096.0) + jj * scale + b0
-                            if not zero_reset:
-                                pre -= r * tt
-                            gpre = gvt if abs(pre) <= vmax else 0.0
-                        a_b[s] += gpre
-                        a_d[s] += gpre * kept / 4096.0
-                        if zero_reset:
-                            gvc[s] = gpre * dd / 4096.0 * (1.0 - r)
-                        else:
-                            a_th[s] -= gpre * r
-                            gvc[s] = gpre * dd / 4096.0
-                        gj = gpre * scale
-                        if static:
-                            gjs[s] += gj
-                        elif direct:
-                            gc[s] = gj
-                        else:
-                            gi = gj * inv_sg
-                            gc[s] = gi
-                            a_bias[s] -= gi
-                            a_sig[s] -= gi * (xc[s] - bb) * inv_sg
+                            gpre = gpre if abs(_membrane(vp, jj * scale, tt, b0, dd, zero_reset)) <= vmax else 0.0
+                        _into_membrane(s, gpre, vp, tt, dd, zero_reset, gvc, a_th, a_b, a_d)
+                        _into_current(s, gpre * scale, xc[s], static, direct, bb, inv_sg, gjs, gc, a_bias, a_sig)
             for c in range(n_ch):
                 if static:
-                    sg = sig[c]
-                    bb = bia[c]
-                    gc = gcur[0, n, c]
-                    xc = cur[0, n, c]
-                    for s in range(n_pix):
-                        if direct:
-                            gc[s] = gj_static[c, s]
-                        else:
-                            gi = gj_static[c, s] / sg
-                            gc[s] = gi
-                            acc[c, 1, s] -= gi
-                            acc[c, 0, s] -= gi * (xc[s] - bb) / sg
+                    _static_current_grads(direct, bia[c], sig[c], cur[0, n, c], gj_static[c], gcur[0, n, c],
+                                          acc[c, 1], acc[c, 0])
                 for p in range(5):
                     gpar_nc[n, p, c] = acc[c, p].sum()
 else:  # pragma: no cover - without Numba the torch-ops path runs
     _forward = _backward = _integer_current = None
+    _membrane = _clip = _spike = _through_spike = _into_membrane = _into_current = _static_current_grads = None
 
 
 def _threads() -> int:
