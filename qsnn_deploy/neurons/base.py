@@ -12,7 +12,10 @@ A neuron kind is one module of :mod:`qsnn_deploy.neurons` holding:
 * :meth:`NeuronParams.state_bound`, a proof of the largest |state| any input in range can produce;
 * :meth:`NeuronParams.reference_step`: ONE pure NumPy step of the equation. It is the
   specification: every faster kernel of every backend is tested against it
-  (``tests/test_neurons.py``).
+  (``tests/test_neurons.py``);
+* where Numba kernels run the kind (the NumPy reference simulator), its per-neuron step as one
+  inlined Numba function beside ``reference_step`` (e.g. :func:`~.lif.lif_kernel_step`), built from
+  :func:`decay_int` and :func:`saturate_int` here, so that every kernel runs the same lines.
 
 Arrays are channels-last while a step runs: a state or current of shape ``[..., C]`` meets the
 per-channel parameters ``[C]`` by broadcasting.
@@ -27,6 +30,7 @@ import numpy as np
 
 from .. import intmath
 from ..errors import FrozenNetError
+from ..numba_support import HAVE_NUMBA, numba
 
 
 def array_field(**kwargs) -> Any:
@@ -48,6 +52,25 @@ def saturate(v: np.ndarray, limit: int) -> tuple[np.ndarray, int]:
     n = int(np.count_nonzero(v > limit) + np.count_nonzero(v < -limit))
     return (np.clip(v, -limit, limit) if n else v), n
 
+
+
+if HAVE_NUMBA:
+    @numba.njit(inline="always")
+    def decay_int(x, d):
+        """:func:`decay_toward_zero` of one int64 value (inlined into the Numba kernels)."""
+        p = x * d
+        return (p + ((p >> 63) & 4095)) >> 12
+
+    @numba.njit(inline="always")
+    def saturate_int(x, limit):
+        """:func:`saturate` of one int64 value: (``clip(x, ±limit)``, 1 if it was clipped else 0)."""
+        if x > limit:
+            return limit, 1
+        if x < -limit:
+            return -limit, 1
+        return x, 0
+else:  # pragma: no cover - the kernels need Numba; reference_step does not
+    decay_int = saturate_int = None
 
 @dataclass
 class NeuronParams:

@@ -34,9 +34,12 @@ import numpy as np
 from .. import intmath
 from ..errors import FrozenNetError
 from ..statebound import StateBound, channel_bounds
-from .base import NeuronParams, array_field, decay_toward_zero, saturate
+from ..numba_support import HAVE_NUMBA, numba
+from .base import NeuronParams, array_field, decay_int, decay_toward_zero, saturate, saturate_int
 
 RESETS = ("subtract", "zero", "zero_delayed")
+#: the reset as the Numba kernels take it (:func:`cuba_kernel_step`)
+RESET_CODES = {"subtract": 0, "zero": 1, "zero_delayed": 2}
 
 
 @dataclass
@@ -153,3 +156,30 @@ class CubaLIF(NeuronParams):
             v = np.where(r, 0, v)
         v, n_sat_v = saturate(v, self.state_limit)
         return (i, v), (v > th).astype(np.uint8), n_sat_i + n_sat_v
+
+
+if HAVE_NUMBA:
+    @numba.njit(inline="always")
+    def cuba_kernel_step(i, v, inc, theta, b, a, d, reset_code, imax, vmax):
+        """One neuron's step of the module docstring's equation, int64, as the Numba kernels inline it
+        (:mod:`~qsnn_deploy.simulators.cuba_scan`, :mod:`~qsnn_deploy.simulators.recurrent_scan`).
+
+        ``i``, ``v`` = i_{t-1}, v_{t-1}; ``inc`` = (J_t << F) + bi; ``reset_code`` from
+        :data:`RESET_CODES`; ``imax``, ``vmax`` the two limits. Returns (i_t, v_t, number of the two
+        that were clipped); the spike is ``v_t > theta``. The tests hold every kernel built on it
+        equal to :meth:`CubaLIF.reference_step`.
+        """
+        i, clipped_i = saturate_int(decay_int(i, a) + inc, imax)
+        fired = v > theta
+        if fired and reset_code == 1:
+            v = 0
+        v = decay_int(v, d) + i + b
+        if fired:
+            if reset_code == 0:
+                v -= theta
+            elif reset_code == 2:
+                v = 0
+        v, clipped_v = saturate_int(v, vmax)
+        return i, v, clipped_i + clipped_v
+else:  # pragma: no cover
+    cuba_kernel_step = None

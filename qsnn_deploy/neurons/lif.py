@@ -22,7 +22,8 @@ import numpy as np
 from .. import intmath
 from ..errors import FrozenNetError
 from ..statebound import StateBound, channel_bounds
-from .base import NeuronParams, array_field, decay_toward_zero, saturate
+from ..numba_support import HAVE_NUMBA, numba
+from .base import NeuronParams, array_field, decay_int, decay_toward_zero, saturate, saturate_int
 
 RESETS = intmath.RESET_MODES
 
@@ -91,3 +92,23 @@ class LIF(NeuronParams):
         v, n_sat = saturate(v, self.state_limit)
         return (v,), (v > th).astype(np.uint8), n_sat
 
+
+if HAVE_NUMBA:
+    @numba.njit(inline="always")
+    def lif_kernel_step(v, inc, theta, d, subtract, vmax):
+        """One neuron's step of the module docstring's equation, int64, as the Numba kernels inline it
+        (:mod:`~qsnn_deploy.simulators.lif_scan`, :mod:`~qsnn_deploy.simulators.recurrent_scan`).
+
+        ``v`` = v_{t-1}; ``inc`` = (J_t << F) + b; ``subtract``: the reset; ``vmax`` = 2**(B_v-1) - 1.
+        Returns (v_t, 1 if v_t was clipped else 0); the spike is ``v_t > theta``. The tests hold every
+        kernel built on it equal to :meth:`LIF.reference_step`.
+        """
+        fired = v > theta
+        if fired and not subtract:
+            v = 0
+        v = decay_int(v, d) + inc
+        if fired and subtract:
+            v -= theta
+        return saturate_int(v, vmax)
+else:  # pragma: no cover
+    lif_kernel_step = None

@@ -16,11 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..neurons import CubaLIF
+from ..neurons.cuba import RESET_CODES, cuba_kernel_step
 from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba
 from .lif_scan import tiled_chunks
 
-#: reset codes of the kernel
-_RESET_CODE = {"subtract": 0, "zero": 1, "zero_delayed": 2}
 
 
 def cuba_scan(neuron: CubaLIF, j: np.ndarray, static: bool, steps: int, record: bool = False,
@@ -87,35 +86,12 @@ if HAVE_NUMBA:
                 sp = spikes[t, lo:hi]
                 n_sat = 0
                 for q in range(hi - lo):
-                    x = cur[q] * a[q]
-                    ii = ((x + ((x >> 63) & 4095)) >> 12) + (inc[q] if static else (jr[q] << frac_bits) + bi[q])
-                    if ii > imax:
-                        ii = imax
-                        n_sat += 1
-                    elif ii < -imax:
-                        ii = -imax
-                        n_sat += 1
+                    ii, vi, clipped = cuba_kernel_step(cur[q], mem[q], inc[q] if static else (jr[q] << frac_bits) + bi[q],
+                                                       th[q], b[q], a[q], d[q], reset, imax, vmax)
+                    n_sat += clipped
                     cur[q] = ii
-                    vi = mem[q]
-                    theta = th[q]
-                    fired = vi > theta
-                    if fired and reset == 1:
-                        vi = 0
-                    y = vi * d[q]
-                    vi = ((y + ((y >> 63) & 4095)) >> 12) + ii + b[q]
-                    if fired:
-                        if reset == 0:
-                            vi -= theta
-                        elif reset == 2:
-                            vi = 0
-                    if vi > vmax:
-                        vi = vmax
-                        n_sat += 1
-                    elif vi < -vmax:
-                        vi = -vmax
-                        n_sat += 1
                     mem[q] = vi
-                    sp[q] = vi > theta
+                    sp[q] = vi > th[q]
                 if record:
                     states[t, lo:hi] = mem
                 sat[k, t] = n_sat
@@ -131,7 +107,7 @@ if HAVE_NUMBA:
         if n and steps:
             with leave_start_method_unset():
                 _kernel(j.reshape(1 if static else steps, n), static, steps, int(neuron.frac_bits), th, b, a, d, bi,
-                        _RESET_CODE[neuron.reset], neuron.current_limit, neuron.state_limit, record,
+                        RESET_CODES[neuron.reset], neuron.current_limit, neuron.state_limit, record,
                         spikes.reshape(steps, n), states.reshape(steps, n) if record else states, sat, chunk)
         return spikes, (states if record else None), sat.sum(axis=0)
 else:  # pragma: no cover

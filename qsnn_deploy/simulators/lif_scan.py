@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import intmath
 from ..errors import SaturationError
+from ..neurons.lif import lif_kernel_step
 from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba  # noqa: F401 - re-exported
 
 #: Neurons per chunk of the fused kernel: 16 Ki int64 states (128 KiB) stay in a core's L2 cache.
@@ -158,23 +159,11 @@ if HAVE_NUMBA:
                 sp = spikes[t, lo:hi]
                 n_sat = 0
                 for i in range(hi - lo):
-                    vi = v[i]
-                    theta = th[i]
-                    fired = vi > theta
-                    if fired and not subtract:
-                        vi = 0
-                    x = vi * d[i]
-                    vi = ((x + ((x >> 63) & 4095)) >> 12) + (inc[i] if static else (jr[i] << frac_bits) + b[i])
-                    if fired and subtract:
-                        vi -= theta
-                    if vi > vmax:
-                        vi = vmax
-                        n_sat += 1
-                    elif vi < -vmax:
-                        vi = -vmax
-                        n_sat += 1
+                    vi, clipped = lif_kernel_step(v[i], inc[i] if static else (jr[i] << frac_bits) + b[i], th[i], d[i],
+                                                  subtract, vmax)
+                    n_sat += clipped
                     v[i] = vi
-                    sp[i] = vi > theta
+                    sp[i] = vi > th[i]
                 if record:
                     states[t, lo:hi] = v
                 sat[k, t] = n_sat

@@ -33,8 +33,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import intmath
+from ..neurons.cuba import RESET_CODES, cuba_kernel_step
+from ..neurons.lif import lif_kernel_step
 from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba
-from .cuba_scan import _RESET_CODE as _CUBA_RESET
 from .event_synapse import accumulator_dtype
 
 
@@ -129,7 +130,7 @@ def _scan_fused(neuron, j, rt, static, steps, record):
                 _cuba_kernel(jj, steps, int(neuron.frac_bits), _per_channel(neuron.threshold, c),
                              _per_channel(neuron.bias, c), _per_channel(neuron.current_decay, c),
                              _per_channel(neuron.decay, c), _per_channel(neuron.current_bias_or_zero(), c),
-                             _CUBA_RESET[neuron.reset], neuron.current_limit, neuron.state_limit, rt, record,
+                             RESET_CODES[neuron.reset], neuron.current_limit, neuron.state_limit, rt, record,
                              spikes, states, sat)
     return spikes, (states if record else None), sat.sum(axis=0)
 
@@ -173,23 +174,11 @@ if HAVE_NUMBA:
                 sp = spikes[t, n]
                 n_sat = 0
                 for ch in range(c):
-                    vi = v[ch]
-                    theta = th[ch]
-                    reset = vi > theta
-                    if reset and not subtract:
-                        vi = 0
-                    x = vi * d[ch]
-                    vi = ((x + ((x >> 63) & 4095)) >> 12) + ((jn[ch] + acc[ch]) << frac_bits) + b[ch]
-                    if reset and subtract:
-                        vi -= theta
-                    if vi > vmax:
-                        vi = vmax
-                        n_sat += 1
-                    elif vi < -vmax:
-                        vi = -vmax
-                        n_sat += 1
+                    vi, clipped = lif_kernel_step(v[ch], ((jn[ch] + acc[ch]) << frac_bits) + b[ch], th[ch], d[ch],
+                                                  subtract, vmax)
+                    n_sat += clipped
                     v[ch] = vi
-                    sp[ch] = vi > theta
+                    sp[ch] = vi > th[ch]
                 n_fired = _gather_fired(sp, fired)
                 if record:
                     states[t, n] = v
@@ -212,35 +201,12 @@ if HAVE_NUMBA:
                 sp = spikes[t, n]
                 n_sat = 0
                 for ch in range(c):
-                    x = cur[ch] * a[ch]
-                    ii = ((x + ((x >> 63) & 4095)) >> 12) + ((jn[ch] + acc[ch]) << frac_bits) + bi[ch]
-                    if ii > imax:
-                        ii = imax
-                        n_sat += 1
-                    elif ii < -imax:
-                        ii = -imax
-                        n_sat += 1
+                    ii, vi, clipped = cuba_kernel_step(cur[ch], v[ch], ((jn[ch] + acc[ch]) << frac_bits) + bi[ch],
+                                                       th[ch], b[ch], a[ch], d[ch], reset_code, imax, vmax)
+                    n_sat += clipped
                     cur[ch] = ii
-                    vi = v[ch]
-                    theta = th[ch]
-                    reset = vi > theta
-                    if reset and reset_code == 1:
-                        vi = 0
-                    y = vi * d[ch]
-                    vi = ((y + ((y >> 63) & 4095)) >> 12) + ii + b[ch]
-                    if reset:
-                        if reset_code == 0:
-                            vi -= theta
-                        elif reset_code == 2:
-                            vi = 0
-                    if vi > vmax:
-                        vi = vmax
-                        n_sat += 1
-                    elif vi < -vmax:
-                        vi = -vmax
-                        n_sat += 1
                     v[ch] = vi
-                    sp[ch] = vi > theta
+                    sp[ch] = vi > th[ch]
                 n_fired = _gather_fired(sp, fired)
                 if record:
                     states[t, n] = v
