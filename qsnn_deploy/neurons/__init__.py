@@ -5,8 +5,9 @@ backend looks the neuron up by ``kind`` in its own kernel table and refuses a ki
 run, by name, with the reason (:func:`qsnn_deploy.simulators.base.kernel_for`).
 
 Adding a kind: one module here (a :class:`~.base.NeuronParams` dataclass with its equation in the
-docstring, ``validate``, ``state_bound``, ``reference_step``), one line in :data:`NEURON_KINDS`,
-and one kernel per backend that runs it, each tested against ``reference_step``.
+docstring, ``validate``, ``state_bound``, ``reference_step``, and, where Numba kernels run it, its
+one-neuron step beside ``reference_step``, as :func:`~.lif.lif_kernel_step`), one line in
+:data:`NEURON_KINDS`, and one kernel per backend that runs it, each tested against ``reference_step``.
 """
 from __future__ import annotations
 
