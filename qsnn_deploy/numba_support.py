@@ -7,15 +7,17 @@ is stale from the modification stamp of the one file that defines it (and the ke
 bytecode); it does not look at the files of the functions the kernel inlines. Our kernels inline
 each neuron kind's step from :mod:`qsnn_deploy.neurons` (and the fused CUBA kernels the fused LIF's
 pieces), so after an edit to one of those files (a ``git pull``, a patch) Numba would silently load
-the old machine code. Importing this module therefore points Numba's cache at a folder named after
-a hash of every source file of the package (:func:`kernel_cache_dir`): any change to any of them
-compiles afresh. The folder is ``$NUMBA_CACHE_DIR/qsnn-deploy-<hash>`` when the user set
+the old machine code. Every kernel of the package is therefore declared with :func:`cached_kernel`,
+which caches it in a folder named after a hash of every source file of the package
+(:func:`kernel_cache_dir`): any change to any of them compiles afresh. Numba's own setting
+(``numba.config.CACHE_DIR``) is left as it was, for other libraries' kernels. The folder is ``$NUMBA_CACHE_DIR/qsnn-deploy-<hash>`` when the user set
 ``NUMBA_CACHE_DIR``, else ``$XDG_CACHE_HOME`` (``~/.cache``)``/qsnn-deploy/numba-<hash>``, else (not
 writable) the same under the system's temporary folder; the few most recent ones are kept.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import multiprocessing
 import os
@@ -31,7 +33,7 @@ except ImportError:  # pragma: no cover
     numba = None
     HAVE_NUMBA = False
 
-__all__ = ["HAVE_NUMBA", "numba", "leave_start_method_unset", "kernel_cache_dir", "source_hash"]
+__all__ = ["HAVE_NUMBA", "numba", "cached_kernel", "leave_start_method_unset", "kernel_cache_dir", "source_hash"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 #: cache folders of earlier source versions kept beside the current one
@@ -89,10 +91,28 @@ def _prune(parent: Path, prefix: str, keep: Path) -> None:
         pass
 
 
-if HAVE_NUMBA:  # before any kernel of the package is decorated: they all import this module first
-    _folder = kernel_cache_dir()
-    if _folder is not None:
-        numba.config.CACHE_DIR = str(_folder)
+@functools.lru_cache(maxsize=1)
+def _package_cache_dir() -> Path | None:
+    """:func:`kernel_cache_dir` of the installed sources, computed once per process."""
+    return kernel_cache_dir()
+
+
+def cached_kernel(**options):
+    """``numba.njit(cache=True, **options)``, its cache in :func:`kernel_cache_dir` (module docstring).
+
+    Numba picks a function's cache folder when it is decorated, from ``numba.config.CACHE_DIR``: this
+    sets it for that moment only and puts back the process's own setting.
+    """
+    def decorate(fn):
+        before = numba.config.CACHE_DIR
+        folder = _package_cache_dir()
+        if folder is not None:
+            numba.config.CACHE_DIR = str(folder)
+        try:
+            return numba.njit(cache=True, **options)(fn)
+        finally:
+            numba.config.CACHE_DIR = before
+    return decorate
 
 
 @contextlib.contextmanager

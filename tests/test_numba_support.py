@@ -72,12 +72,22 @@ def test_unwritable_locations_fall_back(tmp_path, monkeypatch):
     assert folder is not None and folder.is_relative_to(tmp_path / "tmp")
 
 
-def test_importing_the_package_points_numba_at_the_folder_of_these_sources():
-    from qsnn_deploy.simulators import lif_scan
+def test_every_kernel_caches_in_the_folder_of_these_sources_and_numba_keeps_its_setting():
+    from qsnn_deploy.nn import fused_cuba_cpu, fused_lif_cpu, fused_xylo
+    from qsnn_deploy.simulators import cuba_scan, event_synapse, lif_scan, recurrent_scan
 
-    assert numba.config.CACHE_DIR == str(kernel_cache_dir())
-    assert Path(numba.config.CACHE_DIR).name.endswith(source_hash(PACKAGE))
-    assert Path(lif_scan._kernel._cache._cache_path).is_relative_to(numba.config.CACHE_DIR)
+    folder = kernel_cache_dir()
+    assert folder.name.endswith(source_hash(PACKAGE))
+    kernels = [m.__dict__[name] for m in (fused_cuba_cpu, fused_lif_cpu, fused_xylo, cuba_scan, event_synapse,
+                                           lif_scan, recurrent_scan) for name in dir(m)
+               if isinstance(m.__dict__.get(name), numba.core.registry.CPUDispatcher)
+               and m.__dict__[name]._cache is not None and type(m.__dict__[name]._cache).__name__ != "NullCache"]
+    declared = sum(p.read_text().count("@cached_kernel(") for p in PACKAGE.rglob("*.py"))
+    assert len(kernels) == declared == 12, (kernels, declared)  # every cached kernel, in the modules above
+    assert not any("cache=True" in p.read_text() for p in PACKAGE.rglob("*.py") if p.name != "numba_support.py")
+    for k in kernels:
+        assert Path(k._cache._cache_path).is_relative_to(folder), k
+    assert numba.config.CACHE_DIR == os.environ.get("NUMBA_CACHE_DIR", ""), "the process-wide setting was changed"
 
 
 def test_editing_an_inlined_neuron_step_recompiles_the_kernel(tmp_path):

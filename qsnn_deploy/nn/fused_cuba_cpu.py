@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba
+from ..numba_support import HAVE_NUMBA, cached_kernel, leave_start_method_unset, numba
 from .fused_lif_cpu import (_clip, _integer_current, _into_current, _into_membrane, _membrane, _spike,
                             _static_current_grads, _threads, _through_spike)
 
@@ -32,7 +32,7 @@ if HAVE_NUMBA:
         """i_t before its clip, from i_{t-1} = ``y`` and J_t·2**F = ``inp``."""
         return np.trunc(y * aa / 4096.0) + inp
 
-    @numba.njit(parallel=True, cache=True, nogil=True)
+    @cached_kernel(parallel=True, nogil=True)
     def _forward(cur, static, direct, steps, scale, sig, bia, th, bv, av, dv, zero_reset, imax, vmax, spikes,
                  istates, vstates, sat):
         # one sample at a time (samples spread over the cores), as fused_lif_cpu._forward
@@ -65,7 +65,7 @@ if HAVE_NUMBA:
                         sp[s] = _spike(x, tt, sg, inv_scale)
             sat[n] = count
 
-    @numba.njit(parallel=True, cache=True, nogil=True)
+    @cached_kernel(parallel=True, nogil=True)
     def _backward(cur, static, direct, steps, scale, sig, bia, th, bv, av, dv, zero_reset, imax, vmax, slope,
                   istates, vstates, gspk, gcur, gpar_nc):
         # one sample at a time; per-pixel partial sums of the parameter gradients (summed over each plane

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba
+from ..numba_support import HAVE_NUMBA, cached_kernel, leave_start_method_unset, numba
 
 __all__ = ["HAVE_NUMBA", "forward", "backward"]
 
@@ -105,7 +105,7 @@ if HAVE_NUMBA:
                 a_sig[s] -= gi * (xc[s] - bb) / sg
 
     # ---------------------------------------------- the LIF kernels
-    @numba.njit(parallel=True, cache=True, nogil=True)
+    @cached_kernel(parallel=True, nogil=True)
     def _forward(cur, static, direct, steps, scale, sig, bia, th, bv, dv, zero_reset, vmax, spikes, states, sat):
         # one sample at a time (samples spread over the cores): its C·S states stay in cache through all
         # T steps, and each step reads and writes one contiguous [C, S] block; the loops over a plane's
@@ -133,7 +133,7 @@ if HAVE_NUMBA:
                         sp[s] = _spike(x, tt, sg, inv_scale)
             sat[n] = count
 
-    @numba.njit(parallel=True, cache=True, nogil=True)
+    @cached_kernel(parallel=True, nogil=True)
     def _backward(cur, static, direct, steps, scale, sig, bia, th, bv, dv, zero_reset, vmax, slope, states, gspk,
                   gcur, gpar_nc):
         # one sample at a time, as the forward pass; per-pixel partial sums of the parameter gradients

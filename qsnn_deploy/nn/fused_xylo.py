@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..numba_support import HAVE_NUMBA, numba
+from ..numba_support import HAVE_NUMBA, cached_kernel, numba
 
 __all__ = ["HAVE_NUMBA", "xylo_sequence"]
 
@@ -50,7 +50,7 @@ if HAVE_NUMBA:
                 a, flag = _sat16(a + counts[q] * weights[q], flag, 1)
         return a, flag
 
-    @numba.njit(cache=True, nogil=True)
+    @cached_kernel(nogil=True)
     def _step_forward(isyn, v, j, jp, jn, x, w, zprev, r, has_rec, th, b, ps, pm, cap, a_out, vprev_out, vp_out,
                       n_out, flags_out):
         n_batch, n_ch = j.shape
@@ -103,7 +103,7 @@ if HAVE_NUMBA:
                     sat += 1
         return sat, folded
 
-    @numba.njit(cache=True, nogil=True)
+    @cached_kernel(nogil=True)
     def _step_backward(g_n, g_v, g_isyn, a_st, vprev_st, vp_st, n_st, flags, th, ps, pm, cap, slope, unit,
                        g_j, g_th, g_b, g_ps, g_pm):
         n_batch, n_ch = g_n.shape

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..neurons import CubaLIF
 from ..neurons.cuba import RESET_CODES, cuba_kernel_step
-from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba
+from ..numba_support import HAVE_NUMBA, cached_kernel, leave_start_method_unset, numba
 from .lif_scan import tiled_chunks
 
 
@@ -66,7 +66,7 @@ def _params(neuron: CubaLIF, c: int) -> list[np.ndarray]:
 
 
 if HAVE_NUMBA:
-    @numba.njit(parallel=True, cache=True, nogil=True)
+    @cached_kernel(parallel=True, nogil=True)
     def _kernel(j, static, steps, frac_bits, th, b, a, d, bi, reset, imax, vmax, record, spikes, states, sat, chunk):
         # j: [T (or 1), n] flat channels-last; spikes, states: [T, n]; parameters per channel, tiled to a chunk
         n = spikes.shape[1]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lif_scan import HAVE_NUMBA, leave_start_method_unset, numba
+from ..numba_support import HAVE_NUMBA, cached_kernel, leave_start_method_unset, numba
 
 #: Use the event kernel when at most this fraction of the inputs is non-zero (above it a float
 #: GEMM over im2col patches is faster on these CPUs).
@@ -76,7 +76,7 @@ def event_dense(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 if HAVE_NUMBA:
-    @numba.njit(parallel=True, cache=True, nogil=True)
+    @cached_kernel(parallel=True, nogil=True)
     def _conv_kernel(x, w, sy, sx, out, rows_per_chunk):
         n, ho, wo, c_out = out.shape
         h, wd, c_in = x.shape[1], x.shape[2], x.shape[3]
@@ -114,7 +114,7 @@ if HAVE_NUMBA:
                         for o in range(c_out):
                             out[s, oy, ox, o] = acc[o]
 
-    @numba.njit(parallel=True, cache=True, nogil=True)
+    @cached_kernel(parallel=True, nogil=True)
     def _dense_kernel(x, w, out, rows_per_chunk):
         n, k = x.shape
         c_out = w.shape[1]

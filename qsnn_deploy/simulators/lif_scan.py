@@ -29,7 +29,7 @@ import numpy as np
 from .. import intmath
 from ..errors import SaturationError
 from ..neurons.lif import lif_kernel_step
-from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba  # noqa: F401 - re-exported
+from ..numba_support import HAVE_NUMBA, cached_kernel, leave_start_method_unset, numba  # noqa: F401 - re-exported
 
 #: Neurons per chunk of the fused kernel: 16 Ki int64 states (128 KiB) stay in a core's L2 cache.
 CHUNK = 1 << 14
@@ -140,7 +140,7 @@ def tiled_chunks(c: int, n: int, params: list[np.ndarray]) -> tuple[int, int, li
 
 
 if HAVE_NUMBA:
-    @numba.njit(parallel=True, cache=True, nogil=True)
+    @cached_kernel(parallel=True, nogil=True)
     def _kernel(j, static, steps, frac_bits, th, b, d, subtract, vmax, record, spikes, states, sat, chunk):
         # j: [T (or 1), n] flat channels-last; spikes, states: [T, n]; th, b, d: per channel, tiled to a chunk
         n = spikes.shape[1]

@@ -35,7 +35,7 @@ import numpy as np
 from .. import intmath
 from ..neurons.cuba import RESET_CODES, cuba_kernel_step
 from ..neurons.lif import lif_kernel_step
-from ..numba_support import HAVE_NUMBA, leave_start_method_unset, numba
+from ..numba_support import HAVE_NUMBA, cached_kernel, leave_start_method_unset, numba
 from .event_synapse import accumulator_dtype
 
 
@@ -158,7 +158,7 @@ if HAVE_NUMBA:
             m += sp[ch]
         return m
 
-    @numba.njit(parallel=True, cache=True, nogil=True)
+    @cached_kernel(parallel=True, nogil=True)
     def _lif_kernel(j, steps, frac_bits, th, b, d, subtract, vmax, rt, record, spikes, states, sat):
         # j: [T (or 1: static), N, C] int64; rt: Rᵀ [C, C]; spikes, states: [T, N, C]; sat: [N, T]
         n_total, c = spikes.shape[1], spikes.shape[2]
@@ -184,7 +184,7 @@ if HAVE_NUMBA:
                     states[t, n] = v
                 sat[n, t] = n_sat
 
-    @numba.njit(parallel=True, cache=True, nogil=True)
+    @cached_kernel(parallel=True, nogil=True)
     def _cuba_kernel(j, steps, frac_bits, th, b, a, d, bi, reset_code, imax, vmax, rt, record, spikes, states, sat):
         # as _lif_kernel, with the current state i (neurons/cuba.py's equation)
         n_total, c = spikes.shape[1], spikes.shape[2]
