@@ -206,6 +206,19 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {_one_line(message)}", file=sys.stderr)
 
 
+def add_input_arguments(parser: argparse.ArgumentParser, *, samples: int, data_help: str) -> None:
+    """Add the options choosing the input samples, shared by ``qsnn-verify`` and ``qsnn-report``: ``--data``
+    or ``--random`` (one of them), ``--split``, ``-n/--num-samples`` (default ``samples``), ``--steps``
+    (T; default the model's) and ``--seed`` (for ``--random``)."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--data", help=data_help)
+    source.add_argument("--random", action="store_true", help="random integer inputs within the net's input range")
+    parser.add_argument("--split", default="test", choices=("train", "test"))
+    parser.add_argument("-n", "--num-samples", type=int, default=samples)
+    parser.add_argument("--steps", type=int, help="time steps T (default: the model's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for --random")
+
+
 def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
     """``--quiet`` / ``--verbose``, the same on every command; :func:`run_cli` applies them."""
     group = parser.add_mutually_exclusive_group()

@@ -27,7 +27,7 @@ from ..fileio import check_output_path
 from ..log import get_logger
 from ..report import (add_energy_arguments, collect_activity, compute_report, energy_model_from_args, print_report,
                       resolve_backends, write_html, write_json)
-from .common import add_logging_arguments, add_model_arguments, load_model, run_cli, show_progress
+from .common import add_input_arguments, add_logging_arguments, add_model_arguments, load_model, run_cli, show_progress
 
 logger = get_logger(__name__)
 
@@ -36,14 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``qsnn-report`` argument parser (``qsnn-report --help`` prints it)."""
     p = argparse.ArgumentParser(prog="qsnn-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", help="MNIST / FashionMNIST idx folder, or its parent (the dataset is picked by the "
-                     "model's name); without --data/--random: static figures only")
-    src.add_argument("--random", action="store_true", help="random integer inputs within the net's input range")
-    p.add_argument("--split", default="test", choices=("train", "test"))
-    p.add_argument("-n", "--num-samples", type=int, default=1000)
-    p.add_argument("--steps", type=int, help="time steps T (default: the model's)")
-    p.add_argument("--seed", type=int, default=0, help="seed for --random")
+    add_input_arguments(p, samples=1000, data_help="MNIST / FashionMNIST idx folder, or its parent (the dataset is "
+                        "picked by the model's name); without --data/--random: static figures only")
     p.add_argument("--batch-size", type=int, default=50, help="samples simulated together (states are recorded)")
     p.add_argument("--raster-sample", type=int, default=0, help="sample shown in the spike raster (default 0)")
     p.add_argument("--target", help="deployment target whose fit to show (e.g. lava); shows a note while none is registered")

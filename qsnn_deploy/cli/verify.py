@@ -23,7 +23,7 @@ from ..errors import QSNNError
 from ..fileio import check_output_path, write_text_atomic
 from ..log import get_logger
 from ..verify import VerifyReport, verify
-from .common import add_logging_arguments, add_model_arguments, load_model, run_cli, show_progress
+from .common import add_input_arguments, add_logging_arguments, add_model_arguments, load_model, run_cli, show_progress
 
 logger = get_logger(__name__)
 
@@ -32,17 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``qsnn-verify`` argument parser (``qsnn-verify --help`` prints it)."""
     p = argparse.ArgumentParser(prog="qsnn-verify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", help="MNIST / FashionMNIST idx folder, or its parent (e.g. ../shared/data: the dataset "
-                     "is picked by the model's name); flat-input nets get flattened images")
-    src.add_argument("--random", action="store_true", help="random integer inputs within the net's input range")
-    p.add_argument("--split", default="test", choices=("train", "test"))
-    p.add_argument("-n", "--num-samples", type=int, default=100)
-    p.add_argument("--steps", type=int, help="time steps T (default: the model's)")
+    add_input_arguments(p, samples=100, data_help="MNIST / FashionMNIST idx folder, or its parent (e.g. ../shared/data: "
+                        "the dataset is picked by the model's name); flat-input nets get flattened images")
     p.add_argument("--backends", default="torch", help="comma-separated backends besides the NumPy reference (default: torch)")
     p.add_argument("--device", default="cpu", help="device of the PyTorch model and torch backend: cpu or cuda")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0, help="seed for --random")
     p.add_argument("--saturation", default="count", choices=("count", "raise"),
                    help="state beyond B_v bits: clip and count (default) or stop with an error")
     p.add_argument("--strict", action="store_true",
