@@ -10,9 +10,12 @@ pieces), so after an edit to one of those files (a ``git pull``, a patch) Numba 
 the old machine code. Every kernel of the package is therefore declared with :func:`cached_kernel`,
 which caches it in a folder named after a hash of every source file of the package
 (:func:`kernel_cache_dir`): any change to any of them compiles afresh. Numba's own setting
-(``numba.config.CACHE_DIR``) is left as it was, for other libraries' kernels. The folder is ``$NUMBA_CACHE_DIR/qsnn-deploy-<hash>`` when the user set
-``NUMBA_CACHE_DIR``, else ``$XDG_CACHE_HOME`` (``~/.cache``)``/qsnn-deploy/numba-<hash>``, else (not
-writable) the same under the system's temporary folder; the few most recent ones are kept.
+(``numba.config.CACHE_DIR``) is left as it was, for other libraries' kernels.
+
+The folder is ``$NUMBA_CACHE_DIR/qsnn-deploy-<hash>`` when the user set ``NUMBA_CACHE_DIR``, else
+``$XDG_CACHE_HOME`` (``~/.cache``)``/qsnn-deploy/numba-<hash>``, else (neither writable) the same under
+the system's temporary folder; the :data:`KEEP_OLD_CACHES` most recent older ones are kept. Checkouts
+with identical sources share one folder.
 """
 from __future__ import annotations
 

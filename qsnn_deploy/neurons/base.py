@@ -53,7 +53,6 @@ def saturate(v: np.ndarray, limit: int) -> tuple[np.ndarray, int]:
     return (np.clip(v, -limit, limit) if n else v), n
 
 
-
 if HAVE_NUMBA:
     @numba.njit(inline="always")
     def decay_int(x, d):
@@ -71,6 +70,7 @@ if HAVE_NUMBA:
         return x, 0
 else:  # pragma: no cover - the kernels need Numba; reference_step does not
     decay_int = saturate_int = None
+
 
 @dataclass
 class NeuronParams:

@@ -21,7 +21,6 @@ from ..numba_support import HAVE_NUMBA, cached_kernel, leave_start_method_unset,
 from .lif_scan import tiled_chunks
 
 
-
 def cuba_scan(neuron: CubaLIF, j: np.ndarray, static: bool, steps: int, record: bool = False,
               use_numba: bool | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Run ``neuron``'s equation for T = ``steps`` steps.
