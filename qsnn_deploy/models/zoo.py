@@ -25,9 +25,10 @@ from .spec import ARCH_FORMAT, ARCH_VERSION
 
 PRECISION_BITS = {"float": None, "int8": 8, "int4": 4, "int2": 2, "binary": 1}
 
-#: Table I of "Navigating Local Minima in Quantized SNNs" (values of the authors' released configs):
-#: LIF beta and threshold, fast-sigmoid slope k, Adam learning rate, batch size, dropout, BatchNorm,
-#: gradient-norm clip and weight clip; T = 100 steps; cosine period 10 epochs.
+#: Table I of "Navigating Local Minima in Quantized SNNs" (values of the authors' first released configs, their
+#: ``conf.py``; their later ``run.py`` uses other values, see docs/training.md): LIF beta and threshold,
+#: fast-sigmoid slope k, Adam learning rate, batch size, dropout, BatchNorm, gradient-norm clip and weight clip;
+#: T = 100 steps; cosine period 10 epochs.
 PRESETS: dict[str, dict[str, Any]] = {
     "mnist": {"beta": 0.921, "threshold": 2.04, "slope": 6.03, "lr": 1.9e-3, "batch_size": 128, "dropout": 0.094,
               "batchnorm": True, "grad_clip": 1.0, "weight_clip": 1.0, "num_steps": 100, "period_epochs": 10},
