@@ -1,14 +1,15 @@
 #!/bin/bash
-# Copy each new last.pt of a run to <dest>/epoch_<N>.pt (N = finished epochs counted in the log).
-run=$1; log=$2; dest=$3; prev=""
+# Keep a copy of every epoch of a qsnn-train run: training-runs/keep_epochs.sh RUN_DIR DEST
+# Each new RUN_DIR/last.pt (written atomically by qsnn-train) is copied to DEST/epoch_<N>.pt, N being the
+# epoch count stored in that checkpoint. Runs until stopped; start it beside the run.
+run=$1; dest=$2; prev=""
+mkdir -p "$dest"
 while true; do
-  if [ -f "$run/last.pt" ]; then
-    m=$(stat -c %Y "$run/last.pt")
-    if [ "$m" != "$prev" ]; then
-      sleep 5
-      n=$(grep -a -o "epoch [0-9]*: loss" "$log" | tail -1 | grep -o "[0-9]*" | head -1)
-      cp "$run/last.pt" "$dest/epoch_${n}.pt"; prev=$m
-    fi
+  m=$(stat -c %Y "$run/last.pt" 2>/dev/null)
+  if [ -n "$m" ] && [ "$m" != "$prev" ]; then
+    cp "$run/last.pt" "$dest/last.tmp"
+    n=$(python -c "import sys, torch; print(torch.load(sys.argv[1], weights_only=True)['train_state']['epoch'])" "$dest/last.tmp") \
+      && mv "$dest/last.tmp" "$dest/epoch_${n}.pt" && prev=$m
   fi
   sleep 30
 done
