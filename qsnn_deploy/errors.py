@@ -51,6 +51,11 @@ class CheckpointError(QSNNError, ValueError):
     """A checkpoint or frozen-network file is unreadable, truncated or unsafe."""
 
 
+class TrainConfigError(QSNNError, ValueError):
+    """A training configuration that cannot run (a field out of its range, options that exclude each other),
+    refused before any data is read or any weight trained; the message names the field."""
+
+
 class SaturationError(QSNNError, OverflowError):
     """A membrane state left its B_v-bit range while saturation was configured to raise."""
 

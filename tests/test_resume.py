@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from qsnn_deploy.checkpoint import load_checkpoint
+from qsnn_deploy.checkpoint import load_checkpoint, model_from_checkpoint
 from qsnn_deploy.cli.train import main as train_main
 from qsnn_deploy.errors import CheckpointError
 from qsnn_deploy.train import TrainConfig, Trainer
@@ -386,3 +386,45 @@ def test_turning_early_stopping_on_without_a_validation_split_is_refused(last_pt
     rc = train_main(["--resume", str(last_pt), "--epochs", "2", "--early-stopping", "3", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert rc == 2 and "field 'val_size'" in err and "0" in err and "5000" in err, err
+
+
+# ------------------------------------------------------------------ --keep-epochs: a resumable copy of chosen epochs
+def test_keep_epochs_keeps_the_named_epochs_and_each_resumes_to_the_straight_run(tmp_path):
+    """``--keep-epochs 1,3`` over 3 epochs writes epoch_1.pt and epoch_3.pt (not epoch_2.pt): epoch_3.pt is
+    the final last.pt, and resuming epoch_1.pt to 3 epochs gives exactly the straight run's weights."""
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path / "straight"
+        assert train_main(["--dataset", "mnist", "--epochs", "3", "--steps", "3", "--limit-train", "128",
+                           "--limit-test", "32", "--batch-size", "64", "--seed", "3", "--device", "cpu",
+                           "--keep-epochs", "1,3", "--out", str(out), "-q"]) == 0
+        assert sorted(p.name for p in out.glob("epoch_*.pt")) == ["epoch_1.pt", "epoch_3.pt"]
+        first, third = load_checkpoint(out / "epoch_1.pt"), load_checkpoint(out / "epoch_3.pt")
+        assert first["train_state"]["epoch"] == 1 and third["train_state"]["epoch"] == 3
+        _assert_same_run(third, load_checkpoint(out / "last.pt"))
+        model, _ = model_from_checkpoint(out / "epoch_1.pt")  # a model of its own epoch, as qsnn-verify reads it
+        assert torch.equal(model.state_dict()["fc.weight"], first["state_dict"]["fc.weight"])
+        assert not torch.equal(first["state_dict"]["fc.weight"], third["state_dict"]["fc.weight"])
+        again = tmp_path / "from_epoch_1"
+        assert train_main(["--resume", str(out / "epoch_1.pt"), "--epochs", "3", "--out", str(again), "-q"]) == 0
+        _assert_same_run(load_checkpoint(out / "model.pt"), load_checkpoint(again / "model.pt"))
+        assert sorted(p.name for p in again.glob("epoch_*.pt")) == ["epoch_3.pt"]  # the spec is stored with the run
+    finally:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def test_a_resume_may_turn_keep_epochs_on(last_pt, tmp_path):
+    out = tmp_path / "run"
+    assert train_main(["--resume", str(last_pt), "--epochs", "2", "--keep-epochs", "all", "--out", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.glob("epoch_*.pt")) == ["epoch_2.pt"]  # epoch 1 was trained before the resume
+    assert load_checkpoint(out / "epoch_2.pt")["config"]["keep_epochs"] == "all"
+
+
+@pytest.mark.parametrize("spec, item", [("0", "'0'"), ("10,ten", "'ten'"), ("-3", "'-3'"), ("1.5", "'1.5'")])
+def test_a_malformed_keep_epochs_is_refused_before_training(tmp_path, capsys, spec, item):
+    out = tmp_path / "run"
+    rc = train_main(["--dataset", "mnist", "--epochs", "1", "--steps", "3", "--limit-train", "64", "--limit-test", "32",
+                     "--device", "cpu", f"--keep-epochs={spec}", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and "field 'keep_epochs'" in err and item in err, err
+    assert not list(out.glob("*.pt")) if out.exists() else True

@@ -400,3 +400,24 @@ def test_float_neuron_models_start_every_batch_from_rest(precision):
         model(b * 3, num_steps=5)
         again = model(a, num_steps=5)
     assert torch.equal(first, again)
+
+
+@pytest.mark.parametrize("options, names", [
+    (["--dataset", "mnist-rows", "--profile", "loihi"], ["--profile xylo", "loihi"]),
+    (["--dataset", "mnist-rows", "--steps", "7"], ["num_steps = 7", "16"]),
+    (["--early-stopping", "-2"], ["field 'early_stopping'", "-2"]),
+    (["--anneal-alpha", "1.5"], ["field 'anneal_alpha'", "1.5"]),
+    (["--val-size", "70000", "--limit-test", "16"], ["field 'val_size'", "70000", "60000"]),
+    (["--dataset", "synthetic-dvs", "--steps", "7", "--limit-train", "4", "--limit-test", "4"], ["--steps 7", "1,000,000"]),
+], ids=["rows-not-xylo", "rows-T", "patience", "anneal-alpha", "val-size", "dvs-T"])
+def test_qsnn_train_refuses_an_impossible_config_with_one_line_naming_the_field(tmp_path, capsys, options, names):
+    """A configuration that cannot run is an ``error:`` line naming the field and the value (exit 2), not a
+    traceback, and writes no checkpoint."""
+    from qsnn_deploy.cli.train import main as train_main
+
+    out = tmp_path / "run"
+    rc = train_main(["--epochs", "1", "--device", "cpu", "--out", str(out), *options])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert all(n in err for n in names), err
+    assert not (out.exists() and list(out.glob("*.pt")))

@@ -71,6 +71,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anneal-initial", type=float, help="θ_0 for threshold annealing")
     p.add_argument("--anneal-final", type=float, help="θ_final (default: the preset threshold)")
     p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without a better validation accuracy; restores the best weights")
+    p.add_argument("--keep-epochs", default="", metavar="all|N,N,...",
+                   help="also keep last.pt as epoch_<N>.pt after these epochs (e.g. 10,30,50: the ends of the cosine "
+                        "descents) or after every epoch ('all'); each is resumable and deployable")
     p.add_argument("--val-size", type=int, default=0, help="validation samples taken from the end of the training set")
     p.add_argument("--limit-train", type=int)
     p.add_argument("--limit-test", type=int)
@@ -97,7 +100,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         hidden=a.hidden, hidden_layers=a.hidden_layers, steps_per_row=a.steps_per_row, blank_steps=a.blank_steps, period_epochs=a.period_epochs,
         step_epochs=a.step_epochs, loss_patience=a.loss_patience, grad_clip=a.grad_clip, weight_clip=a.weight_clip,
         anneal_alpha=a.anneal_alpha, anneal_initial=a.anneal_initial, anneal_final=a.anneal_final,
-        early_stopping=a.early_stopping, val_size=a.val_size, limit_train=a.limit_train, limit_test=a.limit_test,
+        early_stopping=a.early_stopping, keep_epochs=a.keep_epochs, val_size=a.val_size, limit_train=a.limit_train, limit_test=a.limit_test,
         seed=a.seed, loss=a.loss, init_from=a.init_from, fit_frac_bits=not a.fixed_frac_bits, data_dir=a.data_dir, device=a.device, out_dir=a.out, name=a.name)
 
 
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="qsnn-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(p)
     p.add_argument("--resume", help="continue a run from its last.pt / checkpoint (config is taken from it; it may change "
-                                    "only --epochs, --eval-steps, --out, --device, --data-dir, --name: another option "
+                                    "only --epochs, --early-stopping, --eval-steps, --out, --device, --data-dir, --name, --keep-epochs: another option "
                                     "that differs from the checkpoint's run is refused, naming it)")
     add_logging_arguments(p)
     args = p.parse_args(argv)

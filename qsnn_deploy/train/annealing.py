@@ -14,6 +14,8 @@ import snntorch as snn
 import torch
 import torch.nn as nn
 
+from ..errors import TrainConfigError
+
 
 class ThresholdAnnealer:
     """Anneal the thresholds of every ``snntorch.Leaky`` (incl. QLeaky) in ``model``.
@@ -28,7 +30,7 @@ class ThresholdAnnealer:
     def __init__(self, model: nn.Module, final: float | Mapping[str, float], alpha: float,
                  initial: float | Mapping[str, float] | None = None):
         if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+            raise TrainConfigError(f"field 'anneal_alpha': must be in (0, 1], got {alpha}")
         self.alpha = float(alpha)
         self.neurons = {name: m for name, m in model.named_modules() if isinstance(m, snn.Leaky)}
         if not self.neurons:

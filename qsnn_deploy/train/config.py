@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ..errors import TrainConfigError
 from ..models import PRESETS
 from ..profiles import LOIHI_DEFAULT_BETA, LOIHI_DEFAULT_LR, check_profile_name
 
@@ -26,6 +27,23 @@ XYLO_DEFAULT_HIDDEN = 128
 NEURON_CHOICES = ("lif", "cuba")
 #: the current decay α of ``--neuron cuba`` when none is given (one step halves the current)
 CUBA_DEFAULT_ALPHA = 0.5
+
+
+def keep_epoch_numbers(spec: str) -> frozenset[int] | None:
+    """The epochs (counted from 1) after which ``--keep-epochs spec`` keeps a copy of the checkpoint:
+    ``""`` none, ``"all"`` every epoch (``None`` here), else a comma list of positive integers such as
+    ``"10,30,50"`` (the ends of the paper's 10-epoch cosine descents). A malformed spec raises
+    :class:`ValueError` naming the field and the offending item."""
+    spec = (spec or "").strip()
+    if spec == "all":
+        return None
+    numbers = set()
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        if not item.isdigit() or int(item) < 1:
+            raise TrainConfigError(f"field 'keep_epochs': {item!r} is not an epoch number (a positive integer); "
+                             "give 'all' or a comma list such as 10,30,50")
+        numbers.add(int(item))
+    return frozenset(numbers)
 
 
 @dataclass
@@ -67,6 +85,7 @@ class TrainConfig:
     anneal_initial: float | None = None   # θ_0 (default: the preset threshold)
     anneal_final: float | None = None     # θ_final
     early_stopping: int | None = None     # patience in epochs (validation accuracy)
+    keep_epochs: str = ""                 # also write epoch_<N>.pt after these epochs: "", "all" or "10,30,50"
     val_size: int = 0
     limit_train: int | None = None
     limit_test: int | None = None
@@ -89,13 +108,13 @@ class TrainConfig:
             from ..data.rows import encoding_steps
 
             if c.profile != "xylo":
-                raise ValueError(f"dataset {c.dataset}: the rows datasets train SynSense Xylo nets (--profile xylo), "
+                raise TrainConfigError(f"dataset {c.dataset}: the rows datasets train SynSense Xylo nets (--profile xylo), "
                                  f"not --profile {c.profile}")
             c.hidden = XYLO_DEFAULT_HIDDEN if c.hidden is None else int(c.hidden)
             steps = encoding_steps(self.encoding())
             for key in ("num_steps", "eval_steps"):
                 if getattr(c, key) not in (None, steps):
-                    raise ValueError(f"dataset {c.dataset}: T is set by the rows encoding (16 rows × {c.steps_per_row} "
+                    raise TrainConfigError(f"dataset {c.dataset}: T is set by the rows encoding (16 rows × {c.steps_per_row} "
                                      f"step(s) + {c.blank_steps} blank = {steps}); {key} = {getattr(c, key)} differs")
                 setattr(c, key, steps)
         if c.profile == "loihi":
@@ -108,13 +127,18 @@ class TrainConfig:
             if getattr(c, key) is None:
                 setattr(c, key, p[key])
         if c.neuron not in NEURON_CHOICES:
-            raise ValueError(f"neuron must be one of {NEURON_CHOICES}, got {c.neuron!r}")
+            raise TrainConfigError(f"field 'neuron': must be one of {NEURON_CHOICES}, got {c.neuron!r}")
         if c.neuron == "cuba" and c.alpha is None:
             c.alpha = CUBA_DEFAULT_ALPHA
         if c.period_epochs is None:  # a preset without a period (the rows datasets): one cosine over the run
             c.period_epochs = float(max(c.epochs, 1))
         c.num_steps = c.num_steps or p["num_steps"]
         c.eval_steps = c.eval_steps or c.num_steps
+        keep_epoch_numbers(c.keep_epochs)  # refuse a malformed spec before any data is read
+        if c.early_stopping is not None and c.early_stopping < 0:
+            raise TrainConfigError(f"field 'early_stopping': the patience must be >= 1 epoch (0 = off), got {c.early_stopping}")
+        if c.anneal_alpha is not None and not 0 <= c.anneal_alpha <= 1:
+            raise TrainConfigError(f"field 'anneal_alpha': must be in (0, 1] (0 = off), got {c.anneal_alpha}")
         if c.early_stopping and not c.val_size:
             c.val_size = 5000 if c.dataset in ("mnist", "fashion-mnist") else 0
         return c

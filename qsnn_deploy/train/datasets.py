@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import TrainConfigError
+
 
 @dataclass
 class ArrayDataset:
@@ -76,7 +78,7 @@ def load_datasets(dataset: str, data_dir: str | None = None, limit_train: int | 
         duration_us = 1_000_000
         frames = dict(bin_us=duration_us // int(num_steps) if num_steps else 5000, duration_us=duration_us)
         if num_steps and duration_us % int(num_steps):
-            raise ValueError(f"--steps {num_steps}: event frames are 1 s / T long; T must divide 1,000,000 µs")
+            raise TrainConfigError(f"--steps {num_steps}: event frames are 1 s / T long; T must divide 1,000,000 µs")
         if dataset == "dvs128":
             folder = Path(data_dir) if data_dir else default_data_dir("dvs128")
             tr, te = ev.DVSGesture(folder, train=True, **frames), ev.DVSGesture(folder, train=False, **frames)
@@ -91,7 +93,7 @@ def load_datasets(dataset: str, data_dir: str | None = None, limit_train: int | 
     val = None
     if val_size:
         if val_size >= len(train):
-            raise ValueError(f"val_size {val_size} must be smaller than the training set ({len(train)})")
+            raise TrainConfigError(f"field 'val_size': {val_size} validation samples must be fewer than the training set's {len(train)}")
         n = len(train)
         val = train.subset(np.arange(n - val_size, n))
         train = train.subset(np.arange(0, n - val_size))

@@ -12,6 +12,8 @@ from typing import Any, Iterable
 import torch
 import torch.nn as nn
 
+from ..errors import TrainConfigError
+
 
 class EarlyStopping:
     """Stop after ``patience`` epochs without improvement of ``score`` by more than ``min_delta``;
@@ -19,7 +21,7 @@ class EarlyStopping:
 
     def __init__(self, patience: int = 10, min_delta: float = 0.0):
         if patience < 1:
-            raise ValueError("patience must be >= 1")
+            raise TrainConfigError(f"field 'early_stopping': the patience must be >= 1 epoch, got {patience}")
         self.patience = int(patience)
         self.min_delta = float(min_delta)
         self.best_score = -math.inf

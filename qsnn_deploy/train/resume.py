@@ -16,8 +16,8 @@ RESUME_KEYS = ("epoch", "optimizer", "schedule", "rng", "history")
 #: weight of the epochs both runs train), the T the model is evaluated and saved at, and where things are.
 #: Every other field of the stored config must match, or the resume is refused naming the field (turning
 #: early stopping on where the run held out no validation set is refused by ``val_size``: that would change
-#: the training data).
-RESUME_MAY_CHANGE = ("epochs", "early_stopping", "eval_steps", "out_dir", "device", "data_dir", "name")
+#: the training data), and which epochs are kept as ``epoch_<N>.pt`` (an output, like the name).
+RESUME_MAY_CHANGE = ("epochs", "early_stopping", "eval_steps", "out_dir", "device", "data_dir", "name", "keep_epochs")
 #: the fields a differing resume names first (what makes a checkpoint another run entirely)
 _RESUME_FIRST = ("dataset", "profile", "precision", "deploy_faithful", "reset")
 

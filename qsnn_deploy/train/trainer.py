@@ -35,7 +35,7 @@ from ..profiles import (apply_profile, calibrate_initial_firing, fit_frac_bits, 
 from ..nn.blocks import is_synapse
 from .annealing import ThresholdAnnealer
 from .config import (CUBA_DEFAULT_ALPHA, NEURON_CHOICES, PRESET_OF, ROW_DATASETS, XYLO_DEFAULT_HIDDEN,  # noqa: F401
-                     TrainConfig)
+                     TrainConfig, keep_epoch_numbers)
 from .datasets import ArrayDataset, load_datasets
 from .early_stopping import EarlyStopping
 from .losses import predict, spike_count_loss
@@ -148,6 +148,8 @@ class Trainer:
                 stored.data_dir = config.data_dir
             if explicit is None or "name" in explicit:
                 stored.name = config.name
+            if explicit is None or "keep_epochs" in explicit:
+                stored.keep_epochs = config.keep_epochs
             config = stored
             resume_arch = self.resume_ckpt.get("arch")
         self.cfg = config.resolved()
@@ -272,7 +274,8 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train for ``config.epochs`` epochs (or resume), evaluate, and write the outputs into ``out_dir``.
 
-        Writes ``<name>.pt`` (qsnn checkpoint), ``last.pt`` after every epoch, ``steps.csv``,
+        Writes ``<name>.pt`` (qsnn checkpoint), ``last.pt`` after every epoch (and ``epoch_<N>.pt``, the
+        same checkpoint, after the epochs ``keep_epochs`` names), ``steps.csv``,
         ``metrics.json`` and ``training.png`` (rank 0 only under DDP). Returns the final metrics
         (test accuracy, sample count, T, throughput...).
         """
@@ -320,6 +323,7 @@ class Trainer:
         # the loihi profile pins F = 6 (Lava's shifts) and projects the weights into the bound instead
         fits_frac_bits = c.fit_frac_bits and c.deploy_faithful and c.profile == "default"
         best_acc, stopped = -1.0, False
+        keep = keep_epoch_numbers(c.keep_epochs)  # None: every epoch
         for epoch in range(start_epoch, c.epochs):
             model.train()
             gen = torch.Generator().manual_seed(c.seed * 1000 + epoch)
@@ -380,6 +384,8 @@ class Trainer:
                     stop = bool(flag.item())
             if self.is_main:  # after the stopper's update: last.pt holds its state for this epoch
                 self._save(self.out / "last.pt", arch, model, opt, sched, hist, epoch + 1, stopper=stopper)
+                if keep is None or epoch + 1 in keep:  # the same checkpoint, kept: resumable and deployable
+                    self._save(self.out / f"epoch_{epoch + 1}.pt", arch, model, opt, sched, hist, epoch + 1, stopper=stopper)
             if stopper is not None:
                 if stop:
                     stopped = True
