@@ -7,11 +7,16 @@ one optimizer step = forward over T steps + spike-count MSE + backward + grad cl
 ``--neuron cuba`` makes every spiking layer current-based (snnTorch ``Synaptic`` / ``QSynaptic``,
 α = 0.5, as ``qsnn-train --neuron cuba``); ``fused`` then runs :mod:`qsnn_deploy.nn.fused_cuba`.
 
-    python bench/bench_train.py [--steps 25 100] [--batch 128] [--iters 5] [--device cpu|cuda] [--neuron lif|cuba]
+``--malloc both`` runs every variant twice, with glibc's default malloc and with the settings
+``qsnn-train`` starts itself with (:mod:`qsnn_deploy.train.malloc_tuning`), and prints the ratio
+(``tuned`` / ``default``: one of them; the default, ``tuned``, is what ``qsnn-train`` runs with).
+
+    python bench/bench_train.py [--steps 25 100] [--batch 128] [--iters 5] [--device cpu|cuda] [--neuron lif|cuba] [--malloc tuned|default|both]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -27,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from qsnn_deploy.models import build_model, init_uniform_fan_in, preset_arch  # noqa: E402
 from qsnn_deploy.train import spike_count_loss  # noqa: E402
 from qsnn_deploy.train.config import CUBA_DEFAULT_ALPHA  # noqa: E402
+from qsnn_deploy.train.malloc_tuning import TUNED_MALLOC  # noqa: E402
 
 
 def snntorch_forward(m, x, steps):
@@ -133,30 +139,43 @@ def main() -> None:
                    help="which to run (comma-separated): snntorch, fused, stepwise")
     p.add_argument("--neuron", default="lif", choices=("lif", "cuba"),
                    help="neuron kind of every spiking layer: lif (Leaky / QLeaky) or cuba (Synaptic / QSynaptic)")
+    p.add_argument("--malloc", default="tuned", choices=("tuned", "default", "both"),
+                   help="glibc malloc of each variant's process: qsnn-train's tuned settings, glibc's defaults, or both")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one variant in this process, print JSON
     args = p.parse_args()
     if args.one:
         print(json.dumps(run_one(args.one, args.steps[0], args.batch, args.iters, args.device, args.neuron)))
         return
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    mallocs = ("tuned", "default") if args.malloc == "both" else (args.malloc,)
     print(f"seeds' MNIST net, int4, {args.neuron} neurons, batch {args.batch}, device {args.device}, "
           f"torch threads {torch.get_num_threads()}; "
           "each variant in a fresh process (peak memory = that process's)")
     for steps in args.steps:
         res = {}
         for v in variants:  # one process each, so that the peak memory is that variant's alone
-            out = subprocess.run([sys.executable, __file__, "--one", v, "--steps", str(steps), "--batch", str(args.batch),
-                                  "--iters", str(args.iters), "--device", args.device, "--neuron", args.neuron],
-                                 check=True, capture_output=True, text=True).stdout
-            res[v] = json.loads(out.strip().splitlines()[-1])
-            r = res[v]
-            print(f"T={steps:3d}: {VARIANTS[v]:46s} {args.batch / r['seconds']:7.1f} samples/s, "
-                  f"peak {r['peak_bytes'] / 2**20:7.0f} MiB ({r['peak_kind']})", flush=True)
-        if "snntorch" in res and "fused" in res:
-            ratio = res["snntorch"]["seconds"] / res["fused"]["seconds"]
-            mem = res["fused"]["peak_bytes"] / res["snntorch"]["peak_bytes"]
-            print(f"T={steps:3d}: ratio {ratio:.2f}x (deploy-faithful / snnTorch throughput; target >= 0.83), "
-                  f"memory {mem:.2f}x snnTorch's; one MNIST epoch ≈ {60000 * res['fused']['seconds'] / args.batch / 60:.1f} min")
+            for m in mallocs:
+                out = subprocess.run([sys.executable, __file__, "--one", v, "--steps", str(steps), "--batch", str(args.batch),
+                                      "--iters", str(args.iters), "--device", args.device, "--neuron", args.neuron],
+                                     check=True, capture_output=True, text=True, env=_malloc_env(m)).stdout
+                r = res[v, m] = json.loads(out.strip().splitlines()[-1])
+                print(f"T={steps:3d}: {VARIANTS[v]:46s} {args.batch / r['seconds']:7.1f} samples/s, "
+                      f"peak {r['peak_bytes'] / 2**20:7.0f} MiB ({r['peak_kind']}), {m} malloc", flush=True)
+            if len(mallocs) == 2:
+                print(f"T={steps:3d}: {VARIANTS[v]}: tuned malloc {res[v, 'default']['seconds'] / res[v, 'tuned']['seconds']:.2f}x "
+                      "the throughput of glibc's defaults", flush=True)
+        m = mallocs[0]
+        if ("snntorch", m) in res and ("fused", m) in res:
+            ratio = res["snntorch", m]["seconds"] / res["fused", m]["seconds"]
+            mem = res["fused", m]["peak_bytes"] / res["snntorch", m]["peak_bytes"]
+            print(f"T={steps:3d}: ratio {ratio:.2f}x (deploy-faithful / snnTorch throughput, both {m} malloc; target >= 0.83), "
+                  f"memory {mem:.2f}x snnTorch's; one MNIST epoch ≈ {60000 * res['fused', m]['seconds'] / args.batch / 60:.1f} min")
+
+
+def _malloc_env(kind: str) -> dict[str, str]:
+    """This environment with glibc malloc's variables as ``qsnn-train`` sets them (``tuned``) or unset."""
+    env = {k: v for k, v in os.environ.items() if k not in TUNED_MALLOC and k != "GLIBC_TUNABLES"}
+    return {**env, **TUNED_MALLOC} if kind == "tuned" else env
 
 
 if __name__ == "__main__":
