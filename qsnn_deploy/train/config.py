@@ -33,7 +33,7 @@ def keep_epoch_numbers(spec: str) -> frozenset[int] | None:
     """The epochs (counted from 1) after which ``--keep-epochs spec`` keeps a copy of the checkpoint:
     ``""`` none, ``"all"`` every epoch (``None`` here), else a comma list of positive integers such as
     ``"10,30,50"`` (the ends of the paper's 10-epoch cosine descents). A malformed spec raises
-    :class:`ValueError` naming the field and the offending item."""
+    :class:`~qsnn_deploy.errors.TrainConfigError` naming the field and the offending item."""
     spec = (spec or "").strip()
     if spec == "all":
         return None
@@ -41,7 +41,7 @@ def keep_epoch_numbers(spec: str) -> frozenset[int] | None:
     for item in filter(None, (part.strip() for part in spec.split(","))):
         if not item.isdigit() or int(item) < 1:
             raise TrainConfigError(f"field 'keep_epochs': {item!r} is not an epoch number (a positive integer); "
-                             "give 'all' or a comma list such as 10,30,50")
+                                   "give 'all' or a comma list such as 10,30,50")
         numbers.add(int(item))
     return frozenset(numbers)
 
@@ -109,13 +109,13 @@ class TrainConfig:
 
             if c.profile != "xylo":
                 raise TrainConfigError(f"dataset {c.dataset}: the rows datasets train SynSense Xylo nets (--profile xylo), "
-                                 f"not --profile {c.profile}")
+                                       f"not --profile {c.profile}")
             c.hidden = XYLO_DEFAULT_HIDDEN if c.hidden is None else int(c.hidden)
             steps = encoding_steps(self.encoding())
             for key in ("num_steps", "eval_steps"):
                 if getattr(c, key) not in (None, steps):
                     raise TrainConfigError(f"dataset {c.dataset}: T is set by the rows encoding (16 rows × {c.steps_per_row} "
-                                     f"step(s) + {c.blank_steps} blank = {steps}); {key} = {getattr(c, key)} differs")
+                                           f"step(s) + {c.blank_steps} blank = {steps}); {key} = {getattr(c, key)} differs")
                 setattr(c, key, steps)
         if c.profile == "loihi":
             c.reset, c.deploy_faithful = "zero", True
