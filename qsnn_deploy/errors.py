@@ -53,7 +53,7 @@ class CheckpointError(QSNNError, ValueError):
 
 class TrainConfigError(QSNNError, ValueError):
     """A training configuration that cannot run (a field out of its range, options that exclude each other),
-    refused before any data is read or any weight trained; the message names the field."""
+    refused before any weight is trained; the message names the field."""
 
 
 class SaturationError(QSNNError, OverflowError):

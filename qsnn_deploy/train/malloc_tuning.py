@@ -72,4 +72,4 @@ def malloc_settings(environ: Mapping[str, str] | None = None) -> str:
         return "glibc malloc settings: " + ", ".join(given)
     if environ.get(OPT_OUT, "").strip() == "0":
         return f"glibc malloc defaults ({OPT_OUT}=0)"
-    return "allocator defaults (the malloc tuning applies to Linux with glibc only)"
+    return "allocator defaults (none of the malloc variables set; qsnn-train sets them on Linux with glibc)"
