@@ -8,7 +8,7 @@ one optimizer step = forward over T steps + spike-count MSE + backward + grad cl
 α = 0.5, as ``qsnn-train --neuron cuba``); ``fused`` then runs :mod:`qsnn_deploy.nn.fused_cuba`.
 
 ``--malloc both`` runs every variant twice, with glibc's default malloc and with the settings
-``qsnn-train`` starts itself with (:mod:`qsnn_deploy.train.malloc_tuning`), and prints the ratio
+``qsnn-train`` starts itself with (:mod:`qsnn_deploy.malloc_tuning`), and prints the ratio
 (``tuned`` / ``default``: one of them; the default, ``tuned``, is what ``qsnn-train`` runs with).
 
     python bench/bench_train.py [--steps 25 100] [--batch 128] [--iters 5] [--device cpu|cuda] [--neuron lif|cuba] [--malloc tuned|default|both]
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from qsnn_deploy.models import build_model, init_uniform_fan_in, preset_arch  # noqa: E402
 from qsnn_deploy.train import spike_count_loss  # noqa: E402
 from qsnn_deploy.train.config import CUBA_DEFAULT_ALPHA  # noqa: E402
-from qsnn_deploy.train.malloc_tuning import TUNED_MALLOC  # noqa: E402
+from qsnn_deploy.malloc_tuning import TUNED_MALLOC  # noqa: E402
 
 
 def snntorch_forward(m, x, steps):

@@ -8,7 +8,14 @@ Main entry points:
   :class:`Synapse` plus a neuron kind (:mod:`qsnn_deploy.neurons`: :class:`LIF`, :class:`CubaLIF`).
 * :mod:`qsnn_deploy.simulators` — the NumPy reference and the torch (CPU/CUDA) backends.
 * :mod:`qsnn_deploy.verify` — spike-train comparison across backends.
+
+A process that is one of the ``qsnn-*`` commands restarts itself here, once, with glibc's malloc tuned
+(:mod:`qsnn_deploy.malloc_tuning`), before torch is imported; importing the package anywhere else does not.
 """
+from .malloc_tuning import reexec_command_with_tuned_malloc
+
+reexec_command_with_tuned_malloc()
+
 from .errors import CheckpointError, FrozenNetError, QSNNError, SaturationError, UnsupportedLayerError
 from .frozen import FrozenNet, InputSpec, Layer, LIFLayer, Synapse
 from .neurons import LIF, CubaLIF

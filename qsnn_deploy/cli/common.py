@@ -17,6 +17,7 @@ import torch.nn as nn
 from ..errors import CheckpointError, QSNNError, QSNNWarning
 from ..frozen import FrozenNet
 from ..log import LOGGER_NAME, get_logger, progress_enabled, set_progress
+from ..malloc_tuning import malloc_settings
 
 logger = get_logger(__name__)
 
@@ -293,6 +294,7 @@ def run_cli(main: Callable[[], int], args: argparse.Namespace | None = None) -> 
             warnings.simplefilter("default" if level <= logging.DEBUG else "ignore")
             warnings.simplefilter("default", QSNNWarning)
             warnings.showwarning = _show_warning
+            logger.debug(malloc_settings())
             return main()
     except (QSNNError, KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -10,8 +10,8 @@
 Writes into --out: <name>.pt (qsnn checkpoint: arch + weights + config + metrics, resumable),
 last.pt (after every epoch), steps.csv (loss and LR per step), metrics.json (per epoch and final)
 and training.png (loss, accuracy and LR curves). Presets (Table I of the paper) fill every option
-left unset. On Linux with glibc the command runs with malloc tuned for training (freed activations are
-reused instead of returned to the kernel: qsnn_deploy.train.malloc_tuning; QSNN_MALLOC_TUNING=0 turns it off).
+left unset. On Linux with glibc the command runs with malloc tuned for tensor work (freed activations are
+reused instead of returned to the kernel: qsnn_deploy.malloc_tuning; QSNN_MALLOC_TUNING=0 turns it off).
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from dataclasses import fields
 from ..fileio import check_output_path
 from ..log import get_logger
 from ..models.zoo import PRECISION_BITS
-from ..train.malloc_tuning import malloc_settings, reexec_with_tuned_malloc
 from ..train.schedules import SCHEDULES
 from ..train.trainer import TrainConfig, Trainer
 from .common import add_logging_arguments, run_cli
@@ -131,12 +130,8 @@ def explicit_fields(parser: argparse.ArgumentParser, argv: list[str]) -> set[str
 
 def main(argv: list[str] | None = None) -> int:
     """``qsnn-train`` (or ``qsnn-train sweep ...``): train one model, or run an Optuna search. Exit 0 on
-    success, 2 on bad input. Run as a command (``argv`` None), it first re-executes itself with glibc's
-    malloc tuned for training (:mod:`qsnn_deploy.train.malloc_tuning`; ``QSNN_MALLOC_TUNING=0`` keeps
-    the defaults).
+    success, 2 on bad input.
     """
-    if argv is None:
-        reexec_with_tuned_malloc()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sweep"]:
         p = argparse.ArgumentParser(prog="qsnn-train sweep", description="Optuna TPE search (validation accuracy)")
@@ -168,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        logger.debug(malloc_settings())
         check_output_path(args.out, "dir")  # before loading data and training, not after an epoch
         explicit = explicit_fields(p, argv) if args.resume else None
         Trainer(config_from_args(args), resume=args.resume, explicit=explicit).fit()

@@ -1,0 +1,121 @@
+"""The ``qsnn-*`` commands with glibc's default malloc and with the settings they start with
+(:mod:`qsnn_deploy.malloc_tuning`), measured in one run.
+
+    python bench/bench_commands.py [--model examples/fmnist_int4_qsnn.pt] [--data ../shared/data/fashion-mnist]
+                                   [-n 1000] [--steps 100] [--rounds 3] [--threads 2] [--markdown FILE]
+
+Runs, as real commands (``python -m qsnn_deploy.cli.<command>``, so the restart with the tuned settings
+happens as a user's would):
+
+* ``qsnn-verify MODEL --data DATA -n N --steps T`` (NumPy reference, PyTorch model, torch backend),
+* ``qsnn-report MODEL --data DATA -n N --steps T --json`` (NumPy reference with states, then verify),
+* ``qsnn-export --help`` (no work: what the restart itself costs),
+
+each with ``QSNN_MALLOC_TUNING=0`` (glibc's defaults) and without (tuned), alternating within every round;
+the fastest round of each counts (machines here are noisy: compare the ratios of one run, never absolute
+times across runs). Prints wall time, system (kernel) time and peak resident memory per command and mode,
+the ratio default / tuned, and whether the two modes wrote the same JSON (timings aside).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qsnn_deploy.malloc_tuning import OPT_OUT, TUNED_MALLOC, tuned_environ  # noqa: E402
+
+MODES = ("default", "tuned")
+
+
+def environment(mode: str, threads: int) -> dict[str, str]:
+    """This process's environment without any allocator setting, with ``QSNN_MALLOC_TUNING=0`` for ``default``."""
+    env = {k: v for k, v in os.environ.items() if k not in (*TUNED_MALLOC, "GLIBC_TUNABLES", OPT_OUT)}
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads),
+               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
+    if mode == "default":
+        env[OPT_OUT] = "0"
+    return env
+
+
+def run(argv: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Wall seconds, system seconds and peak RSS (GiB) of one command (its whole process, restart included)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}:\n{err}")
+    return {"wall": wall, "sys": usage.ru_stime, "rss_gib": usage.ru_maxrss / 2**20}
+
+
+def without_timings(value):
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if not k.endswith("seconds") and k != "generated"}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=str(ROOT / "examples" / "fmnist_int4_qsnn.pt"))
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fashion-mnist"))
+    p.add_argument("-n", "--num-samples", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--markdown", help="also write the table to this file")
+    args = p.parse_args()
+    if tuned_environ({}) is None:
+        raise SystemExit("the malloc settings apply to Linux with glibc only: nothing to compare here")
+    tmp = Path(tempfile.mkdtemp(prefix="bench_commands_"))
+    work = ["--data", args.data, "-n", str(args.num_samples), "--steps", str(args.steps), "-q"]
+    commands = {
+        "qsnn-verify": lambda m: ["-m", "qsnn_deploy.cli.verify", args.model, *work, "--json", str(tmp / f"verify_{m}.json")],
+        "qsnn-report": lambda m: ["-m", "qsnn_deploy.cli.report", args.model, *work, "--json", str(tmp / f"report_{m}.json")],
+        "qsnn-export --help": lambda m: ["-m", "qsnn_deploy.cli.export", "--help"],
+    }
+    best: dict[tuple[str, str], dict[str, float]] = {}
+    for r in range(args.rounds):
+        for name, argv in commands.items():
+            for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+                m = run(argv(mode), environment(mode, args.threads))
+                key = (name, mode)
+                if key not in best or m["wall"] < best[key]["wall"]:
+                    best[key] = m
+                print(f"round {r + 1}/{args.rounds} {name:20s} {mode:8s} {m['wall']:7.2f} s", file=sys.stderr)
+    same = {}
+    for stem in ("verify", "report"):
+        a, b = (without_timings(json.loads((tmp / f"{stem}_{m}.json").read_text())) for m in MODES)
+        same[f"qsnn-{stem}"] = a == b
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    lines = [f"`python bench/bench_commands.py -n {args.num_samples} --steps {args.steps} --rounds {args.rounds} "
+             f"--threads {args.threads}` on {cpu}, {Path(args.model).name}; fastest of {args.rounds} rounds",
+             "", "| command | default malloc: wall s / sys s / peak RSS GiB | tuned: wall s / sys s / peak RSS GiB "
+             "| default / tuned (wall) | same JSON |", "|---|---|---|---|---|"]
+    for name in commands:
+        d, t = best[(name, "default")], best[(name, "tuned")]
+        lines.append(f"| {name} | {d['wall']:.2f} / {d['sys']:.2f} / {d['rss_gib']:.2f} | {t['wall']:.2f} / {t['sys']:.2f} / "
+                     f"{t['rss_gib']:.2f} | {d['wall'] / t['wall']:.2f}× | {same.get(name, '–')} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n", encoding="utf-8")
+    if not all(same.values()):
+        raise SystemExit("the two modes wrote different results")
+
+
+if __name__ == "__main__":
+    main()
