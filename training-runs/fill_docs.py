@@ -1,0 +1,44 @@
+"""Refresh docs/training.md's per-epoch tables of the two issue-28 runs from training-runs/*/epochs.json.
+
+    python training-runs/snapshot.py /work/runs/fmnist_q4 training-runs/fmnist_q4     # and mnist_t100
+    python training-runs/fill_docs.py
+
+The prose beside the tables (which epochs, what they show) is written by hand.
+"""
+import json, re
+from pathlib import Path
+root = Path(__file__).resolve().parents[1]
+doc = root / "docs/training.md"
+s = doc.read_text()
+fm = json.loads((root / "training-runs/fmnist_q4/epochs.json").read_text())["epochs"]
+mn = json.loads((root / "training-runs/mnist_t100/epochs.json").read_text())["epochs"]
+pct = lambda x: f"{100 * x:.2f}"
+# FashionMNIST: rows of at most 15 epochs
+def fm_tables(eps):
+    out = []
+    for i in range(0, len(eps), 15):
+        chunk = eps[i:i + 15]
+        out.append("  | epoch | " + " | ".join(str(e["epoch"]) for e in chunk) + " |")
+        out.append("  |---|" + "---|" * len(chunk))
+        out.append("  | test | " + " | ".join(pct(e["test_accuracy"]) for e in chunk) + " |")
+        out.append("")
+    return "\n".join(out[:-1])
+start = s.index("  | epoch | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 |")
+end = s.index("\n\n", start)
+s = s[:start] + fm_tables(fm).replace("| 89.77 |", "| **89.77** |", 1) + s[end:]
+# MNIST: a third table for epochs 31..
+rows = [e for e in mn if e["epoch"] > 30]
+if rows:
+    t = ("  | epoch | " + " | ".join(str(e["epoch"]) for e in rows) + " |\n  |---|" + "---|" * len(rows) + "\n"
+         "  | test | " + " | ".join(pct(e["test_accuracy"]) for e in rows) + " |\n"
+         "  | validation | " + " | ".join(pct(e["val_accuracy"]) for e in rows) + " |\n")
+    a = s.index("  | epoch | 16 | 17 |")
+    b = s.index("\n\n", a) + 2
+    if s[b:].startswith("  | epoch | 31"):
+        c = s.index("\n\n", b) + 2
+        s = s[:b] + t + "\n" + s[c:]
+    else:
+        s = s[:b] + t + "\n" + s[b:]
+doc.write_text(s)
+print("fmnist", [(e["epoch"], pct(e["test_accuracy"])) for e in fm[10:]])
+print("mnist", [(e["epoch"], pct(e["test_accuracy"]), pct(e["val_accuracy"])) for e in rows])
