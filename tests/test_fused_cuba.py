@@ -16,6 +16,8 @@ from qsnn_deploy.nn.fused_cuba import cuba_sequence
 from qsnn_deploy.models import build_model, init_uniform_fan_in, preset_arch
 from qsnn_deploy.train import spike_count_loss
 
+from fused_cases import fused_case
+
 NAMES = ("current", "sigma", "bias", "theta", "b", "a", "d")
 
 
@@ -51,21 +53,9 @@ def saved_states(spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def make_case(seed: int, static: bool, conv: bool, steps: int, big: bool):
-    g = torch.Generator().manual_seed(seed)
-    c = 3
-    shape = (4, c, 3, 3) if conv else (5, c)
-    shape = shape if static else (steps,) + shape
-    sigma = (torch.rand(c, generator=g, dtype=torch.float64) * 0.5 + 0.05).requires_grad_()
-    bias = (torch.randn(c, generator=g, dtype=torch.float64) * 0.1).requires_grad_()
-    j = torch.randint(-300 if big else -10, 300 if big else 30, shape, generator=g).to(torch.float64)
-    view = (-1,) + (1,) * (len(shape) - (2 if static else 3))
-    current = (j * sigma.detach().view(view) + bias.detach().view(view)).requires_grad_()
-    theta = torch.randint(200 if big else 40, 2000 if big else 400, (c,), generator=g).to(torch.float64)
-    theta.requires_grad_()
-    b_int = torch.randint(-30, 30, (c,), generator=g).to(torch.float64).requires_grad_()
-    a = torch.randint(1000, 4097, (c,), generator=g).to(torch.float64).requires_grad_()
-    d = torch.randint(1500, 4097, (c,), generator=g).to(torch.float64).requires_grad_()
-    return current, sigma, bias, theta, b_int, a, d
+    """current, sigma, bias, theta, b_int, a, d (``big``: currents that clip the 12-bit states)."""
+    return fused_case(seed, static, conv, steps, j_range=(-300, 300) if big else (-10, 30),
+                      theta_range=(200, 2000) if big else (40, 400), decay_ranges=((1000, 4097), (1500, 4097)))
 
 
 @pytest.mark.parametrize("use_numba", [True, False], ids=["numba", "torch-ops"])

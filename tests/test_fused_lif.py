@@ -15,6 +15,8 @@ from qsnn_deploy.nn.fused_lif import lif_sequence
 from qsnn_deploy.models import build_model, init_uniform_fan_in, preset_arch
 from qsnn_deploy.train import spike_count_loss
 
+from fused_cases import fused_case
+
 
 def stepwise(current, sigma, bias, theta, b_int, d, *, frac_bits, state_bits, zero_reset, slope, static, steps):
     """The reference: the recurrence as QLeaky.forward computes it, one autograd graph per step."""
@@ -30,20 +32,10 @@ def stepwise(current, sigma, bias, theta, b_int, d, *, frac_bits, state_bits, ze
     return torch.stack(outs), neuron.saturation_events
 
 
-def make_case(seed: int, static: bool, conv: bool, steps: int, state_bits: int, big: bool):
-    g = torch.Generator().manual_seed(seed)
-    c = 3
-    shape = (4, c, 3, 3) if conv else (5, c)
-    shape = shape if static else (steps,) + shape
-    sigma = (torch.rand(c, generator=g, dtype=torch.float64) * 0.5 + 0.05).requires_grad_()
-    bias = (torch.randn(c, generator=g, dtype=torch.float64) * 0.1).requires_grad_()
-    j = torch.randint(-300 if big else -10, 300 if big else 40, shape, generator=g).to(torch.float64)
-    view = (-1,) + (1,) * (len(shape) - (2 if static else 3))
-    current = (j * sigma.detach().view(view) + bias.detach().view(view)).requires_grad_()
-    theta = (torch.randint(200 if big else 20, 2000 if big else 200, (c,), generator=g).to(torch.float64)).requires_grad_()
-    b_int = torch.randint(-30, 30, (c,), generator=g).to(torch.float64).requires_grad_()
-    d = torch.randint(1500, 4097, (c,), generator=g).to(torch.float64).requires_grad_()
-    return current, sigma, bias, theta, b_int, d
+def make_case(seed: int, static: bool, conv: bool, steps: int, big: bool):
+    """current, sigma, bias, theta, b_int, d (``big``: currents that clip a 12-bit state)."""
+    return fused_case(seed, static, conv, steps, j_range=(-300, 300) if big else (-10, 40),
+                      theta_range=(200, 2000) if big else (20, 200), decay_ranges=((1500, 4097),))
 
 
 @pytest.mark.parametrize("use_numba", [True, False], ids=["numba", "torch-ops"])
@@ -54,7 +46,7 @@ def test_fused_equals_stepwise(monkeypatch, use_numba, zero_reset, static, conv)
     monkeypatch.setattr(fused_lif, "USE_NUMBA", use_numba)
     steps = 7
     for seed, (state_bits, big) in enumerate([(24, False), (12, True)]):  # 12 bits, large currents: clips
-        inputs = make_case(seed, static, conv, steps, state_bits, big)
+        inputs = make_case(seed, static, conv, steps, big)
         kw = dict(frac_bits=3, state_bits=state_bits, zero_reset=zero_reset, slope=5.0, static=static, steps=steps)
         ref_inputs = [t.detach().clone().requires_grad_() for t in inputs]
         spikes, clipped = lif_sequence(*inputs, **kw)
