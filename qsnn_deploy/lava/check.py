@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from .. import intmath
+from ..fit_check import Check
 from ..frozen import FrozenNet, Layer
 from ..statebound import StateBound, layer_state_bound, net_peak_currents, net_state_bounds
 from .netx_weights import netx_dense_error
@@ -74,18 +75,6 @@ class LoihiProfile:
 
 
 LOIHI2 = LoihiProfile()
-
-
-@dataclass
-class Check:
-    """One constraint of one layer: the field, its value, the limit and whether it holds."""
-
-    field: str
-    value: Any
-    limit: str
-    ok: bool
-    why: str = ""
-    blocking: bool = True  # False: informational (e.g. saturation possible, also in the reference)
 
 
 @dataclass

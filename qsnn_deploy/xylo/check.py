@@ -32,21 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from ..fit_check import Check
 from ..frozen import FrozenNet, Layer
 from ..intmath import DECAY_BITS, DECAY_ONE
 from .chips import CHIPS, DEFAULT_VERSION, Chip, chip as chip_for
-
-
-@dataclass
-class Check:
-    """One constraint of one layer: the field, its value, the limit and whether it holds."""
-
-    field: str
-    value: Any
-    limit: str
-    ok: bool
-    why: str = ""
-    blocking: bool = True
 
 
 @dataclass
