@@ -48,14 +48,15 @@ def environment(mode: str, threads: int) -> dict[str, str]:
 
 def run(argv: list[str], env: dict[str, str]) -> dict[str, float]:
     """Wall seconds, system seconds and peak RSS (GiB) of one command (its whole process, restart included)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}:\n{err}")
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty command cannot block on a full pipe
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, *argv], env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}:\n{err.read().decode(errors='replace')}")
     return {"wall": wall, "sys": usage.ru_stime, "rss_gib": usage.ru_maxrss / 2**20}
 
 

@@ -71,9 +71,9 @@ def command_of(orig_argv: Sequence[str]) -> str | None:
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg in ("-c", "-") or arg.startswith("-c"):
+        if arg == "-" or arg.startswith("-c"):
             return None
-        if arg == "-m" or arg.startswith("-m"):
+        if arg.startswith("-m"):  # "-m module" or "-mmodule"
             module = arg[2:] or (args[i + 1] if i + 1 < len(args) else "")
             return next((c for c, m in COMMANDS.items() if m == module), None)
         if arg in _OPTIONS_WITH_VALUE:
