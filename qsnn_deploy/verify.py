@@ -117,7 +117,9 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
            num_steps: int | None = None, device: str = "cpu", batch_size: int = 128, model_name: str = "",
            layers: Sequence | None = None, backend_options: dict[str, dict] | None = None,
            saturation: str = "count", progress: Callable[[str, int, int], None] | None = None,
-           forward: ForwardFn | None = None) -> VerifyReport:
+           forward: ForwardFn | None = None,
+           on_reference: Callable[[Any, SimResult, np.ndarray | None], None] | None = None,
+           record_reference_states: bool = False) -> VerifyReport:
     """Compare the PyTorch model (if given) and ``backends`` against the NumPy reference.
 
     Args:
@@ -134,6 +136,12 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
         saturation: ``"count"`` (clip the state to B_v bits and count events) or ``"raise"``
             (:class:`~qsnn_deploy.errors.SaturationError` on the first event), for the integer backends.
         progress: ``progress(stage, done, total)`` callback.
+        on_reference: ``on_reference(x_batch, reference_result, labels_batch)``, called once per batch with
+            the reference's :class:`~qsnn_deploy.simulators.SimResult` (e.g. an
+            :class:`~qsnn_deploy.report.ActivityAccumulator`'s ``add``), so a caller that needs the reference
+            run does not simulate it a second time. Its time is not counted as the reference's.
+        record_reference_states: record the reference's membrane states for ``on_reference`` (memory grows
+            with ``batch_size``: T x batch x neurons integers per layer).
     """
     arr, static, steps = prepare_input(net, x_int, num_steps)
     n = arr.shape[0] if static else arr.shape[1]
@@ -178,8 +186,10 @@ def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, b
         xs = arr[start:start + batch_size] if static else arr[:, start:start + batch_size]
         k = xs.shape[0] if static else xs.shape[1]
         t0 = time.perf_counter()
-        ref = ref_backend.run(xs, steps)
+        ref = ref_backend.run(xs, steps, record_states=record_reference_states)
         ref_seconds += time.perf_counter() - t0
+        if on_reference is not None:
+            on_reference(xs, ref, None if labels is None else labels[start:start + k])
         ref_counts = {name: spikes.sum(axis=0, dtype=np.int64) for name, spikes in ref.spikes.items()}
         ref_preds = ref.predictions()
         if labels is not None:

@@ -407,6 +407,26 @@ def test_report_cli_on_real_mnist(tmp_path, capsys):
     assert all(f'<td class="l">{name}</td>' in verify_html for name in ran), ran
 
 
+def test_report_cli_folds_verify_reference_into_the_activity(tmp_path):
+    """With a trained model the report simulates the reference once (inside verify, states recorded,
+    batch by batch); its activity figures equal those of the separate pass it makes with --no-verify."""
+    ckpt = _checkpoint(tmp_path)
+    outs = {}
+    for mode in ("verify", "no-verify"):
+        js = tmp_path / f"{mode}.json"
+        flags = ["--verify-backends", "torch"] if mode == "verify" else ["--no-verify"]
+        rc = report_cli.main([str(ckpt), "--random", "-n", "7", "--steps", "3", "--batch-size", "3",
+                              "--raster-sample", "5", "--json", str(js), *flags])
+        assert rc == 0
+        outs[mode] = json.loads(js.read_text())
+    folded, separate = outs["verify"], outs["no-verify"]
+    assert folded["verify"]["all_exact"] and separate["verify"] is None
+    assert folded["data"]["n_samples"] == 7
+    assert folded["layers"][0]["activity"]["spikes_mean"] > 0   # the comparison below is not of empty figures
+    for key in ("data", "layers", "totals", "energy", "input", "workload", "resources"):
+        assert folded[key] == separate[key], key
+
+
 def test_report_cli_on_a_qsnn_file_without_model(tmp_path, capsys):
     net = tiny_net()
     path = net.save(tmp_path / "tiny.qsnn")

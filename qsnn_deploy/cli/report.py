@@ -25,7 +25,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..errors import QSNNError
 from ..fileio import check_output_path
 from ..log import get_logger
-from ..report import (add_energy_arguments, collect_activity, compute_report, energy_model_from_args, print_report,
+from ..verify_report import REFERENCE
+from ..report import (ActivityAccumulator, add_energy_arguments, collect_activity, compute_report, energy_model_from_args, print_report,
                       resolve_backends, write_html, write_json)
 from .common import add_input_arguments, add_logging_arguments, add_model_arguments, load_model, run_cli, show_progress
 
@@ -130,12 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise QSNNError(f"--raster-sample {args.raster_sample} is outside the {n_samples} samples")
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console, transient=True, disable=not show_progress()) as bar:
-                n = n_samples
-                task = bar.add_task("simulate (numpy, states)", total=n)
-                activity = collect_activity(net, x, y, num_steps=args.steps, batch_size=args.batch_size,
-                                            raster_sample=args.raster_sample, source=source,
-                                            progress=lambda k: bar.advance(task, k))
                 if loaded.model is not None and not args.no_verify:
+                    # One reference run serves both: verify hands each batch's result (states recorded)
+                    # to the activity accumulator instead of the report simulating the inputs again.
+                    acc = ActivityAccumulator(net, args.raster_sample, source)
                     backends, skipped = resolve_backends(args.verify_backends, args.target, net)
                     from ..verify import verify
 
@@ -143,12 +142,19 @@ def main(argv: list[str] | None = None) -> int:
 
                     def progress(stage: str, done: int, total: int) -> None:
                         if stage not in tasks:
-                            tasks[stage] = bar.add_task(f"verify: {stage}", total=total)
+                            label = "simulate (numpy, states)" if stage == REFERENCE else f"verify: {stage}"
+                            tasks[stage] = bar.add_task(label, total=total)
                         bar.update(tasks[stage], completed=done)
 
                     vreport = verify(net, x, y, model=loaded.model, layers=loaded.layers, backends=backends, num_steps=args.steps,
-                                     device=args.device, batch_size=max(args.batch_size, 128), model_name=loaded.name,
-                                     progress=progress)
+                                     device=args.device, batch_size=args.batch_size, model_name=loaded.name,
+                                     progress=progress, on_reference=acc.add, record_reference_states=True)
+                    activity = acc.finish()
+                else:
+                    task = bar.add_task("simulate (numpy, states)", total=n_samples)
+                    activity = collect_activity(net, x, y, num_steps=args.steps, batch_size=args.batch_size,
+                                                raster_sample=args.raster_sample, source=source,
+                                                progress=lambda k: bar.advance(task, k))
             logger.info("inputs: %s (%d samples)", source, n_samples)
         report = compute_report(net, activity, vreport, model_name=loaded.name, target=args.target,
                                 energy_model=energy_model, skipped_backends=skipped)
