@@ -162,8 +162,6 @@ def _load_model(args: argparse.Namespace, path: Path) -> LoadedModel:
 
 
 def _user_model(spec: str, weights: Path) -> nn.Module:
-    import torch
-
     if ":" not in spec:
         raise QSNNError(f"--model-class must look like package.module:Class, got {spec!r}")
     module_name, cls_name = spec.split(":", 1)

@@ -57,7 +57,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import FrozenNetError
 from ..statebound import StateBound
 from .base import NeuronParams, array_field
 

@@ -13,7 +13,6 @@ layers, energy, firing-rate, raster, states, memory, sops, verify, neurobench, t
 """
 from __future__ import annotations
 
-import html
 from datetime import datetime, timezone
 from pathlib import Path
 

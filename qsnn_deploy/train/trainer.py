@@ -34,8 +34,7 @@ from ..profiles import (apply_profile, calibrate_initial_firing, fit_frac_bits, 
                         project_to_state_budget, set_arch_frac_bits)
 from ..nn.blocks import is_synapse
 from .annealing import ThresholdAnnealer
-from .config import (CUBA_DEFAULT_ALPHA, NEURON_CHOICES, PRESET_OF, ROW_DATASETS, XYLO_DEFAULT_HIDDEN,  # noqa: F401
-                     TrainConfig, keep_epoch_numbers)
+from .config import PRESET_OF, ROW_DATASETS, TrainConfig, keep_epoch_numbers
 from .datasets import ArrayDataset, load_datasets
 from .early_stopping import EarlyStopping
 from .losses import predict, spike_count_loss

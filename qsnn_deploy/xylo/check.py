@@ -172,14 +172,14 @@ def _decay_checks(layer: Layer) -> list[Check]:
     ``1 − 2^−dash``, Xylo's only leak? Informative (the neuron kind refuses the layer anyway: Xylo also
     leaks at least one unit, saturates at int16 and fires while v ≥ θ), so the fit names every field that misses."""
     out = []
-    for field in ("current_decay", "decay"):
-        d = getattr(layer.neuron, field, None)
+    for name in ("current_decay", "decay"):
+        d = getattr(layer.neuron, name, None)
         if d is None:
             continue
         d = np.asarray(d)
         ok = bool(all(int(v) in SHIFT_DECAYS for v in np.unique(d)))
-        out.append(Check(field, f"{_range(d)} / {DECAY_ONE}", f"1 − 2^−dash (dash 0..{DECAY_BITS}: {DECAY_ONE} − ({DECAY_ONE} >> dash))",
-                         ok, "" if ok else f"{field} {_range(d)}/{DECAY_ONE} is not a bit-shift decay 1 − 2^−dash"))
+        out.append(Check(name, f"{_range(d)} / {DECAY_ONE}", f"1 − 2^−dash (dash 0..{DECAY_BITS}: {DECAY_ONE} − ({DECAY_ONE} >> dash))",
+                         ok, "" if ok else f"{name} {_range(d)}/{DECAY_ONE} is not a bit-shift decay 1 − 2^−dash"))
     return out
 
 
