@@ -25,9 +25,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..errors import QSNNError
 from ..fileio import check_output_path
 from ..log import get_logger
+from ..report import (ActivityAccumulator, add_energy_arguments, collect_activity, compute_report,
+                      energy_model_from_args, print_report, resolve_backends, write_html, write_json)
 from ..verify_report import REFERENCE
-from ..report import (ActivityAccumulator, add_energy_arguments, collect_activity, compute_report, energy_model_from_args, print_report,
-                      resolve_backends, write_html, write_json)
 from .common import add_input_arguments, add_logging_arguments, add_model_arguments, load_model, run_cli, show_progress
 
 logger = get_logger(__name__)

@@ -68,4 +68,3 @@ def loss_axis_top(loss: np.ndarray) -> float | None:
     rest = loss[len(loss) // 50:]
     top = 1.25 * float(np.percentile(rest, 99))
     return top if float(loss.max()) > top else None
-
