@@ -12,9 +12,12 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from .errors import CheckpointError, QSNNError
+
+if TYPE_CHECKING:
+    import h5py
 
 #: A payload may decode to at most this many times its stored size (deflate, the strongest
 #: compression an .npz/.gz/HDF5 file here can use, tops out near 1032:1), plus ``SIZE_SLACK``.
@@ -60,7 +63,7 @@ def check_claimed_size(path: str | os.PathLike, what: str, claimed: int, stored:
                               f"(limit {limit} = {MAX_EXPANSION} x stored + {SIZE_SLACK}); refused without reading it")
 
 
-def check_hdf5_sizes(h5file, path: str | os.PathLike) -> None:
+def check_hdf5_sizes(h5file: h5py.File, path: str | os.PathLike) -> None:
     """Refuse an open HDF5 file (``h5py.File``) holding a dataset that claims more bytes than the
     whole file can decode to. Reads only metadata."""
     import h5py

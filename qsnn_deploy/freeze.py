@@ -53,7 +53,7 @@ def freeze(model: nn.Module, *, layers: Sequence | None = None, input_shape: Seq
            input_scale: float | None = None, input_bits: int | None = None, input_signed: bool | None = None,
            num_steps: int | None = None, weight_bits: int = 8, frac_bits: int | None = None,
            state_bits: int = intmath.DEFAULT_STATE_BITS, metadata: dict | None = None,
-           max_frac_bits: int = intmath.DEFAULT_FRAC_BITS, calibration=None,
+           max_frac_bits: int = intmath.DEFAULT_FRAC_BITS, calibration: np.ndarray | None = None,
            calibration_margin: float = 2.0, forward: ForwardFn | None = None) -> FrozenNet:
     """Freeze a spiking torch model into integer tensors.
 

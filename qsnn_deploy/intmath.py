@@ -19,7 +19,12 @@ call the functions here, so the integers they produce are identical by construct
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Iterator
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 DECAY_BITS = 12
 DECAY_ONE = 1 << DECAY_BITS  # 4096: d for beta = 1 (no decay)
@@ -38,20 +43,20 @@ def state_limit(state_bits: int) -> int:
     return (1 << (state_bits - 1)) - 1
 
 
-def decay_from_beta(beta) -> np.ndarray:
+def decay_from_beta(beta: npt.ArrayLike) -> np.ndarray:
     """12-bit decay integer ``d = round(clip(beta, 0, 1) * 4096)`` (snnTorch clamps beta to [0, 1])."""
     beta = np.clip(np.asarray(beta, dtype=np.float64), 0.0, 1.0)
     return np.round(beta * DECAY_ONE).astype(np.int64)
 
 
-def decay_toward_zero_np(v: np.ndarray, d) -> np.ndarray:
+def decay_toward_zero_np(v: np.ndarray, d: int | np.ndarray) -> np.ndarray:
     """``sign(v*d) * (|v*d| >> 12)`` on int64 arrays (exact; no float)."""
     x = v * d
     # Arithmetic shift floors; adding 4095 to negative values first makes it round toward zero.
     return (x + ((x >> 63) & (DECAY_ONE - 1))) >> DECAY_BITS
 
 
-def quantize_on_grid(value, sigma_abs, frac_bits: int) -> np.ndarray:
+def quantize_on_grid(value: npt.ArrayLike, sigma_abs: npt.ArrayLike, frac_bits: int) -> np.ndarray:
     """``round(value * 2**F / |sigma|)`` in float64, half to even, as int64.
 
     Used for thresholds and biases. ``sigma_abs`` must be > 0.
@@ -177,7 +182,7 @@ class ExactSplit:
         """Number of float GEMMs one exact J costs (1 = no split)."""
         return len(self.weights) * self.input_digit_count * (2 if self.signed_input else 1)
 
-    def terms(self):
+    def terms(self) -> Iterator[tuple[np.ndarray, int, int, int]]:
         """``(weight digit, weight shift, input digit index, input shift)`` for every piece."""
         for j, wj in enumerate(self.weights):
             for k in range(self.input_digit_count):

@@ -27,7 +27,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 try:  # pragma: no cover - both branches exercised where they apply
     import numba
@@ -100,7 +100,7 @@ def _package_cache_dir() -> Path | None:
     return kernel_cache_dir()
 
 
-def cached_kernel(**options):
+def cached_kernel(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``numba.njit(cache=True, **options)``, its cache in :func:`kernel_cache_dir` (module docstring).
 
     Numba picks a function's cache folder when it is decorated, from ``numba.config.CACHE_DIR``: this

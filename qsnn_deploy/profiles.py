@@ -44,13 +44,16 @@ Every model trained with ``loihi`` passes ``qsnn-export --target lava --strict``
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from . import intmath
 from .errors import FrozenNetError
+
+if TYPE_CHECKING:
+    from .nn import QSequential
 
 PROFILES = ("default", "loihi", "xylo")
 LOIHI_FRAC_BITS = 6        # Lava's act_shift = vth_shift = 6
@@ -198,7 +201,7 @@ def _clamp_bias_to_mantissa(model, index: int, block) -> None:
 
 
 @torch.no_grad()
-def project_to_state_budget(model, max_rounds: int = 30) -> int:
+def project_to_state_budget(model: QSequential, max_rounds: int = 30) -> int:
     """Shrink the float weights of every channel whose proven state bound (F, θ, β of its neuron,
     the worst input in range) could clip the state; returns how many channel shrinks were made.
 
@@ -255,7 +258,7 @@ def project_to_state_budget(model, max_rounds: int = 30) -> int:
 
 
 @torch.no_grad()
-def calibrate_initial_firing(model, x: torch.Tensor, num_steps: int, target_rate: float = 0.05,
+def calibrate_initial_firing(model: QSequential, x: torch.Tensor, num_steps: int, target_rate: float = 0.05,
                              growth: float = 1.25, max_rounds: int = 40, project: bool = True) -> list[float]:
     """Scale each layer's initial weights up, layer by layer, until it fires at ``target_rate``
     (spikes per neuron per step) on the batch ``x`` ([N, ...] repeated every step, or [T, N, ...]);
@@ -286,7 +289,8 @@ def calibrate_initial_firing(model, x: torch.Tensor, num_steps: int, target_rate
 
 
 @torch.no_grad()
-def fit_frac_bits(model, max_frac_bits: int = intmath.DEFAULT_FRAC_BITS) -> dict[str, tuple[int, int, bool]]:
+def fit_frac_bits(model: QSequential, max_frac_bits: int = intmath.DEFAULT_FRAC_BITS
+                  ) -> dict[str, tuple[int, int, bool]]:
     """Give every deploy-faithful neuron of a trained :class:`~qsnn_deploy.nn.QSequential` the largest
     F ≤ ``max_frac_bits`` whose proven state bound cannot saturate (:mod:`qsnn_deploy.statebound`).
 
@@ -318,7 +322,7 @@ def fit_frac_bits(model, max_frac_bits: int = intmath.DEFAULT_FRAC_BITS) -> dict
     return changes
 
 
-def frac_bits_of_layers(model) -> dict[str, int]:
+def frac_bits_of_layers(model: QSequential) -> dict[str, int]:
     """``{arch layer name of each deploy-faithful neuron: its F}``: what an arch spec must hold so that the
     model it builds runs at the F that :func:`fit_frac_bits` chose."""
     from .nn.neuron import QNeuron

@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from . import intmath
+
+if TYPE_CHECKING:
+    from .frozen import FrozenNet
+    from .layer import Layer, Synapse
 
 
 def current_extremes(weight: np.ndarray, x_lo: int, x_hi: int, pool_area: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -84,8 +88,8 @@ class StateBound:
         return math.log2(self.limit / self.peak) if self.peak > 0 else math.inf
 
 
-def channel_bounds(j_pos: np.ndarray, j_neg: np.ndarray, theta, bias, decay, reset: str,
-                   frac_bits: int) -> tuple[np.ndarray, np.ndarray]:
+def channel_bounds(j_pos: np.ndarray, j_neg: np.ndarray, theta: float | np.ndarray, bias: float | np.ndarray,
+                   decay: float | np.ndarray, reset: str, frac_bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Per channel (upper, lower) bound on v in state units (module docstring), float64, with one
     unit of slack each way (the bounds are compared with integer limits)."""
     if reset not in intmath.RESET_MODES:
@@ -137,7 +141,7 @@ def choose_frac_bits(bound_at: Callable[[int], StateBound], f_max: int = intmath
     return fallback[0], False, fallback[1]
 
 
-def synapse_current_extremes(synapse, x_lo: int, x_hi: int, z_max: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def synapse_current_extremes(synapse: Synapse, x_lo: int, x_hi: int, z_max: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Per channel (J⁺, J⁻) of a frozen :class:`~qsnn_deploy.frozen.Synapse` fed inputs in ``x_lo..x_hi``;
     a recurrent synapse adds its own spikes' extremes (``R·z`` with z in 0..z_max: 1, or a multi-spike kind's cap)."""
     jp, jn = current_extremes(synapse.weight, x_lo, x_hi, synapse.pool_area)
@@ -147,19 +151,19 @@ def synapse_current_extremes(synapse, x_lo: int, x_hi: int, z_max: int = 1) -> t
     return jp, jn
 
 
-def layer_state_bound(layer, x_lo: int, x_hi: int) -> StateBound:
+def layer_state_bound(layer: Layer, x_lo: int, x_hi: int) -> StateBound:
     """The proven bound of a frozen :class:`~qsnn_deploy.frozen.Layer` fed inputs in ``x_lo..x_hi``:
     its neuron kind's :meth:`~qsnn_deploy.neurons.NeuronParams.state_bound` of the synapse's extremes."""
     jp, jn = synapse_current_extremes(layer.synapse, x_lo, x_hi, spike_max(layer))
     return layer.neuron.state_bound(jp, jn)
 
 
-def spike_max(layer) -> int:
+def spike_max(layer: Layer) -> int:
     """The most spikes a layer's neuron emits per step: 1, or a multi-spike kind's ``max_spikes`` (kind ``"xylo"``)."""
     return int(getattr(layer.neuron, "max_spikes", 1))
 
 
-def net_state_bounds(net) -> list[StateBound]:
+def net_state_bounds(net: FrozenNet) -> list[StateBound]:
     """Proven state bound of every layer of a :class:`~qsnn_deploy.frozen.FrozenNet`."""
     lo, hi = net.input.value_range
     out = []
@@ -169,7 +173,7 @@ def net_state_bounds(net) -> list[StateBound]:
     return out
 
 
-def net_peak_currents(net) -> list[int]:
+def net_peak_currents(net: FrozenNet) -> list[int]:
     """Per layer, the largest |J| any input in range can produce: max over channels of max(J⁺, J⁻)
     (tighter than Σ|W|·max|x| for unsigned input, where J⁺ and J⁻ cannot both reach it)."""
     lo, hi = net.input.value_range
@@ -181,7 +185,7 @@ def net_peak_currents(net) -> list[int]:
     return out
 
 
-def clip_risk_message(layer, bound: StateBound, fix: str) -> str:
+def clip_risk_message(layer: Layer, bound: StateBound, fix: str) -> str:
     """The one sentence freeze and qsnn-export say about a layer whose state no proof keeps in range."""
     return (f"layer {layer.name!r}: its {layer.neuron.state_bits}-bit state may clip at F = {layer.neuron.frac_bits} (worst case "
             f"|v| {bound.peak:.3g} > {bound.limit}); clips are counted identically in every backend and qsnn-verify "

@@ -40,8 +40,9 @@ def model_neurons(model: nn.Module, layers: Sequence | None = None, input_shape:
     return [(b.name, b.neuron) for b in parse_blocks(call.layers)]
 
 
-def run_torch_model(model: nn.Module, net: FrozenNet, x_int, num_steps: int | None = None, device: str = "cpu",
-                    batch_size: int = 128, record_states: bool = False, layers: Sequence | None = None,
+def run_torch_model(model: nn.Module, net: FrozenNet, x_int: np.ndarray, num_steps: int | None = None,
+                    device: str = "cpu", batch_size: int = 128, record_states: bool = False,
+                    layers: Sequence | None = None,
                     forward: Callable[[nn.Module, torch.Tensor, int], Any] | None = None,
                     progress: Callable[[int], None] | None = None) -> SimResult:
     """Run the torch model on integer input (fed as ``x * input_scale``) and capture every LIF
@@ -113,7 +114,8 @@ def run_torch_model(model: nn.Module, net: FrozenNet, x_int, num_steps: int | No
     return SimResult(spikes, sats, st, backend=f"torch-model-{dev.type}")
 
 
-def verify(net: FrozenNet, x_int, labels=None, model: nn.Module | None = None, backends: Iterable[str] = ("torch",),
+def verify(net: FrozenNet, x_int: np.ndarray, labels: np.ndarray | None = None, model: nn.Module | None = None,
+           backends: Iterable[str] = ("torch",),
            num_steps: int | None = None, device: str = "cpu", batch_size: int = 128, model_name: str = "",
            layers: Sequence | None = None, backend_options: dict[str, dict] | None = None,
            saturation: str = "count", progress: Callable[[str, int, int], None] | None = None,

@@ -143,7 +143,7 @@ def _first_layer_mismatch(layers: list[LayerComparison]) -> Mismatch | None:
     return None
 
 
-def evidence_warnings(ref: "SimResult | _RunSummary", labels=None) -> list[str]:
+def evidence_warnings(ref: "SimResult | _RunSummary", labels: np.ndarray | None = None) -> list[str]:
     """Why equal spike trains may prove little on these inputs, one sentence each (empty when none).
 
     * a layer that never spiked on any sample at any step: every backend agrees on silence, which

@@ -19,6 +19,7 @@ import argparse
 import json
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -33,6 +34,10 @@ from ..report import report_short
 from ..statebound import clip_risk_message, net_state_bounds
 from ..verify import SATURATION_FIX
 from .common import add_logging_arguments, add_model_arguments, load_model, run_cli
+
+if TYPE_CHECKING:
+    from ..lava.check import NetFit
+    from ..xylo.check import XyloFit
 
 logger = get_logger(__name__)
 
@@ -60,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def fit_table(fit, target: str) -> Table:
+def fit_table(fit: NetFit | XyloFit, target: str) -> Table:
     """Per-layer result of a target's constraint check."""
     t = Table(title=f"{target}: per-layer fit ({fit.summary()})", show_lines=True)
     for col in ("layer", "route", getattr(fit, "capacity_label", "cores"), "fits stock", "detail"):
@@ -84,7 +89,7 @@ def layer_table(net: FrozenNet, title: str) -> Table:
     return t
 
 
-def state_warnings(net) -> list[str]:
+def state_warnings(net: FrozenNet) -> list[str]:
     """One sentence per layer whose state no proof keeps inside B_v bits (:mod:`qsnn_deploy.statebound`)."""
     return [clip_risk_message(layer, bound, SATURATION_FIX)
             for layer, bound in zip(net.layers, net_state_bounds(net)) if not bound.saturation_free]

@@ -29,18 +29,21 @@ import re
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import intmath
 from ..errors import UnsupportedLayerError
 from ..frozen import FORMAT_VERSION, FrozenNet, Layer, frozen_differences
-from ..simulators.base import NeuronKernels
+from ..simulators.base import NeuronKernels, SimResult
 from .nir_format import (DT, FORMAT_KEY, FORMAT_NAME, NONLEAKY_TAU_STEPS, POOL_MODES, R_RULES, SEMANTICS,
                          SUFFIX, TAU_RULES, THRESHOLD_LAYOUTS, VERSION)
 from .nir_read import (RECURRENT_FORM, _chain, frozen_from_nir_graph, is_qsnn_graph,  # noqa: F401 (_chain: interop)
                        read_graph, read_nir, recurrent_parts)
+
+if TYPE_CHECKING:
+    import nir
 
 
 # ====================================================================================== export
@@ -228,7 +231,7 @@ def _recurrent_subgraph(layer: Layer, neuron_key: str, neuron, gain: np.ndarray,
 
 
 def to_nir_graph(net: FrozenNet, pool: str = "avg", threshold_layout: str = "auto", dt: float = DT,
-                 tau_rule: str = "euler", r_rule: str = "gain"):
+                 tau_rule: str = "euler", r_rule: str = "gain") -> nir.NIRGraph:
     """The ``nir.NIRGraph`` of a frozen net (see :func:`export`)."""
     NIR_KERNELS.check(net)
     import nir
@@ -355,7 +358,7 @@ class NirRoundTripBackend:
         self.differences = frozen_differences(net, self.net)
         self.sim = NumpySimulator(self.net, saturation=saturation, batch_size=batch_size)
 
-    def run(self, x, num_steps: int | None = None, record_states: bool = False):
+    def run(self, x: np.ndarray, num_steps: int | None = None, record_states: bool = False) -> SimResult:
         """Simulate ``x`` on the net read back from NIR (NumPy reference arithmetic).
 
         ``info["nir_roundtrip_differences"]`` lists every field where the round trip changed the frozen

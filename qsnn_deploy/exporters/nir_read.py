@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from ..fileio import check_hdf5_sizes
 from ..frozen import FrozenNet, InputSpec, Layer, Synapse
 from ..neurons import NEURON_KINDS
 from .nir_format import DT, FORMAT_KEY, FORMAT_NAME, VERSION
+
+if TYPE_CHECKING:
+    import nir
 
 # ====================================================================================== round trip
 def _collapse_flat_recurrence(graph):
@@ -95,7 +98,7 @@ RECURRENT_FORM = ("a nested NIRGraph with exactly Input, one LIF or CubaLIF, one
                   "edges input→neuron, neuron→w_rec, w_rec→neuron, neuron→output (snnTorch's RLeaky/RSynaptic export)")
 
 
-def recurrent_parts(name: str, sub) -> tuple[str, Any, str, Any]:
+def recurrent_parts(name: str, sub: nir.NIRGraph) -> tuple[str, Any, str, Any]:
     """(neuron key, neuron node, w_rec key, w_rec node) of a nested NIRGraph holding one recurrent neuron layer
     (:data:`RECURRENT_FORM`, the cycle ``neuron → w_rec → neuron``); :class:`UnsupportedLayerError` naming
     the node for any other nested graph (a composite subgraph, a cycle through more nodes)."""
@@ -167,7 +170,7 @@ def _neuron_from_meta(kind: str, meta: dict, node: str, layer: str):
         raise CheckpointError(f"NIR node {node!r}: {exc} (file not written by qsnn-deploy, or edited)") from None
 
 
-def is_qsnn_graph(graph) -> bool:
+def is_qsnn_graph(graph: nir.NIRGraph) -> bool:
     """True when ``graph`` was written by :func:`export` (carries the integer metadata)."""
     meta = getattr(graph, "metadata", None) or {}
     value = meta.get(FORMAT_KEY)
@@ -175,7 +178,7 @@ def is_qsnn_graph(graph) -> bool:
     return value == FORMAT_NAME
 
 
-def frozen_from_nir_graph(graph, check_float_fields: bool = True) -> FrozenNet:
+def frozen_from_nir_graph(graph: nir.NIRGraph, check_float_fields: bool = True) -> FrozenNet:
     """Rebuild the exact frozen net from a graph written by :func:`to_nir_graph` (node metadata).
 
     With ``check_float_fields`` the NIR float fields are regenerated from the rebuilt net and
@@ -300,7 +303,7 @@ def read_nir(path: str | Path, check_float_fields: bool = True) -> FrozenNet:
     return frozen_from_nir_graph(graph, check_float_fields=check_float_fields)
 
 
-def read_graph(path: str | Path):
+def read_graph(path: str | Path) -> nir.NIRGraph:
     """``nir.read`` with clean errors."""
     import nir
 

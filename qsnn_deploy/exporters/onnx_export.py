@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -58,6 +58,9 @@ from ..errors import UnsupportedLayerError
 from ..frozen import FrozenNet, Layer
 from ..simulators.base import NeuronKernels
 from ..statebound import StateBound, net_state_bounds
+
+if TYPE_CHECKING:
+    import onnx
 
 SUFFIX = ".onnx"
 OPSET = 17
@@ -294,7 +297,7 @@ def _safe_states(layer: Layer, bound: StateBound) -> dict[str, bool]:
     return safe
 
 
-def build_onnx_model(net: FrozenNet, check: bool = True):
+def build_onnx_model(net: FrozenNet, check: bool = True) -> onnx.ModelProto:
     """The one-step ONNX model (``onnx.ModelProto``) of ``net``; ``onnx.checker`` (full check) passes.
 
     Refuses (before building anything) a layer whose neuron kind :data:`ONNX_KERNELS` has no builder

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from ..errors import SaturationError
 from ..frozen import FrozenNet
 from ..simulators.base import check_saturation_mode
 from .onnx_export import FORMAT_NAME, INPUT_NAME, VERSION, _onnx, build_onnx_model
+
+if TYPE_CHECKING:
+    from ..simulators.base import SimResult
 
 
 def _default_threads() -> int:
@@ -71,7 +75,8 @@ class OnnxStepRunner:
         self._x_dtype = np.int32 if "int32" in in_type else np.int64
         self._outputs = [f"{l['name']}.{k}" for l in self.layers for k in ("spikes", *l["states"], "saturated")]
 
-    def run(self, x: np.ndarray, static: bool, steps: int, record_states: bool = False, saturation: str = "count"):
+    def run(self, x: np.ndarray, static: bool, steps: int, record_states: bool = False,
+            saturation: str = "count") -> SimResult:
         """x: int array [N, *shape] (static: fed at every step) or [T, N, *shape]. Returns a SimResult
         (``states``: the membrane ``v`` of every layer, int64 [T, N, ...], when ``record_states``)."""
         from ..simulators.base import SimResult
@@ -125,7 +130,7 @@ class OnnxRuntimeBackend:
         self.model = build_onnx_model(net)
         self.runner = OnnxStepRunner(self.model, threads=threads, providers=providers)
 
-    def run(self, x, num_steps: int | None = None, record_states: bool = False):
+    def run(self, x: np.ndarray, num_steps: int | None = None, record_states: bool = False) -> SimResult:
         """Step the ONNX graph T times with onnxruntime on integer input ``x`` ([N, *shape] static or [T, N, *shape]),
         in batches of ``batch_size``; returns spikes, saturation counts and (optionally) int64 states.
         """

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,12 @@ from .. import intmath
 from ..errors import CheckpointError, FrozenNetError, QSNNError, UnsupportedLayerError
 from ..exporters.nir_export import (DT, RECURRENT_FORM, TAU_RULES, _chain, _node_name, frozen_from_nir_graph,
                                     is_qsnn_graph, read_graph, recurrent_parts)
+
+if TYPE_CHECKING:
+    import nir
+
+    from ..frozen import FrozenNet
+    from ..nn import QSequential
 
 #: Relative distance from 1 within which a foreign neuron's input gain (``r·dt/τ``, ``w_in·dt/τ_syn``) is read as exactly 1.
 GAIN_SNAP = 1e-9
@@ -46,7 +52,7 @@ class NirConv2d(nn.Conv2d):
     """``nn.Conv2d`` imported from a NIR graph: float weights for the float model, and the integer
     weights :func:`freeze` should use (``qsnn_int_weight``)."""
 
-    def qsnn_int_weight(self):
+    def qsnn_int_weight(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         """``(integer-valued weight tensor, per-channel scale, bit width)``: what :func:`freeze` uses."""
         return self._qsnn_int
 
@@ -54,7 +60,7 @@ class NirConv2d(nn.Conv2d):
 class NirLinear(nn.Linear):
     """``nn.Linear`` imported from a NIR graph (see :class:`NirConv2d`)."""
 
-    def qsnn_int_weight(self):
+    def qsnn_int_weight(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         """``(integer-valued weight tensor, per-channel scale, bit width)``: what :func:`freeze` uses."""
         return self._qsnn_int
 
@@ -243,9 +249,9 @@ def _squeeze_batch(shape: tuple[int, ...], first) -> tuple[int, ...]:
     return shape
 
 
-def nir_graph_to_torch(graph, *, weight_bits: int = 8, input_scale: float | None = None, input_bits: int = 8,
-                       input_signed: bool = False, num_steps: int = 100, dt: float = DT, tau_rule: str = "euler",
-                       cuba_input_gain: str = "nir"):
+def nir_graph_to_torch(graph: nir.NIRGraph, *, weight_bits: int = 8, input_scale: float | None = None,
+                       input_bits: int = 8, input_signed: bool = False, num_steps: int = 100, dt: float = DT,
+                       tau_rule: str = "euler", cuba_input_gain: str = "nir") -> QSequential:
     """The float network of a (foreign) NIR graph as a :class:`~qsnn_deploy.nn.QSequential`.
 
     Each LIF block ``[Flatten] Conv2d|Linear|Affine [AvgPool2d|SumPool2d] LIF`` becomes plain torch
@@ -415,11 +421,11 @@ def nir_graph_to_torch(graph, *, weight_bits: int = 8, input_scale: float | None
                        input_signed=bool(input_signed), num_steps=int(num_steps))
 
 
-def nir_graph_to_frozen(graph, *, weight_bits: int = 8, frac_bits: int = intmath.DEFAULT_FRAC_BITS,
+def nir_graph_to_frozen(graph: nir.NIRGraph, *, weight_bits: int = 8, frac_bits: int = intmath.DEFAULT_FRAC_BITS,
                         state_bits: int = intmath.DEFAULT_STATE_BITS, input_scale: float | None = None,
                         input_bits: int = 8, input_signed: bool = False, num_steps: int = 100, dt: float = DT,
                         return_model: bool = False, metadata: dict | None = None, tau_rule: str = "euler",
-                        cuba_input_gain: str = "nir"):
+                        cuba_input_gain: str = "nir") -> FrozenNet | tuple[FrozenNet, QSequential]:
     """Freeze a NIR graph from another tool (see :func:`nir_graph_to_torch` for the mapping).
 
     Args:
@@ -450,7 +456,7 @@ def nir_graph_to_frozen(graph, *, weight_bits: int = 8, frac_bits: int = intmath
     return (net, model) if return_model else net
 
 
-def load_nir(path: str | Path, **options):
+def load_nir(path: str | Path, **options: Any) -> tuple[FrozenNet, QSequential | None]:
     """(frozen net, float torch model or None) from a ``.nir`` file: a qsnn-written file is read
     exactly (:func:`read_nir`); any other graph is imported with :func:`nir_graph_to_frozen`."""
     graph = read_graph(path)

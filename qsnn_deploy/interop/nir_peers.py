@@ -35,12 +35,18 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..exporters import nir_export
 from ..frozen import FrozenNet
+
+if TYPE_CHECKING:
+    import nir
+
+    from ..simulators.base import SimResult
 
 PEERS = ("snntorch", "norse", "sinabs", "rockpool")
 
@@ -103,7 +109,8 @@ def _quiet():
         logging.disable(level)
 
 
-def load_peer(peer: str, graph, *, batch_size: int = 1, num_steps: int | None = None, as_is: bool = False):
+def load_peer(peer: str, graph: nir.NIRGraph, *, batch_size: int = 1, num_steps: int | None = None,
+              as_is: bool = False) -> torch.nn.Module:
     """The module ``peer``'s own importer builds from ``graph`` (raises :class:`PeerLoadError`).
 
     Sinabs gets a copy with a 1-D ``v_leak`` (see the module docstring) unless ``as_is``."""
@@ -152,8 +159,9 @@ def _prepare(net: FrozenNet | None, x, num_steps: int | None):
     return np.asarray(x), True, int(num_steps or 100)
 
 
-def run_peer(peer: str, graph, x_int, num_steps: int | None = None, net: FrozenNet | None = None,
-             batch_size: int = 50, per_sample: bool = False, torch_threads: int | None = 1):
+def run_peer(peer: str, graph: nir.NIRGraph, x_int: np.ndarray, num_steps: int | None = None,
+             net: FrozenNet | None = None, batch_size: int = 50, per_sample: bool = False,
+             torch_threads: int | None = 1) -> SimResult:
     """Run ``graph`` in ``peer``'s own simulator on integer inputs; spikes per LIF layer.
 
     snnTorch's and Norse's executors keep NIR's per-sample ``Flatten(start_dim=0)``, which flattens
@@ -331,7 +339,7 @@ class PeerComparison:
         return all(v == 1.0 for v in self.layer_agreement.values())
 
 
-def compare(peer: str, ref, res, labels=None) -> PeerComparison:
+def compare(peer: str, ref: SimResult, res: SimResult, labels: np.ndarray | None = None) -> PeerComparison:
     """Per-layer spike agreement and prediction agreement of a peer's run with the reference."""
     agree, ident, sp, sr = {}, {}, {}, {}
     for (name, r), (pname, p) in zip(ref.spikes.items(), res.spikes.items()):
@@ -350,7 +358,8 @@ def compare(peer: str, ref, res, labels=None) -> PeerComparison:
                           acc(pred_peer), acc(pred_ref), {k: int(v) for k, v in multi.items()})
 
 
-def run_snntorch_import(graph_or_path, x_int, num_steps: int | None = None, net: FrozenNet | None = None):
+def run_snntorch_import(graph_or_path: nir.NIRGraph | str | Path, x_int: np.ndarray, num_steps: int | None = None,
+                        net: FrozenNet | None = None) -> SimResult:
     """Run a NIR graph in snnTorch's own importer (``snntorch.import_nir.import_from_nir``).
 
     snnTorch builds a nirtorch graph executor (a ``torch.fx.GraphModule``) of ``Leaky``

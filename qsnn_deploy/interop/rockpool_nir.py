@@ -25,11 +25,14 @@ agreement with Rockpool's own run is measured (docs/nir.md §5).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import UnsupportedLayerError
+
+if TYPE_CHECKING:
+    import nir
 
 
 def _recurrent_node(neuron, w_rec: np.ndarray, size: int):
@@ -44,7 +47,7 @@ def _recurrent_node(neuron, w_rec: np.ndarray, size: int):
                         type_check=False)
 
 
-def rockpool_to_nir(module: Any, sample_data: Any = None, model_name: str = "rockpool"):
+def rockpool_to_nir(module: Any, sample_data: Any = None, model_name: str = "rockpool") -> nir.NIRGraph:
     """``rockpool.nn.modules.torch.nir.to_nir(module)`` with each recurrent ``LIFTorch``'s weights kept.
 
     Args:

@@ -305,7 +305,7 @@ class LavaSimulator:
         self.close()
 
     # ------------------------------------------------------------------------------ running
-    def run(self, x, num_steps: int | None = None, record_states: bool = False) -> SimResult:
+    def run(self, x: np.ndarray, num_steps: int | None = None, record_states: bool = False) -> SimResult:
         """Stream the samples of ``x`` (integer input, [N, *shape] static or [T, N, *shape]) through the
         compiled network, ``lanes`` per period of R steps. ``record_states`` is accepted for the
         backend interface but Lava's states are not read back (``states`` is None)."""

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from ..frozen import FrozenNet, Layer
 from ..statebound import StateBound, layer_state_bound, net_peak_currents, net_state_bounds
 from .netx_weights import netx_dense_error
 from .recipe_script import CUSTOM_PROCESSES
+
+if TYPE_CHECKING:
+    from ..report.metrics import Report
 
 LAVA_SHIFT = 6  # act_shift = vth_shift = 6 in lava/proc/lif/models.py (AbstractPyLifModelFixed)
 NETX_BIAS_EXP = 6  # netx hdf5.get_neuron_params: 'bias_exp': 6
@@ -410,7 +413,7 @@ def check_net(net: FrozenNet, profile: LoihiProfile = LOIHI2) -> NetFit:
     return NetFit(profile, layers, inputs)
 
 
-def fit_check_for_report(net: FrozenNet, report) -> dict[str, Any]:
+def fit_check_for_report(net: FrozenNet, report: Report) -> dict[str, Any]:
     """The ``qsnn-report --target lava`` hook (:func:`qsnn_deploy.report.register_fit_check`)."""
     fit = check_net(net)
     return {"fits": fit.fits, "summary": fit.verdict(),

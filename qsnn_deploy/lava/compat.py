@@ -37,7 +37,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Callable, Sequence
 
 logger = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class PatchedSourceLoader(importlib.abc.InspectLoader):
             self.changed = self._source != text
         return self._source
 
-    def get_code(self, fullname: str):
+    def get_code(self, fullname: str) -> CodeType:
         return compile(self.get_source(fullname), self.path, "exec", dont_inherit=True)
 
     def exec_module(self, module: ModuleType) -> None:
@@ -178,7 +178,8 @@ class PatchingFinder(importlib.abc.MetaPathFinder):
     def __init__(self, patches: Sequence[SourcePatch] = LAVA_PATCHES):
         self.patches = {p.module: p for p in patches}
 
-    def find_spec(self, fullname: str, path=None, target=None):
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         """For a module named in ``patches`` and installed as a plain source file: its spec with a
         :class:`PatchedSourceLoader`; otherwise what Python's path finder says (None for other modules:
         the next finder is asked).

@@ -7,9 +7,22 @@ Lava's 8-bit weight handling (mantissa, exponent) unchanged; anything that canno
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ..errors import QSNNError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+    from lava.lib.dl.netx.hdf5 import Network
+    from lava.magma.core.process.ports.ports import InPort, OutPort
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense
+    from lava.proc.sparse.process import Sparse
+    from lava.utils.weightutils import SignMode
+
+    from .models import QCUBA, QLIF
 
 CONV_CURRENT_BITS = 24  # Lava's Conv clamps its output to signed 24 bits (lava/proc/conv/models.py)
 
@@ -17,7 +30,7 @@ class NotExact(Exception):
     """A conv whose weights or currents a Lava Sparse synapse cannot reproduce exactly."""
 
 
-def conv_as_sparse(conv, in_max: int):
+def conv_as_sparse(conv: Conv, in_max: int) -> tuple[sp.csr_matrix, int, int, SignMode]:
     """Lava's Conv synapse ``conv`` as the per-sample CSR matrix of a Lava ``Sparse`` synapse that
     computes the identical current: (weights, weight_exp, num_weight_bits, sign_mode).
 
@@ -95,7 +108,7 @@ def _range(a: np.ndarray) -> str:
     return str(int(a.min())) if a.size and a.min() == a.max() else f"{int(a.min(initial=0))}..{int(a.max(initial=0))}"
 
 
-def check_dense_synapse(syn, expected: np.ndarray, layer: str, what: str) -> None:
+def check_dense_synapse(syn: Dense, expected: np.ndarray, layer: str, what: str) -> None:
     """A Lava ``Dense`` synapse netx built must compute exactly ``expected · s``: its stored weights after
     Lava's own 8-bit clip and truncation (what ``PyDenseModelBitAcc`` applies on its first step), shifted by
     its weight exponent, are the frozen integers. :class:`QSNNError` naming the layer otherwise (the Lava-free
@@ -115,8 +128,10 @@ def check_dense_synapse(syn, expected: np.ndarray, layer: str, what: str) -> Non
                         f"(exponent {exp}, {bits} bits, {sign.name}); refusing to run other integers than the reference")
 
 
-def lanes_network(proto, made, specs: list[dict], period: int, window: int, lanes: int, in_shape: tuple,
-                  lava_shapes: list[tuple], input_message_bits: int, steps: int | None = None):
+def lanes_network(proto: Network, made: list[tuple[Any, dict]], specs: list[dict], period: int, window: int,
+                  lanes: int, in_shape: tuple, lava_shapes: list[tuple], input_message_bits: int,
+                  steps: int | None = None
+                  ) -> tuple[InPort, list[OutPort], list[QLIF | QCUBA | None], list[Sparse | None]]:
     """Lava processes for ``lanes`` samples side by side: Sparse synapses (block-diagonal), k-wide LIFReset /
     QLIF / QCUBA neurons, and for a recurrent layer a block-diagonal Sparse from the neurons' ``s_out`` back to
     their ``a_in`` (netx's ``synapse_rec`` weights: one step later, R·z_{t-1}). Custom layers count clips in

@@ -3,7 +3,16 @@
 and one clear :class:`LavaUnavailableError` (naming ``tools/install_lava.py``) when Lava is missing."""
 from __future__ import annotations
 
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 from ..errors import QSNNError
+
+if TYPE_CHECKING:
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    from .models import QLIF, StreamRecorder, StreamSource
 
 
 class LavaUnavailableError(QSNNError):
@@ -31,7 +40,8 @@ def _allow_lava_fork_start_method() -> None:
     multiprocessing.set_start_method(None, force=True)
 
 
-def import_lava():
+def import_lava() -> tuple[ModuleType, type[RunSteps], type[Loihi2SimCfg], type[StreamSource], type[StreamRecorder],
+                           type[QLIF]]:
     """Import what the runner needs from Lava, with a clear error when Lava is missing.
 
     Lava's three Python 3.11 / numpy 2 fixes are applied at import time by :mod:`.compat` (installed

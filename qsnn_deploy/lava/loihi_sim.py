@@ -48,7 +48,7 @@ import numpy as np
 
 from .. import intmath
 from .check import stock_pad
-from ..frozen import FrozenNet
+from ..frozen import FrozenNet, Layer
 from ..simulators.base import NeuronKernels, SimResult, check_saturation_mode, prepare_input
 from .backend import DEFAULT_LANES, LavaSimulator
 from ..simulators.numpy_sim import _PreparedLayer, _compact_dtype, _to_torch_layout, p_out_cl
@@ -76,7 +76,7 @@ def _recurrent(p, out: np.ndarray, t: int, start: int = 0):
     return p._to_int(out[t - 1].astype(p.recurrent.dtype) @ p.recurrent)
 
 
-def stock_exact(layer, current_bound: int = 0) -> bool:
+def stock_exact(layer: Layer, current_bound: int = 0) -> bool:
     """True when Lava's stock LIF computes exactly this layer's integer semantics (the same rule the
     Lava exporter routes by: :func:`qsnn_deploy.lava.check.stock_reasons`)."""
     from .check import stock_reasons
@@ -148,7 +148,7 @@ class LoihiSimulator:
         """Forget the mirrored stream (as after ``LavaSimulator.close()``: the next sample starts fresh)."""
         self._lane_state = None
 
-    def run(self, x, num_steps=None, record_states=False) -> SimResult:
+    def run(self, x: np.ndarray, num_steps: int | None = None, record_states: bool = False) -> SimResult:
         """Simulate integer input ``x`` ([N, *shape] static or [T, N, *shape]) with Lava's rules and timing.
 
         ``spikes`` are shifted back by l + 1 steps per layer l (comparable with the NumPy reference);

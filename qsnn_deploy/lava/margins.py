@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from ..frozen import FrozenNet
 from ..statebound import net_peak_currents, net_state_bounds
 from .check import (LAVA_SHIFT, LOIHI2, NETX_BIAS_EXP, LoihiProfile, NetFit, check_net, deploy_weight, netx_dense_weights,
                     weight_mantissa)
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @dataclass
@@ -132,7 +136,7 @@ def margin_line(m: Margin, need_bits: int) -> str:
     return f"layer {m.layer}, field {m.field}: {m.text()}; --margin-bits {need_bits} asks for {need_bits}"
 
 
-def margins_table(margins: list[Margin]):
+def margins_table(margins: list[Margin]) -> Table:
     """A rich table: one row per layer and field."""
     from rich.table import Table
 

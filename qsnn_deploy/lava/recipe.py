@@ -25,6 +25,7 @@ import contextlib
 import pprint
 import re
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Iterator
 
 from ..errors import QSNNError
@@ -97,7 +98,7 @@ def write_recipe(net_path: str | Path, script: str | Path | None = None) -> Path
 
 
 @contextlib.contextmanager
-def netx_reads_custom_layers(hdf5) -> Iterator[None]:
+def netx_reads_custom_layers(hdf5: ModuleType) -> Iterator[None]:
     """While netx builds a network from a qsnn file: read a ``QSNN_QLIF`` neuron group as CUBA (so
     that a neuron factory the caller installed, e.g. QLIF, is called) and its text ``bias`` as no
     bias. Stock netx refuses both (module docstring); outside this context nothing is changed."""
@@ -127,7 +128,7 @@ def netx_reads_custom_layers(hdf5) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def qlif_netx_build(hdf5, path: str | Path, reset_interval: int, steps: int) -> Iterator[list]:
+def qlif_netx_build(hdf5: ModuleType, path: str | Path, reset_interval: int, steps: int) -> Iterator[list]:
     """For the recipe script: while netx builds ``path``'s network with ``reset_interval`` R for T =
     ``steps``, build every custom-route layer as qsnn-deploy's ``QLIF`` (held silent outside its window
     of each R-step period, exactly as the ``lava`` backend's netx build does) and every stock layer as

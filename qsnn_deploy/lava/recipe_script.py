@@ -335,7 +335,7 @@ def load_inputs(data: str, n: int, shape: list[int], message_bits: int = 8) -> n
     return x
 
 
-def import_lava():
+def import_lava() -> tuple[object, type, type, type, type]:
     """Lava's netx, I/O processes and run settings. Lava 0.10 does not import on Python 3.11 or with
     numpy 2 without three small in-memory patches; qsnn-deploy applies them on import (no file edited)."""
     if sys.version_info >= (3, 11) or int(np.__version__.split(".")[0]) >= 2:
@@ -353,7 +353,7 @@ def import_lava():
 
 
 # ---------------------------------------------------------------------------------------------- the recipe
-def run_lava(path: Path, s: dict, x: np.ndarray, steps: int, qlif=None) -> dict[str, np.ndarray]:
+def run_lava(path: Path, s: dict, x: np.ndarray, steps: int, qlif: object | None = None) -> dict[str, np.ndarray]:
     """Run ``x`` [n, *input shape] through the netx network of ``path`` for ``steps`` steps each; return
     each layer's spikes aligned to the reference, uint8 [T, n, C, H, W] or [T, n, N]. ``qlif``: a
     context manager factory that lets netx build the custom-route layers as qsnn-deploy's QLIF / QCUBA."""
@@ -399,7 +399,7 @@ def run_lava(path: Path, s: dict, x: np.ndarray, steps: int, qlif=None) -> dict[
     return out
 
 
-def save_npz(path: Path, spikes: dict[str, np.ndarray], **meta) -> None:
+def save_npz(path: Path, spikes: dict[str, np.ndarray], **meta: object) -> None:
     """Write the spikes atomically (a temporary file in the same folder, then renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part.npz", dir=path.parent)

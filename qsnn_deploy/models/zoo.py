@@ -151,7 +151,7 @@ def dvs_arch(precision: str = "int4", deploy_faithful: bool = True, beta: float 
 
 
 def preset_arch(dataset: str, precision: str = "int4", num_steps: int | None = None, deploy_faithful: bool = True,
-                reset: str = "subtract", **overrides) -> dict[str, Any]:
+                reset: str = "subtract", **overrides: Any) -> dict[str, Any]:
     """The arch of ``dataset`` ("mnist", "fashion-mnist", "dvs128") with its Table I neuron values."""
     if dataset not in PRESETS:
         raise ValueError(f"dataset must be one of {sorted(PRESETS)}, got {dataset!r}")

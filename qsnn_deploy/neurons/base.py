@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -32,13 +32,16 @@ from .. import intmath
 from ..errors import FrozenNetError
 from ..numba_support import HAVE_NUMBA, numba
 
+if TYPE_CHECKING:
+    from ..statebound import StateBound
 
-def array_field(**kwargs) -> Any:
+
+def array_field(**kwargs: Any) -> Any:
     """A dataclass field holding a per-channel integer (or, for ``sigma``, float) array."""
     return field(metadata={"array": True}, **kwargs)
 
 
-def decay_toward_zero(v: np.ndarray, d) -> np.ndarray:
+def decay_toward_zero(v: np.ndarray, d: int | np.ndarray) -> np.ndarray:
     """``sign(v·d) · (|v·d| >> 12)`` on int64 arrays: the 12-bit decay rounding toward zero (Loihi's rule).
 
     ``(x + ((x >> 63) & 4095)) >> 12`` is the same value without a branch: the arithmetic shift
@@ -155,7 +158,7 @@ class NeuronParams:
         """The largest |v| the membrane state holds (state units)."""
         return intmath.state_limit(self.state_bits)  # type: ignore[attr-defined]
 
-    def state_bound(self, j_pos: np.ndarray, j_neg: np.ndarray):
+    def state_bound(self, j_pos: np.ndarray, j_neg: np.ndarray) -> StateBound:
         """The proven :class:`~qsnn_deploy.statebound.StateBound` of this neuron fed currents in
         ``[-j_neg_c, j_pos_c]`` per channel (exact integers, J units) at every step."""
         raise NotImplementedError

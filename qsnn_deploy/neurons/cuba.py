@@ -140,7 +140,8 @@ class CubaLIF(NeuronParams):
         return np.maximum(np.maximum(upper, -lower) / float(self.state_limit),
                           np.maximum(i_up, -i_lo) / float(self.current_limit))
 
-    def reference_step(self, state, j):
+    def reference_step(self, state: tuple[np.ndarray, ...], j: np.ndarray
+                       ) -> tuple[tuple[np.ndarray, ...], np.ndarray, int]:
         """One step of the module docstring's equation, pure NumPy (the specification)."""
         i, v = state
         th, b, a, d = (np.asarray(x, dtype=np.int64) for x in (self.threshold, self.bias, self.current_decay, self.decay))

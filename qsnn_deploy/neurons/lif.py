@@ -79,7 +79,8 @@ class LIF(NeuronParams):
         upper, lower = channel_bounds(j_pos, j_neg, self.threshold, self.bias, self.decay, self.reset, self.frac_bits)
         return np.maximum(upper, -lower) / float(self.state_limit)
 
-    def reference_step(self, state, j):
+    def reference_step(self, state: tuple[np.ndarray, ...], j: np.ndarray
+                       ) -> tuple[tuple[np.ndarray, ...], np.ndarray, int]:
         """One step of the module docstring's equation, pure NumPy (the specification)."""
         (v,) = state
         th, b, d = (np.asarray(a, dtype=np.int64) for a in (self.threshold, self.bias, self.decay))

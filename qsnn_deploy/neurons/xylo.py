@@ -75,14 +75,14 @@ def sat16(x: np.ndarray) -> np.ndarray:
     return np.clip(x, I16_MIN, I16_MAX)
 
 
-def leak(x: np.ndarray, dash) -> np.ndarray:
+def leak(x: np.ndarray, dash: int | np.ndarray) -> np.ndarray:
     """``D(x, dash)``: ``x >> dash`` (arithmetic), or ``sign(x)`` where the shift gives 0 (int64)."""
     x = np.asarray(x, dtype=np.int64)
     d = x >> np.asarray(dash, dtype=np.int64)
     return np.where(d == 0, np.sign(x), d)
 
 
-def xylo_decay(x: np.ndarray, dash) -> np.ndarray:
+def xylo_decay(x: np.ndarray, dash: int | np.ndarray) -> np.ndarray:
     """One bit-shift decay step ``x - D(x, dash)`` (module docstring): ``x·(1 - 2^-dash)`` with at least
     one unit of leak toward 0; ``dash = 0`` gives 0. int64 in (int16 values), int64 out."""
     x = np.asarray(x, dtype=np.int64)
@@ -214,7 +214,8 @@ class XyloNeuron(NeuronParams):
         return np.maximum(np.maximum(v, dv), p) / float(I16_MAX)
 
     # ------------------------------------------------------------------ the specification
-    def reference_step(self, state, j):
+    def reference_step(self, state: tuple[np.ndarray, ...], j: np.ndarray
+                       ) -> tuple[tuple[np.ndarray, ...], np.ndarray, int]:
         """One step of the module docstring's equation, pure NumPy (the specification).
 
         ``state`` = (isyn, v), int64 ``[..., C]``; ``j`` = ``[..., C]`` (one term) or ``[..., K, C]`` (K

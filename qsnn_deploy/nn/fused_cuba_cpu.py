@@ -15,11 +15,16 @@ looks at the pre-clip ``v_t`` / ``i_t`` only where the state sits at its limit. 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..numba_support import HAVE_NUMBA, cached_kernel, leave_start_method_unset, numba
 from .fused_lif_cpu import (_clip, _integer_current, _into_current, _into_membrane, _membrane, _spike,
                             _static_current_grads, _threads, _through_spike)
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = ["HAVE_NUMBA", "forward", "backward", "N_PARAMS"]
 
@@ -116,7 +121,7 @@ else:  # pragma: no cover - without Numba the torch-ops path runs
 
 
 def forward(cur: np.ndarray, static: bool, direct: bool, steps: int, scale: float, params: tuple, zero_reset: bool,
-            imax: float, vmax: float, state_dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+            imax: float, vmax: float, state_dtype: npt.DTypeLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """``cur`` float64 [T or 1, N, C, S]: currents in membrane units, or (``direct``) the integer currents J
     themselves (rounded half to even); ``params`` = (sigma, bias, theta, b, a, d), float64 [C] each;
     ``imax``/``vmax`` the current and membrane limits (state units).

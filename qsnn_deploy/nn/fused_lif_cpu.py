@@ -16,9 +16,14 @@ as SIMD instructions: ``bench/bench_train.py`` measures what this buys.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..numba_support import HAVE_NUMBA, cached_kernel, leave_start_method_unset, numba
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = ["HAVE_NUMBA", "forward", "backward"]
 
@@ -181,7 +186,7 @@ def _threads() -> int:
 
 
 def forward(cur: np.ndarray, static: bool, direct: bool, steps: int, scale: float, params: tuple, zero_reset: bool, vmax: float,
-            state_dtype) -> tuple[np.ndarray, np.ndarray, int]:
+            state_dtype: npt.DTypeLike) -> tuple[np.ndarray, np.ndarray, int]:
     """``cur`` float64 [T or 1, N, C, S]: currents in membrane units, or (``direct``) the integer
     currents J themselves (rounded half to even, as J = round(I) with I the dropout-scaled integer current); ``params`` = (sigma, bias, theta, b, d), float64 [C] each.
     Returns (spikes float32 [T, N, C, S], states [T+1, N, C, S], number of clipped states)."""

@@ -26,6 +26,8 @@ The returned state (``mem``) is ``v`` in state units (integer-valued float64); m
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import snntorch as snn
 from snntorch import surrogate
@@ -33,6 +35,9 @@ from snntorch import surrogate
 from .. import intmath
 from ..neurons import LIF, NeuronParams
 from .ste import decay_ste, round_ste
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class QNeuron:
@@ -104,7 +109,8 @@ class QLeaky(QNeuron, snn.Leaky):
         self.surrogate_slope = 25.0 if spike_grad is None else (None if surrogate_slope is None else float(surrogate_slope))
 
     # ----------------------------------------------------------------- integer parameters
-    def integer_params(self, sigma_abs: torch.Tensor, bias: torch.Tensor):
+    def integer_params(self, sigma_abs: torch.Tensor, bias: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(theta_int, b_int, d) per channel as float64 tensors (integer-valued, STE gradients).
 
         ``sigma_abs`` and ``bias`` are float64 per-channel tensors [C]. :func:`qsnn_deploy.freeze`
@@ -132,13 +138,14 @@ class QLeaky(QNeuron, snn.Leaky):
         return LIF(th, b, d, "subtract" if self.reset_mechanism_val == 0 else "zero", self.frac_bits, self.state_bits,
                    sigma_abs.detach().cpu().numpy().astype("float64"))
 
-    def membrane(self, v: torch.Tensor, sigma) -> torch.Tensor:
+    def membrane(self, v: torch.Tensor, sigma: torch.Tensor | np.ndarray | float) -> torch.Tensor:
         """State ``v`` converted to membrane units, ``v * |sigma| / 2**F``."""
         return v * _channel_view(torch.as_tensor(sigma, dtype=torch.float64, device=v.device).abs(), v.dim()) / (1 << self.frac_bits)
 
     # ----------------------------------------------------------------- forward
     def forward(self, input_: torch.Tensor, mem: torch.Tensor | None = None, *,
-                sigma: torch.Tensor | None = None, bias: torch.Tensor | None = None):
+                sigma: torch.Tensor | None = None, bias: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """One time step. ``input_``: float current [N, C, ...]; returns (spikes, v)."""
         sigma_abs, bias = self.synapse_scale(input_, sigma, bias)
         theta_int, b_int, d = self.integer_params(sigma_abs, bias)

@@ -76,7 +76,8 @@ class QSequential(nn.Sequential):
         """The LIF blocks (synapse, pool/BatchNorm/dropout, neuron) in order, as parsed at construction."""
         return self._blocks
 
-    def forward(self, x: torch.Tensor, num_steps: int | None = None, record: bool = False):
+    def forward(self, x: torch.Tensor, num_steps: int | None = None, record: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run T steps. ``x``: [N, *input_shape] (repeated every step) or [T, N, *input_shape], float
         in model units (integer input × input_scale). Returns the output spikes [T, N, classes],
         or (output, {block name: spikes [T, N, ...]}) with ``record=True``."""

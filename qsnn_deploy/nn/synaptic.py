@@ -79,7 +79,8 @@ class QSynaptic(QNeuron, snn.Synaptic):
         """The :class:`~qsnn_deploy.neurons.CubaLIF` reset this neuron runs (``"subtract"`` or ``"zero"``)."""
         return "subtract" if self.reset_mechanism_val == 0 else "zero"
 
-    def integer_params(self, sigma_abs: torch.Tensor, bias: torch.Tensor):
+    def integer_params(self, sigma_abs: torch.Tensor, bias: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(theta_int, b_int, a, d) per channel, float64 integer-valued tensors with STE gradients (freeze
         calls this same method)."""
         c = sigma_abs.shape[0]
@@ -101,7 +102,8 @@ class QSynaptic(QNeuron, snn.Synaptic):
                        sigma_abs.detach().cpu().numpy().astype("float64"))
 
     def forward(self, input_: torch.Tensor, syn: torch.Tensor | None = None, mem: torch.Tensor | None = None, *,
-                sigma: torch.Tensor | None = None, bias: torch.Tensor | None = None):
+                sigma: torch.Tensor | None = None, bias: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One time step. ``input_``: float current [N, C, ...]; returns (spikes, i, v)."""
         sigma_abs, bias = self.synapse_scale(input_, sigma, bias)
         theta_int, b_int, a, d = self.integer_params(sigma_abs, bias)

@@ -45,6 +45,7 @@ these, every neuron, every step.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 import torch
@@ -53,6 +54,9 @@ import torch.nn as nn
 from ..neurons.xylo import XyloNeuron
 from .neuron import QNeuron
 from .ste import round_ste
+
+if TYPE_CHECKING:
+    from .blocks import Block
 
 STATE_BITS = 16
 STATE_MAX = (1 << (STATE_BITS - 1)) - 1      # 32767
@@ -237,7 +241,7 @@ class QXylo(QNeuron, nn.Module):
         return self._saturation_events
 
     @saturation_events.setter
-    def saturation_events(self, value) -> None:
+    def saturation_events(self, value: int | torch.Tensor) -> None:
         self._saturation_events = value
 
     @property
@@ -249,7 +253,7 @@ class QXylo(QNeuron, nn.Module):
         return self._order_events
 
     @order_events.setter
-    def order_events(self, value) -> None:
+    def order_events(self, value: int | torch.Tensor) -> None:
         self._order_events = value
 
     # ----------------------------------------------------------------- integers
@@ -278,7 +282,7 @@ class QXylo(QNeuron, nn.Module):
         shift = self.shift_group.shift() if self.shift_group is not None else None
         return quantize_shifted(self.recurrent, self.unit, self.rec_bits, shift=shift)
 
-    def frozen_neuron(self, sigma_abs=None, bias=None) -> XyloNeuron:
+    def frozen_neuron(self, sigma_abs: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> XyloNeuron:
         """The :class:`~qsnn_deploy.neurons.XyloNeuron` parameters the forward pass uses (freeze stores these;
         ``sigma`` = one state unit in model units, ``1/unit``). The arguments are ignored (Xylo layers carry
         their own scale)."""
@@ -289,7 +293,8 @@ class QXylo(QNeuron, nn.Module):
     # ----------------------------------------------------------------- forward
     def forward(self, j: torch.Tensor, isyn: torch.Tensor | None = None, v: torch.Tensor | None = None,
                 prev: torch.Tensor | None = None, *, params: dict | None = None, rec: torch.Tensor | None = None,
-                x: torch.Tensor | None = None, w: torch.Tensor | None = None, x_cap: int = HIDDEN_MAX_SPIKES):
+                x: torch.Tensor | None = None, w: torch.Tensor | None = None, x_cap: int = HIDDEN_MAX_SPIKES
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One step. ``j``: the feed-forward integer current [N, size] (``(W << s)·x_t``), ``prev``: this
         layer's spike counts of the previous step (recurrent layers). ``params``/``rec``: the integers of
         :meth:`integer_params` / :meth:`recurrent_weight` (computed once per sequence by the caller). ``x``, ``w``:
@@ -368,7 +373,7 @@ def _ordered_fold(isyn: torch.Tensor, sources: list[tuple[torch.Tensor, torch.Te
     return total, clipped, n_unsafe
 
 
-def link_shift_groups(blocks) -> ShiftGroup | None:
+def link_shift_groups(blocks: Iterable[Block]) -> ShiftGroup | None:
     """Tie the shifts of what Xylo holds in ``weights_rec`` (module :class:`ShiftGroup`): given the blocks of a
     net (``.synapse``, ``.neuron``), the Xylo blocks but the last (the hidden layers; the last is the readout,
     ``weights_out``) contribute their recurrent weights, and every hidden block after the first its synapse

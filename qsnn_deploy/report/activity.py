@@ -7,12 +7,15 @@ events (a (neuron, step) whose B_v-bit state was clipped), membrane-state statis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ..frozen import FrozenNet
 from .static import input_is_spikes, static_figures
+
+if TYPE_CHECKING:
+    from ..simulators.base import SimResult
 
 #: Membrane-state histogram resolution: bins per factor of two in |v|.
 HIST_BINS_PER_OCTAVE = 4
@@ -132,7 +135,7 @@ class ActivityAccumulator:
         self._preds: list[np.ndarray] = []
         self._labels: list[np.ndarray] = []
 
-    def add(self, x, result, labels=None) -> "ActivityAccumulator":
+    def add(self, x: np.ndarray, result: SimResult, labels: np.ndarray | None = None) -> "ActivityAccumulator":
         """Add one batch: its integer input ``x`` ([B, *shape] static or [T, B, *shape]) and the
         :class:`~qsnn_deploy.simulators.SimResult` of running it (states optional)."""
         net = self.net
@@ -218,9 +221,10 @@ class ActivityAccumulator:
                         self.source, self.backend, self._input_pos.astype(np.int64).copy())
 
 
-def collect_activity(net: FrozenNet, x, labels=None, num_steps: int | None = None, backend: str = "numpy",
-                     batch_size: int = 50, raster_sample: int = 0, source: str = "", record_states: bool = True,
-                     progress: Callable[[int], None] | None = None, **backend_options) -> Activity:
+def collect_activity(net: FrozenNet, x: np.ndarray, labels: np.ndarray | None = None, num_steps: int | None = None,
+                     backend: str = "numpy", batch_size: int = 50, raster_sample: int = 0, source: str = "",
+                     record_states: bool = True, progress: Callable[[int], None] | None = None,
+                     **backend_options: Any) -> Activity:
     """Simulate ``x`` with ``backend`` in batches (states recorded) and accumulate the activity."""
     from ..simulators import create_backend, prepare_input
 
@@ -240,7 +244,8 @@ def collect_activity(net: FrozenNet, x, labels=None, num_steps: int | None = Non
     return acc.finish()
 
 
-def activity_from_result(net: FrozenNet, result, x, labels=None, raster_sample: int = 0, source: str = "") -> Activity:
+def activity_from_result(net: FrozenNet, result: SimResult, x: np.ndarray, labels: np.ndarray | None = None,
+                         raster_sample: int = 0, source: str = "") -> Activity:
     """The activity of one :class:`~qsnn_deploy.simulators.SimResult` (all samples at once)."""
     return ActivityAccumulator(net, raster_sample, source).add(x, result, labels).finish()
 

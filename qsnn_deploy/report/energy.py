@@ -23,9 +23,12 @@ import math
 import numbers
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import QSNNError
+
+if TYPE_CHECKING:
+    import argparse
 
 #: Per-operation cost keys (picojoules), as in the report JSON's ``energy.per_op_pj``.
 COST_KEYS = ("synaptic_op", "neuron_update", "neuron_update_low", "spike")
@@ -231,7 +234,7 @@ def as_energy_model(model: EnergyModel | Mapping[str, Any] | None) -> EnergyMode
 
 
 # ------------------------------------------------------------------------------ CLI
-def add_energy_arguments(parser) -> None:
+def add_energy_arguments(parser: argparse.ArgumentParser) -> None:
     """The energy options of ``qsnn-report``."""
     g = parser.add_argument_group("energy estimate (default: Loihi 1, 2018, Davies et al. Table 2; docs/report.md)")
     g.add_argument("--energy-costs", metavar="FILE.json",
@@ -242,7 +245,7 @@ def add_energy_arguments(parser) -> None:
                        help=f"energy of one {key.replace('_', ' ')} in pJ (overrides --energy-costs)")
 
 
-def energy_model_from_args(args) -> EnergyModel:
+def energy_model_from_args(args: argparse.Namespace) -> EnergyModel:
     """The model the options ask for: the built-in one unless costs were given (validated here).
     ``--energy-costs FILE`` replaces the built-in figures it names; the ``--energy-pj-per-*`` options
     then replace the figures they name."""

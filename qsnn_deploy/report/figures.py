@@ -16,11 +16,15 @@ import html
 import io
 import itertools
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .glossary import backend_label
 from .metrics import Report, human_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Figure width (inches) and base font size (pt): legible at 420 px.
 WIDTH_IN = 6.4
@@ -48,7 +52,7 @@ def _styled(builder):
     return wrapper
 
 
-def svg(fig, alt: str) -> str:
+def svg(fig: Figure, alt: str) -> str:
     """``fig`` as an inline ``<svg>`` element (closes the figure): no XML prolog or metadata, ids made unique on
     the page, sized by its viewBox (``width: 100%`` up to its natural width in CSS pixels)."""
     buf = io.StringIO()
@@ -85,7 +89,7 @@ def _log_headroom(ax, values, factor: float = 8.0) -> None:
 
 
 @_styled
-def figure_firing_rates(report: Report):
+def figure_firing_rates(report: Report) -> Figure:
     """Mean firing rate per layer (bars) and the per-neuron rate distribution (box plots), one above the other."""
     plt = _mpl()
     names = [lr.name for lr in report.layers]
@@ -113,7 +117,7 @@ def fig_firing_rates(report: Report) -> str:
 
 
 @_styled
-def figure_raster(report: Report):
+def figure_raster(report: Report) -> Figure:
     """The raster sample's input image and every layer's spikes over time (integer ticks on both axes)."""
     from matplotlib.ticker import MaxNLocator
 
@@ -164,7 +168,7 @@ def _pow10(t: int) -> str:
 
 
 @_styled
-def figure_states(report: Report):
+def figure_states(report: Report) -> Figure:
     """Membrane-state histogram per layer against the threshold θ and the ±(2^(B_v−1)−1) state bound.
 
     The bins are about four per factor of two in |v|, so they hold different numbers of integers (1 near 0,
@@ -216,7 +220,7 @@ def fig_states(report: Report) -> str:
 
 
 @_styled
-def figure_memory(report: Report):
+def figure_memory(report: Report) -> Figure:
     """Bytes per layer: deployed weights, Loihi 8-bit weights, states, θ/b/d (log scale)."""
     plt = _mpl()
     names = [lr.name for lr in report.layers]
@@ -247,7 +251,7 @@ def fig_memory(report: Report) -> str:
 
 
 @_styled
-def figure_sops(report: Report):
+def figure_sops(report: Report) -> Figure:
     """Synaptic operations vs dense MACs per layer (log scale), with the graded input's ops."""
     plt = _mpl()
     names = [lr.name for lr in report.layers]
@@ -281,7 +285,7 @@ def fig_sops(report: Report) -> str:
 
 
 @_styled
-def figure_agreement(report: Report):
+def figure_agreement(report: Report) -> Figure | None:
     """Spike-count agreement per layer, one bar per backend that ran (None without a verify run)."""
     v = report.verify
     if not v or not v["backends"]:

@@ -24,7 +24,7 @@ counted in their deployed form: a conv followed by a sum pool is ONE pool-folded
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from .activity import (Activity, ActivityAccumulator, LayerActivity, activity_fr
 from .energy import LOIHI1_2018, LOIHI_2018, EnergyModel, as_energy_model
 from .static import (InputStatic, LayerStatic, SynapseGeometry, input_is_spikes,
                      static_figures, synapse_geometry)
+
+if TYPE_CHECKING:
+    from ..verify_report import VerifyReport
 
 SCHEMA = "qsnn-report"
 SCHEMA_VERSION = 4
@@ -162,7 +165,7 @@ def register_fit_check(target: str, check: Callable[[FrozenNet, Report], dict[st
     FIT_CHECKS.register(target, check)
 
 
-def verify_summary(vr) -> dict[str, Any]:
+def verify_summary(vr: VerifyReport) -> dict[str, Any]:
     """The parts of a :class:`~qsnn_deploy.verify.VerifyReport` the report shows."""
     return {
         "reference": vr.reference, "n_samples": int(vr.n_samples), "num_steps": int(vr.num_steps),
@@ -237,8 +240,9 @@ def energy_estimate(n_neurons: int, steps: int, sops_mean: float, spikes_mean: f
                           syn, inp, neu, neu_low, spk, syn + inp + neu + spk, syn + inp + neu_low + spk, unpriced)
 
 
-def compute_report(net: FrozenNet, activity: Activity | None = None, verify_report=None, model_name: str = "",
-                   target: str | None = None, energy_model: EnergyModel | Mapping[str, Any] | None = LOIHI_2018,
+def compute_report(net: FrozenNet, activity: Activity | None = None, verify_report: VerifyReport | None = None,
+                   model_name: str = "", target: str | None = None,
+                   energy_model: EnergyModel | Mapping[str, Any] | None = LOIHI_2018,
                    skipped_backends: list[dict[str, str]] | None = None) -> Report:
     """Put the static figures, the activity (optional) and the verify results (optional) together.
 

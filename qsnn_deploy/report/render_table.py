@@ -1,6 +1,8 @@
 """Terminal tables (rich) of a :class:`~qsnn_deploy.report.metrics.Report`."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich import box
 from rich.console import Console
 from rich.markup import escape
@@ -9,12 +11,15 @@ from rich.table import Table
 from ..frozen import FrozenNet
 from .metrics import Report, compute_report, human_bytes, human_count, human_energy, span
 
+if TYPE_CHECKING:
+    from .static import LayerStatic
+
 
 def _shape(s) -> str:
     return "×".join(str(int(v)) for v in s)
 
 
-def short_kind(s) -> str:
+def short_kind(s: LayerStatic) -> str:
     """Compact synapse description for narrow tables: conv5×5 s2 p1 pool2×2, dense."""
     return (s.description.replace("conv ", "conv").replace(" + sumpool ", " pool").replace(" (flatten)", ""))
 

@@ -42,12 +42,12 @@ details summary{cursor:pointer} code{overflow-wrap:anywhere}
 """
 
 
-def e(x) -> str:
+def e(x: object) -> str:
     """HTML-escaped ``str(x)``."""
     return html.escape(str(x))
 
 
-def n(x) -> str:
+def n(x: float | np.number | np.bool_ | None) -> str:
     """The page's one number format (see the module docstring)."""
     if x is None:
         return "–"
@@ -63,7 +63,7 @@ def n(x) -> str:
     return f"{xf:.3g}"
 
 
-def pct(f) -> str:
+def pct(f: float | None) -> str:
     """A fraction as percent with one decimal: 0.1234 → "12.3 %" (a no-break space: never split over two lines)."""
     return "–" if f is None else f"{100 * float(f):.1f}\u00a0%"
 

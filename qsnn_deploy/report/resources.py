@@ -20,11 +20,14 @@ capacity estimates, not a placement by Lava's compiler.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..frozen import FrozenNet
+
+if TYPE_CHECKING:
+    from .metrics import Report
 
 #: Loihi 2 memory per neuro-core (bytes): 192 KB, shared by synapses and neuron states.
 CORE_MEMORY_BYTES = 192 * 1024
@@ -60,7 +63,7 @@ def _bits_row(layer: str, field: str, bits: int, limit_bits: int, shown: str, no
     return _row(layer, field, bits, limit_bits, shown, f"{limit_bits} bits", note=note, unit="bits", full_ok=full_ok)
 
 
-def lava_resources(net: FrozenNet, report) -> dict[str, Any]:
+def lava_resources(net: FrozenNet, report: Report) -> dict[str, Any]:
     """Loihi 2 resources of ``net`` (per layer, per core) and the headroom rows (see the module docstring)."""
     from ..lava import check as lc
     from ..statebound import net_peak_currents, net_state_bounds
@@ -153,7 +156,7 @@ def lava_resources(net: FrozenNet, report) -> dict[str, Any]:
 RESOURCES = {"lava": lava_resources}
 
 
-def chip_resources(net: FrozenNet, report, target: str | None) -> dict[str, Any] | None:
+def chip_resources(net: FrozenNet, report: Report, target: str | None) -> dict[str, Any] | None:
     """Resources of ``target`` for ``net`` (None when no target is given or none is known for it)."""
     fn = RESOURCES.get(target or "")
     return None if fn is None else fn(net, report)

@@ -15,10 +15,13 @@ reason); the page colours it and says it in words.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..frozen import FrozenNet
 from .glossary import backend_label
+
+if TYPE_CHECKING:
+    from .metrics import Report
 
 #: Per target: the chip whose stock neurons "fits" refers to.
 TARGET_CHIPS = {"lava": "stock Loihi 2"}
@@ -109,7 +112,7 @@ def _fits(report) -> dict[str, Any]:
     return {"status": "fail", "target": tg["name"], "route": route, "headline": f"does NOT fit {chip}", "text": text}
 
 
-def verdicts(net: FrozenNet, report) -> dict[str, Any]:
+def verdicts(net: FrozenNet, report: Report) -> dict[str, Any]:
     """The four verdicts of ``report`` (a :class:`~qsnn_deploy.report.metrics.Report`), as plain data
     (the JSON's ``verdicts`` object; the HTML's first screen)."""
     steps = int(report.num_steps)

@@ -22,14 +22,18 @@ NeuroBench's own code on the same net and inputs and shows both side by side
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..frozen import FrozenNet
 
+if TYPE_CHECKING:
+    from .activity import Activity
+    from .metrics import Report
 
-def workload(net: FrozenNet, report, activity) -> dict[str, Any]:
+
+def workload(net: FrozenNet, report: Report, activity: Activity) -> dict[str, Any]:
     """NeuroBench-named figures of ``report`` (a :class:`~qsnn_deploy.report.metrics.Report` with data),
     from ``activity`` (its :class:`~qsnn_deploy.report.metrics.Activity`). Counts are per sample (means)."""
     from .metrics import input_is_spikes

@@ -7,10 +7,13 @@ and nothing in the core changes.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..registry import Registry
 from .base import SimResult, prepare_input
+
+if TYPE_CHECKING:
+    from ..frozen import FrozenNet
 
 BACKENDS = Registry("backend", {
     "numpy": "qsnn_deploy.simulators.numpy_sim:NumpySimulator",
@@ -38,7 +41,7 @@ def get_backend(name: str) -> Callable[..., Any]:
     return BACKENDS.get(name)
 
 
-def create_backend(name: str, net, **options) -> Any:
+def create_backend(name: str, net: FrozenNet, **options: Any) -> Any:
     """Build backend ``name`` for the frozen ``net``: ``get_backend(name)(net, **options)``."""
     return get_backend(name)(net, **options)
 

@@ -152,7 +152,7 @@ class SimResult:
         return self.output_counts().argmax(axis=1)
 
 
-def prepare_input(net: FrozenNet, x, num_steps: int | None) -> tuple[np.ndarray, bool, int]:
+def prepare_input(net: FrozenNet, x: np.ndarray, num_steps: int | None) -> tuple[np.ndarray, bool, int]:
     """Check an integer input against the net's :class:`InputSpec`.
 
     Accepts ``[N, *shape]`` (static: repeated at every step) or ``[T, N, *shape]``.

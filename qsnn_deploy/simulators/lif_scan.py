@@ -28,14 +28,14 @@ import numpy as np
 
 from .. import intmath
 from ..errors import SaturationError
-from ..neurons.lif import lif_kernel_step
+from ..neurons.lif import LIF, lif_kernel_step
 from ..numba_support import HAVE_NUMBA, cached_kernel, leave_start_method_unset, numba  # noqa: F401 - re-exported
 
 #: Neurons per chunk of the fused kernel: 16 Ki int64 states (128 KiB) stay in a core's L2 cache.
 CHUNK = 1 << 14
 
 
-def scan_lif(neuron, j: np.ndarray, static: bool, steps: int, record: bool = False,
+def scan_lif(neuron: LIF, j: np.ndarray, static: bool, steps: int, record: bool = False,
              use_numba: bool | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """The kernel for neuron kind ``"lif"`` (:class:`~qsnn_deploy.neurons.LIF`): its equation over T steps.
 
@@ -48,7 +48,7 @@ def scan_lif(neuron, j: np.ndarray, static: bool, steps: int, record: bool = Fal
 
 def lif_scan(j: np.ndarray, static: bool, steps: int, frac_bits: int, threshold: np.ndarray, bias: np.ndarray,
              decay: np.ndarray, reset: str, state_bits: int, name: str = "", saturation: str = "count",
-             record: bool = False, use_numba: bool | None = None):
+             record: bool = False, use_numba: bool | None = None) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Run the recurrence (module docstring) for one layer.
 
     Args:

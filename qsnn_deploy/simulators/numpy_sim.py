@@ -171,7 +171,7 @@ class NumpySimulator:
             self.layers.append(_PreparedLayer(layer, in_shape, x_bound, use_numba))
             x_bound = 1
 
-    def run(self, x, num_steps: int | None = None, record_states: bool = False) -> SimResult:
+    def run(self, x: np.ndarray, num_steps: int | None = None, record_states: bool = False) -> SimResult:
         """Simulate integer input ``x`` ([N, *shape] static or [T, N, *shape]) for T steps."""
         arr, static, steps = prepare_input(self.net, x, num_steps)
         parts = [self._run_batch(xs, static, steps, record_states) for xs in batches(arr, static, self.batch_size)]

@@ -30,6 +30,8 @@ weights, every neuron or none spiking).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import intmath
@@ -37,6 +39,9 @@ from ..neurons.cuba import RESET_CODES, cuba_kernel_step
 from ..neurons.lif import lif_kernel_step
 from ..numba_support import HAVE_NUMBA, cached_kernel, leave_start_method_unset, numba
 from .event_synapse import accumulator_dtype
+
+if TYPE_CHECKING:
+    from ..neurons import NeuronParams
 
 
 class RecurrentSynapse:
@@ -56,7 +61,7 @@ class RecurrentSynapse:
         self.rt_int = np.ascontiguousarray(r.T.astype(accumulator_dtype(self.bound)))
         self.rt_gemm = np.ascontiguousarray(r.T.astype(_gemm_dtype(self.bound)))
 
-    def scan(self, neuron, j: np.ndarray, static: bool, steps: int, record: bool = False,
+    def scan(self, neuron: NeuronParams, j: np.ndarray, static: bool, steps: int, record: bool = False,
              use_numba: bool | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """Run ``neuron`` (any kind) with the recurrent current for T = ``steps`` steps.
 

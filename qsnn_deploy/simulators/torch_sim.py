@@ -24,6 +24,7 @@ Same arithmetic as :mod:`qsnn_deploy.simulators.numpy_sim`, exact by constructio
 from __future__ import annotations
 
 import contextlib
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -70,7 +71,7 @@ class _LegacyTF32:  # pragma: no cover - torch < 2.9
 
 
 @contextlib.contextmanager
-def exact_float_math():
+def exact_float_math() -> Iterator[None]:
     """For the duration: float32 math in full IEEE precision (no TF32/bf16), no cuDNN, no NNPACK.
 
     Those are the only ways torch could compute an integer GEMM/convolution inexactly below the
@@ -94,7 +95,7 @@ def exact_float_math():
             torch.backends.cudnn.enabled = saved_cudnn
 
 
-def decay_toward_zero(v: torch.Tensor, d) -> torch.Tensor:
+def decay_toward_zero(v: torch.Tensor, d: int | torch.Tensor) -> torch.Tensor:
     """``sign(v*d) * (|v*d| >> 12)`` on int64 tensors."""
     x = v * d
     return (x + ((x >> 63) & (intmath.DECAY_ONE - 1))) >> intmath.DECAY_BITS
@@ -244,7 +245,7 @@ class TorchSimulator:
             ))
             x_bound, x_signed = 1, False
 
-    def run(self, x, num_steps: int | None = None, record_states: bool = False) -> SimResult:
+    def run(self, x: np.ndarray, num_steps: int | None = None, record_states: bool = False) -> SimResult:
         """Simulate integer input ``x`` ([N, *shape] static or [T, N, *shape]) for T steps on ``device``, in batches,
         inside :func:`exact_float_math`; spikes, saturation counts and (optionally) int64 states, as the reference.
         """

@@ -18,12 +18,17 @@ Tested against the kind's ``reference_step`` (which folds every term, in order) 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..neurons.xylo import I16_MAX, I16_MIN, MAX_HIDDEN_SPIKES, MAX_INPUT_SPIKES
 
+if TYPE_CHECKING:
+    from ..frozen import Layer
 
-def layer_matrices(layer) -> tuple[np.ndarray, np.ndarray | None]:
+
+def layer_matrices(layer: Layer) -> tuple[np.ndarray, np.ndarray | None]:
     """(W [C, P], R [C, C] or None) of a xylo layer as int64 (J units: the weights are already shifted)."""
     w = np.asarray(layer.synapse.weight, dtype=np.int64)
     r = layer.synapse.recurrent
@@ -69,7 +74,8 @@ def fold_sources(isyn: np.ndarray, sources: list[tuple[np.ndarray, np.ndarray]])
     return out, clipped
 
 
-def xylo_layer_scan(layer, x: np.ndarray, static: bool, steps: int, record: bool, cap: int = MAX_HIDDEN_SPIKES):
+def xylo_layer_scan(layer: Layer, x: np.ndarray, static: bool, steps: int, record: bool, cap: int = MAX_HIDDEN_SPIKES
+                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Run one xylo layer over ``steps`` steps. ``x``: input counts ``[B, P]`` (static) or ``[T, B, P]``
     (flattened per sample when the synapse flattens); ``cap``: the clip of those counts (15 for the net's
     input, 31 for a layer's spikes). Returns (spike counts uint8 [T, B, C], v int64 [T, B, C] or None,

@@ -77,7 +77,8 @@ class TorchXylo:
         clipped[bi, ci] = hit
         return out, clipped
 
-    def integrate(self, isyn: torch.Tensor, v: torch.Tensor, clipped: torch.Tensor):
+    def integrate(self, isyn: torch.Tensor, v: torch.Tensor, clipped: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The kind's equation after the fold (:meth:`~qsnn_deploy.neurons.XyloNeuron.integrate`), int64; the
         saturation events are the neurons clipped anywhere in the step (``clipped``: the fold's mask)."""
         isyn = isyn - _leak(isyn, self.ds)
@@ -100,7 +101,8 @@ class TorchXylo:
                                              torch.full_like(v, self.max_spikes)), torch.zeros_like(v))
         return isyn, v - z * th, z, n_sat
 
-    def run(self, x: torch.Tensor, static: bool, steps: int, record: bool):
+    def run(self, x: torch.Tensor, static: bool, steps: int, record: bool
+            ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """(spike counts uint8 [T, B, C], v int64 [T, B, C] or None, saturation events per step) as NumPy arrays."""
         lead = 1 if static else 2
         x = x.reshape(tuple(x.shape[:lead]) + (-1,)).to(torch.int64).clamp(max=self.cap)

@@ -7,6 +7,8 @@ The prediction is the output neuron with most spikes (lowest index on ties, like
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from snntorch import functional as SF
 
@@ -14,7 +16,8 @@ from snntorch import functional as SF
 LOSSES = ("mse_count", "ce_count")
 
 
-def spike_count_loss(correct_rate: float = 0.8, incorrect_rate: float = 0.2, kind: str = "mse_count"):
+def spike_count_loss(correct_rate: float = 0.8, incorrect_rate: float = 0.2, kind: str = "mse_count"
+                     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``loss(spikes [T, N, C], labels [N]) -> scalar``.
 
     ``kind``: ``"mse_count"`` (the papers': snnTorch's ``mse_count_loss`` with the two rates) or

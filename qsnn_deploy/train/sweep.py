@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..log import get_logger
 from .trainer import TrainConfig, Trainer
+
+if TYPE_CHECKING:
+    import optuna
 
 logger = get_logger(__name__)
 
@@ -26,7 +29,7 @@ SPACE: dict[str, tuple[float, float, bool]] = {
 }
 
 
-def suggest(trial, base: TrainConfig) -> TrainConfig:
+def suggest(trial: optuna.Trial, base: TrainConfig) -> TrainConfig:
     """A config with the searched values drawn by ``trial``."""
     values = {name: trial.suggest_float(name, lo, hi, log=log) for name, (lo, hi, log) in SPACE.items()}
     return replace(base, **values, out_dir=str(Path(base.out_dir) / f"trial{trial.number:03d}"), name="model")

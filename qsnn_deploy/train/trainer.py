@@ -198,7 +198,7 @@ class Trainer:
         set_arch_frac_bits(arch, getattr(self, "fitted_frac_bits", {}))
         return arch
 
-    def build(self):
+    def build(self) -> tuple[dict[str, Any], nn.Module, torch.optim.Adam]:
         """Seed, build and initialise the model (U(±√(1/fan-in)), paper eq. 7-8) and its Adam optimizer:
         ``(arch, model, optimizer)``.
         """

@@ -55,7 +55,7 @@ class XyloSimBackend:
         self.latency = len(self.hidden)
         self.module = build_xylosim(self.version, self.spec)  # holds xylosim's synapses: keep it alive
 
-    def run(self, x, num_steps: int | None = None, record_states: bool = False) -> SimResult:
+    def run(self, x: np.ndarray, num_steps: int | None = None, record_states: bool = False) -> SimResult:
         """Every sample through xylosim; spikes [T, N, C] per layer in the reference's time (module docstring)."""
         arr, static, steps = prepare_input(self.net, x, num_steps)
         n = arr.shape[0] if static else arr.shape[1]

@@ -28,7 +28,7 @@ field, its value and the limit (:mod:`.chips` says where each limit comes from).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from ..fit_check import Check
 from ..frozen import FrozenNet, Layer
 from ..intmath import DECAY_BITS, DECAY_ONE
 from .chips import CHIPS, DEFAULT_VERSION, Chip, chip as chip_for
+
+if TYPE_CHECKING:
+    from ..report.metrics import Report
 
 
 @dataclass
@@ -295,7 +298,7 @@ def versions_that_fit(net: FrozenNet) -> list[str]:
     return [v for v in CHIPS if check_net(net, v).fits]
 
 
-def fit_check_for_report(net: FrozenNet, report) -> dict[str, Any]:
+def fit_check_for_report(net: FrozenNet, report: Report) -> dict[str, Any]:
     """The ``qsnn-report --target xylo`` hook: the fit on the net's chip version (neurons, synapses, weight memory)."""
     fit = check_net(net)
     weights = sum(int(np.count_nonzero(getattr(l.synapse, f))) for l in net.layers for f in ("weight", "recurrent")

@@ -22,12 +22,15 @@ range (the rounding clips them anyway; this keeps the float parameter from drift
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import FrozenNetError
 from .chips import DEFAULT_VERSION, Chip, chip as chip_of
+
+if TYPE_CHECKING:
+    from ..nn import QSequential
 
 #: learning-rate multiplier of the per-neuron dashes (continuous parameters rounded to integers: a step of
 #: the base rate would take ~1000 steps to move one dash by one)
@@ -132,7 +135,7 @@ def apply_xylo_profile(arch: dict[str, Any], version: str = DEFAULT_VERSION) -> 
     return arch
 
 
-def xylo_blocks(model) -> list:
+def xylo_blocks(model: QSequential) -> list:
     """The Xylo blocks of a :class:`~qsnn_deploy.nn.QSequential` (synapse XyloLinear, neuron QXylo)."""
     from ..nn.xylo import QXylo
 
@@ -140,7 +143,7 @@ def xylo_blocks(model) -> list:
 
 
 @torch.no_grad()
-def init_xylo(model, rec_init: float = REC_INIT) -> None:
+def init_xylo(model: QSequential, rec_init: float = REC_INIT) -> None:
     """Initial recurrent weights ``U(±rec_init/√H)`` (model units) of every recurrent Xylo layer."""
     for b in xylo_blocks(model):
         r = b.neuron.recurrent
@@ -149,8 +152,8 @@ def init_xylo(model, rec_init: float = REC_INIT) -> None:
 
 
 @torch.no_grad()
-def calibrate_xylo(model, x: torch.Tensor, hidden_rate: float = HIDDEN_RATE, readout_rate: float = READOUT_RATE,
-                   growth: float = 1.25, max_rounds: int = 40) -> list[float]:
+def calibrate_xylo(model: QSequential, x: torch.Tensor, hidden_rate: float = HIDDEN_RATE,
+                   readout_rate: float = READOUT_RATE, growth: float = 1.25, max_rounds: int = 40) -> list[float]:
     """Scale each Xylo layer's input weights up, layer by layer, until it fires ``hidden_rate`` (hidden layers) or
     ``readout_rate`` (the readout) spikes per neuron per step on ``x`` ([T, N, channels]); the fan-in
     initialisation leaves a net with no BatchNorm nearly silent. Returns each layer's final rate."""
@@ -175,7 +178,7 @@ def calibrate_xylo(model, x: torch.Tensor, hidden_rate: float = HIDDEN_RATE, rea
 
 
 @torch.no_grad()
-def project_xylo(model) -> None:
+def project_xylo(model: QSequential) -> None:
     """Keep every learned dash inside its layer's range (module docstring)."""
     for b in xylo_blocks(model):
         lo, hi = b.neuron.dash_range
@@ -183,7 +186,7 @@ def project_xylo(model) -> None:
             p.clamp_(lo - 0.49, hi + 0.49)
 
 
-def xylo_param_groups(model, lr: float, dash_lr_scale: float = DASH_LR_SCALE) -> list[dict]:
+def xylo_param_groups(model: QSequential, lr: float, dash_lr_scale: float = DASH_LR_SCALE) -> list[dict]:
     """Adam parameter groups: everything at ``lr`` first, then the dashes at ``lr · dash_lr_scale``
     (``lr_scale`` is what :class:`~qsnn_deploy.train.schedules.LRSchedule` multiplies its rate by)."""
     dash_ids = {id(p) for b in xylo_blocks(model) for p in (b.neuron.dash_syn, b.neuron.dash_mem)}
