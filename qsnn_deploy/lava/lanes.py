@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 CONV_CURRENT_BITS = 24  # Lava's Conv clamps its output to signed 24 bits (lava/proc/conv/models.py)
 
+
 class NotExact(Exception):
     """A conv whose weights or currents a Lava Sparse synapse cannot reproduce exactly."""
 

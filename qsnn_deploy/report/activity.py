@@ -248,4 +248,3 @@ def activity_from_result(net: FrozenNet, result: SimResult, x: np.ndarray, label
                          raster_sample: int = 0, source: str = "") -> Activity:
     """The activity of one :class:`~qsnn_deploy.simulators.SimResult` (all samples at once)."""
     return ActivityAccumulator(net, raster_sample, source).add(x, result, labels).finish()
-

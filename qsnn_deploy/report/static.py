@@ -209,4 +209,3 @@ def static_figures(net: FrozenNet) -> tuple[InputStatic, list[LayerStatic], list
 def input_is_spikes(net: FrozenNet) -> bool:
     """True when the network's input values are spikes (1-bit unsigned); pixels are graded."""
     return net.input.bits == 1 and not net.input.signed
-

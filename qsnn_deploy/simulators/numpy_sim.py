@@ -243,5 +243,3 @@ def _to_torch_layout(a: np.ndarray) -> np.ndarray:
     if a.ndim == 5:
         return np.ascontiguousarray(np.moveaxis(a, -1, 2))
     return a
-
-
