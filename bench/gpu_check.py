@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda", help="device under test: cuda (default), cuda:N, or cpu")
     p.add_argument("--checkpoint", default=str(SHIPPED), help="qsnn checkpoint (default: the shipped int4 MNIST model)")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="MNIST idx folder (default: ../shared/data/mnist from the repo root)")
-    p.add_argument("--steps", type=int, help="time steps T (default: the model's own, 25)")
+    p.add_argument("--steps", type=int, help="time steps T (default: the model's own; 100 for the shipped MNIST model)")
     p.add_argument("--limit", type=int, help="only the first N test digits (default: all 10,000)")
     p.add_argument("--batch-size", type=int, default=500, help="inference batch (default 500)")
     p.add_argument("--chunk", type=int, default=1000, help="digits per verify call; memory is bounded by this (default 1000)")
