@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
@@ -419,6 +419,21 @@ def nir_graph_to_torch(graph: nir.NIRGraph, *, weight_bits: int = 8, input_scale
         raise UnsupportedLayerError(f"NIR nodes {left} after the last LIF: the graph must end with a LIF node")
     return QSequential(mods, input_shape=shape, input_scale=float(input_scale), input_bits=int(input_bits),
                        input_signed=bool(input_signed), num_steps=int(num_steps))
+
+
+@overload
+def nir_graph_to_frozen(graph: nir.NIRGraph, *, weight_bits: int = ..., frac_bits: int = ..., state_bits: int = ...,
+                        input_scale: float | None = ..., input_bits: int = ..., input_signed: bool = ...,
+                        num_steps: int = ..., dt: float = ..., return_model: Literal[False] = ...,
+                        metadata: dict | None = ..., tau_rule: str = ..., cuba_input_gain: str = ...) -> FrozenNet: ...
+
+
+@overload
+def nir_graph_to_frozen(graph: nir.NIRGraph, *, weight_bits: int = ..., frac_bits: int = ..., state_bits: int = ...,
+                        input_scale: float | None = ..., input_bits: int = ..., input_signed: bool = ...,
+                        num_steps: int = ..., dt: float = ..., return_model: Literal[True],
+                        metadata: dict | None = ..., tau_rule: str = ...,
+                        cuba_input_gain: str = ...) -> tuple[FrozenNet, QSequential]: ...
 
 
 def nir_graph_to_frozen(graph: nir.NIRGraph, *, weight_bits: int = 8, frac_bits: int = intmath.DEFAULT_FRAC_BITS,

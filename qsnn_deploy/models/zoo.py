@@ -16,12 +16,14 @@ Precisions: ``float`` (torch layers), ``int8``/``int4``/``int2`` (Brevitas narro
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn as nn
 
 from .spec import ARCH_FORMAT, ARCH_VERSION
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 PRECISION_BITS = {"float": None, "int8": 8, "int4": 4, "int2": 2, "binary": 1}
 
@@ -167,8 +169,11 @@ def preset_arch(dataset: str, precision: str = "int4", num_steps: int | None = N
     return arch
 
 
-def init_uniform_fan_in(model: nn.Module) -> nn.Module:
-    """Paper eq. 7-8: every synaptic weight ~ U(-sqrt(a), sqrt(a)) with a = 1 / fan_in; biases 0."""
+def init_uniform_fan_in(model: ModuleT) -> ModuleT:
+    """Paper eq. 7-8: every synaptic weight ~ U(-sqrt(a), sqrt(a)) with a = 1 / fan_in; biases 0.
+
+    Initialises ``model`` in place and returns it (the same object, so its type is kept).
+    """
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             fan_in = m.weight[0].numel()

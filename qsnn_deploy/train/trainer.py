@@ -17,7 +17,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -40,6 +40,9 @@ from .early_stopping import EarlyStopping
 from .losses import predict, spike_count_loss
 from .resume import RESUME_KEYS, RESUME_MAY_CHANGE, arch_difference, resume_config_differences
 from .schedules import LRSchedule
+
+if TYPE_CHECKING:
+    from ..nn import QSequential
 
 logger = get_logger(__name__)
 
@@ -198,7 +201,7 @@ class Trainer:
         set_arch_frac_bits(arch, getattr(self, "fitted_frac_bits", {}))
         return arch
 
-    def build(self) -> tuple[dict[str, Any], nn.Module, torch.optim.Adam]:
+    def build(self) -> tuple[dict[str, Any], QSequential, torch.optim.Adam]:
         """Seed, build and initialise the model (U(±√(1/fan-in)), paper eq. 7-8) and its Adam optimizer:
         ``(arch, model, optimizer)``.
         """
