@@ -3,6 +3,7 @@
 
     python bench/bench_commands.py [--model examples/fmnist_int4_qsnn.pt] [--data ../shared/data/fashion-mnist]
                                    [-n 1000] [--steps 100] [--rounds 3] [--threads 2] [--markdown FILE]
+                                   [--json FILE]   (the figures with the machine they ran on: bench/record.py)
 
 Runs, as real commands (``python -m qsnn_deploy.cli.<command>``, so the restart with the tuned settings
 happens as a user's would):
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -77,6 +77,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--markdown", help="also write the table to this file")
+    p.add_argument("--json", help="also write the figures, with the machine they ran on, to this file (bench/record.py)")
     args = p.parse_args()
     if tuned_environ({}) is None:
         raise SystemExit("the malloc settings apply to Linux with glibc only: nothing to compare here")
@@ -100,8 +101,9 @@ def main() -> None:
     for stem in ("verify", "report"):
         a, b = (without_timings(json.loads((tmp / f"{stem}_{m}.json").read_text())) for m in MODES)
         same[f"qsnn-{stem}"] = a == b
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    from record import cpu_model, write_results
+
+    cpu = cpu_model()
     lines = [f"`python bench/bench_commands.py -n {args.num_samples} --steps {args.steps} --rounds {args.rounds} "
              f"--threads {args.threads}` on {cpu}, {Path(args.model).name}; fastest of {args.rounds} rounds",
              "", "| command | default malloc: wall s / sys s / peak RSS GiB | tuned: wall s / sys s / peak RSS GiB "
@@ -114,6 +116,11 @@ def main() -> None:
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        rows = [{"command": name, "malloc": mode, **best[(name, mode)]} for name in commands for mode in MODES]
+        figures = {"model": Path(args.model).name, "num_samples": args.num_samples, "steps": args.steps,
+                   "rounds": args.rounds, "threads": args.threads, "rows": rows, "same_json": same}
+        print(f"figures written to {write_results(args.json, 'bench_commands', figures)}")
     if not all(same.values()):
         raise SystemExit("the two modes wrote different results")
 

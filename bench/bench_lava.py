@@ -2,6 +2,7 @@
 
     python bench/bench_lava.py [--checkpoint A.pt [B.pt ...]] [--steps 100] [--lava-samples 200]
                                [--build lanes|netx] [--lanes 12] [--batch 128] [--profile]
+                               [--json bench/results/lava_<cpu>.json]   (bench/record.py)
 
 For each checkpoint (default: both shipped int4 MNIST models, examples/mnist_int4_qsnn.pt = custom
 QLIF route in every layer, examples/mnist_int4_loihi.pt = stock Lava LIF in every layer) the
@@ -123,7 +124,9 @@ def lava_step_overhead(steps: int = 500) -> tuple[float, int]:
     return 1e3 * res.info["run_seconds"] / res.info["period_steps"], 10
 
 
-def bench_one(checkpoint: Path, args, images: np.ndarray, profile_dir: str | None) -> None:
+def bench_one(checkpoint: Path, args, images: np.ndarray, profile_dir: str | None) -> dict:
+    """Time one model in Lava (end to end and run only) and the Loihi-style simulator; check them bit-exact
+    (a difference stops the bench: no timing is reported). Returns the figures."""
     model, _ = model_from_checkpoint(checkpoint)
     net = freeze(model)
     steps, L, n = args.steps, len(net.layers), args.lava_samples
@@ -166,6 +169,11 @@ def bench_one(checkpoint: Path, args, images: np.ndarray, profile_dir: str | Non
     if profile_dir:
         print_profile(profile_dir)
     print()
+    return {"model": checkpoint.name, "steps": steps, "routes": list(lava.routes), "build": info["build"],
+            "lanes": info["lanes"], "lava_samples": n, "lava_end_to_end_samples_per_s": e2e_rate,
+            "lava_end_to_end_seconds": wall, "lava_run_only_samples_per_s": run_rate, "lava_startup_seconds": start_s,
+            "loihi_sim_samples_per_s": loihi_rate, "loihi_sim_batch": args.batch, "bit_exact": True,
+            "saturations": {k: int(v) for k, v in res_lava.saturations.items()}}
 
 
 def main() -> None:
@@ -178,6 +186,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=128, help="samples the Loihi-style simulator runs at once")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--profile", action="store_true", help="time compute vs port waiting per Lava process")
+    p.add_argument("--json", help="also write the figures, with the machine they ran on, to this file (bench/record.py)")
     args = p.parse_args()
 
     images, _ = load_mnist(default_data_dir("mnist"), split="test", limit=max(args.batch, args.lava_samples))
@@ -185,10 +194,15 @@ def main() -> None:
         if args.profile:
             ms, procs = lava_step_overhead()  # before the profiler's wrappers
             install_profiler(profile_dir)
-        for checkpoint in args.checkpoint:
-            bench_one(Path(checkpoint), args, images, profile_dir if args.profile else None)
+        figures = [bench_one(Path(checkpoint), args, images, profile_dir if args.profile else None)
+                   for checkpoint in args.checkpoint]
         if args.profile:
             print(f"Lava's fixed cost per step (the same {procs} processes, one neuron per layer): {ms:.2f} ms")
+    if args.json:
+        from record import write_results
+
+        extra = {"lava_ms_per_step_fixed": ms} if args.profile else {}
+        print(f"figures written to {write_results(args.json, 'bench_lava', {'rows': figures, **extra})}")
 
 
 if __name__ == "__main__":

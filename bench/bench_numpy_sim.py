@@ -2,7 +2,9 @@
 
     python bench/bench_numpy_sim.py [--checkpoint examples/mnist_int4_qsnn.pt] [--steps 100] [--batch 128] [--repeats 3]
                                     [--kinds [--cuba-checkpoint examples/mnist_int4_cuba_loihi.pt]]
-                                    (--kinds: also the CUBA and the recurrent model, with their spike rates)
+                                    [--json bench/results/numpy_sim_<cpu>.json]
+                                    (--kinds: also the CUBA and the recurrent model, with their spike rates;
+                                     --json: also keep the figures with the machine they ran on, bench/record.py)
 
 The snnTorch side is the canonical explicit time loop over the seeds' MNIST net (Brevitas int4
 QuantConv2d -> avg-pool -> BatchNorm -> snntorch.Leaky, x3), float32, torch.no_grad, on the same
@@ -121,6 +123,7 @@ def main() -> None:
     p.add_argument("--kinds", action="store_true", help="also the CUBA (Synaptic) and the recurrent (RLeaky) model")
     p.add_argument("--cuba-checkpoint", default=str(ROOT / "examples" / "mnist_int4_cuba_loihi.pt"),
                    help="the trained CUBA model for --kinds (if absent: the seeds' net with Synaptic neurons)")
+    p.add_argument("--json", help="also write the figures, with the machine they ran on, to this file (bench/record.py)")
     args = p.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     if Path(args.checkpoint).exists():
@@ -158,8 +161,17 @@ def main() -> None:
     print(f"dense floor: {macs:,} synaptic MACs per sample at T={args.steps}, float32 GEMM {flops / 1e9:.0f} GFLOP/s "
           f"-> {floor:.0f} samples/s; NumPy simulator at {n / t_np / floor:.2f}x the floor")
     print(f"NumPy simulator / snnTorch float forward = {t_snn / t_np:.2f}x (target >= 5x)")
-    if args.kinds:
-        bench_kinds(model, x, args)
+    kinds = bench_kinds(model, x, args) if args.kinds else []
+    if args.json:
+        from record import write_results
+
+        figures = {"model": Path(source).name if Path(args.checkpoint).exists() else source, "steps": args.steps, "batch": n, "repeats": args.repeats,
+                   "spike_rates": {k: float(v.mean()) for k, v in res.spikes.items()},
+                   "rows": [{"name": name, "samples_per_s": n / t, "ratio_to_snntorch": t_snn / t} for name, t in rows],
+                   "dense_floor": {"macs_per_sample": macs, "gemm_gflops": flops / 1e9, "samples_per_s": floor,
+                                   "numpy_sim_to_floor": n / t_np / floor},
+                   "kinds": kinds}
+        print(f"figures written to {write_results(args.json, 'bench_numpy_sim', figures)}")
 
 
 def float_twin(model, arch: dict):
@@ -246,11 +258,12 @@ def recurrent_net(hidden_gain: float = 1.5, out_gain: float = 4.0):
     return rec
 
 
-def bench_kinds(model, x: np.ndarray, args) -> None:
+def bench_kinds(model, x: np.ndarray, args) -> list[dict]:
     """The other neuron kinds, each against snnTorch's own float forward of the same net in this run (the
     explicit per-step loop): the CUBA model (the shipped ``mnist_int4_cuba_loihi.pt`` when present, else the
     seeds' net with ``snn.Synaptic`` neurons, θ set for realistic rates) and a recurrent 784 → 256 ``RLeaky``
-    (all_to_all) → 10 ``Leaky`` dense net (random weights scaled to realistic rates)."""
+    (all_to_all) → 10 ``Leaky`` dense net (random weights scaled to realistic rates). Returns one dict of
+    figures per net (samples/s of both, the ratio, the deployed spike rates)."""
     from qsnn_deploy.checkpoint import model_from_checkpoint
 
     n, steps = args.batch, args.steps
@@ -273,15 +286,21 @@ def bench_kinds(model, x: np.ndarray, args) -> None:
         rnet = freeze(rec, input_shape=(1, 28, 28), num_steps=steps)
     cases.append(("recurrent 784-256(RLeaky all_to_all)-10 dense net, random weights scaled to realistic rates",
                   rnet, list(rec.children())))
+    figures = []
     for label, net, modules in cases:
         sim = NumpySimulator(net, batch_size=n)
         with torch.no_grad():
             t_snn, t_np = timed(lambda: explicit_loop(modules, xf, steps), lambda: sim.run(x, steps), repeats=args.repeats)
         kinds = ", ".join(f"{layer.name}: {layer.kind}{' recurrent' if layer.synapse.is_recurrent else ''}" for layer in net.layers)
-        print(f"{label}\n  ({kinds}), T={steps}, batch {n}; deployed spike rates {spike_rates(sim.run(x, steps))}")
+        res = sim.run(x, steps)
+        print(f"{label}\n  ({kinds}), T={steps}, batch {n}; deployed spike rates {spike_rates(res)}")
         print(f"  snnTorch float forward (explicit loop)     {n / t_snn:9.1f} samples/s")
         print(f"  NumPy integer simulator                    {n / t_np:9.1f} samples/s   ratio to snnTorch {t_snn / t_np:5.2f}x "
               "(target >= 5x)")
+        figures.append({"net": label, "layers": kinds, "snntorch_samples_per_s": n / t_snn,
+                        "numpy_sim_samples_per_s": n / t_np, "ratio_to_snntorch": t_snn / t_np,
+                        "spike_rates": {k: float(v.mean()) for k, v in res.spikes.items()}})
+    return figures
 
 
 if __name__ == "__main__":
