@@ -66,9 +66,12 @@ demo: setup
 test: setup
 	$(PYTHON) -m pytest -q -p no:cacheprovider
 
+# the figures are also kept as JSON with the machine they ran on (bench/record.py); copy them to bench/results/
+# under a name that says the CPU when a README or docs figure quotes them
+BENCH_OUT ?= out/bench
 bench: setup
-	$(PYTHON) bench/bench_numpy_sim.py
-	$(PYTHON) bench/bench_lava.py
+	$(PYTHON) bench/bench_numpy_sim.py --json $(BENCH_OUT)/numpy_sim.json
+	$(PYTHON) bench/bench_lava.py --json $(BENCH_OUT)/lava.json
 
 clean:
 	rm -rf out build *.egg-info .pytest_cache .hypothesis
