@@ -130,11 +130,11 @@ def main() -> None:
         from qsnn_deploy.checkpoint import model_from_checkpoint
 
         model, _ = model_from_checkpoint(args.checkpoint)
-        source = args.checkpoint
+        source, model_name = args.checkpoint, Path(args.checkpoint).name
     else:
         torch.manual_seed(0)
         model = build_model(mnist_arch(num_steps=args.steps)).eval()
-        source = "random int4 weights (no checkpoint found)"
+        source = model_name = "random int4 weights (no checkpoint found)"
     net = freeze(model, num_steps=args.steps)
     x = mnist_digits(args.batch)
     xf = torch.as_tensor(x, dtype=torch.float32) / 255.0
@@ -165,8 +165,8 @@ def main() -> None:
     if args.json:
         from record import write_results
 
-        figures = {"model": Path(source).name if Path(args.checkpoint).exists() else source, "steps": args.steps, "batch": n, "repeats": args.repeats,
-                   "spike_rates": {k: float(v.mean()) for k, v in res.spikes.items()},
+        figures = {"model": model_name, "steps": args.steps, "batch": n, "repeats": args.repeats,
+                   "spike_rates": spike_rate_of_layers(res),
                    "rows": [{"name": name, "samples_per_s": n / t, "ratio_to_snntorch": t_snn / t} for name, t in rows],
                    "dense_floor": {"macs_per_sample": macs, "gemm_gflops": flops / 1e9, "samples_per_s": floor,
                                    "numpy_sim_to_floor": n / t_np / floor},
@@ -221,8 +221,13 @@ def explicit_loop(modules, x: torch.Tensor, steps: int) -> torch.Tensor:
     return torch.stack(out)
 
 
+def spike_rate_of_layers(res) -> dict[str, float]:
+    """Fraction of neuron-steps that spiked, per layer, of a simulator result."""
+    return {name: float(spikes.mean()) for name, spikes in res.spikes.items()}
+
+
 def spike_rates(res) -> str:
-    return ", ".join(f"{k} {float(v.mean()):.1%}" for k, v in res.spikes.items())
+    return ", ".join(f"{name} {rate:.1%}" for name, rate in spike_rate_of_layers(res).items())
 
 
 def synaptic_from_lif(model, realistic: bool = True):
@@ -299,7 +304,7 @@ def bench_kinds(model, x: np.ndarray, args) -> list[dict]:
               "(target >= 5x)")
         figures.append({"net": label, "layers": kinds, "snntorch_samples_per_s": n / t_snn,
                         "numpy_sim_samples_per_s": n / t_np, "ratio_to_snntorch": t_snn / t_np,
-                        "spike_rates": {k: float(v.mean()) for k, v in res.spikes.items()}})
+                        "spike_rates": spike_rate_of_layers(res)})
     return figures
 
 

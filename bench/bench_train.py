@@ -153,7 +153,8 @@ def main() -> None:
     print(f"seeds' MNIST net, int4, {args.neuron} neurons, batch {args.batch}, device {args.device}, "
           f"torch threads {torch.get_num_threads()}; "
           "each variant in a fresh process (peak memory = that process's)")
-    figures: list[dict] = []
+    runs: list[dict] = []  # one per T × variant × malloc
+    ratios: list[dict] = []  # one per T: fused vs snnTorch
     for steps in args.steps:
         res = {}
         for v in variants:  # one process each, so that the peak memory is that variant's alone
@@ -162,7 +163,7 @@ def main() -> None:
                                       "--iters", str(args.iters), "--device", args.device, "--neuron", args.neuron],
                                      check=True, capture_output=True, text=True, env=_malloc_env(m)).stdout
                 r = res[v, m] = json.loads(out.strip().splitlines()[-1])
-                figures.append({"steps": steps, "variant": v, "malloc": m, "samples_per_s": args.batch / r["seconds"], **r})
+                runs.append({"steps": steps, "variant": v, "malloc": m, "samples_per_s": args.batch / r["seconds"], **r})
                 print(f"T={steps:3d}: {VARIANTS[v]:46s} {args.batch / r['seconds']:7.1f} samples/s, "
                       f"peak {r['peak_bytes'] / 2**20:7.0f} MiB ({r['peak_kind']}), {m} malloc", flush=True)
             if len(mallocs) == 2:
@@ -174,12 +175,12 @@ def main() -> None:
             mem = res["fused", m]["peak_bytes"] / res["snntorch", m]["peak_bytes"]
             print(f"T={steps:3d}: ratio {ratio:.2f}x (deploy-faithful / snnTorch throughput, both {m} malloc; target >= 0.83), "
                   f"memory {mem:.2f}x snnTorch's; one MNIST epoch ≈ {60000 * res['fused', m]['seconds'] / args.batch / 60:.1f} min")
-            figures.append({"steps": steps, "ratio_fused_to_snntorch": ratio, "memory_fused_to_snntorch": mem, "malloc": m})
+            ratios.append({"steps": steps, "malloc": m, "throughput_fused_to_snntorch": ratio, "memory_fused_to_snntorch": mem})
     if args.json:
         from record import write_results
 
         meta = {"batch": args.batch, "iters": args.iters, "device": args.device, "neuron": args.neuron}
-        print(f"figures written to {write_results(args.json, 'bench_train', {**meta, 'rows': figures})}")
+        print(f"figures written to {write_results(args.json, 'bench_train', {**meta, 'runs': runs, 'ratios': ratios})}")
 
 
 def _malloc_env(kind: str) -> dict[str, str]:

@@ -27,6 +27,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # qsnn_deploy from this checkout, as the bench scripts import it
+    sys.path.insert(0, str(ROOT))
+
+from qsnn_deploy.fileio import write_text_atomic  # noqa: E402
+
 SCHEMA = "qsnn-bench-result"
 VERSION = 1
 
@@ -61,6 +66,7 @@ def machine() -> dict[str, Any]:
     started (another process's load slows a bench: > 0.5 per core means the figures are contended),
     library versions, torch's thread count, the commit and the UTC time."""
     import numpy as np
+    import torch
 
     info: dict[str, Any] = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
                             "python": platform.python_version(), "numpy": np.__version__}
@@ -68,28 +74,16 @@ def machine() -> dict[str, Any]:
         info["load_average_1min"] = round(os.getloadavg()[0], 2)
     except OSError:  # not on every platform
         info["load_average_1min"] = None
-    if "torch" in sys.modules or _importable("torch"):
-        import torch
-
-        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
-                    cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+    info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
     info["commit"] = git_commit()
     info["utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return info
 
 
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
-
-
 def write_results(path: str | os.PathLike, bench: str, results: Any, argv: list[str] | None = None) -> Path:
     """Write ``results`` (JSON-serialisable; NumPy scalars are converted) with :func:`machine` and the
     command line to ``path``, atomically; returns the path."""
-    sys.path.insert(0, str(ROOT))
-    from qsnn_deploy.fileio import write_text_atomic
-
     argv = sys.argv if argv is None else argv
     script = Path(argv[0])
     shown = script.relative_to(ROOT).as_posix() if script.is_absolute() and ROOT in script.parents else str(script)

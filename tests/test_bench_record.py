@@ -84,3 +84,26 @@ def test_bench_numpy_sim_json_holds_what_it_printed(tmp_path):
         assert f"{row['samples_per_s']:9.1f} samples/s" in proc.stdout  # the same figure the bench printed
     assert set(res["spike_rates"]) == {"conv1", "conv2", "fc"}
     assert res["dense_floor"]["macs_per_sample"] > 0
+
+
+def test_bench_train_json_holds_every_run_and_the_ratio(tmp_path):
+    """A tiny real run (snnTorch loop and the fused deploy-faithful net, 4 digits, T = 3, one step each)."""
+    from conftest import missing_data
+    from qsnn_deploy.data import default_data_dir
+
+    if not (Path(default_data_dir("mnist")) / "train-images-idx3-ubyte.gz").is_file():
+        missing_data("no MNIST training set")
+    out = tmp_path / "train.json"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "bench_train.py"), "--steps", "3", "--batch", "4",
+                           "--iters", "1", "--device", "cpu", "--variants", "snntorch,fused", "--json", str(out)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.read_text())["results"]
+    assert res["batch"] == 4 and res["device"] == "cpu" and res["neuron"] == "lif"
+    assert [(r["steps"], r["variant"], r["malloc"]) for r in res["runs"]] == [(3, "snntorch", "tuned"), (3, "fused", "tuned")]
+    assert all(r["samples_per_s"] == pytest.approx(4 / r["seconds"]) and r["peak_bytes"] > 0 for r in res["runs"])
+    (ratio,) = res["ratios"]
+    seconds = {r["variant"]: r["seconds"] for r in res["runs"]}
+    assert ratio["throughput_fused_to_snntorch"] == pytest.approx(seconds["snntorch"] / seconds["fused"])
+    assert f"ratio {ratio['throughput_fused_to_snntorch']:.2f}x" in proc.stdout
