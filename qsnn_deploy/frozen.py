@@ -95,7 +95,7 @@ class FrozenNet:
     """
 
     input: InputSpec
-    layers: list[LIFLayer]
+    layers: list[Layer]
     num_steps: int = 100
     metadata: dict[str, Any] = field(default_factory=dict)
 
