@@ -3,11 +3,11 @@
 For each shipped model: export the frozen net to NIR (the default file, and the file with the
 options each peer reads as we mean them, ``qsnn_deploy.interop.nir_peers.EXPORT_OPTIONS``),
 check that our own reader gets the identical frozen net back from every file, load each file with
-the peer's own importer, run it on the same MNIST test digits and compare every layer's spikes
+the peer's own importer, run it on the same test images (MNIST unless ``--data`` says otherwise) and compare every layer's spikes
 (every step, every neuron) and the predictions with our NumPy reference. Prints the markdown
 table of docs/nir.md §3a.
 
-    python bench/nir_peers.py --data ../shared/data/mnist -n 1000 --steps 100 [--json out/nir_peers.json]
+    python bench/nir_peers.py --data ../shared/data/mnist -n 1000 --steps 100 [--models examples/x.pt,...] [--json bench/results/nir_peers_<data>.json]
 """
 from __future__ import annotations
 
@@ -128,16 +128,20 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--peers", default="snntorch,norse,sinabs,rockpool")
-    ap.add_argument("--json", default=None, help="also write the rows as JSON")
+    ap.add_argument("--json", default=None, help="also write the rows, with the machine they ran on, as JSON (bench/record.py)")
     ap.add_argument("--from-json", default=None, help="print the table of rows written by --json (no run)")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.from_json:
-        rows = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        stored = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        # bench/record.py's file ({"results": {"data", "rows"}}), or the bare row list written before it
+        rows = stored["results"]["rows"] if isinstance(stored, dict) else stored
+        args.data = stored["results"]["data"] if isinstance(stored, dict) else "mnist"
         args.n, args.steps = rows[0]["n"], rows[0]["steps"]
     else:
         rows = run(args.models.split(","), args.data, args.n, args.steps, args.peers.split(","))
-    print(f"{args.n} MNIST test digits, T = {args.steps}; spikes compared every layer, step and neuron with the NumPy reference.\n")
+    print(f"{args.n} {Path(args.data).name} test images, T = {args.steps}; spikes compared every layer, step and neuron "
+          "with the NumPy reference.\n")
     print(table(rows))
     print("\nDefault file (`qsnn-export --target nir`) in each peer:")
     seen = set()
@@ -154,8 +158,8 @@ def main(argv=None) -> int:
     bad = [f"{r['model']} {r['peer']}: {r['roundtrip_differences']}" for r in rows if r["roundtrip_differences"]]
     print("\nour own reader, every file above: " + ("identical frozen net" if not bad else "DIFFERS: " + "; ".join(bad)))
     if args.json and not args.from_json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rows, indent=1, default=float), encoding="utf-8")
+        from record import write_results
+        write_results(args.json, "nir_peers", {"data": Path(args.data).name, "rows": rows})
     return 1 if bad else 0
 
 
