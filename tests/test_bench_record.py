@@ -1,5 +1,5 @@
 """``bench/record.py``: a benchmark's figures kept as JSON with the machine they ran on (``--json`` of
-``bench_numpy_sim``, ``bench_train``, ``bench_lava``, ``bench_commands``)."""
+``bench_numpy_sim``, ``bench_train``, ``bench_lava``, ``bench_commands``, ``nir_peers``)."""
 from __future__ import annotations
 
 import importlib.util
@@ -107,3 +107,29 @@ def test_bench_train_json_holds_every_run_and_the_ratio(tmp_path):
     seconds = {r["variant"]: r["seconds"] for r in res["runs"]}
     assert ratio["throughput_fused_to_snntorch"] == pytest.approx(seconds["snntorch"] / seconds["fused"])
     assert f"ratio {ratio['throughput_fused_to_snntorch']:.2f}x" in proc.stdout
+
+
+def test_nir_peers_json_prints_back_the_table_it_ran(tmp_path):
+    """A tiny real run of bench/nir_peers.py (shipped model, snnTorch only, 4 digits, T = 5): the file names
+    the data and the machine, and ``--from-json`` prints the very table the run printed."""
+    from conftest import missing_data
+    from qsnn_deploy.data import default_data_dir
+
+    if not (Path(default_data_dir("mnist")) / "t10k-images-idx3-ubyte.gz").is_file():
+        missing_data("no MNIST test set")
+    out = tmp_path / "peers.json"
+    script = str(REPO / "bench" / "nir_peers.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, script, "-n", "4", "--steps", "5", "--peers", "snntorch",
+                           "--models", "examples/mnist_int4_qsnn.pt", "--json", str(out)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["bench"] == "nir_peers" and data["machine"]["cpu"] and data["results"]["data"] == "mnist"
+    (row,) = data["results"]["rows"]
+    assert (row["model"], row["peer"], row["n"], row["steps"]) == ("mnist_int4_qsnn.pt", "snntorch", 4, 5)
+    again = subprocess.run([sys.executable, script, "--from-json", str(out)], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=600, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    printed = proc.stdout[proc.stdout.index("4 mnist test images"):]
+    assert again.stdout == printed and "| mnist_int4_qsnn.pt | snntorch" in printed
