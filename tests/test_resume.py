@@ -21,6 +21,7 @@ from qsnn_deploy.cli.train import main as train_main
 from qsnn_deploy.errors import CheckpointError
 from qsnn_deploy.train import TrainConfig, Trainer
 from qsnn_deploy.train import trainer as trainer_module
+from qsnn_deploy.train.history import unpack_steps
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(dataset="mnist", epochs=1, num_steps=3, limit_train=128, limit_test=32, batch_size=64, device="cpu", seed=3)
@@ -173,10 +174,13 @@ def _schedule_crashing_at(iteration: int):
     return Crashing
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "lossstep"])
-def test_run_interrupted_mid_epoch_resumes_to_the_same_weights(tmp_path, monkeypatch, schedule):
+@pytest.mark.parametrize("schedule, legacy_history", [("cosine", False), ("lossstep", False), ("cosine", True)],
+                         ids=["cosine", "lossstep", "cosine-list-history"])
+def test_run_interrupted_mid_epoch_resumes_to_the_same_weights(tmp_path, monkeypatch, schedule, legacy_history):
     """Three epochs straight vs the same run stopped in the middle of epoch 2 (its last.pt holds epoch 1)
-    and resumed: every weight, BatchNorm statistic, Adam moment, the LR and the per-epoch history equal."""
+    and resumed: every weight, BatchNorm statistic, Adam moment, the LR and the per-epoch and per-step
+    history equal. ``legacy_history``: the last.pt holds its per-step history as the list of dicts older
+    checkpoints hold (before the column form of ``qsnn_deploy.train.history``)."""
     torch.set_num_threads(1)
     try:
         cfg = TrainConfig(**dict(TINY, epochs=3, limit_train=192), schedule=schedule, loss_patience=1,
@@ -193,6 +197,10 @@ def test_run_interrupted_mid_epoch_resumes_to_the_same_weights(tmp_path, monkeyp
         monkeypatch.setattr(trainer_module, "LRSchedule", real)
         last = tmp_path / "part" / "last.pt"
         assert load_checkpoint(last)["train_state"]["epoch"] == 1
+        if legacy_history:
+            last = _edited(last, tmp_path, lambda ck: ck["train_state"]["history"].update(
+                steps=unpack_steps(ck["train_state"]["history"]["steps"])))
+            assert isinstance(load_checkpoint(last)["train_state"]["history"]["steps"], list)
         Trainer(part, resume=last, log=_quiet).fit()
         resumed = load_checkpoint(tmp_path / "part" / "model.pt")
     finally:
@@ -214,7 +222,8 @@ def _assert_same_run(a: dict, b: dict) -> None:
     ea, eb = a["train_state"]["history"]["epochs"], b["train_state"]["history"]["epochs"]
     assert [(e["epoch"], e["train_loss"], e["lr"], e["test_accuracy"]) for e in ea] == \
            [(e["epoch"], e["train_loss"], e["lr"], e["test_accuracy"]) for e in eb]
-    assert [s["loss"] for s in a["train_state"]["history"]["steps"]] == [s["loss"] for s in b["train_state"]["history"]["steps"]]
+    steps_a, steps_b = (unpack_steps(ck["train_state"]["history"]["steps"]) for ck in (a, b))
+    assert steps_a == steps_b and steps_a[-1]["epoch"] == ea[-1]["epoch"]
 
 
 def _train_cmd(out: Path, *extra: str) -> list[str]:

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from qsnn_deploy.checkpoint import load_checkpoint
+from qsnn_deploy.train.history import unpack_steps
 from qsnn_deploy.train.plots import plot_training
 
 p = argparse.ArgumentParser()
@@ -25,7 +26,7 @@ for path in a.stages:
     ck = load_checkpoint(path)
     hist = ck["train_state"]["history"]
     it0, ep0 = (steps[-1]["iteration"] + 1 if steps else 0), (epochs[-1]["epoch"] if epochs else 0)
-    steps += [{**s, "iteration": s["iteration"] + it0} for s in hist["steps"]]
+    steps += [{**s, "iteration": s["iteration"] + it0} for s in unpack_steps(hist["steps"])]
     epochs += [{**e, "epoch": e["epoch"] + ep0} for e in hist["epochs"]]
     stages.append({"checkpoint": Path(path).name, "config": ck["config"], "epochs": hist["epochs"],
                    "final": ck.get("metrics") or {}})

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from qsnn_deploy.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from qsnn_deploy.train.history import unpack_steps
 from qsnn_deploy.train.plots import plot_training
 
 p = argparse.ArgumentParser()
@@ -32,6 +33,6 @@ out.mkdir(parents=True, exist_ok=True)
 save_checkpoint(out / f"{a.name}.pt", model, arch, config=config, metrics=final, train_state=ts)
 (out / f"{a.name}.metrics.json").write_text(json.dumps({"config": config, "epochs": hist["epochs"], "final": final}, indent=2) + "\n")
 loss_label = {"ce_count": "spike-count cross entropy"}.get(config.get("loss"), "spike-count MSE loss")
-plot_training(hist["steps"], hist["epochs"], out / f"{a.name}.training.png", loss_label=loss_label,
+plot_training(unpack_steps(hist["steps"]), hist["epochs"], out / f"{a.name}.training.png", loss_label=loss_label,
               title=f"{config['dataset']} {config['precision']} {config['schedule']}")
 print(f"wrote {out / (a.name + '.pt')} (epoch {ts['epoch']}, T={a.steps})")

@@ -15,7 +15,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -37,6 +37,7 @@ from .annealing import ThresholdAnnealer
 from .config import PRESET_OF, ROW_DATASETS, TrainConfig, keep_epoch_numbers
 from .datasets import ArrayDataset, load_datasets
 from .early_stopping import EarlyStopping
+from .history import History, pack_steps, unpack_steps
 from .losses import predict, spike_count_loss
 from .resume import RESUME_KEYS, RESUME_MAY_CHANGE, arch_difference, resume_config_differences
 from .schedules import LRSchedule
@@ -89,15 +90,6 @@ def evaluate(model: nn.Module, data: ArrayDataset, num_steps: int, device: torch
         correct += int((predict(model(xb, num_steps=num_steps)) == yb).sum())
     model.train(was)
     return correct / max(len(data), 1)
-
-
-@dataclass
-class History:
-    """Training history: one dict per optimizer step (iteration, epoch, loss, lr) and one per epoch
-    (loss, lr, timing, accuracies).
-    """
-    steps: list[dict[str, float]] = field(default_factory=list)
-    epochs: list[dict[str, float]] = field(default_factory=list)
 
 
 def _stopping_score(record: dict[str, Any]) -> float:
@@ -447,7 +439,7 @@ class Trainer:
     def _save(self, path: Path, arch, model, opt, sched, hist: History, epoch: int, metrics: dict | None = None,
               stopper: EarlyStopping | None = None) -> None:
         train_state = {"epoch": epoch, "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
-                       "rng": torch.get_rng_state(), "history": {"steps": hist.steps, "epochs": hist.epochs}}
+                       "rng": torch.get_rng_state(), "history": {"steps": pack_steps(hist.steps), "epochs": hist.epochs}}
         if stopper is not None:  # best score/epoch, patience count and the best epoch's weights
             train_state["early_stopping"] = stopper.state_dict()
         config = asdict(self.cfg)
@@ -463,7 +455,7 @@ class Trainer:
         opt.load_state_dict(ts["optimizer"])
         sched.load_state_dict(ts["schedule"])
         torch.set_rng_state(ts["rng"])
-        hist.steps = list(ts["history"]["steps"])
+        hist.steps = unpack_steps(ts["history"]["steps"])
         hist.epochs = list(ts["history"]["epochs"])
         if stopper is not None:
             if isinstance(ts.get("early_stopping"), dict):
