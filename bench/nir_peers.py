@@ -3,11 +3,12 @@
 For each shipped model: export the frozen net to NIR (the default file, and the file with the
 options each peer reads as we mean them, ``qsnn_deploy.interop.nir_peers.EXPORT_OPTIONS``),
 check that our own reader gets the identical frozen net back from every file, load each file with
-the peer's own importer, run it on the same test images (MNIST unless ``--data`` says otherwise) and compare every layer's spikes
-(every step, every neuron) and the predictions with our NumPy reference. Prints the markdown
-table of docs/nir.md §3a.
+the peer's own importer, run it on the same test images (MNIST unless ``--data`` says otherwise) and
+compare every layer's spikes (every step, every neuron) and the predictions with our NumPy reference.
+Prints the markdown table of docs/nir.md §3a.
 
-    python bench/nir_peers.py --data ../shared/data/mnist -n 1000 --steps 100 [--models examples/x.pt,...] [--json bench/results/nir_peers_<data>.json]
+    python bench/nir_peers.py --data ../shared/data/mnist -n 1000 --steps 100 [--models examples/x.pt,...]
+                              [--json bench/results/nir_peers_<data>.json]
 """
 from __future__ import annotations
 
