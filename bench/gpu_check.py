@@ -66,6 +66,7 @@ DEFAULT_DATA = (ROOT / ".." / "shared" / "data" / "mnist").resolve()
 SCHEMA, SCHEMA_VERSION = "qsnn-gpu-check", 1
 
 from bench.gpu_train_step import check_training_step, sync  # noqa: E402  (part (b))
+from bench.record import cpu_model  # noqa: E402
 from qsnn_deploy.cli.common import run_cli  # noqa: E402
 from qsnn_deploy.errors import QSNNError  # noqa: E402
 
@@ -99,7 +100,7 @@ def check_device(device: str) -> torch.device:
 def environment(dev: torch.device) -> dict[str, Any]:
     env: dict[str, Any] = {
         "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+        "platform": platform.platform(), "processor": cpu_model(),
         "cpu_threads": torch.get_num_threads(), "device": str(dev),
     }
     if dev.type == "cuda":
