@@ -134,10 +134,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.from_json:
-        stored = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
-        # bench/record.py's file ({"results": {"data", "rows"}}), or the bare row list written before it
-        rows = stored["results"]["rows"] if isinstance(stored, dict) else stored
-        args.data = stored["results"]["data"] if isinstance(stored, dict) else "mnist"
+        stored = json.loads(Path(args.from_json).read_text(encoding="utf-8"))["results"]  # bench/record.py's file
+        rows, args.data = stored["rows"], stored["data"]
         args.n, args.steps = rows[0]["n"], rows[0]["steps"]
     else:
         rows = run(args.models.split(","), args.data, args.n, args.steps, args.peers.split(","))
