@@ -14,7 +14,7 @@ fm = json.loads((root / "training-runs/fmnist_q4/epochs.json").read_text())["epo
 mn = json.loads((root / "training-runs/mnist_t100/epochs.json").read_text())["epochs"]
 pct = lambda x: f"{100 * x:.2f}"
 # FashionMNIST: rows of at most 15 epochs; the candidates fixed in advance (ends of the descents) in bold
-CANDIDATES = (10, 30, 50)
+CANDIDATES = (10, 30, 50, 70)
 cell = lambda e: f"**{pct(e['test_accuracy'])}**" if e["epoch"] in CANDIDATES else pct(e["test_accuracy"])
 def fm_tables(eps):
     out = []
