@@ -44,13 +44,14 @@ Every model trained with ``loihi`` passes ``qsnn-export --target lava --strict``
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
 
 from . import intmath
 from .errors import FrozenNetError
+from .statebound import StateBound
 
 if TYPE_CHECKING:
     from .nn import QSequential
@@ -288,19 +289,29 @@ def calibrate_initial_firing(model: QSequential, x: torch.Tensor, num_steps: int
     return rates
 
 
+class FracBitsFit(NamedTuple):
+    """What :func:`fit_frac_bits` did to one layer."""
+
+    old: int                  # F before (fractional bits of θ and the decayed state)
+    new: int                  # F after (= old when no F proves the layer)
+    proof: bool               # True: no input in range can clip the state at ``new``
+    bound: StateBound         # the proven bound at ``new``; with no proof, the bound at F = 0 (the smallest state)
+
+
 @torch.no_grad()
 def fit_frac_bits(model: QSequential, max_frac_bits: int = intmath.DEFAULT_FRAC_BITS
-                  ) -> dict[str, tuple[int, int, bool]]:
+                  ) -> dict[str, FracBitsFit]:
     """Give every deploy-faithful neuron of a trained :class:`~qsnn_deploy.nn.QSequential` the largest
     F ≤ ``max_frac_bits`` whose proven state bound cannot saturate (:mod:`qsnn_deploy.statebound`).
 
     This is the "re-freeze" of a model trained with one F for all layers: the model's own forward
     then runs with the new F, so PyTorch model == frozen net still holds by construction (its
     accuracy must be re-measured: θ and the decay are re-rounded on the new grid). Returns
-    ``{block name: (old F, new F, proof)}``; a layer with no proof keeps its F.
+    ``{block name: FracBitsFit(old F, new F, proof, bound)}``; a layer with no proof keeps its F, and
+    its ``bound`` is the one at F = 0, which says by how much even the smallest state is too narrow.
     """
     from .nn.neuron import QNeuron
-    from .statebound import StateBound, choose_frac_bits
+    from .statebound import choose_frac_bits
 
     changes = {}
     for i, block in enumerate(model.blocks):
@@ -316,10 +327,24 @@ def fit_frac_bits(model: QSequential, max_frac_bits: int = intmath.DEFAULT_FRAC_
 
         if _block_frozen(model, i, block) is None:
             continue
-        f, proof, _ = choose_frac_bits(bound_at, f_max=max_frac_bits)
+        f, proof, bound = choose_frac_bits(bound_at, f_max=max_frac_bits)
+        if not proof:
+            bound = bound_at(0)
         neuron.frac_bits = f if proof else old
-        changes[block.name] = (old, neuron.frac_bits, proof)
+        changes[block.name] = FracBitsFit(old, neuron.frac_bits, proof, bound)
     return changes
+
+
+def unproven_frac_bits_message(unproven: dict[str, FracBitsFit],
+                                max_frac_bits: int = intmath.DEFAULT_FRAC_BITS) -> str:
+    """What ``qsnn-train`` logs about the layers :func:`fit_frac_bits` could not prove: how far over its
+    state width each one is even at F = 0, and what would give a proof."""
+    layers = "; ".join(f"{name}: worst-case |v| {fit.bound.peak:.3g} even at F = 0, {fit.bound.peak / fit.bound.limit:.2g}× "
+                       f"its {fit.bound.state_bits}-bit limit {fit.bound.limit:,}" for name, fit in unproven.items())
+    return (f"no F ≤ {max_frac_bits} proves these layers saturation-free, so they keep their F; freeze will name them "
+            f"and qsnn-verify counts any clip: {layers}. For a proof: a smaller β for the layer (the bound grows as "
+            "1/(1 − β)), a narrower input range, or --profile loihi (which projects the weights into the "
+            "state bound after every optimizer step)")
 
 
 def frac_bits_of_layers(model: QSequential) -> dict[str, int]:

@@ -83,6 +83,38 @@ def test_choose_frac_bits_is_the_largest_proven():
     assert not proof2
 
 
+@pytest.mark.parametrize("beta,unprovable", [(0.921, set()), (0.994, {"conv1"})])
+def test_fit_frac_bits_proves_each_layer_or_says_how_far_over_it_is(beta, unprovable):
+    """The trainer's per-epoch re-fit (issue 24, item 5). At the Table I MNIST β every layer gets a proven F; at the
+    authors' later β 0.994 the first layer (5×5 kernel, 8-bit pixels, 2×2 pool, 1/(1 − β) ≈ 167) cannot be proven at
+    any F, keeps its F, and the log names it with its worst case at F = 0 against the 24-bit limit and the fixes."""
+    from qsnn_deploy.models import build_model, init_uniform_fan_in, preset_arch
+    from qsnn_deploy.profiles import fit_frac_bits, unproven_frac_bits_message
+
+    torch.manual_seed(0)
+    model = init_uniform_fan_in(build_model(preset_arch("mnist", "int4", num_steps=8, beta=beta))).eval()
+    fits = fit_frac_bits(model)
+    assert {name for name, fit in fits.items() if not fit.proof} == unprovable
+    for name, fit in fits.items():
+        if fit.proof:  # the largest proven F: one more fractional bit could clip (or F is at its cap)
+            assert fit.bound.saturation_free and fit.bound.frac_bits == fit.new <= 6
+        else:
+            assert fit.new == fit.old and fit.bound.frac_bits == 0 and fit.bound.peak > fit.bound.limit == 8_388_607
+    model_f = {b.name: b.neuron.frac_bits for b in model.blocks}
+    assert model_f == {name: fit.new for name, fit in fits.items()}  # the model runs at what it reports
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        net = freeze(model)  # and freeze names the unproven layer again
+    assert {n for n in fits if any(f"layer {n!r}" in str(w.message) for w in caught)} == unprovable
+    bounds = dict(zip((layer.name for layer in net.layers), net_state_bounds(net)))
+    assert all(bounds[name].saturation_free == (name not in unprovable) for name in fits)
+    if unprovable:
+        msg = unproven_frac_bits_message({n: fits[n] for n in unprovable})
+        peak = fits["conv1"].bound.peak
+        assert "conv1" in msg and f"{peak:.3g}" in msg and "8,388,607" in msg and f"{peak / 8_388_607:.2g}×" in msg
+        assert "β" in msg and "--profile loihi" in msg and "conv2" not in msg
+
+
 def _float_mnist_mlp(threshold=0.5):
     torch.manual_seed(0)
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 32), snn.Leaky(beta=0.9, threshold=threshold, init_hidden=True),

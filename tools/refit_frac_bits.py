@@ -21,7 +21,7 @@ import torch
 
 from qsnn_deploy.checkpoint import model_from_checkpoint, save_checkpoint
 from qsnn_deploy.fileio import atomic_path
-from qsnn_deploy.profiles import fit_frac_bits
+from qsnn_deploy.profiles import fit_frac_bits, unproven_frac_bits_message
 from qsnn_deploy.train.datasets import load_datasets
 from qsnn_deploy.train.trainer import evaluate
 
@@ -35,12 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     model, ckpt = model_from_checkpoint(a.checkpoint)
     changes = fit_frac_bits(model, a.max_frac_bits)
-    for name, (old, new, proof) in changes.items():
-        print(f"{name}: F {old} -> {new} ({'proven saturation-free' if proof else 'NO PROOF: kept'})")
+    for name, fit in changes.items():
+        print(f"{name}: F {fit.old} -> {fit.new} ({'proven saturation-free' if fit.proof else 'NO PROOF: kept'})")
+    unproven = {name: fit for name, fit in changes.items() if not fit.proof}
+    if unproven:
+        print(unproven_frac_bits_message(unproven, a.max_frac_bits))
     arch = copy.deepcopy(ckpt["arch"])
     blocks = {b.neuron: b.name for b in model.blocks}
     neuron_names = {id(m): n for n, m in model.named_children()}
-    by_name = {neuron_names[id(neuron)]: changes[block][1] for neuron, block in blocks.items() if block in changes}
+    by_name = {neuron_names[id(neuron)]: changes[block].new for neuron, block in blocks.items() if block in changes}
     for entry in arch["layers"]:
         if entry.get("type") == "lif" and entry.get("name") in by_name:
             entry["frac_bits"] = int(by_name[entry["name"]])
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     final = dict(ckpt.get("metrics") or {})  # a checkpoint holds the final metrics, flat
     final["test_accuracy_before_refit"] = final.get("test_accuracy")
     final.update(test_accuracy=float(acc), n_test=len(test), eval_steps=steps,
-                 frac_bits={k: v[1] for k, v in changes.items()})
+                 frac_bits={k: fit.new for k, fit in changes.items()})
     save_checkpoint(a.checkpoint, model, arch, config, final, train_state=ckpt.get("train_state"))
     if mpath.exists():
         m = json.loads(mpath.read_text())

@@ -31,7 +31,7 @@ from ..fileio import write_text_atomic
 from ..log import get_logger, progress_enabled
 from ..models import build_model, init_uniform_fan_in, preset_arch
 from ..profiles import (apply_profile, calibrate_initial_firing, fit_frac_bits, frac_bits_of_layers,
-                        project_to_state_budget, set_arch_frac_bits)
+                        project_to_state_budget, set_arch_frac_bits, unproven_frac_bits_message)
 from ..nn.blocks import is_synapse
 from .annealing import ThresholdAnnealer
 from .config import PRESET_OF, ROW_DATASETS, TrainConfig, keep_epoch_numbers
@@ -426,14 +426,13 @@ class Trainer:
         fitted = frac_bits_of_layers(model)
         set_arch_frac_bits(arch, fitted)
         self.fitted_frac_bits = fitted
-        moved = [f"{name} F {old}→{new}" for name, (old, new, _) in changes.items() if old != new]
-        unproven = [name for name, (_, _, proof) in changes.items() if not proof]
+        moved = [f"{name} F {fit.old}→{fit.new}" for name, fit in changes.items() if fit.old != fit.new]
+        unproven = {name: fit for name, fit in changes.items() if not fit.proof}
         if self.is_main and moved:
             self.log("fractional bits re-fitted (no state can clip): " + ", ".join(moved))
         if self.is_main and unproven:
-            self.log("no F ≤ 6 proves these layers saturation-free (their worst-case input drives the state past "
-                     "its width at any F); freeze will name them: " + ", ".join(unproven))
-        return {name: int(new) for name, (_, new, _) in changes.items()}
+            self.log(unproven_frac_bits_message(unproven))
+        return {name: int(fit.new) for name, fit in changes.items()}
 
     # ------------------------------------------------------------------ persistence
     def _save(self, path: Path, arch, model, opt, sched, hist: History, epoch: int, metrics: dict | None = None,
