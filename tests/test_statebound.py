@@ -96,7 +96,7 @@ def test_fit_frac_bits_proves_each_layer_or_says_how_far_over_it_is(beta, unprov
     fits = fit_frac_bits(model)
     assert {name for name, fit in fits.items() if not fit.proof} == unprovable
     for name, fit in fits.items():
-        if fit.proof:  # the largest proven F: one more fractional bit could clip (or F is at its cap)
+        if fit.proof:  # proven at the F it reports (that it is the largest: test_choose_frac_bits_is_the_largest_proven)
             assert fit.bound.saturation_free and fit.bound.frac_bits == fit.new <= 6
         else:
             assert fit.new == fit.old and fit.bound.frac_bits == 0 and fit.bound.peak > fit.bound.limit == 8_388_607

@@ -19,7 +19,7 @@ while pgrep -f "qsnn_deploy.cli.train.*--out $run" >/dev/null; do
     [ -f "$run/epoch_$e.pt" ] && [ ! -f "$dst/epoch_$e.pt" ] && cp "$run/epoch_$e.pt" "$dst/epoch_$e.pt"
   done
   for _ in 1 2 3 4 5; do  # another git command may hold the index lock for a moment
-    git add "$dst" && git commit -q -m "issue 28: $(basename "$dst") snapshot ($summary)" -- "$dst" && break
+    git add "$dst" && git commit -q -m "$(basename "$dst") snapshot ($summary)" -- "$dst" && break
     sleep 7
   done
   echo "$(date -u '+%F %T') $summary"
