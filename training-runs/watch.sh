@@ -3,8 +3,9 @@
 #   setsid nohup training-runs/watch.sh RUN_DIR SNAPSHOT_DIR [KEPT_EPOCHS] > /work/runs/watch.out 2>&1 &
 #   e.g. training-runs/watch.sh /work/runs/mnist_t100_s1 training-runs/mnist_t100_s1 10,30,50,70
 # When RUN_DIR/last.pt changes: training-runs/snapshot.py (last.pt + epochs.json), a copy of each kept
-# epoch_<N>.pt (so candidate.sh runs on the snapshot folder anywhere), and `git commit -- SNAPSHOT_DIR`
-# (only that folder: other staged work stays staged). Run from the repository root. A machine that goes
+# epoch_<N>.pt (so candidate.sh runs on the snapshot folder anywhere), training-runs/progress.png redrawn
+# (plot_runs.py), and `git commit -- SNAPSHOT_DIR training-runs/progress.png` (only those: other staged work
+# stays staged). Run from the repository root. A machine that goes
 # away with its session loses at most the epoch in progress.
 set -uo pipefail
 run=${1:?run directory}; dst=${2:?snapshot folder}; kept=${3:-10,30,50,70}
@@ -18,8 +19,10 @@ while pgrep -f "qsnn_deploy.cli.train.*--out $run" >/dev/null; do
   for e in ${kept//,/ }; do
     [ -f "$run/epoch_$e.pt" ] && [ ! -f "$dst/epoch_$e.pt" ] && cp "$run/epoch_$e.pt" "$dst/epoch_$e.pt"
   done
+  nice python training-runs/plot_runs.py >/dev/null 2>&1 || echo "plot_runs.py failed; progress.png not redrawn"
   for _ in 1 2 3 4 5; do  # another git command may hold the index lock for a moment
-    git add "$dst" && git commit -q -m "$(basename "$dst") snapshot ($summary)" -- "$dst" && break
+    git add "$dst" training-runs/progress.png &&
+      git commit -q -m "$(basename "$dst") snapshot ($summary)" -- "$dst" training-runs/progress.png && break
     sleep 7
   done
   echo "$(date -u '+%F %T') $summary"
