@@ -3,10 +3,11 @@
     python training-runs/plot_runs.py            # writes training-runs/progress.png
 
 One panel per dataset; each line is one run folder's epochs.json (test accuracy at T = 100 on all
-10,000 test images, the PyTorch model that is bit-exact with the frozen integer net). Marked: the
-paper's Table II mean ± σ (int4, cosine), the accuracy of the model shipped in examples/ now (from its
-metrics note), and the declared shipping candidates of each run (the ends of its cosine descents).
-The figures come from the files; nothing is typed in here except the paper's two numbers.
+10,000 test images, of the deploy-faithful PyTorch model the trainer tests after every epoch). Marked:
+the paper's Table II mean ± σ (int4, cosine), the accuracy of the model shipped in examples/ now (from
+its metrics note), and the epochs where a run's learning rate reaches 0 (the ends of its cosine
+descents: the declared shipping candidates of mnist_t100_s1 and fmnist_q4; mnist_t100 chose on a
+validation split). The figures come from those files; only the paper's are typed in here.
 """
 from __future__ import annotations
 
