@@ -7,7 +7,7 @@ One panel per dataset; each line is one run folder's epochs.json (test accuracy 
 the paper's Table II mean ± σ (int4, cosine), the accuracy of the model shipped in examples/ now (from
 its metrics note), and the epochs where a run's learning rate reaches 0 (the ends of its cosine
 descents: the declared shipping candidates of mnist_t100_s1 and fmnist_q4; mnist_t100 chose on a
-validation split). The figures come from those files; only the paper's are typed in here.
+validation split). The figures come from those files and bench/accuracy_table.py's PAPER (Table II).
 """
 from __future__ import annotations
 
@@ -17,11 +17,10 @@ from pathlib import Path
 
 root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(root))
+sys.path.insert(0, str(root / "bench"))
 
+from accuracy_table import PAPER  # noqa: E402  (Table II, int4, cosine, T = 100: mean %, σ)
 from qsnn_deploy.fileio import atomic_path  # noqa: E402
-
-# Table II of "Navigating Local Minima in Quantized SNNs", int4, cosine annealing, T = 100: mean, σ (%)
-PAPER = {"mnist": (99.31, 0.02), "fashion-mnist": (90.83, 0.09)}
 PANELS = [  # dataset, shipped model, runs (folder, label)
     ("mnist", "examples/mnist_int4_qsnn.metrics.json",
      [("mnist_t100", "seed 0, 55,000 images + 5,000 validation"),
@@ -53,7 +52,7 @@ def main(out: Path = root / "training-runs" / "progress.png") -> Path:
 
     fig, axes = plt.subplots(1, len(PANELS), figsize=(13, 5.0))
     for ax, (dataset, metrics, runs) in zip(axes, PANELS):
-        mean, sigma = PAPER[dataset]
+        mean, sigma = PAPER[(dataset, "int4", "cosine")]
         ax.axhspan(mean - sigma, mean + sigma, color="tab:green", alpha=0.15, lw=0)
         ax.axhline(mean, color="tab:green", lw=1.2, label=f"paper, int4: {mean:.2f} ± {sigma:.2f}% (3 trials)")
         shipped = shipped_accuracy(metrics)

@@ -5,8 +5,8 @@
 # When RUN_DIR/last.pt changes: training-runs/snapshot.py (last.pt + epochs.json), a copy of each kept
 # epoch_<N>.pt (so candidate.sh runs on the snapshot folder anywhere), training-runs/progress.png redrawn
 # (plot_runs.py), and `git commit -- SNAPSHOT_DIR training-runs/progress.png` (only those: other staged work
-# stays staged). Run from the repository root. A machine that goes
-# away with its session loses at most the epoch in progress.
+# stays staged). Run from the repository root. A machine that goes away with its session loses at most the
+# epoch in progress.
 set -uo pipefail
 run=${1:?run directory}; dst=${2:?snapshot folder}; kept=${3:-10,30,50,70}
 last=$(stat -c %Y "$run/last.pt" 2>/dev/null)
