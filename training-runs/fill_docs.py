@@ -1,7 +1,10 @@
-"""Refresh docs/training.md's per-epoch tables of the two issue-28 runs from training-runs/*/epochs.json.
+"""Refresh docs/training.md's per-epoch tables of the issue-28 runs from training-runs/*/epochs.json.
 
-    python training-runs/snapshot.py /work/runs/fmnist_q4 training-runs/fmnist_q4     # and mnist_t100
+    python training-runs/snapshot.py /work/runs/fmnist_q4 training-runs/fmnist_q4     # and mnist_t100(_s1)
     python training-runs/fill_docs.py
+
+Tables: fmnist_q4 (test), mnist_t100 from epoch 31 (test and validation), mnist_t100_s1 beside mnist_t100
+(test, at the same epochs).
 
 The prose beside the tables (which epochs, what they show) is written by hand.
 """
@@ -46,6 +49,25 @@ if rows:
         s = s[:b] + t + "\n" + s[c:]
     else:
         s = s[:b] + t + "\n" + s[b:]
+# MNIST second trial (seed 1): its test accuracy per epoch beside seed 0's (mnist_t100) at the same epoch, in rows
+# of 15 epochs after the "A second trial is under way" bullet's prose; the declared candidates in bold
+s1_path = root / "training-runs/mnist_t100_s1/epochs.json"
+if s1_path.exists():
+    s1 = json.loads(s1_path.read_text())["epochs"]
+    seed0 = {e["epoch"]: e["test_accuracy"] for e in mn}
+    rows_s1 = []
+    for i in range(0, len(s1), 15):
+        chunk = s1[i:i + 15]
+        rows_s1.append("  | epoch | " + " | ".join(str(e["epoch"]) for e in chunk) + " |")
+        rows_s1.append("  |---|" + "---|" * len(chunk))
+        rows_s1.append("  | seed 1, 60,000 images | " + " | ".join(cell(e) for e in chunk) + " |")
+        rows_s1.append("  | seed 0, 55,000 images | "
+                       + " | ".join(pct(seed0[e["epoch"]]) if e["epoch"] in seed0 else "" for e in chunk) + " |")
+        rows_s1.append("")
+    a = s.index("- **A second trial is under way**")
+    a = s.index("\n\n", a) + 2  # the tables follow the bullet's first paragraph
+    b = s.index("  Best test epoch so far", a)
+    s = s[:a] + "\n".join(rows_s1) + "\n" + s[b:]
 doc.write_text(s)
 print("fmnist", [(e["epoch"], pct(e["test_accuracy"])) for e in fm[10:]])
 print("mnist", [(e["epoch"], pct(e["test_accuracy"]), pct(e["val_accuracy"])) for e in rows])
